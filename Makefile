@@ -1,0 +1,42 @@
+# Dark Halo Scope — the two commands that matter: `make demo` and `make test`.
+# Each sets itself up from nothing: creates .venv and installs the project with its pinned deps.
+
+PYTHON      ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export PYSPARK_PYTHON ?= $(abspath $(PY))
+export PYSPARK_DRIVER_PYTHON ?= $(abspath $(PY))
+PYTEST_ARGS ?=
+
+.PHONY: venv test test-all demo bench lint clean
+
+venv: $(STAMP)
+
+# torch/torchvision first and pinned (pip takes them from this machine's disk), then the project.
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[all]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(PY) -m dhs_gen.demo $(if $(FORCE),--force,)
+
+bench: $(STAMP)
+	$(PY) -m dhs_gen.bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache spark-warehouse

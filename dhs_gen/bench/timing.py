@@ -1,0 +1,26 @@
+"""Timing helper for benchmarks: best-of-N wall time of a callable."""
+from __future__ import annotations
+
+import time
+
+
+def best_time(fn, repeats: int = 3, warmup: int = 1) -> float:
+    """Minimum wall time [s] of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def entry(name: str, value: float, unit: str, baseline_name: str | None = None,
+          baseline_value: float | None = None, ratio: float | None = None, target: str = "", notes: str = "") -> dict:
+    """One benchmark result row (see dhs_gen.bench)."""
+    if ratio is None and baseline_value:
+        ratio = value / baseline_value
+    return {"name": name, "value": float(value), "unit": unit, "baseline_name": baseline_name,
+            "baseline_value": None if baseline_value is None else float(baseline_value),
+            "ratio": None if ratio is None else float(ratio), "target": target, "notes": notes}

@@ -1,0 +1,1 @@
+"""Readers and writers for stamps, cutouts and the earlier pipeline's datasets."""

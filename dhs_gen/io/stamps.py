@@ -1,0 +1,307 @@
+"""Stamp codecs: decode every legacy stamp layout, encode the project's canonical form.
+
+Layouts accepted by :func:`decode_stamp_npz` (path, bytes or file-like):
+
+* canonical ``DHSSTMP1`` blob (written by :func:`encode_stamp`): 8-byte magic, uint32 LE header
+  length, UTF-8 JSON header ``{"shape", "bands", "meta"}``, raw little-endian float32 (C, H, W);
+* npz with ``image_g``/``image_r``/``image_z`` (any subset, e.g. bandset "r" has ``image_r`` only);
+* npz with ``img`` ((C, H, W), (H, W, C) or (H, W));
+* npz with ``cutout`` (H, W, C) plus scalar ``meta_*`` keys (the cutout files);
+* FITS, (C, H, W) or (H, W), as the Legacy Surveys cutout service returns it;
+* any of the above wrapped in gzip (seen in old phase-4c tables).
+
+Images come back as float32 (C, H, W), nanomaggies, channels in band order.
+Pickled content is refused (``allow_pickle=False``). Non-finite pixels raise by default;
+``nan_policy="report"`` returns them with their per-band count for the caller to decide.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO, Union
+
+import numpy as np
+
+CANONICAL_MAGIC = b"DHSSTMP1"
+_HEADER_LEN = struct.Struct("<I")
+_BAND_ORDER = "grz"
+_MAX_SIDE = 4096
+
+Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
+
+
+class StampDecodeError(ValueError):
+    """A stamp could not be decoded; the message names the key or problem."""
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A decoded stamp: float32 (C, H, W) image, band string, metadata, and provenance."""
+
+    image: np.ndarray
+    bands: str
+    meta: dict = field(default_factory=dict)
+    layout: str = "canonical"
+    nonfinite_per_band: tuple = ()
+
+    @property
+    def nonfinite_count(self) -> int:
+        """Total NaN/Inf pixels over all bands."""
+        return int(sum(self.nonfinite_per_band))
+
+    def band(self, name: str) -> np.ndarray:
+        """The (H, W) image of one band."""
+        if name not in self.bands:
+            raise KeyError(f"band {name!r} not in stamp bands {self.bands!r}")
+        return self.image[self.bands.index(name)]
+
+
+# --------------------------------------------------------------------------------------------
+# encoding
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def encode_stamp(image: np.ndarray, bands: str = "grz", meta: dict | None = None) -> bytes:
+    """Encode a (C, H, W) image (cast to float32) as the canonical ``DHSSTMP1`` blob."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[None]
+    _check_shape(image, bands, key="image")
+    header = json.dumps({
+        "shape": list(image.shape),
+        "bands": bands,
+        "meta": {str(k): _jsonable(v) for k, v in (meta or {}).items()},
+    }, separators=(",", ":")).encode("utf-8")
+    data = np.ascontiguousarray(image, dtype="<f4").tobytes()
+    return CANONICAL_MAGIC + _HEADER_LEN.pack(len(header)) + header + data
+
+
+def encode_stamp_npz(image: np.ndarray, bands: str = "grz", meta: dict | None = None,
+                     compressed: bool = True) -> bytes:
+    """Encode in the legacy phase-4c layout (``image_<band>`` keys, ``meta_*`` scalars) as npz bytes."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        image = image[None]
+    _check_shape(image, bands, key="image")
+    arrays = {f"image_{b}": image[i] for i, b in enumerate(bands)}
+    arrays.update({f"meta_{k}": np.asarray(_jsonable(v)) for k, v in (meta or {}).items()})
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+    return buf.getvalue()
+
+
+def decode_canonical_image(blob: bytes) -> np.ndarray:
+    """Fast path: the float32 (C, H, W) array of a canonical blob (a read-only view, no copy)."""
+    if blob[:8] != CANONICAL_MAGIC:
+        raise StampDecodeError("not a canonical DHSSTMP1 stamp (bad magic)")
+    (hlen,) = _HEADER_LEN.unpack_from(blob, 8)
+    header = json.loads(bytes(blob[12:12 + hlen]))
+    shape = tuple(header["shape"])
+    return np.frombuffer(blob, dtype="<f4", count=int(np.prod(shape)), offset=12 + hlen).reshape(shape)
+
+
+# --------------------------------------------------------------------------------------------
+# decoding
+
+def _read_source(source: Source) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        from dhs_gen.storage import read_bytes
+
+        try:
+            return read_bytes(os.fspath(source))
+        except FileNotFoundError:
+            raise StampDecodeError(f"stamp file not found: {source}") from None
+    if hasattr(source, "read"):
+        return source.read()
+    raise StampDecodeError(f"cannot read a stamp from {type(source).__name__}")
+
+
+def _check_shape(image: np.ndarray, bands: str, key: str) -> None:
+    if image.ndim != 3:
+        raise StampDecodeError(f"{key}: expected a (C, H, W) image, got shape {image.shape}")
+    c, h, w = image.shape
+    if c != len(bands):
+        raise StampDecodeError(f"{key}: {c} channels but bands {bands!r}")
+    if not (1 <= h <= _MAX_SIDE and 1 <= w <= _MAX_SIDE):
+        raise StampDecodeError(f"{key}: implausible stamp size {h}x{w}")
+    if not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image):
+        raise StampDecodeError(f"{key}: non-numeric dtype {image.dtype}")
+
+
+def _channels_first(arr: np.ndarray, key: str, nbands_hint: int | None) -> np.ndarray:
+    if arr.ndim == 2:
+        return arr[None]
+    if arr.ndim != 3:
+        raise StampDecodeError(f"{key}: expected 2-D or 3-D array, got shape {arr.shape}")
+    small = (1, 2, 3, 4, 5)
+    if arr.shape[0] in small and arr.shape[-1] not in small:
+        return arr
+    if arr.shape[-1] in small and arr.shape[0] not in small:
+        return np.moveaxis(arr, -1, 0)
+    if nbands_hint is not None and arr.shape[0] == nbands_hint:
+        return arr
+    raise StampDecodeError(f"{key}: cannot tell the channel axis of shape {arr.shape}")
+
+
+def _scalar(value: np.ndarray):
+    if value.ndim != 0:
+        return value.tolist()
+    item = value.item()
+    return item
+
+
+def _decode_npz(data: bytes, bands: str | None) -> tuple[np.ndarray, str, dict, str]:
+    try:
+        npz = np.load(io.BytesIO(data), allow_pickle=False)
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+        raise StampDecodeError(f"corrupt or truncated npz: {exc}") from None
+    try:
+        keys = set(npz.files)
+        arrays = {}
+        for key in keys:
+            try:
+                arrays[key] = npz[key]
+            except ValueError as exc:
+                if "pickle" in str(exc).lower():
+                    raise StampDecodeError(f"npz key {key!r} holds pickled objects; refused") from None
+                raise StampDecodeError(f"npz key {key!r}: {exc}") from None
+            except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+                raise StampDecodeError(f"npz key {key!r} corrupt or truncated: {exc}") from None
+    finally:
+        npz.close()
+
+    meta = {k[5:]: _scalar(v) for k, v in arrays.items() if k.startswith("meta_")}
+    band_keys = [b for b in _BAND_ORDER if f"image_{b}" in keys]
+    if band_keys:
+        planes = []
+        for b in band_keys:
+            plane = arrays[f"image_{b}"]
+            if plane.ndim != 2:
+                raise StampDecodeError(f"image_{b}: expected a 2-D plane, got shape {plane.shape}")
+            planes.append(plane)
+        shapes = {p.shape for p in planes}
+        if len(shapes) != 1:
+            raise StampDecodeError(f"band planes differ in shape: {sorted(shapes)}")
+        found = "".join(band_keys)
+        if bands is not None and bands != found:
+            raise StampDecodeError(f"expected bands {bands!r}, npz holds {found!r}")
+        return np.stack(planes), found, meta, "npz_image_bands"
+    for key, layout in (("cutout", "npz_cutout"), ("img", "npz_img"), ("image", "npz_image")):
+        if key in keys:
+            hint = len(bands) if bands else None
+            image = _channels_first(arrays[key], key, hint)
+            found = bands or (_BAND_ORDER if image.shape[0] == 3 else meta.get("bandset", "r"))
+            if image.shape[0] != len(found):
+                raise StampDecodeError(f"{key}: {image.shape[0]} channels but bands {found!r}")
+            return image, str(found), meta, layout
+    raise StampDecodeError(f"npz has no stamp key (image_g/r/z, img, cutout); keys: {sorted(keys)}")
+
+
+def _decode_fits(data: bytes, bands: str | None) -> tuple[np.ndarray, str, dict, str]:
+    from astropy.io import fits
+
+    try:
+        with fits.open(io.BytesIO(data), memmap=False) as hdul:
+            hdu = next((h for h in hdul if getattr(h, "data", None) is not None), None)
+            if hdu is None:
+                raise StampDecodeError("FITS holds no image data")
+            image = np.array(hdu.data)
+            header = hdu.header
+    except (OSError, TypeError, ValueError) as exc:
+        if isinstance(exc, StampDecodeError):
+            raise
+        raise StampDecodeError(f"corrupt or truncated FITS: {exc}") from None
+    if image.ndim == 2:
+        image = image[None]
+    if image.ndim != 3:
+        raise StampDecodeError(f"FITS image: expected (C, H, W), got shape {image.shape}")
+    header_bands = "".join(str(header.get(f"BAND{i}", "")).strip() for i in range(image.shape[0]))
+    found = bands or (header_bands if len(header_bands) == image.shape[0] else None)
+    if found is None:
+        found = _BAND_ORDER if image.shape[0] == 3 else "r"
+    if len(found) != image.shape[0]:
+        raise StampDecodeError(f"FITS image: {image.shape[0]} planes but bands {found!r}")
+    meta = {k.lower(): header[k] for k in ("RA", "DEC", "PIXSCALE", "SURVEY", "VERSION") if k in header}
+    return image.astype(image.dtype.newbyteorder("=")), found, meta, "fits"
+
+
+def _decode_canonical(data: bytes) -> tuple[np.ndarray, str, dict, str]:
+    if len(data) < 12:
+        raise StampDecodeError("canonical stamp truncated in its header")
+    (hlen,) = _HEADER_LEN.unpack_from(data, 8)
+    try:
+        header = json.loads(data[12:12 + hlen])
+        shape = tuple(int(s) for s in header["shape"])
+        bands = str(header["bands"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StampDecodeError(f"canonical stamp header unreadable: {exc}") from None
+    need = int(np.prod(shape)) * 4
+    body = data[12 + hlen:]
+    if len(body) != need:
+        raise StampDecodeError(f"canonical stamp truncated: {len(body)} of {need} data bytes")
+    image = np.frombuffer(body, dtype="<f4").reshape(shape)
+    return image, bands, dict(header.get("meta", {})), "canonical"
+
+
+def decode_stamp_npz(source: Source, bands: str | None = None, *, nan_policy: str = "raise",
+                     expected_size: int | None = None) -> Stamp:
+    """Decode a stamp in any supported layout (see module docstring).
+
+    bands: expected band string (e.g. "grz" or bandset "r"); None accepts what the data holds.
+    nan_policy: "raise" (default) or "report" (non-finite counts in ``nonfinite_per_band``).
+    expected_size: if given, require H == W == expected_size.
+    """
+    if nan_policy not in ("raise", "report"):
+        raise ValueError(f"nan_policy must be 'raise' or 'report', not {nan_policy!r}")
+    data = _read_source(source)
+    layout_prefix = ""
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise StampDecodeError(f"corrupt or truncated gzip wrapper: {exc}") from None
+        layout_prefix = "gzip+"
+    if not data:
+        raise StampDecodeError("empty stamp")
+    if data[:8] == CANONICAL_MAGIC:
+        image, found, meta, layout = _decode_canonical(data)
+    elif data[:4] == b"PK\x03\x04":
+        image, found, meta, layout = _decode_npz(data, bands)
+    elif data[:6] == b"SIMPLE":
+        image, found, meta, layout = _decode_fits(data, bands)
+    elif data[:1] == b"\x80":
+        raise StampDecodeError("pickled data is refused (only npz/FITS/canonical stamps are read)")
+    elif data[:6] == b"\x93NUMPY":
+        raise StampDecodeError("bare .npy arrays carry no band names; store stamps as npz or canonical")
+    else:
+        raise StampDecodeError(f"unrecognised stamp format (first bytes {data[:8]!r})")
+
+    if bands is not None and found != bands:
+        raise StampDecodeError(f"expected bands {bands!r}, stamp holds {found!r}")
+    _check_shape(image, found, key=layout)
+    if expected_size is not None and image.shape[1:] != (expected_size, expected_size):
+        raise StampDecodeError(f"{layout}: expected {expected_size}x{expected_size}, got {image.shape[1:]}")
+    image = np.asarray(image, dtype=np.float32)
+    finite = np.isfinite(image)
+    nonfinite = tuple(int(n) for n in (~finite).reshape(image.shape[0], -1).sum(axis=1))
+    if sum(nonfinite) and nan_policy == "raise":
+        detail = ", ".join(f"{b}={n}" for b, n in zip(found, nonfinite) if n)
+        raise StampDecodeError(f"{layout}: non-finite pixels (NaN/Inf) per band: {detail}")
+    return Stamp(image=image, bands=found, meta=meta, layout=layout_prefix + layout,
+                 nonfinite_per_band=nonfinite)

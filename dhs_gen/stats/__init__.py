@@ -1,0 +1,1 @@
+"""Statistics shared by the completeness, proxy and evaluation stages."""

@@ -1,0 +1,1 @@
+"""EMR launcher: presets, pure request builders, submit/wait/log layer, packaging, S3 sync."""

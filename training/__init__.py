@@ -1,0 +1,1 @@
+"""Training package: torchrun lens finders on the pipeline's Parquet."""
