@@ -1,0 +1,228 @@
+"""Frozen-model export and loading: weights + config + provenance, content-addressed.
+
+A frozen model directory holds ``weights.pt`` (state dict), ``trained_ids.txt`` (sorted ids the
+model was trained on, one a line), ``model.json`` (model_id, build spec, preprocessing recipe,
+training config, data manifest hash, trained-ids hash, code version) and ``_SUCCESS`` written
+last. ``model_id`` = SHA-256 of the weight bytes and the canonical JSON of build spec,
+preprocessing and config, so a score row naming a model_id proves which model produced it, and
+``FrozenModel.assert_disjoint(ids)`` proves a selection set was never trained on.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+WEIGHTS = "weights.pt"
+MODEL_JSON = "model.json"
+TRAINED_IDS = "trained_ids.txt"
+FORMAT_VERSION = 1
+
+
+def code_version() -> str:
+    """git revision of the source tree (``+dirty`` when modified), else the package version."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        rev = subprocess.check_output(["git", "-C", here, "rev-parse", "HEAD"], text=True,
+                                      stderr=subprocess.DEVNULL).strip()
+        dirty = subprocess.run(["git", "-C", here, "diff", "--quiet", "HEAD", "--", "."],
+                               stderr=subprocess.DEVNULL).returncode != 0
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return "dark-halo-scope==" + version("dark-halo-scope")
+        except PackageNotFoundError:
+            return "unknown"
+
+
+def _canonical_json(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def ids_hash(ids: Iterable[str]) -> str:
+    """SHA-256 of the sorted, newline-joined ids (order-independent)."""
+    h = hashlib.sha256()
+    for i in sorted(str(x) for x in ids):
+        h.update(i.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _state_bytes(model) -> bytes:
+    import torch
+
+    module = getattr(model, "module", model)  # unwrap DDP
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def export_frozen_model(model, config: dict, out_dir: str, *, data_manifest_hash: str, preprocess: dict,
+                        trained_ids: Iterable[str] | None = None) -> str:
+    """Write a frozen model to ``out_dir`` (file:// or s3://); return its model_id.
+
+    ``model``: a LensModel from training.models.build_model (or DDP-wrapped); ``config``: the
+    resolved training config (JSON-able); ``preprocess``: the PreprocessSpec dict applied to raw
+    nanomaggie stamps; ``trained_ids``: ids of every training row (kept to prove disjointness).
+    Each file is written atomically and ``_SUCCESS`` last; loaders refuse unmarked directories.
+    """
+    from dhs_gen.storage import join_uri, mark_complete, remove, write_bytes, write_text
+    from training.preprocess import PreprocessSpec
+
+    module = getattr(model, "module", model)
+    spec = dict(getattr(module, "build_spec", {}) or {})
+    if not spec.get("name"):
+        raise ValueError("model has no build_spec (build it with training.models.build_model)")
+    preprocess = PreprocessSpec(**preprocess).model_dump()
+    weights = _state_bytes(module)
+    ids = sorted({str(i) for i in trained_ids}) if trained_ids is not None else []
+    digest = hashlib.sha256(weights)
+    digest.update(_canonical_json({"build_spec": spec, "preprocess": preprocess, "config": config}))
+    model_id = digest.hexdigest()
+    record = {
+        "format_version": FORMAT_VERSION,
+        "model_id": model_id,
+        "build_spec": spec,
+        "preprocess": preprocess,
+        "config": config,
+        "data_manifest_hash": str(data_manifest_hash),
+        "trained_ids_hash": ids_hash(ids),
+        "n_trained_ids": len(ids),
+        "code_version": code_version(),
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    remove(join_uri(out_dir, "_SUCCESS"))
+    write_bytes(join_uri(out_dir, WEIGHTS), weights)
+    write_text(join_uri(out_dir, TRAINED_IDS), "".join(f"{i}\n" for i in ids))
+    write_bytes(join_uri(out_dir, MODEL_JSON), json.dumps(record, indent=2, sort_keys=True, default=str).encode())
+    mark_complete(out_dir, {"model_id": model_id})
+    return model_id
+
+
+@dataclass
+class FrozenModel:
+    """A loaded frozen model: scores raw nanomaggie stamps with its own preprocessing."""
+
+    model: object
+    preprocess: object
+    record: dict
+    path: str
+    device: str = "cpu"
+    batch_size: int = 256
+    _trained_ids: frozenset | None = field(default=None, repr=False)
+
+    @property
+    def model_id(self) -> str:
+        return self.record["model_id"]
+
+    @property
+    def config(self) -> dict:
+        return self.record["config"]
+
+    @property
+    def data_manifest_hash(self) -> str:
+        return self.record["data_manifest_hash"]
+
+    @property
+    def trained_ids_hash(self) -> str:
+        return self.record["trained_ids_hash"]
+
+    @property
+    def code_version(self) -> str:
+        return self.record["code_version"]
+
+    def trained_ids(self) -> frozenset:
+        """The ids this model was trained on (verified against ``trained_ids_hash``)."""
+        if self._trained_ids is None:
+            from dhs_gen.storage import join_uri, read_text
+
+            ids = [line for line in read_text(join_uri(self.path, TRAINED_IDS)).splitlines() if line]
+            if ids_hash(ids) != self.trained_ids_hash:
+                raise ValueError(f"{self.path}: trained_ids.txt does not match trained_ids_hash")
+            self._trained_ids = frozenset(ids)
+        return self._trained_ids
+
+    def assert_disjoint(self, ids: Iterable[str]) -> None:
+        """Raise ValueError if any of ``ids`` was in this model's training set."""
+        overlap = self.trained_ids().intersection(str(i) for i in ids)
+        if overlap:
+            raise ValueError(f"{len(overlap)} ids were used to train model {self.model_id[:12]}, "
+                             f"e.g. {sorted(overlap)[:3]}")
+
+    def _run(self, images: np.ndarray, meta: np.ndarray | None, what: str) -> np.ndarray:
+        import torch
+
+        images = np.asarray(images)
+        if images.ndim != 4 or images.dtype != np.float32:
+            raise ValueError(f"images must be float32 (B, C, H, W) nanomaggies, got {images.dtype} {images.shape}")
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(images[start:start + self.batch_size])).to(self.device)
+                m = None
+                if meta is not None:
+                    m = torch.from_numpy(np.asarray(meta[start:start + self.batch_size], dtype=np.float32))
+                    m = m.to(self.device)
+                x = self.preprocess(x)
+                m = self.preprocess.meta(m)
+                y = self.model.features(x, m) if what == "features" else self.model(x, m)
+                out.append(y.float().cpu().numpy())
+        if not out:
+            width = (self.model.num_features,) if what == "features" else ()
+            return np.zeros((0, *width), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def predict_logits(self, images: np.ndarray, meta: np.ndarray | None = None) -> np.ndarray:
+        """Logits (B,) for raw float32 (B, C, H, W) nanomaggie stamps (g, r, z), batched.
+
+        ``meta``: (B, M) values of ``preprocess['meta_columns']`` for hybrid models.
+        """
+        return self._run(images, meta, "logits")
+
+    def predict_proba(self, images: np.ndarray, meta: np.ndarray | None = None) -> np.ndarray:
+        """Uncalibrated sigmoid(logit) (B,)."""
+        return (1.0 / (1.0 + np.exp(-self.predict_logits(images, meta).astype(np.float64)))).astype(np.float32)
+
+    def features(self, images: np.ndarray, meta: np.ndarray | None = None) -> np.ndarray:
+        """Penultimate features (B, D) of raw float32 (B, C, H, W) stamps."""
+        return self._run(images, meta, "features")
+
+
+def load_frozen_model(path: str, device: str = "cpu", batch_size: int = 256) -> FrozenModel:
+    """Load a frozen model directory; verifies completeness, weight checksum and model_id."""
+    import torch
+
+    from dhs_gen.storage import is_complete, join_uri, read_bytes
+    from training.models import build_model
+    from training.preprocess import Preprocess
+
+    if not is_complete(path):
+        raise FileNotFoundError(f"{path}: not a complete frozen model (no _SUCCESS marker)")
+    record = json.loads(read_bytes(join_uri(path, MODEL_JSON)))
+    if record.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported frozen-model format {record.get('format_version')!r}")
+    weights = read_bytes(join_uri(path, WEIGHTS))
+    digest = hashlib.sha256(weights)
+    if digest.hexdigest() != record["weights_sha256"]:
+        raise ValueError(f"{path}: weights.pt checksum mismatch (corrupt or replaced)")
+    digest.update(_canonical_json({"build_spec": record["build_spec"], "preprocess": record["preprocess"],
+                                   "config": record["config"]}))
+    if digest.hexdigest() != record["model_id"]:
+        raise ValueError(f"{path}: model_id does not match weights + config")
+    model = build_model(**record["build_spec"])
+    model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+    model.to(device).eval()
+    preprocess = Preprocess(record["preprocess"]).to(device)
+    return FrozenModel(model=model, preprocess=preprocess, record=record, path=path, device=device,
+                       batch_size=batch_size)

@@ -1,0 +1,160 @@
+"""Batched preprocessing on the training device: crop, robust normalisation, 6-channel view.
+
+Everything takes raw stamps — float32 tensors (B, C, H, W) in nanomaggies, g, r, z — and runs as
+tensor ops on whatever device the batch is on (the GPU when present), so the data loader only
+reads and collates. The whole recipe is a plain dict (``PreprocessSpec``) stored with every
+frozen model, so scoring applies exactly the preprocessing the model was trained with.
+
+Normalisation ``outer_mad``: per stamp and band, (x - median) / (1.4826 * MAD) over the outer
+region r >= ``outer_r_frac`` * side (16 px on 64-px stamps), clipped at ±``clip``.
+``asinh``: asinh of that normalised value divided by ``asinh_scale``. ``none``: raw nanomaggies.
+The 6-channel view appends, per band, the residual band - GaussianBlur(band, σ = residual_sigma_px),
+clipped at ±residual_clip (in normalised units).
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from dhs_gen.config import StrictModel
+
+MAD_TO_SIGMA = 1.4826
+NORM_MODES = ("outer_mad", "asinh", "none")
+
+
+class PreprocessSpec(StrictModel):
+    """The preprocessing recipe (saved with the frozen model)."""
+
+    crop: Optional[int] = Field(None,  # noqa: UP045 (pydantic on py3.9)
+                                description="centre crop side [px] (e.g. 101 -> 64); None keeps the stamp")
+    norm: str = Field("outer_mad", description="outer_mad | asinh | none")
+    outer_r_frac: float = Field(0.25, gt=0, lt=0.71, description="outer region r >= frac * side")
+    clip: float = Field(10.0, gt=0, description="clip of normalised pixels [sigma]")
+    asinh_scale: float = Field(1.0, gt=0)
+    six_channel: bool = False
+    residual_sigma_px: float = Field(3.0, gt=0, description="Gaussian blur sigma of the residual [px]")
+    residual_clip: float = Field(10.0, gt=0)
+    meta_columns: List[str] = Field(default_factory=list, description="metadata inputs, e.g. psfsize_r")
+    meta_mean: List[float] = Field(default_factory=list, description="standardisation of meta_columns")
+    meta_std: List[float] = Field(default_factory=list)
+
+    @property
+    def out_chans_factor(self) -> int:
+        return 2 if self.six_channel else 1
+
+
+def center_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Centre crop (B, C, H, W) to (B, C, size, size); the centre pixel stays the centre pixel."""
+    if size is None:
+        return x
+    h, w = x.shape[-2:]
+    if size > h or size > w:
+        raise ValueError(f"crop {size} larger than stamp {h}x{w}")
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top:top + size, left:left + size]
+
+
+def make_outer_mask(h: int, w: int, r_inner: float, device=None) -> torch.Tensor:
+    """Boolean (H, W) mask of pixels at radius >= ``r_inner`` [px] from the stamp centre."""
+    yy = torch.arange(h, device=device, dtype=torch.float32) - (h - 1) / 2
+    xx = torch.arange(w, device=device, dtype=torch.float32) - (w - 1) / 2
+    r = torch.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2)
+    mask = r >= r_inner
+    if not bool(mask.any()):
+        raise ValueError(f"outer mask empty: r_inner {r_inner} px on a {h}x{w} stamp")
+    return mask
+
+
+def outer_median_mad(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per (stamp, band) median and MAD (unscaled) over ``mask`` pixels: two (B, C, 1, 1) tensors."""
+    vals = x[..., mask]  # (B, C, K)
+    med = vals.median(dim=-1, keepdim=True).values
+    mad = (vals - med).abs().median(dim=-1).values
+    return med.unsqueeze(-1), mad[..., None, None]
+
+
+def normalize(x: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
+    """Robust per-stamp, per-band normalisation (see module docstring)."""
+    if spec.norm == "none":
+        return x
+    if spec.norm not in NORM_MODES:
+        raise ValueError(f"unknown norm {spec.norm!r}; choose from {NORM_MODES}")
+    h, w = x.shape[-2:]
+    mask = make_outer_mask(h, w, spec.outer_r_frac * min(h, w), device=x.device)
+    med, mad = outer_median_mad(x, mask)
+    scale = (MAD_TO_SIGMA * mad).clamp_min(1e-12)
+    z = (x - med) / scale
+    if spec.norm == "asinh":
+        z = torch.asinh(z / spec.asinh_scale)
+        return z.clamp(-math.asinh(spec.clip / spec.asinh_scale), math.asinh(spec.clip / spec.asinh_scale))
+    return z.clamp(-spec.clip, spec.clip)
+
+
+def gaussian_kernel1d(sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Normalised 1-D Gaussian (odd length, ±3σ)."""
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W), reflect-padded, per channel."""
+    k = gaussian_kernel1d(sigma, x.device, x.dtype)
+    c, r = x.shape[1], k.numel() // 2
+    r = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
+    k = k[k.numel() // 2 - r: k.numel() // 2 + r + 1]
+    k = k / k.sum()
+    y = F.pad(x, (r, r, 0, 0), mode="reflect")
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    y = F.pad(y, (0, 0, r, r), mode="reflect")
+    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+class Preprocess6CH(torch.nn.Module):
+    """g, r, z (normalised) plus the high-pass residual of each: (B, 3, H, W) -> (B, 6, H, W)."""
+
+    def __init__(self, residual_sigma_px: float = 3.0, residual_clip: float = 10.0):
+        super().__init__()
+        self.sigma = float(residual_sigma_px)
+        self.clip = float(residual_clip)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        resid = (x - gaussian_blur(x, self.sigma)).clamp(-self.clip, self.clip)
+        return torch.cat([x, resid], dim=1)
+
+
+class Preprocess(torch.nn.Module):
+    """The whole recipe as one module: raw nanomaggie stamps -> model input (and metadata)."""
+
+    def __init__(self, spec: PreprocessSpec | dict):
+        super().__init__()
+        self.spec = spec if isinstance(spec, PreprocessSpec) else PreprocessSpec(**spec)
+        self.six = (Preprocess6CH(self.spec.residual_sigma_px, self.spec.residual_clip)
+                    if self.spec.six_channel else None)
+        n = len(self.spec.meta_columns)
+        if len(self.spec.meta_mean) not in (0, n) or len(self.spec.meta_std) not in (0, n):
+            raise ValueError("meta_mean/meta_std must match meta_columns in length")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"expected stamps (B, C, H, W), got shape {tuple(x.shape)}")
+        x = normalize(center_crop(x.float(), self.spec.crop), self.spec)
+        return self.six(x) if self.six is not None else x
+
+    def meta(self, meta: torch.Tensor | None) -> torch.Tensor | None:
+        """Standardise metadata (B, M) with the training-set mean/std; None when unused."""
+        if not self.spec.meta_columns:
+            return None
+        if meta is None:
+            raise ValueError(f"metadata {self.spec.meta_columns} required")
+        meta = meta.float()
+        if self.spec.meta_mean:
+            mean = torch.tensor(self.spec.meta_mean, device=meta.device)
+            std = torch.tensor(self.spec.meta_std, device=meta.device).clamp_min(1e-6)
+            meta = (meta - mean) / std
+        return torch.nan_to_num(meta, nan=0.0)
