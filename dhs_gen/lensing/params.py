@@ -4,7 +4,7 @@ Every check names the offending key and batch row, so a bad manifest row is easy
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable
 
 import numpy as np
 
@@ -25,7 +25,7 @@ def _first_bad(mask: np.ndarray) -> int:
 
 
 def as_batch(params: Dict[str, object], keys: Iterable[str], what: str, optional: Iterable[str] = (),
-             size: Optional[int] = None) -> Dict[str, np.ndarray]:
+             size: int | None = None) -> Dict[str, np.ndarray]:
     """Dict of equal-length finite float64 (B,) arrays for ``keys`` (+ any ``optional`` present).
 
     Raises LensingInputError for a missing or unknown key, a length mismatch or a non-finite value.
@@ -67,7 +67,7 @@ def _check_ellipticity(p: Dict[str, np.ndarray], what: str) -> None:
     _require(e >= MAX_ELLIPTICITY, e, f"{what} ellipticity |e1 + i e2| must be < {MAX_ELLIPTICITY}")
 
 
-def validate_lens(lens: Dict[str, object], size: Optional[int] = None) -> Dict[str, np.ndarray]:
+def validate_lens(lens: Dict[str, object], size: int | None = None) -> Dict[str, np.ndarray]:
     """SIE + shear lens parameters [arcsec]; optional EPL slope ``gamma`` and multipoles
     ``a3, phi3, a4, phi4`` (lenstronomy MULTIPOLE amplitudes, dimensionless; angles [rad])."""
     p = as_batch(lens, LENS_KEYS, "lens", optional=LENS_EXTRA_KEYS, size=size)
@@ -83,7 +83,7 @@ def validate_lens(lens: Dict[str, object], size: Optional[int] = None) -> Dict[s
     return p
 
 
-def validate_sersic(source: Dict[str, object], size: Optional[int] = None,
+def validate_sersic(source: Dict[str, object], size: int | None = None,
                     fluxes: bool = True) -> Dict[str, np.ndarray]:
     """Elliptical Sérsic source: R_sersic [arcsec, product-average half-light radius], n_sersic,
     e1, e2, centre [arcsec, source plane] and (if ``fluxes``) flux_g/r/z [nanomaggies, >= 0]."""
