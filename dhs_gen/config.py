@@ -82,7 +82,7 @@ def config_to_dict(cfg: BaseModel) -> dict:
     return json.loads(cfg.model_dump_json())
 
 
-def save_resolved_config(cfg: BaseModel, out_uri: str, name: str = "resolved_config.yaml") -> str:
+def save_resolved_config(cfg: BaseModel, out_uri: str, name: str = "_resolved_config.yaml") -> str:
     """Write the resolved config as YAML beside an output (``out_uri`` is a directory URI)."""
     from dhs_gen.storage import join_uri, write_text
 

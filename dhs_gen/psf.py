@@ -70,6 +70,21 @@ def kernel_centroid(kernel: np.ndarray) -> tuple[float, float]:
     return float((kernel * rows).sum() / total), float((kernel * cols).sum() / total)
 
 
+def nea_fwhm(kernel: np.ndarray) -> float:
+    """Noise-equivalent FWHM [pixels]: the Gaussian FWHM with the kernel's noise-equivalent area.
+
+    NEA = 1 / sum(k^2) for a unit-sum kernel, and a Gaussian has NEA = 4 pi sigma^2, so
+    FWHM_nea = 2.3548 sqrt(NEA / 4 pi). Point-source depths scale with the NEA, so this is
+    the width that ties a depth to a per-pixel noise. On the real DECam PSFEx models shipped
+    here, the model's ``psf_fwhm`` header agrees with FWHM_nea within 10% while the
+    half-maximum width is 10-30% smaller (real PSFs have wings). A Moffat with beta = 3.5 has
+    FWHM_nea = 1.23 x its half-maximum FWHM.
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    k = k / k.sum()
+    return float(2.0 * np.sqrt(2.0 * np.log(2.0)) * np.sqrt(1.0 / (4.0 * np.pi * np.sum(k**2))))
+
+
 def convolve_same(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Centred 2-D convolution of (..., H, W) images with an odd (S, S) kernel, output (..., H, W).
 

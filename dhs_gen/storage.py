@@ -3,7 +3,8 @@
 Atomicity: a local file is written to a temporary sibling and renamed into place; an S3 object
 is written by one PUT (or a multipart upload) and only appears when complete. Directory-shaped
 datasets are marked complete by a ``_SUCCESS`` file written last (:func:`mark_complete`);
-readers that resume work trust only marked datasets.
+readers that resume work trust only marked datasets. Side files inside a dataset directory
+(summaries, resolved configs) start with ``_`` so Spark and :func:`read_parquet` skip them.
 
 S3 endpoint: boto's default credential chain; an alternative endpoint (e.g. a loopback test
 server) comes from ``$DHS_S3_ENDPOINT_URL`` or ``$AWS_ENDPOINT_URL``. Nothing is hardcoded.

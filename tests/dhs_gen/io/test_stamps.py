@@ -1,0 +1,153 @@
+"""Stamp codecs: every legacy layout decodes, canonical round-trips, bad input fails clearly."""
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from dhs_gen.io.stamps import (
+    Stamp,
+    StampDecodeError,
+    decode_canonical_image,
+    decode_stamp_npz,
+    encode_stamp,
+    encode_stamp_npz,
+)
+
+
+def _image(c=3, h=64, w=64, seed=0):
+    return np.random.default_rng(seed).normal(0, 0.01, (c, h, w)).astype(np.float32)
+
+
+def _npz(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_real_dr10_cutouts_decode(shared_data):
+    files = sorted((shared_data / "dr10_lens_candidates_npz").glob("*.npz"))
+    assert len(files) == 6
+    for path in files:
+        stamp = decode_stamp_npz(path, nan_policy="report")
+        raw = np.load(path, allow_pickle=False)
+        assert stamp.layout == "npz_cutout"
+        assert stamp.bands == "grz"
+        assert stamp.image.dtype == np.float32 and stamp.image.shape == (3, 101, 101)
+        # channels-last g,r,z -> channels-first, exactly
+        np.testing.assert_array_equal(stamp.image[1], raw["cutout"][:, :, 1])
+        assert stamp.meta["size"] == 101 and abs(stamp.meta["pixel_scale"] - 0.262) < 1e-9
+        assert stamp.nonfinite_count == raw["meta_nan_count_g"] + raw["meta_nan_count_r"] + raw["meta_nan_count_z"]
+
+
+def test_canonical_round_trip_is_exact_and_fast_path_agrees():
+    img = _image()
+    blob = encode_stamp(img, "grz", {"task_id": "abc", "theta_e": np.float32(1.5)})
+    stamp = decode_stamp_npz(blob)
+    np.testing.assert_array_equal(stamp.image, img)
+    assert stamp.meta == {"task_id": "abc", "theta_e": 1.5} and stamp.layout == "canonical"
+    np.testing.assert_array_equal(decode_canonical_image(blob), img)
+
+
+def test_phase4c_npz_image_bands_and_gzip_wrapped():
+    img = _image()
+    blob = encode_stamp_npz(img, "grz")
+    np.testing.assert_array_equal(decode_stamp_npz(blob).image, img)
+    wrapped = decode_stamp_npz(gzip.compress(blob))
+    assert wrapped.layout == "gzip+npz_image_bands"
+    np.testing.assert_array_equal(wrapped.image, img)
+
+
+def test_single_band_bandset_r():
+    img = _image(c=1)
+    stamp = decode_stamp_npz(_npz(image_r=img[0]), bands="r")
+    assert stamp.bands == "r" and stamp.image.shape == (1, 64, 64)
+    with pytest.raises(StampDecodeError, match="expected bands 'grz'"):
+        decode_stamp_npz(_npz(image_r=img[0]), bands="grz")
+
+
+@pytest.mark.parametrize("layout", ["chw", "hwc"])
+def test_img_key_either_channel_order(layout):
+    img = _image()
+    arr = img if layout == "chw" else np.moveaxis(img, 0, -1)
+    stamp = decode_stamp_npz(_npz(img=arr))
+    np.testing.assert_array_equal(stamp.image, img)
+
+
+def test_float64_input_becomes_float32():
+    img = _image().astype(np.float64)
+    assert decode_stamp_npz(_npz(img=img)).image.dtype == np.float32
+
+
+def test_fits_from_cutout_service(tmp_path):
+    img = _image(h=101, w=101)
+    hdu = fits.PrimaryHDU(img.astype(">f4"))
+    for i, band in enumerate("grz"):
+        hdu.header[f"BAND{i}"] = band
+    path = tmp_path / "cutout.fits"
+    hdu.writeto(path)
+    stamp = decode_stamp_npz(str(path))
+    assert stamp.layout == "fits" and stamp.bands == "grz"
+    np.testing.assert_array_equal(stamp.image, img)
+    with open(path, "rb") as fh:  # file-like source
+        assert decode_stamp_npz(fh).image.shape == (3, 101, 101)
+
+
+def test_nan_policy_raise_names_band_counts_and_report_counts():
+    img = _image()
+    img[1, 3, 4] = np.nan
+    img[2, 0, 0] = np.inf
+    blob = encode_stamp(img)
+    with pytest.raises(StampDecodeError, match="r=1, z=1"):
+        decode_stamp_npz(blob)
+    stamp = decode_stamp_npz(blob, nan_policy="report")
+    assert stamp.nonfinite_per_band == (0, 1, 1) and isinstance(stamp, Stamp)
+
+
+@pytest.mark.parametrize("blob, message", [
+    (b"", "empty stamp"),
+    (b"garbage bytes here", "unrecognised stamp format"),
+    (pickle.dumps({"image_r": np.zeros((4, 4))}), "pickled data is refused"),
+    (gzip.compress(b"abc")[:-6], "gzip"),
+])
+def test_corrupt_inputs_raise_clear_errors(blob, message):
+    with pytest.raises(StampDecodeError, match=message):
+        decode_stamp_npz(blob)
+
+
+def test_truncated_npz_and_canonical():
+    blob = encode_stamp_npz(_image())
+    with pytest.raises(StampDecodeError, match="corrupt or truncated"):
+        decode_stamp_npz(blob[: len(blob) // 2])
+    canon = encode_stamp(_image())
+    with pytest.raises(StampDecodeError, match="truncated"):
+        decode_stamp_npz(canon[:-10])
+
+
+def test_object_array_npz_is_refused():
+    buf = io.BytesIO()
+    np.savez(buf, img=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(StampDecodeError, match="pickled objects"):
+        decode_stamp_npz(buf.getvalue())
+
+
+def test_wrong_shapes_name_the_key():
+    with pytest.raises(StampDecodeError, match="image_g: expected a 2-D plane"):
+        decode_stamp_npz(_npz(image_g=np.zeros((2, 4, 4), np.float32)))
+    with pytest.raises(StampDecodeError, match="differ in shape"):
+        decode_stamp_npz(_npz(image_g=np.zeros((4, 4)), image_r=np.zeros((5, 5))))
+    with pytest.raises(StampDecodeError, match="no stamp key"):
+        decode_stamp_npz(_npz(other=np.zeros((4, 4))))
+    with pytest.raises(StampDecodeError, match="expected 64x64"):
+        decode_stamp_npz(encode_stamp(_image(h=32, w=32)), expected_size=64)
+    with pytest.raises(StampDecodeError, match="channels but bands"):
+        encode_stamp(_image(), bands="gr")
+
+
+def test_missing_file_is_clear(tmp_path):
+    with pytest.raises(StampDecodeError, match="not found"):
+        decode_stamp_npz(str(tmp_path / "nope.npz"))

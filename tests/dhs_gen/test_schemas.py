@@ -1,0 +1,76 @@
+"""Dataset contracts: validator messages, conform, and the exported JSON contract."""
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from dhs_gen import schemas
+
+
+def _scores(ids=("a", "b"), model_score=(0.1, 0.9)):
+    n = len(ids)
+    return pa.table({
+        "id": list(ids), "logit": pa.array([0.0] * n, pa.float32()),
+        "model_score": pa.array(list(model_score), pa.float32()),
+        "model_id": ["m1"] * n, "status": ["ok"] * n,
+    })
+
+
+def test_valid_table_passes():
+    schemas.validate_table(_scores(), "scores")
+
+
+def test_missing_column_and_wrong_type_are_named():
+    table = _scores().drop(["model_id"]).set_column(1, "logit", pa.array(["x", "y"]))
+    with pytest.raises(schemas.SchemaError) as err:
+        schemas.validate_table(table, "scores")
+    assert "missing column 'model_id'" in str(err.value)
+    assert "column 'logit' has type string, expected float" in str(err.value)
+
+
+def test_nulls_in_critical_columns_and_duplicate_ids():
+    table = _scores(ids=("a", "a"), model_score=(0.1, None))
+    with pytest.raises(schemas.SchemaError) as err:
+        schemas.validate_table(table, "scores")
+    assert "'model_score' has 1 nulls" in str(err.value)
+    assert "1 duplicate ids" in str(err.value)
+
+
+def test_extra_columns_only_when_strict():
+    table = _scores().append_column("extra", pa.array([1, 2]))
+    schemas.validate_table(table, "scores")
+    with pytest.raises(schemas.SchemaError, match="unexpected columns"):
+        schemas.validate_table(table, "scores", allow_extra=False)
+
+
+def test_conform_casts_and_fills_nullable():
+    table = pa.table({"id": ["a"], "logit": [1.0], "model_score": [0.5], "model_id": ["m"], "status": ["ok"]})
+    out = schemas.conform(table, "scores")
+    assert out.schema.field("logit").type == pa.float32()
+    schemas.validate_table(out, "scores")
+
+
+def test_every_physical_column_names_its_unit_and_no_ambiguous_depth():
+    for name, spec in schemas.DATASETS.items():
+        names = spec.schema.names
+        assert "psfdepth_r" not in names, f"{name}: ambiguous legacy depth column"
+        for field in spec.schema:
+            if field.name.startswith(("psfsize", "psfdepth", "flux_", "theta_e", "ra", "dec")) and field.name != "ratio":
+                assert (field.metadata or {}).get(b"unit"), f"{name}.{field.name} has no unit"
+
+
+def test_unknown_dataset():
+    with pytest.raises(schemas.SchemaError, match="unknown dataset"):
+        schemas.get_dataset("nope")
+
+
+def test_contract_export(tmp_path):
+    out = tmp_path / "contract.json"
+    assert schemas.main(["--export", str(out)]) == 0
+    contract = json.loads(out.read_text())
+    assert set(contract) == set(schemas.DATASETS)
+    cols = {c["name"]: c for c in contract["stamps"]["columns"]}
+    assert cols["theta_e_arcsec"]["unit"] == "arcsec"
+    assert contract["scores"]["id_columns"] == ["id", "model_id"]

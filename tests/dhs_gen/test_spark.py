@@ -1,0 +1,36 @@
+"""The session builder and the Arrow batch map used by every job."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+pytestmark = pytest.mark.spark
+
+
+def test_session_settings_are_explicit(spark):
+    conf = spark.sparkContext.getConf()
+    assert spark.conf.get("spark.sql.ansi.enabled") == "false"
+    assert conf.get("spark.driver.host") == "127.0.0.1"
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+
+
+def test_map_arrow_batches_applies_numpy_function(spark):
+    from dhs_gen.spark import map_arrow_batches
+
+    schema = pa.schema([("id", pa.int64()), ("double", pa.int64())])
+
+    def double(batch: pa.RecordBatch) -> pa.RecordBatch:
+        ids = batch.column("id").to_numpy()
+        return pa.RecordBatch.from_arrays([pa.array(ids), pa.array(ids * 2)], schema=schema)
+
+    out = map_arrow_batches(spark.range(0, 5000, numPartitions=3), double, schema)
+    rows = sorted((r.id, r.double) for r in out.collect())
+    assert rows == [(i, 2 * i) for i in range(5000)]
+
+
+def test_map_pandas_batches(spark):
+    from dhs_gen.spark import map_pandas_batches
+
+    schema = pa.schema([("id", pa.int64()), ("neg", pa.int64())])
+    out = map_pandas_batches(spark.range(10), lambda f: f.assign(neg=-f["id"]), schema)
+    assert sum(r.neg for r in out.collect()) == -45
