@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def random_configs(n: int, seed: int = 0, flux_r: float = 1.0):
@@ -28,3 +29,9 @@ def random_configs(n: int, seed: int = 0, flux_r: float = 1.0):
                   flux_g=flux_r / colour[:, 0], flux_r=np.full(n, flux_r), flux_z=flux_r * colour[:, 1])
     psf = rng.uniform(0.8, 2.0, (n, 3))
     return lens, source, psf
+
+
+@pytest.fixture(scope="session")
+def configs():
+    """The :func:`random_configs` factory."""
+    return random_configs

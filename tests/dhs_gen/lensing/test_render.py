@@ -6,11 +6,10 @@ import pytest
 
 from dhs_gen.lensing import LensingInputError, render_lensed_sersic, total_flux
 from dhs_gen.lensing.magnification import magnification
-from tests.dhs_gen.lensing.conftest import random_configs
 
 
-def _agreement(n, seed):
-    lens, source, psf = random_configs(n, seed=seed)
+def _agreement(configs, n, seed):
+    lens, source, psf = configs(n, seed=seed)
     fast = render_lensed_sersic(lens, source, psf)
     ref = render_lensed_sersic(lens, source, psf, backend="lenstronomy")
     assert fast.dtype == np.float32 and fast.shape == (n, 3, 64, 64)
@@ -20,17 +19,17 @@ def _agreement(n, seed):
     assert rel.max() <= 0.01, rel.max()
 
 
-def test_fast_matches_lenstronomy():
-    _agreement(12, seed=1)
+def test_fast_matches_lenstronomy(configs):
+    _agreement(configs, 12, seed=1)
 
 
 @pytest.mark.slow
-def test_fast_matches_lenstronomy_few_hundred():
-    _agreement(300, seed=2)
+def test_fast_matches_lenstronomy_few_hundred(configs):
+    _agreement(configs, 300, seed=2)
 
 
-def test_flux_conservation_is_magnification_times_source_flux():
-    lens, source, psf = random_configs(24, seed=3, flux_r=2.5)
+def test_flux_conservation_is_magnification_times_source_flux(configs):
+    lens, source, psf = configs(24, seed=3, flux_r=2.5)
     source["R_sersic"] = np.minimum(source["R_sersic"], 0.3)
     source["n_sersic"] = np.minimum(source["n_sersic"], 2.0)  # light well inside the 16.8" stamp
     lens["theta_E"] = np.minimum(lens["theta_E"], 2.5)
@@ -78,8 +77,8 @@ def test_point_source_stays_centred_and_axes_follow_convention(size):
             assert abs(col - (c + x0 / 0.262)) < 0.01 and abs(row - (c + y0 / 0.262)) < 0.01
 
 
-def test_batch_result_does_not_depend_on_batching():
-    lens, source, psf = random_configs(11, seed=4)
+def test_batch_result_does_not_depend_on_batching(configs):
+    lens, source, psf = configs(11, seed=4)
     full = render_lensed_sersic(lens, source, psf)
     for i in (0, 7, 10):
         one = render_lensed_sersic({k: v[i:i + 1] for k, v in lens.items()},
@@ -87,8 +86,8 @@ def test_batch_result_does_not_depend_on_batching():
         np.testing.assert_array_equal(one[0], full[i])
 
 
-def test_multipoles_fast_matches_lenstronomy_and_epl_needs_reference():
-    lens, source, psf = random_configs(3, seed=5)
+def test_multipoles_fast_matches_lenstronomy_and_epl_needs_reference(configs):
+    lens, source, psf = configs(3, seed=5)
     lens.update(a3=np.array([0.01, -0.02, 0.005]), phi3=np.array([0.1, 1.0, 2.0]),
                 a4=np.array([0.02, 0.01, -0.01]), phi4=np.array([0.3, 0.0, 1.5]))
     fast = render_lensed_sersic(lens, source, psf)
@@ -114,15 +113,15 @@ def test_multipoles_fast_matches_lenstronomy_and_epl_needs_reference():
     (lambda ln, s, p: p.__setitem__((1, 2), 0.0), r"psf_fwhm row 1 band z"),
     (lambda ln, s, p: s.update(e1=np.full(4, 0.95)), "ellipticity"),
 ])
-def test_bad_inputs_raise_clear_errors(mutate, message):
-    lens, source, psf = random_configs(4, seed=6)
+def test_bad_inputs_raise_clear_errors(configs, mutate, message):
+    lens, source, psf = configs(4, seed=6)
     mutate(lens, source, psf)
     with pytest.raises(LensingInputError, match=message):
         render_lensed_sersic(lens, source, psf)
 
 
-def test_bad_options_and_non_finite_output_are_errors(monkeypatch):
-    lens, source, psf = random_configs(2, seed=7)
+def test_bad_options_and_non_finite_output_are_errors(configs, monkeypatch):
+    lens, source, psf = configs(2, seed=7)
     with pytest.raises(LensingInputError, match="backend"):
         render_lensed_sersic(lens, source, psf, backend="galsim")
     with pytest.raises(LensingInputError, match="psf_fwhm must have shape"):
