@@ -1,0 +1,381 @@
+"""Training shards: decode stamps once, store raw float32 for the fastest random-access reads.
+
+``convert_to_shards(src_uri, out_dir, layout="npy")`` reads any of
+
+* a phase-4c stamps table (``stamp`` / ``ctrl_stamp`` / ``hardneg_stamp`` canonical blobs, id
+  ``task_id``, split ``region_split``) or its legacy form (``stamp_npz`` / ``ctrl_stamp_npz``
+  compressed npz, Hive-partitioned by ``region_split``, ``psfdepth_r`` a 5σ magnitude);
+* a training manifest (``galaxy_id``, ``stamp_ref``, ``label``, ``sample_weight``, ``split``,
+  ``tier``, ...) whose ``stamp_ref`` is ``<parquet uri>#<row>`` (row of a Parquet file holding a
+  ``cutout``/``stamp``/``stamp_npz`` blob) or the URI of one stamp file (npz, FITS, canonical),
+  relative refs resolved against the manifest's folder; an embedded ``cutout``/``stamp`` column
+  is used directly;
+* a folder of cutout npz files (``label`` and ``split`` given by the caller),
+
+and writes ``out_dir/index.json`` (layout, image shape, views, shards with SHA-256, data hash),
+``meta.parquet`` (one row per stamp: ``id``, ``label``, ``sample_weight``, ``split``, ``tier`` and
+every scalar column of the source) and the image shards in one of three layouts:
+
+* ``npy``: ``shard-NNNNN.<view>.npy`` float32 (N, C, H, W), memory-mapped by the reader (default:
+  fastest in dhs_gen/bench/bench_training.py);
+* ``arrow``: ``shard-NNNNN.arrow`` IPC file, one fixed-size-binary column per view;
+* ``parquet``: ``shard-NNNNN.parquet``, one binary column per view, uncompressed row groups.
+
+Rows whose stamp fails to decode, is missing, or (``nonfinite="drop"``) holds NaN/Inf pixels, or
+whose ``status``/``cutout_ok`` says not ok, are skipped and counted by reason in the index.
+Shards are local files (train from local disk, never stream from S3); the source may be s3://.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import time
+from collections import Counter
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+FORMAT = "dhs-shards-1"
+INDEX = "index.json"
+META = "meta.parquet"
+LAYOUTS = ("npy", "arrow", "parquet")
+DEFAULT_LAYOUT = "npy"
+VIEW_COLUMNS = {  # view name -> source columns holding it, first match wins
+    "stamp": ("stamp", "stamp_npz", "cutout"),
+    "ctrl_stamp": ("ctrl_stamp", "ctrl_stamp_npz"),
+    "hardneg_stamp": ("hardneg_stamp", "hardneg_stamp_npz"),
+}
+_BLOB_COLUMNS = {c for cols in VIEW_COLUMNS.values() for c in cols}
+
+
+class ShardError(ValueError):
+    """Shard conversion or reading failed; the message names the file or row."""
+
+
+# --------------------------------------------------------------------------------------------
+# reading sources into (meta table, {view: images}) chunks
+
+def _source_kind(schema: pa.Schema) -> str:
+    names = set(schema.names)
+    if "stamp_ref" in names and not names & _BLOB_COLUMNS:
+        return "manifest"
+    if names & _BLOB_COLUMNS:
+        return "table"
+    raise ShardError(f"source has no stamp column ({sorted(_BLOB_COLUMNS)}) and no stamp_ref; columns: "
+                     f"{sorted(names)[:20]}")
+
+
+def _normalise_meta(table: pa.Table, legacy_depth: bool) -> pa.Table:
+    """Scalar columns with the project's names: id, split, label, sample_weight, psfdepth_r_mag5."""
+    from dhs_gen.io.legacy import legacy_psfdepth_to_mag5
+
+    keep = [n for n in table.column_names if n not in _BLOB_COLUMNS and n != "stamp_ref"
+            and not pa.types.is_binary(table.schema.field(n).type)
+            and not pa.types.is_nested(table.schema.field(n).type)]
+    t = table.select(keep)
+    names = list(t.column_names)
+    if "id" not in names:
+        id_col = next((c for c in ("task_id", "galaxy_id") if c in names), None)
+        if id_col is None:
+            raise ShardError("source has no id column (task_id or galaxy_id)")
+        t = t.append_column("id", t.column(id_col).cast(pa.string()))
+    if "split" not in names and "region_split" in names:
+        t = t.append_column("split", t.column("region_split").cast(pa.string()))
+    if "psfdepth_r" in names and "psfdepth_r_mag5" not in names and legacy_depth:
+        mag5 = legacy_psfdepth_to_mag5(t.column("psfdepth_r").to_numpy(zero_copy_only=False), "phase4")
+        t = t.append_column("psfdepth_r_mag5", pa.array(mag5.astype(np.float32)))
+    n = t.num_rows
+    if "split" not in t.column_names:
+        raise ShardError("source has no split (split or region_split column, or the split argument)")
+    if "label" not in t.column_names:
+        t = t.append_column("label", pa.array(np.ones(n, np.int8)))
+    if "sample_weight" not in t.column_names:
+        t = t.append_column("sample_weight", pa.array(np.ones(n, np.float32)))
+    if "tier" not in t.column_names:
+        t = t.append_column("tier", pa.nulls(n, pa.string()))
+    return t
+
+
+def _row_ok(table: pa.Table) -> tuple[np.ndarray, list]:
+    """Per-row usability from ``status`` and ``cutout_ok`` columns: (mask, reasons)."""
+    n = table.num_rows
+    ok = np.ones(n, bool)
+    reasons = [None] * n
+    if "status" in table.column_names:
+        status = table.column("status").to_pylist()
+        for i, s in enumerate(status):
+            if s is not None and s != "ok":
+                ok[i], reasons[i] = False, f"status:{s.split(':')[0]}"
+    if "cutout_ok" in table.column_names:
+        flag = table.column("cutout_ok").to_pylist()
+        for i, f in enumerate(flag):
+            if ok[i] and not f:
+                ok[i], reasons[i] = False, "cutout_not_ok"
+    return ok, reasons
+
+
+def _decode_views(blob_columns: dict, nonfinite: str) -> tuple[dict, np.ndarray, list, str]:
+    """Decode every view column; a row is usable only when all its views decode."""
+    from dhs_gen.io.legacy import decode_stamp_column
+
+    images, bands, n = {}, None, None
+    reasons: list = []
+    for view, blobs in blob_columns.items():
+        dec = decode_stamp_column(blobs)
+        n = len(dec.status)
+        if not reasons:
+            reasons = [None] * n
+        for i, s in enumerate(dec.status):
+            if s == "ok" or reasons[i] is not None:
+                continue
+            if s.startswith("nonfinite_pixels") and nonfinite != "drop":
+                continue
+            reasons[i] = f"{view}:{s.split(':')[0]}"
+        if dec.images.ndim == 4 and dec.images.shape[1]:
+            if bands is not None and dec.bands != bands:
+                raise ShardError(f"view {view} has bands {dec.bands!r}, others {bands!r}")
+            bands = dec.bands
+        images[view] = dec.images
+    ok = np.array([r is None for r in reasons], bool)
+    if nonfinite == "zero":
+        for arr in images.values():
+            np.nan_to_num(arr, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return images, ok, reasons, bands or ""
+
+
+def _iter_table_chunks(src_uri: str, rows_per_chunk: int, split: str | None) -> Iterator[pa.Table]:
+    import pyarrow.dataset as ds
+
+    from dhs_gen.storage import get_fs
+
+    fs, path = get_fs(src_uri)
+    dataset = ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive",
+                         ignore_prefixes=[".", "_"])
+    for batch in dataset.to_batches(batch_size=rows_per_chunk):
+        table = pa.Table.from_batches([batch])
+        if split is not None and "split" not in table.column_names and "region_split" not in table.column_names:
+            table = table.append_column("split", pa.array([split] * table.num_rows, pa.string()))
+        if table.num_rows:
+            yield table
+
+
+def _resolve_ref(ref: str, base: str) -> tuple[str, int | None]:
+    uri, _, row = ref.partition("#")
+    if "://" not in uri and not os.path.isabs(uri):
+        uri = posixpath.join(base, uri) if "://" in base else os.path.join(base, uri)
+    return uri, (int(row) if row else None)
+
+
+def _manifest_blobs(table: pa.Table, base: str, cache: dict) -> pa.Array:
+    """The stamp blob of every manifest row, reading each referenced Parquet file once."""
+    from dhs_gen.storage import read_bytes, read_parquet
+
+    refs = [_resolve_ref(r, base) for r in table.column("stamp_ref").to_pylist()]
+    blobs: list = []
+    for uri, row in refs:
+        if row is None:
+            try:
+                blobs.append(read_bytes(uri))
+            except FileNotFoundError:
+                blobs.append(None)
+            continue
+        if uri not in cache:
+            cache.clear()  # keep one referenced file in memory
+            t = read_parquet(uri)
+            col = next((c for c in VIEW_COLUMNS["stamp"] if c in t.column_names), None)
+            if col is None:
+                raise ShardError(f"{uri}: referenced file has no stamp column {VIEW_COLUMNS['stamp']}")
+            cache[uri] = t.column(col)
+        column = cache[uri]
+        blobs.append(column[row].as_py() if 0 <= row < len(column) else None)
+    return pa.array(blobs, pa.binary())
+
+
+def _iter_cutout_dir(src_uri: str, rows_per_chunk: int, label: int | None, split: str | None) -> Iterator[pa.Table]:
+    from dhs_gen.storage import list_files, read_bytes
+
+    if label is None or split is None:
+        raise ShardError("a cutout folder carries no labels or splits: pass label= and split=")
+    files = list_files(src_uri, suffix=".npz")
+    for start in range(0, len(files), rows_per_chunk):
+        chunk = files[start:start + rows_per_chunk]
+        ids = [posixpath.basename(f)[:-4] for f in chunk]
+        yield pa.table({"galaxy_id": ids, "stamp": pa.array([read_bytes(f) for f in chunk], pa.binary()),
+                        "label": pa.array(np.full(len(ids), label, np.int8)), "split": [split] * len(ids)})
+
+
+# --------------------------------------------------------------------------------------------
+# writing shards
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _tmp(path: str) -> str:
+    return f"{path}.tmp-{os.getpid()}"
+
+
+def _write_shard(out_dir: str, shard_no: int, layout: str, images: dict, row_group_size: int) -> list[str]:
+    stem = f"shard-{shard_no:05d}"
+    written = []
+    if layout == "npy":
+        for view, arr in images.items():
+            name = f"{stem}.{view}.npy"
+            path = os.path.join(out_dir, name)
+            with open(_tmp(path), "wb") as f:
+                np.save(f, np.ascontiguousarray(arr, np.float32), allow_pickle=False)
+            os.replace(_tmp(path), path)
+            written.append(name)
+        return written
+    n = len(next(iter(images.values())))
+    nbytes = int(np.prod(next(iter(images.values())).shape[1:])) * 4
+    cols = {}
+    for view, arr in images.items():
+        buf = pa.py_buffer(np.ascontiguousarray(arr, "<f4").tobytes())
+        cols[view] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(nbytes), n, [None, buf])
+    table = pa.table(cols)
+    name = f"{stem}.{'arrow' if layout == 'arrow' else 'parquet'}"
+    path = os.path.join(out_dir, name)
+    if layout == "arrow":
+        with pa.OSFile(_tmp(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+    else:
+        table = table.cast(pa.schema([pa.field(v, pa.binary()) for v in images]))
+        pq.write_table(table, _tmp(path), compression="none", row_group_size=row_group_size, use_dictionary=False)
+    os.replace(_tmp(path), path)
+    return [name]
+
+
+def convert_to_shards(src_uri: str, out_dir: str, *, layout: str = DEFAULT_LAYOUT, rows_per_shard: int = 4096,
+                      label: int | None = None, split: str | None = None, nonfinite: str = "drop",
+                      row_group_size: int = 256, force: bool = False) -> str:
+    """Convert a stamps table, training manifest or cutout folder into training shards.
+
+    ``layout``: npy | arrow | parquet; ``label``/``split``: for a cutout folder (and ``split`` for
+    a table without one); ``nonfinite``: drop | zero | keep rows with NaN/Inf pixels.
+    An existing complete conversion of the same source and options is reused unless ``force``.
+    Returns the path of ``index.json``.
+    """
+    from dhs_gen.storage import exists, is_remote, local_path, read_json, write_json
+
+    if layout not in LAYOUTS:
+        raise ShardError(f"unknown layout {layout!r}; choose from {LAYOUTS}")
+    if nonfinite not in ("drop", "zero", "keep"):
+        raise ShardError(f"nonfinite must be drop, zero or keep, not {nonfinite!r}")
+    if is_remote(out_dir):
+        raise ShardError(f"shards are local files (sync first); got {out_dir}")
+    out_dir = local_path(out_dir)
+    index_path = os.path.join(out_dir, INDEX)
+    options = {"layout": layout, "rows_per_shard": rows_per_shard, "label": label, "split": split,
+               "nonfinite": nonfinite, "row_group_size": row_group_size}
+    if not force and os.path.exists(index_path):
+        previous = read_json(index_path)
+        if previous.get("source") == str(src_uri) and previous.get("options") == options:
+            return index_path
+    os.makedirs(out_dir, exist_ok=True)
+    for stale in os.listdir(out_dir):
+        if stale.startswith("shard-") or stale in (INDEX, META):
+            os.remove(os.path.join(out_dir, stale))
+
+    if not exists(src_uri):
+        raise ShardError(f"source not found: {src_uri}")
+    is_dir_of_npz = not src_uri.endswith(".parquet") and _looks_like_cutout_dir(src_uri)
+    chunks = (_iter_cutout_dir(src_uri, rows_per_shard, label, split) if is_dir_of_npz
+              else _iter_table_chunks(src_uri, rows_per_shard, split))
+    base = src_uri if is_dir_of_npz else _dirname(src_uri)
+    skipped: Counter = Counter()
+    shards, metas, views_seen, shape, bands = [], [], None, None, None
+    ref_cache: dict = {}
+    pending_meta, pending_img, pending_n = [], {}, 0
+
+    def flush():
+        nonlocal pending_meta, pending_img, pending_n
+        if not pending_n:
+            return
+        imgs = {v: np.concatenate(a) for v, a in pending_img.items()}
+        names = _write_shard(out_dir, len(shards), layout, imgs, row_group_size)
+        shards.append({"n_rows": pending_n, "files": {n: _sha256_file(os.path.join(out_dir, n)) for n in names}})
+        metas.extend(pending_meta)
+        pending_meta, pending_img, pending_n = [], {}, 0
+
+    for table in chunks:
+        kind = _source_kind(table.schema)
+        if kind == "manifest":
+            blob_cols = {"stamp": _manifest_blobs(table, base, ref_cache)}
+        else:
+            blob_cols = {}
+            for view, cands in VIEW_COLUMNS.items():
+                col = next((c for c in cands if c in table.column_names), None)
+                if col is not None:
+                    blob_cols[view] = table.column(col)
+        if views_seen is None:
+            views_seen = list(blob_cols)
+        elif list(blob_cols) != views_seen:
+            raise ShardError(f"views changed between chunks: {views_seen} vs {list(blob_cols)}")
+        meta = _normalise_meta(table, legacy_depth="stamp_npz" in table.column_names)
+        ok_rows, row_reasons = _row_ok(table)
+        images, ok_dec, dec_reasons, found_bands = _decode_views(blob_cols, nonfinite)
+        keep = ok_rows & ok_dec
+        for i in np.flatnonzero(~keep):
+            skipped[row_reasons[i] or dec_reasons[i]] += 1
+        if not keep.any():
+            continue
+        first = images[views_seen[0]]
+        if shape is None:
+            shape, bands = list(first.shape[1:]), found_bands
+        elif list(first.shape[1:]) != shape or found_bands != bands:
+            raise ShardError(f"stamp shape/bands changed: {first.shape[1:]} {found_bands!r} vs {shape} {bands!r}")
+        idx = np.flatnonzero(keep)
+        pending_meta.append(meta.take(pa.array(idx)))
+        for v in views_seen:
+            pending_img.setdefault(v, []).append(images[v][idx])
+        pending_n += len(idx)
+        if pending_n >= rows_per_shard:
+            flush()
+    flush()
+    if not shards:
+        raise ShardError(f"{src_uri}: no usable rows (skipped: {dict(skipped)})")
+    meta_table = pa.concat_tables(metas, promote_options="default")
+    ids = meta_table.column("id")
+    if len(pc.unique(ids)) != len(ids):
+        raise ShardError(f"{src_uri}: duplicate ids in the source")
+    pq.write_table(meta_table, _tmp(os.path.join(out_dir, META)))
+    os.replace(_tmp(os.path.join(out_dir, META)), os.path.join(out_dir, META))
+    index = {
+        "format": FORMAT, "source": str(src_uri), "options": options, "layout": layout,
+        "n_rows": int(meta_table.num_rows), "image_shape": shape, "bands": bands, "views": views_seen,
+        "shards": shards, "meta": {"file": META, "sha256": _sha256_file(os.path.join(out_dir, META))},
+        "skipped": dict(skipped), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    index["data_hash"] = data_hash(index)
+    write_json(index_path, index)
+    return index_path
+
+
+def data_hash(index: dict) -> str:
+    """SHA-256 identifying the shard contents (file checksums, shape, views), not paths or times."""
+    content = {k: index[k] for k in ("format", "layout", "n_rows", "image_shape", "bands", "views", "shards", "meta")}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _dirname(uri: str) -> str:
+    uri = str(uri).rstrip("/")
+    if uri.endswith(".parquet"):
+        return posixpath.dirname(uri) if "://" in uri else os.path.dirname(os.path.abspath(uri))
+    return uri
+
+
+def _looks_like_cutout_dir(uri: str) -> bool:
+    from dhs_gen.storage import list_files
+
+    files = list_files(uri)
+    return bool(files) and not any(f.endswith(".parquet") for f in files) and any(f.endswith(".npz") for f in files)
