@@ -11,7 +11,7 @@ export PYSPARK_PYTHON ?= $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON ?= $(abspath $(PY))
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-all demo bench lint clean
+.PHONY: venv browser test test-all demo bench lint clean
 
 venv: $(STAMP)
 
@@ -23,10 +23,16 @@ $(STAMP): setup.py
 	$(PY) -m pip install -q -e '.[all]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# Debian's chromium for the report's browser test; best effort (the test skips without it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; } || \
+	  echo "chromium not available: the report browser test will be skipped"
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-all: $(STAMP)
+test-all: $(STAMP) browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)

@@ -1,0 +1,1 @@
+"""The static HTML report: headline numbers, figures and what every number means."""
