@@ -219,6 +219,7 @@ _register("scores", [
 ], ("id", "model_id"), "model scores (one name: model_score)")
 
 _register("completeness", [
+    col("model_id", pa.string(), "", "frozen-model hash of the scores", critical=True),
     col("subset", pa.string(), "", "all | clean", critical=True),
     col("threshold_kind", pa.string(), "", "fpr | proxy", critical=True),
     col("threshold_value", pa.float64(), critical=True),
@@ -231,7 +232,12 @@ _register("completeness", [
     col("ci_lo", pa.float64(), "", "Wilson 95%"),
     col("ci_hi", pa.float64(), "", "Wilson 95%"),
     col("low_n", pa.bool_(), "", "n < 50"),
-], ("subset", "threshold_kind", "threshold_value", "axis", "bin_lo"), "selection-function tables")
+    col("bin_index", pa.int32(), "", "flat bin index (C order over the axis columns)", critical=True),
+    col("boot_std", pa.float64(), "", "HEALPix-region bootstrap standard deviation"),
+    col("boot_lo", pa.float64(), "", "HEALPix-region bootstrap 2.5 percentile"),
+    col("boot_hi", pa.float64(), "", "HEALPix-region bootstrap 97.5 percentile"),
+    col("n_regions", pa.int32(), "", "HEALPix regions contributing to the bin"),
+], ("model_id", "subset", "threshold_kind", "threshold_value", "axis", "bin_index"), "selection-function tables")
 
 
 def get_dataset(name: str) -> Dataset:

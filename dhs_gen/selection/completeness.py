@@ -1,0 +1,342 @@
+"""Injection-recovery completeness from scores: per-batch counts, reduction, intervals.
+
+The computation is split so that a local run and the Spark job give identical answers:
+``count_batch`` turns joined rows (injection metrics + one model's score) into integer counts
+keyed by (model, subset, threshold, axis, bin, HEALPix region); counts are summed (pyarrow
+here, ``groupBy().sum()`` in ``jobs/completeness.py``); ``finalize`` turns summed counts into
+completeness with Wilson intervals and a HEALPix-region bootstrap spread.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dhs_gen.determinism import stable_hash64
+from dhs_gen.schemas import STATUS_OK, conform
+from dhs_gen.selection.binning import Axis, build_axes, column_f64, theta_over_psf
+from dhs_gen.selection.config import SelectionConfig
+from dhs_gen.selection.thresholds import FPR, PROXY, Threshold, fpr_thresholds, proxy_thresholds
+from dhs_gen.stats.intervals import wilson_interval
+
+ALL, CLEAN = "all", "clean"
+HEALPIX_NSIDE_IN = 128
+# Stamp columns the computation reads (never the image blobs).
+INJECTION_COLUMNS = [
+    "task_id", "status", "cutout_ok", "bad_pixel_frac", "artifact_profile", "healpix_128", "ra", "dec",
+    "theta_e_arcsec", "z_l", "z_s", "src_mag_r", "arc_snr_sum", "arc_snr_max", "psf_fwhm_used_r",
+    "psfsize_r",
+]
+COUNT_KEYS = ["model_id", "subset", "axis", "bin", "region"]
+
+
+def counts_schema(n_thresholds: int) -> pa.Schema:
+    """Counts keyed by COUNT_KEYS: n rows and k_j recovered under the j-th threshold of the model."""
+    return pa.schema([
+        ("model_id", pa.string()), ("subset", pa.string()), ("axis", pa.string()), ("bin", pa.int32()),
+        ("region", pa.int64()), ("n", pa.int64()), *[(f"k_{j}", pa.int64()) for j in range(n_thresholds)],
+    ])
+
+
+@dataclass
+class CountSpec:
+    """Everything ``count_batch`` needs: axes, thresholds per model, cuts, region size."""
+
+    axes: list[Axis]
+    thresholds: dict[str, list[Threshold]]  # model_id -> FPR thresholds
+    proxies: list[Threshold] = field(default_factory=list)
+    score_column: str = "logit"
+    max_bad_pixel_frac: float = 0.2
+    clean_artifact_profiles: tuple[str, ...] = ("none", "clean", "")
+    proxy_arc_snr_min: float = 5.0
+    region_nside: int = 16
+
+    @property
+    def n_thresholds(self) -> int:
+        sizes = {len(t) for t in self.thresholds.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"every model needs the same number of FPR thresholds, got {sizes}")
+        return sizes.pop() + len(self.proxies)
+
+    def model_thresholds(self, model_id: str) -> list[Threshold]:
+        """The model's FPR thresholds then the proxies: the order of the k_j count columns."""
+        if not self.thresholds.get(model_id):
+            raise ValueError(f"model {model_id!r} has scores but no negatives to set its FPR threshold")
+        return list(self.thresholds[model_id]) + list(self.proxies)
+
+    def axis(self, name: str) -> Axis:
+        for a in self.axes:
+            if a.name == name:
+                return a
+        raise KeyError(f"unknown axis {name!r}")
+
+
+def build_spec(cfg: SelectionConfig, negatives: pa.Table) -> tuple[CountSpec, pa.Table]:
+    """The CountSpec for a config, with FPR thresholds set on ``negatives`` (and their table)."""
+    per_model, table = fpr_thresholds(negatives, cfg.fprs, cfg.score_column)
+    spec = CountSpec(
+        axes=build_axes(cfg.axes, cfg.grids), thresholds=per_model,
+        proxies=proxy_thresholds(cfg.proxy_thresholds), score_column=cfg.score_column,
+        max_bad_pixel_frac=cfg.clean.max_bad_pixel_frac,
+        clean_artifact_profiles=tuple(cfg.clean.clean_artifact_profiles),
+        proxy_arc_snr_min=cfg.proxy_arc_snr_min, region_nside=cfg.bootstrap.nside,
+    )
+    return spec, table
+
+
+def prepare_scores(scores: pa.Table, score_column: str) -> pa.Table:
+    """Scores renamed for the join: id -> task_id, status -> score_status; the score as 'score'."""
+    for name in ("id", "model_id", "status", score_column):
+        if name not in scores.column_names:
+            raise KeyError(f"scores lack column {name!r}")
+    return pa.table({"task_id": scores["id"], "model_id": scores["model_id"],
+                     "score_status": scores["status"], "score": scores[score_column].cast(pa.float64())})
+
+
+def join_scores(injections: pa.Table, scores: pa.Table, score_column: str = "logit") -> pa.Table:
+    """Left join of injection metrics with scores on task_id = id (an unscored row keeps nulls)."""
+    cols = [c for c in INJECTION_COLUMNS if c in injections.column_names]
+    joined = injections.select(cols).join(prepare_scores(scores, score_column), "task_id", join_type="left outer")
+    return joined
+
+
+def _bool(table, name: str) -> np.ndarray:
+    arr = table.column(name)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.bool_()).fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _strings(table, name: str) -> np.ndarray:
+    arr = table.column(name)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return np.asarray(arr.cast(pa.string()).to_pylist(), dtype=object)
+
+
+def regions(table, nside: int) -> np.ndarray:
+    """NESTED HEALPix region at ``nside`` per row (coarsened from healpix_128, else from ra/dec)."""
+    shift = 2 * int(np.log2(HEALPIX_NSIDE_IN // nside))
+    hp = column_f64(table, "healpix_128")
+    missing = ~np.isfinite(hp)
+    if missing.any():
+        import healpy
+
+        ra, dec = column_f64(table, "ra"), column_f64(table, "dec")
+        hp[missing] = healpy.ang2pix(HEALPIX_NSIDE_IN, ra[missing], dec[missing], nest=True, lonlat=True)
+    return hp.astype(np.int64) >> shift
+
+
+def subset_masks(table, spec: CountSpec) -> dict[str, np.ndarray]:
+    """valid_all = stamp ok and cutout_ok and score present; clean adds bad pixels and artifacts."""
+    score = column_f64(table, "score")
+    valid = (
+        (_strings(table, "status") == STATUS_OK) & _bool(table, "cutout_ok")
+        & (_strings(table, "score_status") == STATUS_OK) & np.isfinite(score)
+    )
+    bad = column_f64(table, "bad_pixel_frac")
+    clean = valid & (bad <= spec.max_bad_pixel_frac)
+    if "artifact_profile" in table.column_names:
+        profile = _strings(table, "artifact_profile")
+        clean &= np.array([p is None or p in spec.clean_artifact_profiles for p in profile], dtype=bool)
+    return {ALL: valid, CLEAN: clean}
+
+
+def recovered(table, thresholds: list[Threshold], spec: CountSpec) -> np.ndarray:
+    """(rows, thresholds) bool: score above the cut, or the phase-4d proxy for proxy thresholds."""
+    score = column_f64(table, "score")
+    out = np.zeros((table.num_rows, len(thresholds)), dtype=bool)
+    proxy_base = None
+    for j, t in enumerate(thresholds):
+        if t.kind == FPR:
+            out[:, j] = score > t.cut
+        else:
+            if proxy_base is None:
+                ratio = theta_over_psf(table)
+                proxy_base = (_bool(table, "cutout_ok") & (column_f64(table, "theta_e_arcsec") > 0)
+                              & (column_f64(table, "arc_snr_max") >= spec.proxy_arc_snr_min))
+            out[:, j] = proxy_base & (ratio >= t.cut)
+    return out
+
+
+def count_batch(batch, spec: CountSpec) -> pa.RecordBatch:
+    """Integer counts of one batch of joined rows, keyed by COUNT_KEYS (``counts_schema``).
+
+    Rows without a model_id (unscored) and rows outside an axis's edges add nothing.
+    """
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    schema = counts_schema(spec.n_thresholds)
+    parts: dict[str, list] = {k: [] for k in schema.names}
+    if table.num_rows:
+        models = _strings(table, "model_id")
+        region = regions(table, spec.region_nside)
+        masks = subset_masks(table, spec)
+        bins = {a.name: a.index(table) for a in spec.axes}
+        for model_id in sorted(set(models.tolist()) - {None}):
+            in_model = models == model_id
+            rec = recovered(table, spec.model_thresholds(model_id), spec)
+            for subset, mask in masks.items():
+                for axis in spec.axes:
+                    sel = in_model & mask & (bins[axis.name] >= 0)
+                    if not sel.any():
+                        continue
+                    ureg, rinv = np.unique(region[sel], return_inverse=True)
+                    ukey, kinv = np.unique(bins[axis.name][sel] * len(ureg) + rinv, return_inverse=True)
+                    m = len(ukey)
+                    parts["model_id"].append(np.full(m, model_id, dtype=object))
+                    parts["subset"].append(np.full(m, subset, dtype=object))
+                    parts["axis"].append(np.full(m, axis.name, dtype=object))
+                    parts["bin"].append((ukey // len(ureg)).astype(np.int32))
+                    parts["region"].append(ureg[ukey % len(ureg)])
+                    parts["n"].append(np.bincount(kinv, minlength=m).astype(np.int64))
+                    for j in range(rec.shape[1]):
+                        parts[f"k_{j}"].append(np.bincount(kinv, weights=rec[sel, j], minlength=m).astype(np.int64))
+    arrays = [pa.array(np.concatenate(parts[f.name]) if parts[f.name] else [], type=f.type) for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def reduce_counts(counts: pa.Table) -> pa.Table:
+    """Sum the count columns over duplicate keys (batches) and sort canonically."""
+    sums = [c for c in counts.column_names if c not in COUNT_KEYS]
+    summed = counts.group_by(COUNT_KEYS).aggregate([(c, "sum") for c in sums])
+    summed = summed.rename_columns([c[:-4] if c.endswith("_sum") else c for c in summed.column_names])
+    summed = summed.select(counts.column_names).cast(counts.schema)
+    return summed.sort_by([(k, "ascending") for k in COUNT_KEYS])
+
+
+def region_weights(regions: np.ndarray, n_boot: int, seed: int, key: str):
+    """(n_boot, n_regions) float32 draw counts of each region (sorted unique labels) in a
+    resample with replacement, seeded by stable_hash64(seed, key); None with fewer than 2 regions.
+
+    Uses :func:`dhs_gen.stats.bootstrap.region_multiplicities` with one "row" per region.
+    """
+    from dhs_gen.stats.bootstrap import region_multiplicities
+
+    if n_boot <= 0 or len(regions) < 2:
+        return None
+    draws = region_multiplicities(np.asarray(regions), n_boot, stable_hash64(seed, key))
+    return np.stack(list(draws)).astype(np.float32)
+
+
+def _column_quantiles(c: np.ndarray, qs) -> list[np.ndarray]:
+    """Linear-interpolated quantiles down each column ignoring NaN (a fast nanpercentile)."""
+    srt = np.sort(c, axis=0)  # NaN sort last
+    m = np.count_nonzero(~np.isnan(c), axis=0)
+    out = []
+    for q in qs:
+        pos = q * np.maximum(m - 1, 0)
+        i0 = np.floor(pos).astype(np.int64)
+        i1 = np.minimum(i0 + 1, np.maximum(m - 1, 0))
+        v0 = np.take_along_axis(srt, i0[None, :], axis=0)[0]
+        v1 = np.take_along_axis(srt, i1[None, :], axis=0)[0]
+        out.append(np.where(m > 0, v0 + (pos - i0) * (v1 - v0), np.nan))
+    return out
+
+
+def region_bootstrap(n_rb: np.ndarray, k_rb: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Bootstrap of completeness from per-region counts n (regions, bins), k (regions, T, bins).
+
+    Returns (std, p2.5, p97.5), each (T, bins), over replicates; replicates where a bin is empty
+    are skipped for it, and a bin empty in every replicate gives NaN.
+    """
+    r, t, b = k_rb.shape
+    nb = weights @ n_rb.astype(np.float32)  # (n_boot, bins)
+    kb = (weights @ k_rb.reshape(r, t * b).astype(np.float32)).reshape(-1, t, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.where(nb[:, None, :] > 0, kb / nb[:, None, :], np.nan).reshape(-1, t * b).astype(np.float64)
+    m = np.count_nonzero(~np.isnan(c), axis=0)
+    mean = np.where(m > 0, np.nansum(c, axis=0) / np.maximum(m, 1), np.nan)
+    var = np.nansum((c - mean) ** 2, axis=0) / np.maximum(m, 1)
+    lo, hi = _column_quantiles(c, (0.025, 0.975))
+    std = np.where(m > 0, np.sqrt(var), np.nan)
+    return std.reshape(t, b), lo.reshape(t, b), hi.reshape(t, b)
+
+
+def finalize(counts: pa.Table, spec: CountSpec, low_n: int = 50, n_boot: int = 500, seed: int = 42) -> pa.Table:
+    """Completeness per (model, subset, threshold, axis, bin), every bin listed (empty ones n=0).
+
+    Columns: the ``completeness`` dataset (Wilson 95%, ``low_n`` = n < low_n) plus the region
+    bootstrap (``boot_std``, ``boot_lo``, ``boot_hi``; 2.5/97.5 percentiles, regions resampled
+    with replacement, the same draws for every axis and threshold of a model and subset) and
+    ``n_regions``.
+    """
+    import pandas as pd
+
+    df = reduce_counts(counts).to_pandas()
+    kcols = [c for c in df.columns if c.startswith("k_")]
+    frames = []
+    for (model_id, subset), part in df.groupby(["model_id", "subset"], sort=True):
+        thresholds = spec.model_thresholds(model_id)
+        reg = np.unique(part["region"].to_numpy())
+        weights = region_weights(reg, n_boot, seed, f"{model_id}|{subset}")
+        for axis_name, g in part.groupby("axis", sort=True):
+            axis = spec.axis(axis_name)
+            nb_ = axis.n_bins
+            flat = np.searchsorted(reg, g["region"].to_numpy()) * nb_ + g["bin"].to_numpy()
+            n_rb = np.bincount(flat, weights=g["n"].to_numpy(), minlength=len(reg) * nb_).reshape(len(reg), nb_)
+            k_rb = np.stack([np.bincount(flat, weights=g[c].to_numpy(), minlength=len(reg) * nb_)
+                             .reshape(len(reg), nb_) for c in kcols], axis=1)  # (regions, T, bins)
+            n = n_rb.sum(axis=0).astype(np.int64)
+            k_all = k_rb.sum(axis=0).astype(np.int64)  # (T, bins)
+            if weights is not None:
+                bstd, blo, bhi = region_bootstrap(n_rb, k_rb, weights)
+            else:
+                bstd = blo = bhi = np.full((len(kcols), nb_), np.nan)
+            b_lo, b_hi = axis.bounds(np.arange(nb_))
+            n_regions = np.count_nonzero(n_rb > 0, axis=0).astype(np.int32)
+            for j, t in enumerate(thresholds):
+                k = k_all[j]
+                lo, hi = wilson_interval(k, n)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    c = np.where(n > 0, k / np.maximum(n, 1), np.nan)
+                frames.append(pd.DataFrame({
+                    "model_id": model_id, "subset": subset, "threshold_kind": t.kind,
+                    "threshold_value": t.value, "axis": axis_name,
+                    "bin_index": np.arange(nb_, dtype=np.int32), "bin_lo": list(b_lo), "bin_hi": list(b_hi),
+                    "n": n, "k": k, "completeness": c, "ci_lo": lo, "ci_hi": hi, "low_n": n < low_n,
+                    "boot_std": bstd[j], "boot_lo": blo[j], "boot_hi": bhi[j], "n_regions": n_regions,
+                }))
+    if not frames:
+        return _empty_completeness()
+    table = pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False)
+    return conform(table, "completeness").sort_by(
+        [(c, "ascending") for c in ("model_id", "subset", "threshold_kind", "threshold_value", "axis", "bin_index")])
+
+
+def _empty_completeness() -> pa.Table:
+    from dhs_gen.schemas import get_dataset
+
+    return get_dataset("completeness").schema.empty_table()
+
+
+def ensemble_spread(table: pa.Table) -> pa.Table:
+    """Across models: mean, std, min, max of completeness per (subset, threshold, axis, bin)."""
+    df = table.select(["model_id", "subset", "threshold_kind", "threshold_value", "axis", "bin_index",
+                       "completeness"]).to_pandas()
+    keys = ["subset", "threshold_kind", "threshold_value", "axis", "bin_index"]
+    agg = df.groupby(keys, sort=True)["completeness"].agg(["count", "mean", "std", "min", "max"]).reset_index()
+    agg = agg.rename(columns={"count": "n_models", "mean": "c_mean", "std": "c_std", "min": "c_min", "max": "c_max"})
+    return pa.Table.from_pandas(agg, preserve_index=False)
+
+
+def compute_completeness(injections: pa.Table, scores: pa.Table, negatives: pa.Table,
+                         cfg: SelectionConfig) -> dict[str, pa.Table]:
+    """The local function: injections (stamps) + scores + negative scores -> result tables.
+
+    Returns {"completeness", "thresholds", "counts", "ensemble" (only with several models)}.
+    """
+    spec, thresholds = build_spec(cfg, negatives)
+    joined = join_scores(injections, scores, cfg.score_column)
+    counts = reduce_counts(pa.Table.from_batches([count_batch(joined, spec)]))
+    return assemble(counts, spec, thresholds, cfg)
+
+
+def assemble(counts: pa.Table, spec: CountSpec, thresholds: pa.Table, cfg: SelectionConfig) -> dict[str, pa.Table]:
+    """Summed counts -> the result tables (shared by the local function and the Spark job)."""
+    table = finalize(counts, spec, cfg.low_n, cfg.bootstrap.n_boot, cfg.bootstrap.seed)
+    out = {"completeness": table, "thresholds": thresholds, "counts": counts}
+    if len(pc.unique(table["model_id"])) > 1:
+        out["ensemble"] = ensemble_spread(table)
+    return out

@@ -1,0 +1,64 @@
+"""The selection set must never have been trained on: checked through the frozen-model bundle."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from dhs_gen.selection.config import ProvenanceConfig
+from dhs_gen.selection.provenance import ProvenanceError, verify_provenance
+from dhs_gen.storage import write_parquet
+
+
+@pytest.fixture(scope="module")
+def frozen(tmp_path_factory):
+    torch = pytest.importorskip("torch")
+    from training.export import export_frozen_model
+    from training.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name="small_cnn", in_chans=3)
+    out = str(tmp_path_factory.mktemp("frozen") / "m")
+    model_id = export_frozen_model(model, {"run": "t"}, out, data_manifest_hash="abc", preprocess={},
+                                   trained_ids=["host1", "host2", "taskX"])
+    return out, model_id
+
+
+def test_disjoint_model_is_verified(frozen):
+    path, model_id = frozen
+    cfg = ProvenanceConfig(models=[{"model_id": model_id, "frozen_model": path}], fail_on_host_overlap=False)
+    (rec,) = verify_provenance([model_id], cfg, task_ids=["t1", "t2"], host_ids=["host1", "h9"])
+    assert rec["verified"] and rec["n_host_overlap"] == 1 and rec["data_manifest_hash"] == "abc"
+
+
+def test_trained_on_selection_task_fails(frozen):
+    path, model_id = frozen
+    cfg = ProvenanceConfig(models=[{"model_id": model_id, "frozen_model": path}])
+    with pytest.raises(ProvenanceError, match="trained on 1 selection injections"):
+        verify_provenance([model_id], cfg, task_ids=["t1", "taskX"], host_ids=[])
+
+
+def test_host_overlap_fails_by_default(frozen):
+    path, model_id = frozen
+    cfg = ProvenanceConfig(models=[{"model_id": model_id, "frozen_model": path}])
+    with pytest.raises(ProvenanceError, match="selection hosts"):
+        verify_provenance([model_id], cfg, task_ids=["t1"], host_ids=["host2"])
+
+
+def test_wrong_model_id_and_missing_provenance(frozen):
+    path, _ = frozen
+    with pytest.raises(ProvenanceError, match="holds model"):
+        verify_provenance(["other"], ProvenanceConfig(models=[{"model_id": "other", "frozen_model": path}]),
+                          task_ids=[], host_ids=[])
+    with pytest.raises(ProvenanceError, match="no provenance"):
+        verify_provenance(["m"], ProvenanceConfig(), task_ids=[], host_ids=[])
+    (rec,) = verify_provenance(["m"], ProvenanceConfig(allow_unverified=True), task_ids=[], host_ids=[])
+    assert rec == {"model_id": "m", "verified": False, "method": "none"}
+
+
+def test_training_manifest_route(tmp_path):
+    uri = str(tmp_path / "manifest.parquet")
+    write_parquet(pa.table({"galaxy_id": ["a", "b"], "stamp_ref": ["s#1", "t7"]}), uri)
+    cfg = ProvenanceConfig(models=[{"model_id": "m", "training_manifest": uri}])
+    assert verify_provenance(["m"], cfg, task_ids=["t1"], host_ids=["z"])[0]["verified"]
+    with pytest.raises(ProvenanceError):
+        verify_provenance(["m"], cfg, task_ids=["t7"], host_ids=[])
