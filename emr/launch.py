@@ -1,0 +1,227 @@
+"""``dhs emr`` / ``make emr-*``: run a job chain as EMR steps, or print exactly what would be sent.
+
+Everything is validated before any AWS call: preset, release, node memory, account settings
+(S3 prefix, log URI, region/subnet), configs and job scripts; the requests are checked against
+botocore's EMR model. ``--dry-run`` stops there and prints the requests (no credentials needed,
+nothing built or uploaded). Otherwise: build the wheel + pinned requirements, upload them with the
+configs and bootstrap script to ``<s3_prefix>/runs/<run id>/artifacts/``, create the cluster (or add
+steps to ``--cluster-id``), stream step states, and print where the logs are.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Dict, List, Sequence
+
+from dhs_gen.config import ConfigError, load_config
+from emr import catalog, pipelines, requests
+from emr.packaging import project_root, wheel_filename
+from emr.presets import AccountSettings, ClusterPreset, get_preset, resolve_account
+
+DRY_RUN_PREFIX = "s3://example-bucket/dark-halo-scope"
+
+
+@dataclasses.dataclass
+class LaunchPlan:
+    """Everything a launch will do, computed without AWS."""
+
+    pipeline: str
+    run_id: str
+    run_uri: str
+    artifacts_uri: str
+    preset_name: str
+    preset: ClusterPreset
+    account: AccountSettings
+    configs: Dict[str, str]
+    operation: str
+    request: dict
+
+    @property
+    def steps(self) -> List[dict]:
+        return self.request["Steps"]
+
+    def describe(self) -> dict:
+        """The JSON-able dry-run report."""
+        return {
+            "operation": self.operation,
+            "request": self.request,
+            "commands": [requests.command_line(s) for s in self.steps],
+            "uploads": {f"{self.artifacts_uri}/configs/{name}": path for name, path in self.configs.items()},
+            "staged_at_launch": [f"{self.artifacts_uri}/{n}" for n in (wheel_filename(), "requirements.txt",
+                                                                       requests.BOOTSTRAP_PATH, "SHA256SUMS")],
+            "preset": self.preset_name,
+            "on_demand_usd_per_hour": round(self.preset.hourly_cost_usd(), 3),
+            "prices_as_of": catalog.PRICES_AS_OF,
+            "log_uri": self.account.log_uri,
+        }
+
+
+def build_plan(pipeline: str, preset_name: str, account: AccountSettings, *, configs: Sequence[str] = (),
+               overrides: Sequence[str] = (), extra_args: Sequence[str] = (), run_id: str | None = None,
+               cluster_id: str | None = None, release_label: str | None = None,
+               presets_uri: str | None = None, wheel_name: str | None = None,
+               dry_run: bool = False, root: str | None = None) -> LaunchPlan:
+    """Validate the inputs and compute the request (pure apart from reading local files)."""
+    root = root or project_root()
+    steps = pipelines.get_pipeline(pipeline)
+    preset = get_preset(preset_name, presets_uri)
+    if release_label:
+        preset = ClusterPreset.model_validate({**preset.model_dump(), "release_label": release_label})
+    if dry_run and not account.s3_prefix:
+        account = account.model_copy(update={"s3_prefix": DRY_RUN_PREFIX})
+    account = resolve_account(account, preset)
+    pipelines.check_scripts(steps, root)
+    config_paths = pipelines.resolve_configs(steps, list(configs), os.path.join(root, "configs"))
+    names = [os.path.basename(p) if p else None for p in config_paths]
+    staged = {name: path for name, path in zip(names, config_paths) if path}
+    if len(staged) != len({os.path.abspath(p) for p in config_paths if p}):
+        raise ConfigError(f"configs for different steps share a file name: {config_paths}")
+    run_id = run_id or f"{pipeline}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    run_uri = f"{account.s3_prefix}/runs/{run_id}"
+    artifacts_uri = f"{run_uri}/artifacts"
+    on_failure = "CONTINUE" if cluster_id else "TERMINATE_CLUSTER"
+    step_requests = [
+        requests.step(f"dhs {spec.name}", requests.spark_submit_argv(
+            spec.script, pipelines.step_args(spec, name and f"{artifacts_uri}/configs/{name}", run_uri,
+                                             overrides, extra_args)),
+            on_failure)
+        for spec, name in zip(steps, names)
+    ]
+    if cluster_id:
+        operation, request = "AddJobFlowSteps", requests.add_steps_request(cluster_id, step_requests)
+    else:
+        bootstrap = requests.bootstrap_action(artifacts_uri, wheel_name or wheel_filename(), preset.python)
+        operation = "RunJobFlow"
+        request = requests.run_job_flow_request(f"dhs-{run_id}", preset, account, bootstrap, step_requests)
+    requests.validate_request(operation, request)
+    return LaunchPlan(pipeline, run_id, run_uri, artifacts_uri, preset_name, preset, account, staged,
+                      operation, request)
+
+
+def _print_step(names: Dict[str, str], log_uri: str, cluster_id: str):
+    from emr.waiter import step_log_uris
+
+    def on_change(step_id: str, state: str, step: dict) -> None:
+        stamp = time.strftime("%H:%M:%S", time.gmtime())
+        print(f"[{stamp}Z] {names.get(step_id, step_id)} ({step_id}): {state}", flush=True)
+        if state in ("FAILED", "CANCELLED", "INTERRUPTED"):
+            details = step.get("Status", {}).get("FailureDetails", {})
+            if details:
+                print(f"    reason: {details.get('Reason', '')} {details.get('Message', '')}".rstrip(), flush=True)
+                if details.get("LogFile"):
+                    print(f"    log file: {details['LogFile']}", flush=True)
+            for kind, uri in step_log_uris(log_uri, cluster_id, step_id).items():
+                print(f"    {kind}: {uri}", flush=True)
+
+    return on_change
+
+
+def launch(plan_inputs: dict, *, wait: bool = True, poll_seconds: float = 30.0,
+           timeout_seconds: float | None = None, work_dir: str | None = None) -> int:
+    """Package, upload, submit and (optionally) wait. ``plan_inputs`` are :func:`build_plan` kwargs."""
+    import boto3
+
+    from emr.packaging import stage_artifacts
+    from emr.s3 import parse_s3_uri, s3_client, upload_files
+    from emr.waiter import all_completed, wait_for_steps
+
+    plan = build_plan(**plan_inputs)  # validate everything before building anything
+    work_dir = work_dir or os.path.join(project_root(), "build", "emr", plan.run_id)
+    artifacts = stage_artifacts(work_dir, plan.configs, plan.run_uri, plan.preset.python)
+    wheel = next(name for name in artifacts if name.endswith(".whl"))
+    plan = build_plan(**{**plan_inputs, "run_id": plan.run_id, "wheel_name": wheel})
+    region = plan.account.region
+    print(f"uploading {len(artifacts)} artifacts to {plan.artifacts_uri}/", flush=True)
+    s3 = s3_client(region)
+    upload_files([(path, name) for name, path in artifacts.items()], plan.artifacts_uri, client=s3)
+
+    emr = boto3.client("emr", region_name=region)
+    if plan.operation == "AddJobFlowSteps":
+        cluster_id = plan.request["JobFlowId"]
+        step_ids = emr.add_job_flow_steps(**plan.request)["StepIds"]
+    else:
+        cluster_id = emr.run_job_flow(**plan.request)["JobFlowId"]
+        listed = emr.list_steps(ClusterId=cluster_id)["Steps"]
+        step_ids = [s["Id"] for s in reversed(listed)]  # list_steps returns newest first
+    names = {sid: s["Name"] for sid, s in zip(step_ids, plan.steps)}
+    bucket, key = parse_s3_uri(f"{plan.run_uri}/launch.json")
+    record = {"cluster_id": cluster_id, "step_ids": step_ids, "operation": plan.operation, "request": plan.request}
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(record, indent=1).encode())
+    print(f"cluster {cluster_id}: https://{region}.console.aws.amazon.com/emr/home?region={region}"
+          f"#/clusterDetails/{cluster_id}", flush=True)
+    print(f"logs: {plan.account.log_uri}{cluster_id}/  run: {plan.run_uri}/", flush=True)
+    if not wait:
+        return 0
+    states = wait_for_steps(lambda sid: emr.describe_step(ClusterId=cluster_id, StepId=sid)["Step"], step_ids,
+                            on_change=_print_step(names, plan.account.log_uri, cluster_id),
+                            poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
+    ok = all_completed(states)
+    print(f"{'all steps COMPLETED' if ok else 'run FAILED'}: {json.dumps(states)}", flush=True)
+    return 0 if ok else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dhs emr", description=__doc__.splitlines()[0],
+                                     epilog="Arguments after `--` go to every job; {run} becomes the run's URI.")
+    parser.add_argument("pipeline", choices=sorted(pipelines.PIPELINES))
+    parser.add_argument("--preset", required=True, help="cluster preset name (emr/presets.yaml)")
+    parser.add_argument("--presets", default=None, help="alternative presets YAML")
+    parser.add_argument("--account", default=os.environ.get("DHS_EMR_ACCOUNT"),
+                        help="account settings YAML (default $DHS_EMR_ACCOUNT)")
+    parser.add_argument("--s3-prefix", default=os.environ.get("DHS_S3_PREFIX"),
+                        help="s3://bucket/prefix for runs (default $DHS_S3_PREFIX)")
+    parser.add_argument("--region")
+    parser.add_argument("--subnet-id")
+    parser.add_argument("--subnet-az", help="availability zone of --subnet-id (checked against the region)")
+    parser.add_argument("--log-uri")
+    parser.add_argument("--release-label", help=f"override the preset's release ({sorted(catalog.RELEASES)})")
+    parser.add_argument("--config", dest="configs", action="append", default=[],
+                        help="job config YAML, one per step in order (default configs/<job>*.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override passed to every job")
+    parser.add_argument("--cluster-id", help="add the steps to this running cluster instead of creating one")
+    parser.add_argument("--run-id")
+    parser.add_argument("--dry-run", action="store_true", help="print the requests; no AWS call, nothing built")
+    parser.add_argument("--no-wait", action="store_true")
+    parser.add_argument("--poll-seconds", type=float, default=30.0)
+    parser.add_argument("--timeout-hours", type=float, default=None)
+    return parser
+
+
+def _account(args) -> AccountSettings:
+    overrides = [f"{key}={value}" for key, value in (
+        ("s3_prefix", args.s3_prefix), ("region", args.region), ("subnet_id", args.subnet_id),
+        ("subnet_availability_zone", args.subnet_az), ("log_uri", args.log_uri)) if value]
+    return load_config(AccountSettings, args.account, overrides)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = _parser().parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    inputs = dict(pipeline=args.pipeline, preset_name=args.preset, configs=args.configs,
+                  overrides=args.overrides, extra_args=extra, run_id=args.run_id, cluster_id=args.cluster_id,
+                  release_label=args.release_label, presets_uri=args.presets, dry_run=args.dry_run)
+    try:
+        inputs["account"] = _account(args)
+        if args.dry_run:
+            plan = build_plan(**inputs)
+            if plan.account.s3_prefix == DRY_RUN_PREFIX:
+                print(f"note: no --s3-prefix given; the requests use the placeholder {DRY_RUN_PREFIX}",
+                      file=sys.stderr)
+            print(json.dumps(plan.describe(), indent=2))
+            return 0
+        inputs["dry_run"] = False
+        timeout = args.timeout_hours * 3600 if args.timeout_hours else None
+        return launch(inputs, wait=not args.no_wait, poll_seconds=args.poll_seconds, timeout_seconds=timeout)
+    except (ConfigError, ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"dhs emr: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

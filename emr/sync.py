@@ -1,0 +1,215 @@
+"""``dhs sync``: stage a training dataset from S3 onto the GPU node's disk, then build training shards.
+
+``dhs sync s3://bucket/dataset /data/dataset`` copies every object under the prefix in parallel;
+each file is downloaded to a temporary sibling, verified, and renamed into place, so a killed
+sync leaves only whole, verified files and a rerun copies just what is missing (files already
+present with the right size are skipped; ``--verify-existing`` re-checks their checksums).
+Verification: the SHA-256 in the dataset's ``_MANIFEST.json`` (written by ``dhs sync LOCAL s3://…``
+uploads), else the MD5 ETag of single-part objects, always the size. ``_SYNC_COMPLETE.json`` is
+written last. Then the training package's ``convert_to_shards`` turns the copy into the shard
+layout the loader reads; training never streams from S3.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, NamedTuple
+
+from emr.s3 import MANIFEST_NAME, parse_s3_uri, s3_client, sha256_file, upload_tree
+
+COMPLETE_MARKER = "_SYNC_COMPLETE.json"
+PART_SUFFIX = ".dhs-part"
+_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+
+
+class SyncError(RuntimeError):
+    """Some files could not be copied or verified; rerunning resumes."""
+
+
+class RemoteFile(NamedTuple):
+    key: str
+    size: int
+    etag: str
+
+
+def list_remote(client, src_uri: str) -> Dict[str, RemoteFile]:
+    """``{relative path: RemoteFile}`` for every object under ``src_uri`` (directory markers skipped)."""
+    bucket, prefix = parse_s3_uri(src_uri)
+    prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+    found: Dict[str, RemoteFile] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            rel = obj["Key"][len(prefix):]
+            if not rel or rel.endswith("/") or rel.endswith("_$folder$"):
+                continue
+            found[rel] = RemoteFile(obj["Key"], int(obj["Size"]), obj.get("ETag", "").strip('"'))
+    return found
+
+
+def _md5_file(path: str) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(8 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_file(path: str, remote: RemoteFile, expected_sha256: str | None, checksum: str = "auto") -> str | None:
+    """None when ``path`` matches the remote object, else the reason it does not."""
+    size = os.path.getsize(path)
+    if size != remote.size:
+        return f"size {size} != {remote.size} bytes"
+    if checksum == "size":
+        return None
+    if expected_sha256:
+        actual = sha256_file(path)
+        return None if actual == expected_sha256 else f"sha256 {actual} != manifest {expected_sha256}"
+    if _MD5_ETAG.match(remote.etag):
+        actual = _md5_file(path)
+        return None if actual == remote.etag else f"md5 {actual} != ETag {remote.etag}"
+    return None  # multipart ETag without a manifest: size is all S3 gives us
+
+
+def _fetch(client, bucket: str, remote: RemoteFile, target: str, expected_sha256: str | None, checksum: str) -> int:
+    """Download one object atomically (temp sibling, verify, rename); returns bytes copied."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = f"{target}.{uuid.uuid4().hex[:8]}{PART_SUFFIX}"
+    try:
+        client.download_file(bucket, remote.key, tmp)
+        problem = verify_file(tmp, remote, expected_sha256, checksum)
+        if problem:
+            raise SyncError(f"{remote.key}: downloaded copy failed verification: {problem}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return remote.size
+
+
+def _remove_stale_parts(dest_dir: str) -> int:
+    removed = 0
+    for dirpath, _, names in os.walk(dest_dir):
+        for name in names:
+            if name.endswith(PART_SUFFIX):
+                os.remove(os.path.join(dirpath, name))
+                removed += 1
+    return removed
+
+
+def sync_from_s3(src_uri: str, dest_dir: str, *, workers: int = 16, verify_existing: bool = False,
+                 checksum: str = "auto", client=None) -> dict:
+    """Copy the dataset at ``src_uri`` to ``dest_dir``; returns a summary of counts and bytes.
+
+    Raises SyncError (after every other file has been tried) when any file fails; rerun to resume.
+    """
+    if checksum not in ("auto", "size"):
+        raise ValueError("checksum must be 'auto' or 'size'")
+    started = time.time()
+    client = client or s3_client()
+    bucket, _ = parse_s3_uri(src_uri)
+    remote = list_remote(client, src_uri)
+    if not remote:
+        raise SyncError(f"nothing to sync: no objects under {src_uri}")
+    manifest: Dict[str, dict] = {}
+    if MANIFEST_NAME in remote:
+        body = client.get_object(Bucket=bucket, Key=remote[MANIFEST_NAME].key)["Body"].read()
+        manifest = json.loads(body)
+        lost = sorted(set(manifest) - set(remote))
+        if lost:
+            raise SyncError(f"{src_uri}: {len(lost)} file(s) in {MANIFEST_NAME} are missing from S3, e.g. {lost[:5]}")
+    os.makedirs(dest_dir, exist_ok=True)
+    marker = os.path.join(dest_dir, COMPLETE_MARKER)
+    if os.path.exists(marker):
+        os.remove(marker)
+    stale = _remove_stale_parts(dest_dir)
+
+    todo, skipped = [], 0
+    for rel, obj in sorted(remote.items()):
+        target = os.path.join(dest_dir, *rel.split("/"))
+        expected = manifest.get(rel, {}).get("sha256")
+        if os.path.isfile(target) and os.path.getsize(target) == obj.size and (
+                not verify_existing or verify_file(target, obj, expected, checksum) is None):
+            skipped += 1
+        else:
+            todo.append((rel, obj, target, expected))
+
+    def _one(item):
+        rel, obj, target, expected = item
+        try:
+            return rel, _fetch(client, bucket, obj, target, expected, checksum), None
+        except Exception as exc:  # noqa: BLE001 - every failure is reported below, the rest keep going
+            return rel, 0, f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(_one, todo))
+    failures = {rel: err for rel, _, err in results if err}
+    if failures:
+        shown = "; ".join(f"{rel}: {err}" for rel, err in sorted(failures.items())[:5])
+        raise SyncError(f"{len(failures)} of {len(remote)} files failed ({shown}); rerun to resume")
+    summary = {"source": src_uri, "dest": os.path.abspath(dest_dir), "files": len(remote),
+               "copied": len(todo), "skipped": skipped, "stale_parts_removed": stale,
+               "bytes_copied": sum(n for _, n, _ in results),
+               "bytes_total": sum(o.size for o in remote.values()),
+               "verified_by": "sha256 manifest" if manifest else ("size" if checksum == "size" else "etag/size"),
+               "seconds": round(time.time() - started, 3)}
+    with open(marker + PART_SUFFIX, "w", encoding="utf-8") as fh:
+        json.dump(summary, fh, indent=1, sort_keys=True)
+    os.replace(marker + PART_SUFFIX, marker)
+    return summary
+
+
+def build_shards(data_dir: str, shards_dir: str) -> object:
+    """Convert the local copy into training shards with the training package's writer."""
+    try:
+        from training.data.shards import convert_to_shards
+    except ImportError as exc:
+        raise RuntimeError("training.data.shards.convert_to_shards is not available "
+                           f"({exc}); the copy is complete, rerun with --no-shards to skip") from exc
+    return convert_to_shards(data_dir, shards_dir)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dhs sync", description=__doc__.splitlines()[0],
+                                     epilog="With a local SRC and an s3:// DEST it uploads instead, "
+                                            "writing the _MANIFEST.json of SHA-256s that later syncs verify.")
+    parser.add_argument("src", help="s3://bucket/dataset (or a local directory to upload)")
+    parser.add_argument("dest", help="local directory (or s3://... to upload to)")
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--verify-existing", action="store_true", help="re-check checksums of files already present")
+    parser.add_argument("--checksum", choices=("auto", "size"), default="auto",
+                        help="'size' skips content checks (e.g. SSE-KMS objects whose ETag is not an MD5)")
+    parser.add_argument("--shards-dir", help="where to write training shards (default <dest>.shards)")
+    parser.add_argument("--no-shards", action="store_true", help="copy only")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if not args.src.startswith(("s3://", "s3a://")) and args.dest.startswith("s3://"):
+            manifest = upload_tree(args.src, args.dest, workers=args.workers)
+            print(json.dumps({"uploaded": len(manifest), "dest": args.dest,
+                              "bytes": sum(e["size"] for e in manifest.values())}))
+            return 0
+        summary = sync_from_s3(args.src, args.dest, workers=args.workers, verify_existing=args.verify_existing,
+                               checksum=args.checksum)
+        if not args.no_shards:
+            shards_dir = args.shards_dir or args.dest.rstrip("/") + ".shards"
+            build_shards(args.dest, shards_dir)
+            summary["shards_dir"] = os.path.abspath(shards_dir)
+        print(json.dumps(summary, sort_keys=True))
+        return 0
+    except (SyncError, RuntimeError, ValueError, FileNotFoundError) as exc:
+        print(f"dhs sync: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
