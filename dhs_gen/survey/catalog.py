@@ -1,0 +1,204 @@
+"""A Tractor/sweep-like catalogue of the mock sky, at any size, vectorised.
+
+Columns follow the DR9/DR10 Tractor data model, lower-cased (``brickname``, ``objid``, ``ra``,
+``dec``, ``type`` PSF/REX/EXP/DEV/SER, ``flux_g/r/z/w1`` [nanomaggies], ``shape_r`` [arcsec],
+``shape_e1``, ``shape_e2``, ``sersic``, ``nobs_g/r/z``, ``psfsize_g/r/z`` [arcsec FWHM],
+``psfdepth_g/r/z`` and ``galdepth_g/r/z`` as inverse variances [nmgy^-2] exactly as sweeps store
+them, ``maskbits``, ``ebv`` [mag], ``z_phot_median`` (photo-z), ``brick_primary``, ``release``)
+plus ``mock_population`` (galaxy | star | lrg: the truth, not a Tractor column).
+
+Rows are the objects of whole bricks taken in a fixed plan: the real DR10 bricks that hold the
+LRG sample and the real-conditions bricks first (so small catalogues contain the real LRGs and
+real conditions), then a strip of bricks from ra = 150 deg, dec = -5 deg northwards; the first
+``n_rows`` in that order (brick order, then objid) form the catalogue. A cutout of
+:class:`~dhs_gen.survey.MockDR10` (same seed) at any row's (ra, dec) shows that object centred.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List
+
+import numpy as np
+import pyarrow as pa
+
+from dhs_gen.survey.bricks import BRICK_HEIGHT_DEG, _ncols, brick_names, brick_of, brick_row, cells_in_box
+from dhs_gen.survey.conditions import conditions_at, real_bricks
+from dhs_gen.survey.hashing import combine, normal, position_key, seed_key
+from dhs_gen.survey.hosts import _lrg_frame, lrgs_in_cells
+from dhs_gen.survey.sky import (
+    GALAXY_DENSITY,
+    POPULATIONS,
+    STAR_DENSITY,
+    TYPES,
+    generated_objects,
+    sky_objects,
+)
+from dhs_gen.units import FWHM_PER_SIGMA, mag5_to_psfdepth_ivar
+
+DR10_RELEASE = 10000
+STRIP_RA0, STRIP_DEC0, STRIP_RA_SPAN = 150.0, -5.0, 90.0
+SEGMENT_BRICKS = 32
+# half-light radius [arcsec] of the reference galaxy (round exponential) behind galdepth
+_GALDEPTH_REF_SIGMA = 0.45 / 1.2
+
+CATALOG_SCHEMA = pa.schema([
+    ("release", pa.int16()), ("brickname", pa.string()), ("objid", pa.int32()), ("brick_primary", pa.bool_()),
+    ("type", pa.string()), ("ra", pa.float64()), ("dec", pa.float64()),
+    *[(f"flux_{b}", pa.float32()) for b in ("g", "r", "z", "w1")],
+    *[(f"nobs_{b}", pa.int16()) for b in "grz"],
+    *[(f"psfsize_{b}", pa.float32()) for b in "grz"],
+    *[(f"psfdepth_{b}", pa.float32()) for b in "grz"],
+    *[(f"galdepth_{b}", pa.float32()) for b in "grz"],
+    ("shape_r", pa.float32()), ("shape_e1", pa.float32()), ("shape_e2", pa.float32()), ("sersic", pa.float32()),
+    ("maskbits", pa.int32()), ("ebv", pa.float32()), ("z_phot_median", pa.float32()), ("mock_population", pa.string()),
+])
+UNITS = {**{f"flux_{b}": "nanomaggies" for b in ("g", "r", "z", "w1")},
+         **{f"psfsize_{b}": "arcsec (PSF FWHM)" for b in "grz"},
+         **{f"psfdepth_{b}": "nmgy^-2 (inverse variance of a point-source flux)" for b in "grz"},
+         **{f"galdepth_{b}": "nmgy^-2 (inverse variance of a 0.45\" exponential galaxy flux)" for b in "grz"},
+         "shape_r": "arcsec", "ra": "deg", "dec": "deg", "ebv": "mag"}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Consecutive bricks ``col0 <= col < col1`` of brick row ``row``, holding ``n_rows`` objects."""
+
+    row: int
+    col0: int
+    col1: int
+    n_rows: int = -1
+
+
+def _real_brick_keys() -> List[tuple]:
+    lrg = _lrg_frame()
+    ids_l, _, _ = brick_of(lrg["ra"].to_numpy(), lrg["dec"].to_numpy())
+    ids = np.concatenate([np.unique(ids_l), real_bricks()["brick_id"].to_numpy()])
+    _, first = np.unique(ids, return_index=True)
+    ordered = ids[np.sort(first)]
+    return [(int(i >> 20), int(i & ((1 << 20) - 1))) for i in ordered]
+
+
+def _strip_segments(skip: set):
+    row = int(brick_row(np.array([STRIP_DEC0]))[0])
+    while True:
+        ncols = int(_ncols(np.array([row]))[0])
+        width = 360.0 / ncols
+        col0 = int(np.floor(STRIP_RA0 / width))
+        col1 = col0 + int(np.ceil(STRIP_RA_SPAN / width))
+        run = []
+        for col in range(col0, col1):
+            if (row, col) in skip:
+                continue
+            if run and (col != run[-1] + 1 or len(run) == SEGMENT_BRICKS):
+                yield Segment(row, run[0], run[-1] + 1)
+                run = []
+            run.append(col)
+        if run:
+            yield Segment(row, run[0], run[-1] + 1)
+        row += 1
+
+
+def _segment_box(seg: Segment) -> tuple[float, float, float, float]:
+    width = 360.0 / int(_ncols(np.array([seg.row]))[0])
+    dec_c = seg.row * BRICK_HEIGHT_DEG - 90.0
+    eps = 1e-9
+    return (seg.col0 * width, seg.col1 * width - eps, dec_c - BRICK_HEIGHT_DEG / 2,
+            dec_c + BRICK_HEIGHT_DEG / 2 - eps)
+
+
+def _in_segment(ra, dec, seg: Segment) -> np.ndarray:
+    ids, _, _ = brick_of(ra, dec)
+    return ((ids >> 20) == seg.row) & ((ids & ((1 << 20) - 1)) >= seg.col0) & ((ids & ((1 << 20) - 1)) < seg.col1)
+
+
+def _count_segment(seg: Segment, seed, galaxy_density, star_density, include_lrgs) -> int:
+    iy, ix = cells_in_box(*_segment_box(seg))
+    pos = generated_objects(iy, ix, seed, galaxy_density, star_density, positions_only=True)
+    n = int(_in_segment(pos["ra"], pos["dec"], seg).sum())
+    if include_lrgs:
+        idx = lrgs_in_cells(iy, ix)
+        lrg = _lrg_frame().iloc[idx]
+        n += int(_in_segment(lrg["ra"].to_numpy(), lrg["dec"].to_numpy(), seg).sum())
+    return n
+
+
+def plan_catalog(n_rows: int, seed=0, galaxy_density: float = GALAXY_DENSITY, star_density: float = STAR_DENSITY,
+                 include_lrgs: bool = True) -> List[Segment]:
+    """The brick segments whose objects make the first ``n_rows`` rows; the last is truncated
+    (``Segment.n_rows`` = rows to keep). Cheap: only object positions are generated."""
+    if n_rows < 0:
+        raise ValueError(f"n_rows must be >= 0, got {n_rows}")
+    real = _real_brick_keys()
+    segments = (Segment(r, c, c + 1) for r, c in real)
+    plan, total = [], 0
+
+    def segs():
+        yield from segments
+        yield from _strip_segments(set(real))
+
+    for seg in segs():
+        if total >= n_rows:
+            break
+        n = _count_segment(seg, seed, galaxy_density, star_density, include_lrgs)
+        if n == 0:
+            continue
+        keep = min(n, n_rows - total)
+        plan.append(Segment(seg.row, seg.col0, seg.col1, keep))
+        total += keep
+    return plan
+
+
+def catalog_segment(seg: Segment, seed=0, galaxy_density: float = GALAXY_DENSITY,
+                    star_density: float = STAR_DENSITY, include_lrgs: bool = True) -> pa.Table:
+    """The catalogue rows of one segment (ordered by brick, objid), first ``seg.n_rows`` of them."""
+    iy, ix = cells_in_box(*_segment_box(seg))
+    objs = sky_objects(iy, ix, seed, galaxy_density, star_density, include_lrgs)
+    ids, ra_c, dec_c = brick_of(objs["ra"], objs["dec"])
+    keep = _in_segment(objs["ra"], objs["dec"], seg)
+    order = np.flatnonzero(keep)[np.lexsort((objs["objid"][keep], ids[keep]))]
+    if seg.n_rows >= 0:
+        order = order[:seg.n_rows]
+    o = {k: v[order] for k, v in objs.items()}
+    return objects_table(o, brick_names(ra_c[order], dec_c[order]), seed)
+
+
+def objects_table(o: dict, bricknames, seed=0) -> pa.Table:
+    """Sky objects (columns) -> catalogue Table with Tractor columns and per-source conditions."""
+    n = len(o["ra"])
+    cond = conditions_at(o["ra"], o["dec"], seed) if n else {k: np.zeros(0) for k in
+                                                               [f"{p}_{b}" for p in ("psfsize", "psfdepth", "nobs")
+                                                                for b in "grz"] + ["ebv"]}
+    key = combine(seed_key(seed), position_key(o["ra"], o["dec"])) if n else np.zeros(0, np.uint64)
+    cols = {
+        "release": np.full(n, DR10_RELEASE, np.int16), "brickname": bricknames, "objid": o["objid"].astype(np.int32),
+        "brick_primary": np.ones(n, bool), "type": TYPES[o["type"]], "ra": o["ra"], "dec": o["dec"],
+        **{f"flux_{b}": o[f"flux_{b}"].astype(np.float32) for b in ("g", "r", "z", "w1")},
+    }
+    for b in "grz":
+        cols[f"nobs_{b}"] = cond[f"nobs_{b}"].astype(np.int16)
+    for i, b in enumerate("grz"):
+        psf = cond[f"psfsize_{b}"] * np.exp(0.02 * normal(key, 60 + i)) if n else np.zeros(0)
+        cols[f"psfsize_{b}"] = psf.astype(np.float32)
+        m5 = cond[f"psfdepth_{b}"] + (0.04 * normal(key, 70 + i) if n else 0.0)
+        ivar = mag5_to_psfdepth_ivar(m5)
+        sig2 = (psf / FWHM_PER_SIGMA) ** 2
+        cols[f"psfdepth_{b}"] = ivar.astype(np.float32)
+        cols[f"galdepth_{b}"] = (ivar * sig2 / (sig2 + _GALDEPTH_REF_SIGMA**2)).astype(np.float32)
+    cols.update({
+        "shape_r": o["shape_r"].astype(np.float32), "shape_e1": o["shape_e1"].astype(np.float32),
+        "shape_e2": o["shape_e2"].astype(np.float32), "sersic": o["sersic"].astype(np.float32),
+        "maskbits": o["maskbits"].astype(np.int32), "ebv": cond["ebv"].astype(np.float32),
+        "z_phot_median": o["z_phot"].astype(np.float32), "mock_population": POPULATIONS[o["population"]],
+    })
+    arrays = [pa.array(cols[f.name], type=f.type) for f in CATALOG_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=CATALOG_SCHEMA)
+
+
+def mock_catalog(n_rows: int, seed=0, galaxy_density: float = GALAXY_DENSITY, star_density: float = STAR_DENSITY,
+                 include_lrgs: bool = True) -> pa.Table:
+    """The first ``n_rows`` objects of the mock sky as a Tractor-like Table (see module doc)."""
+    plan = plan_catalog(n_rows, seed, galaxy_density, star_density, include_lrgs)
+    tables = [catalog_segment(s, seed, galaxy_density, star_density, include_lrgs) for s in plan]
+    if not tables:
+        return CATALOG_SCHEMA.empty_table()
+    return pa.concat_tables(tables).combine_chunks()

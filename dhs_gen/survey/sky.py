@@ -1,0 +1,205 @@
+"""The mock sky: galaxies and stars generated per cell, plus the real DR10 LRGs.
+
+Every object is a pure function of (seed, cell, index) through :mod:`dhs_gen.survey.hashing`,
+so the catalogue generator and the cutout renderer see the same sky. Distributions (tuned to
+DR9/DR10 Tractor catalogues at high Galactic latitude):
+
+* galaxies: r-band counts dN/dm ∝ 10^(0.33 m) over 16 < r < 24 (default 15,000 per deg^2);
+  type mix PSF/REX/EXP/DEV/SER varying with magnitude; photo-z rising with r; red/blue colour
+  sequences; log-normal half-light radii shrinking with r; axis ratios by type;
+* stars: dN/dm ∝ 10^(0.2 m) over 9 < r < 23 (default 2,000 per deg^2), a stellar locus in
+  g-r / r-z;
+* real LRGs (``load_lrg_sample``) with their real fluxes and Tractor types; shapes drawn from
+  their position.
+
+Fluxes are nanomaggies, sizes arcsec (half-light radius), Tractor ellipticities e1/e2.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import poisson
+
+from dhs_gen.survey.bricks import CELL_DEG, OBJ_PER_CELL_MAX, cell_origin, objid_of
+from dhs_gen.survey.hashing import combine, normal, position_key, seed_key, unit
+from dhs_gen.survey.hosts import _lrg_frame, lrgs_in_cells
+from dhs_gen.units import mag_to_nmgy
+
+TYPES = np.array(["PSF", "REX", "EXP", "DEV", "SER"], dtype=object)
+PSF, REX, EXP, DEV, SER = range(5)
+POP_GALAXY, POP_STAR, POP_LRG, POP_HOST = 0, 1, 2, 3
+POPULATIONS = np.array(["galaxy", "star", "lrg", "host"], dtype=object)
+LRG_OBJID_OFFSET = 16 * 4096 * OBJ_PER_CELL_MAX
+GALAXY_DENSITY = 15000.0
+STAR_DENSITY = 2000.0
+
+
+def _power_law_mag(u, lo, hi, slope):
+    a, b = 10.0 ** (slope * lo), 10.0 ** (slope * hi)
+    return np.log10(a + u * (b - a)) / slope
+
+
+def _ellipticity(key, types, stream):
+    q = np.where(types == DEV, np.clip(0.75 + 0.15 * normal(key, stream), 0.3, 1.0),
+                 np.where(types == SER, 0.25 + 0.75 * unit(key, stream + 1), 0.15 + 0.85 * unit(key, stream + 2)))
+    q = np.where((types == REX) | (types == PSF), 1.0, q)
+    e = (1.0 - q) / (1.0 + q)
+    phi = np.pi * unit(key, stream + 3)
+    return e * np.cos(2 * phi), e * np.sin(2 * phi)
+
+
+def _galaxy_shapes(key, types, mag_r, stream):
+    """shape_r [arcsec], e1, e2, sersic for galaxy types."""
+    factor = np.select([types == DEV, types == SER, types == EXP], [1.25, 1.1, 1.0], 0.55)
+    med = 0.6 * 10.0 ** (-0.15 * (mag_r - 21.0)) * factor
+    shape_r = np.clip(med * np.exp(0.45 * normal(key, stream)), 0.05, 30.0)
+    shape_r = np.where(types == REX, np.clip(shape_r, 0.02, 1.5), shape_r)
+    shape_r = np.where(types == PSF, 0.0, shape_r)
+    e1, e2 = _ellipticity(key, types, stream + 1)
+    sersic = np.select([types == DEV, types == SER, types == PSF], [4.0, 0.5 + 5.5 * unit(key, stream + 6) ** 1.3, 0.0], 1.0)
+    return shape_r, e1, e2, sersic
+
+
+def _colours_galaxy(key, mag_r, types):
+    zp = np.clip((0.08 + 0.1 * (mag_r - 17.0)) * np.exp(0.3 * normal(key, 20)), 0.01, 1.6)
+    red = unit(key, 21) < np.where((types == DEV) | (types == SER), 0.7, 0.2)
+    zc = np.minimum(zp, 1.2)
+    g_r = np.where(red, 0.75 + 1.0 * zc, 0.3 + 0.5 * zc) + 0.1 * normal(key, 22)
+    r_z = np.where(red, 0.45 + 0.9 * zc, 0.3 + 0.5 * zc) + 0.1 * normal(key, 23)
+    z_w1 = 0.4 + 1.1 * zc + 0.3 * normal(key, 24)
+    return g_r, r_z, z_w1, zp
+
+
+def _colours_star(key):
+    g_r = 0.25 + 1.25 * unit(key, 22) ** 0.8
+    r_z = np.where(g_r < 1.3, 0.75 * g_r - 0.1, 0.9 + 2.5 * (g_r - 1.3)) + 0.05 * normal(key, 23)
+    z_w1 = -0.3 + 0.5 * r_z + 0.1 * normal(key, 24)
+    return g_r, r_z, z_w1
+
+
+def _maskbits(key, pop, mag_r):
+    """Tractor MASKBITS: BRIGHT(1), ALLMASK_G/R/Z(5-7), WISEM1(8), WISEM2(9), MEDIUM(11),
+    GALAXY(12), CLUSTER(13) at realistic rates; bright stars flag themselves."""
+    bits = np.zeros(len(pop), dtype=np.int32)
+    for stream, (bit, rate) in enumerate([(1, 0.004), (5, 0.003), (6, 0.003), (7, 0.003), (8, 0.02),
+                                          (9, 0.01), (11, 0.02), (12, 0.003), (13, 0.0005)]):
+        bits |= np.where(unit(key, 40 + stream) < rate, 1 << bit, 0).astype(np.int32)
+    star = pop == POP_STAR
+    bits |= np.where(star & (mag_r < 13.0), 1 << 1, 0).astype(np.int32)
+    bits |= np.where(star & (mag_r >= 13.0) & (mag_r < 16.0), 1 << 11, 0).astype(np.int32)
+    return bits
+
+
+def _empty() -> dict:
+    f8 = np.zeros(0)
+    return {"ra": f8, "dec": f8, "objid": np.zeros(0, np.int64), "population": np.zeros(0, np.int8),
+            "type": np.zeros(0, np.int8), **{f"flux_{b}": f8 for b in ("g", "r", "z", "w1")},
+            "shape_r": f8, "shape_e1": f8, "shape_e2": f8, "sersic": f8, "z_phot": f8,
+            "maskbits": np.zeros(0, np.int32)}
+
+
+def _poisson_inverse(u, mu):
+    """Poisson deviates from uniforms by inverse CDF, grouped by the (few) distinct means."""
+    out = np.zeros(len(u), dtype=np.int64)
+    values, inverse = np.unique(mu, return_inverse=True)
+    kmax = np.arange(OBJ_PER_CELL_MAX)
+    for i, m in enumerate(values):
+        sel = inverse == i
+        out[sel] = np.searchsorted(poisson.cdf(kmax, m), u[sel], side="right")
+    return out
+
+
+def cell_counts(iy, ix, seed=0, galaxy_density=GALAXY_DENSITY, star_density=STAR_DENSITY):
+    """(n_galaxies, n_stars) per cell: Poisson with mean density x cell area (∝ cos dec)."""
+    iy = np.asarray(iy, dtype=np.int64)
+    ix = np.asarray(ix, dtype=np.int64)
+    ckey = combine(seed_key(seed), (iy << 32) + ix)
+    _, dec0 = cell_origin(iy, ix)
+    area = CELL_DEG**2 * np.cos(np.radians(dec0 + CELL_DEG / 2))
+    n_gal = _poisson_inverse(unit(ckey, 1), galaxy_density * area)
+    n_star = _poisson_inverse(unit(ckey, 2), star_density * area)
+    n_gal = np.minimum(n_gal, OBJ_PER_CELL_MAX - 1)
+    return n_gal, np.minimum(n_star, OBJ_PER_CELL_MAX - 1 - n_gal), ckey
+
+
+def generated_objects(iy, ix, seed=0, galaxy_density=GALAXY_DENSITY, star_density=STAR_DENSITY,
+                      positions_only: bool = False) -> dict:
+    """Columns (numpy arrays) of the galaxies and stars of the given cells, cell-major order
+    (only ``ra``, ``dec`` when ``positions_only``)."""
+    iy = np.asarray(iy, dtype=np.int64)
+    ix = np.asarray(ix, dtype=np.int64)
+    n_gal, n_star, ckey = cell_counts(iy, ix, seed, galaxy_density, star_density)
+    n_tot = n_gal + n_star
+    total = int(n_tot.sum())
+    if total == 0:
+        return {k: v for k, v in _empty().items() if not positions_only or k in ("ra", "dec")}
+    cell = np.repeat(np.arange(len(iy)), n_tot)
+    k = np.arange(total) - np.repeat(np.cumsum(n_tot) - n_tot, n_tot)
+    pop = np.where(k < n_gal[cell], POP_GALAXY, POP_STAR).astype(np.int8)
+    key = combine(ckey[cell], k.astype(np.uint64))
+    ra0, dec0 = cell_origin(iy[cell], ix[cell])
+    ra = ra0 + CELL_DEG * unit(key, 1)
+    dec = dec0 + CELL_DEG * unit(key, 2)
+    if positions_only:
+        return {"ra": ra, "dec": dec}
+    star = pop == POP_STAR
+    mag_r = np.where(star, _power_law_mag(unit(key, 3), 9.0, 23.0, 0.2), _power_law_mag(unit(key, 3), 16.0, 24.0, 0.33))
+
+    u = unit(key, 4)
+    p_psf = np.clip(0.03 + 0.03 * (mag_r - 19.0), 0.02, 0.2)
+    p_rex = np.clip(0.2 + 0.08 * (mag_r - 19.0), 0.15, 0.6)
+    rest = 1.0 - p_psf - p_rex
+    types = np.select([u < p_psf, u < p_psf + p_rex, u < p_psf + p_rex + 0.45 * rest,
+                       u < p_psf + p_rex + 0.75 * rest], [PSF, REX, EXP, DEV], SER)
+    types = np.where(star, PSF, types).astype(np.int8)
+    shape_r, e1, e2, sersic = _galaxy_shapes(key, types, mag_r, 10)
+    g_r, r_z, z_w1, zp = _colours_galaxy(key, mag_r, types)
+    sg_r, sr_z, sz_w1 = _colours_star(key)
+    g_r, r_z, z_w1 = np.where(star, sg_r, g_r), np.where(star, sr_z, r_z), np.where(star, sz_w1, z_w1)
+    flux_r = mag_to_nmgy(mag_r)
+    return {
+        "ra": ra, "dec": dec, "objid": objid_of(iy[cell], ix[cell], k), "population": pop, "type": types,
+        "flux_g": flux_r * 10.0 ** (-0.4 * g_r), "flux_r": flux_r, "flux_z": flux_r * 10.0 ** (0.4 * r_z),
+        "flux_w1": flux_r * 10.0 ** (0.4 * (r_z + z_w1)),
+        "shape_r": shape_r, "shape_e1": e1, "shape_e2": e2, "sersic": sersic,
+        "z_phot": np.where(star, 0.0, zp), "maskbits": _maskbits(key, pop, mag_r),
+    }
+
+
+def lrg_objects(index, seed=0) -> dict:
+    """Columns of real DR10 LRGs (rows ``index`` of the LRG sample): real position, fluxes and type;
+    shape, ellipticity, Sersic index and photo-z drawn from the position."""
+    frame = _lrg_frame()
+    index = np.asarray(index, dtype=np.int64)
+    if not len(index):
+        return _empty()
+    rows = frame.iloc[index]
+    ra, dec = rows["ra"].to_numpy(np.float64), rows["dec"].to_numpy(np.float64)
+    key = combine(seed_key(seed), position_key(ra, dec))
+    types = np.array([list(TYPES).index(t) if t in TYPES else EXP for t in rows["type"].to_numpy(str)], dtype=np.int8)
+    flux = {b: rows[f"flux_{b}"].to_numpy(np.float64) for b in ("g", "r", "z", "w1")}
+    shape_r = np.clip(0.9 * np.exp(0.4 * normal(key, 10)), 0.2, 8.0)
+    shape_r = np.select([types == PSF, types == REX], [0.0, np.clip(0.45 * shape_r, 0.05, 1.5)], shape_r)
+    e1, e2 = _ellipticity(key, types, 11)
+    sersic = np.select([types == DEV, types == SER, types == PSF], [4.0, 2.5 + 3.5 * unit(key, 16), 0.0], 1.0)
+    r_z = rows["r_minus_z"].to_numpy(np.float64)
+    zp = np.clip(0.12 + 0.45 * (r_z - 0.6) + 0.03 * normal(key, 20), 0.05, 1.3)
+    return {"ra": ra, "dec": dec, "objid": LRG_OBJID_OFFSET + index, "population": np.full(len(index), POP_LRG, np.int8),
+            "type": types, **{f"flux_{b}": v for b, v in flux.items()}, "shape_r": shape_r, "shape_e1": e1,
+            "shape_e2": e2, "sersic": sersic, "z_phot": zp, "maskbits": np.zeros(len(index), np.int32)}
+
+
+def concat_objects(parts: list) -> dict:
+    """Concatenate object column dicts."""
+    parts = [p for p in parts if len(p["ra"])]
+    if not parts:
+        return _empty()
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def sky_objects(iy, ix, seed=0, galaxy_density=GALAXY_DENSITY, star_density=STAR_DENSITY,
+                include_lrgs: bool = True) -> dict:
+    """All objects of the given cells: generated galaxies and stars, then the real LRGs in them."""
+    parts = [generated_objects(iy, ix, seed, galaxy_density, star_density)]
+    if include_lrgs:
+        parts.append(lrg_objects(lrgs_in_cells(iy, ix), seed))
+    return concat_objects(parts)
