@@ -8,7 +8,14 @@ Usage: ``batch = get_source("sersic").sample(rng, n, theta_E=theta_E)`` then
 from __future__ import annotations
 
 from dhs_gen.sources import clumps, cosmos, sersic  # noqa: F401  (register the generators)
-from dhs_gen.sources.registry import ParamSpec, SourceError, SourceGenerator, get_source, list_sources, register_source
+from dhs_gen.sources.registry import (
+           ParamSpec,
+           SourceError,
+           SourceGenerator,
+           get_source,
+           list_sources,
+           register_source,
+)
 from dhs_gen.sources.render import render_lensed_source
 
 __all__ = ["ParamSpec", "SourceError", "SourceGenerator", "get_source", "list_sources", "register_source",

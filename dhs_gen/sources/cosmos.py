@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional
 
 import numpy as np
 
@@ -97,7 +96,7 @@ def half_light_radius(template: np.ndarray, pixel_scale: float) -> float:
     return float(r[order][np.searchsorted(cum, 0.5 * cum[-1])] * pixel_scale)
 
 
-def clean_galaxy(image: np.ndarray, noise_sigma: Optional[float] = None, size: int = 64,
+def clean_galaxy(image: np.ndarray, noise_sigma: float | None = None, size: int = 64,
                  pixel_scale: float = HST_PIXEL_SCALE, threshold: float = 1.5):
     """Background-subtract, isolate the central galaxy, crop/resample: (template (S, S) float32
     unit sum, pixel scale [arcsec]). Raises SourceError if nothing remains."""
@@ -144,7 +143,16 @@ def clean_galaxy(image: np.ndarray, noise_sigma: Optional[float] = None, size: i
     return (crop / total).astype(np.float32), float(scale)
 
 
-def build_cosmos_bank(root: Optional[str] = None, size: int = 64) -> CosmosBank:
+def _catalogue_mag(table, row, column: str) -> float:
+    """A magnitude from a catalogue row, NaN when the row or column is missing or the value is a
+    placeholder (<= 0 or >= 40, e.g. 99)."""
+    if row is None or column not in table.columns.names:
+        return np.nan
+    value = float(table[column][row])
+    return value if 0 < value < 40 else np.nan
+
+
+def build_cosmos_bank(root: str | None = None, size: int = 64) -> CosmosBank:
     """Clean every galaxy of the RealGalaxy catalogues under ``root`` (default: the packaged
     ``dhs_gen/data/cosmos_hst``) into a :class:`CosmosBank` of ``size`` x ``size`` templates."""
     from astropy.io import fits
@@ -171,19 +179,13 @@ def build_cosmos_bank(root: Optional[str] = None, size: int = 64) -> CosmosBank:
             k = extra_by_id.get(int(cat["IDENT"][j]))
             names = extra.columns.names
 
-            def mag(col, k=k, names=names):
-                if k is None or col not in names:
-                    return np.nan
-                value = float(extra[col][k])
-                return value if 0 < value < 40 else np.nan
-
             rows["templates"].append(template)
             rows["pixel_scale"].append(scale)
             rows["ident"].append(int(cat["IDENT"][j]))
             rows["mag_f814w"].append(float(cat["MAG"][j]))
-            rows["mag_g"].append(mag("HSC_g"))
-            rows["mag_r"].append(mag("HSC_r"))
-            rows["mag_z"].append(mag("HSC_z"))
+            rows["mag_g"].append(_catalogue_mag(extra, k, "HSC_g"))
+            rows["mag_r"].append(_catalogue_mag(extra, k, "HSC_r"))
+            rows["mag_z"].append(_catalogue_mag(extra, k, "HSC_z"))
             zcol = "ZPHOT" if "ZPHOT" in names else "zphot"
             rows["zphot"].append(float(extra[zcol][k]) if k is not None else np.nan)
             rows["hlr_arcsec"].append(half_light_radius(template, scale))
@@ -194,7 +196,7 @@ def build_cosmos_bank(root: Optional[str] = None, size: int = 64) -> CosmosBank:
 
 
 @lru_cache(maxsize=4)
-def _cached_bank(uri: Optional[str], size: int) -> CosmosBank:
+def _cached_bank(uri: str | None, size: int) -> CosmosBank:
     return CosmosBank.load(uri) if uri else build_cosmos_bank(size=size)
 
 
@@ -208,7 +210,7 @@ class CosmosSource(SourceGenerator):
     kind = "image"
     n_uniforms = 8
 
-    def __init__(self, bank_uri: Optional[str] = None, mag_r=(23.0, 26.0), g_r=(0.35, 0.25), r_z=(0.45, 0.30),
+    def __init__(self, bank_uri: str | None = None, mag_r=(23.0, 26.0), g_r=(0.35, 0.25), r_z=(0.45, 0.30),
                  beta_frac=(0.1, 0.4), size: int = 64):
         self.bank = _cached_bank(bank_uri, int(size))
         self.mag_r = tuple(float(v) for v in mag_r)
