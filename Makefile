@@ -46,3 +46,18 @@ lint: $(STAMP)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache spark-warehouse
+
+# --- EMR (docs/cloud.md): make emr-<pipeline> PRESET=<emr/presets.yaml name> [CONFIG=a.yaml[,b.yaml]]
+#     [DRY_RUN=1] [S3_PREFIX=s3://bucket/prefix] [ACCOUNT=account.yaml] [EMR_ARGS="--set k=v -- --extra {run}/x"]
+#     make smoke-<pipeline> [CONFIG=...]: the same job chain through local spark-submit (local[2]).
+PRESET     ?= smoke
+emr_comma  := ,
+EMR_CONFIG_ARGS = $(foreach c,$(subst $(emr_comma), ,$(CONFIG)),--config $(c))
+
+.PHONY: emr-phase4c emr-negatives emr-cutouts emr-compact
+emr-phase4c emr-negatives emr-cutouts emr-compact: $(STAMP)
+	$(PY) -m emr.launch $(@:emr-%=%) --preset $(PRESET) $(EMR_CONFIG_ARGS) $(if $(DRY_RUN),--dry-run,) \
+		$(if $(S3_PREFIX),--s3-prefix $(S3_PREFIX),) $(if $(ACCOUNT),--account $(ACCOUNT),) $(EMR_ARGS)
+
+smoke-%: $(STAMP)
+	$(PY) -m emr.smoke $* $(EMR_CONFIG_ARGS) $(SMOKE_ARGS)

@@ -1,0 +1,68 @@
+"""``make smoke-<name>``: the same steps as on EMR, through local spark-submit."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from dhs_gen.config import ConfigError
+from emr import smoke
+from emr.packaging import project_root
+
+
+def test_commands_mirror_the_emr_steps(tmp_path):
+    (cmd,) = smoke.smoke_commands("healthcheck", str(tmp_path / "run"))
+    assert cmd[:3] == ["spark-submit", "--master", "local[2]"]
+    assert cmd[3] == os.path.join(project_root(), "jobs", "healthcheck.py")
+    assert cmd[4:] == ["--output", str(tmp_path / "run" / "healthcheck")]
+
+
+def test_configs_are_rendered_with_the_local_run_dir(tmp_path):
+    root = tmp_path / "repo"
+    (root / "jobs").mkdir(parents=True)
+    (root / "configs").mkdir()
+    (root / "jobs" / "compact.py").write_text("")
+    (root / "configs" / "compact_demo.yaml").write_text("output: '{run}/compacted'\n")
+    (cmd,) = smoke.smoke_commands("compact", str(tmp_path / "run"), root=str(root), overrides=["a.b=1"])
+    rendered = tmp_path / "run" / "configs" / "compact_demo.yaml"
+    assert cmd[4:] == ["--config", str(rendered), "--set", "a.b=1"]
+    assert rendered.read_text() == f"output: '{tmp_path / 'run'}/compacted'\n"
+
+
+def test_missing_config_fails_with_its_expected_name(tmp_path, capsys):
+    root = tmp_path / "repo"
+    (root / "jobs").mkdir(parents=True)
+    (root / "configs").mkdir()
+    (root / "jobs" / "cutouts.py").write_text("")
+    with pytest.raises(ConfigError, match=r"configs/cutouts\*\.yaml"):
+        smoke.smoke_commands("cutouts", str(tmp_path / "run"), root=str(root))
+
+
+def test_env_puts_this_python_first():
+    env = smoke.smoke_env()
+    assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(os.sys.executable)
+    assert env["SPARK_LOCAL_IP"]
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_smoke_healthcheck_runs_through_spark_submit(tmp_path):
+    assert smoke.main(["healthcheck", "--out", str(tmp_path / "run")]) == 0
+    summary = json.loads((tmp_path / "run" / "healthcheck" / "_summary.json").read_text())
+    assert summary["rows_out"] == summary["rows_in"] == summary["ok"]
+
+
+def test_make_targets_pass_preset_config_and_dry_run():
+    out = subprocess.run(["make", "-n", "emr-phase4c", "PRESET=medium", "CONFIG=configs/phase4c.yaml", "DRY_RUN=1",
+                          "S3_PREFIX=s3://b/p"], cwd=project_root(), capture_output=True, text=True, check=True).stdout
+    assert "-m emr.launch phase4c --preset medium --config configs/phase4c.yaml --dry-run" in out
+    assert "--s3-prefix s3://b/p" in out
+    out = subprocess.run(["make", "-n", "emr-negatives", "PRESET=smoke", "CONFIG=a.yaml,b.yaml"],
+                         cwd=project_root(), capture_output=True, text=True, check=True).stdout
+    assert "-m emr.launch negatives --preset smoke --config a.yaml --config b.yaml" in out
+    assert "--dry-run" not in out
+    out = subprocess.run(["make", "-n", "smoke-cutouts"], cwd=project_root(), capture_output=True, text=True,
+                         check=True).stdout
+    assert "-m emr.smoke cutouts" in out
