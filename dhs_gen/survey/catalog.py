@@ -28,9 +28,11 @@ from dhs_gen.survey.hosts import _lrg_frame, lrgs_in_cells
 from dhs_gen.survey.sky import (
     GALAXY_DENSITY,
     POPULATIONS,
+    SATELLITE_RADIUS_ARCSEC,
     STAR_DENSITY,
     TYPES,
     generated_objects,
+    lrg_objects,
     sky_objects,
 )
 from dhs_gen.units import FWHM_PER_SIGMA, mag5_to_psfdepth_ivar
@@ -111,14 +113,21 @@ def _in_segment(ra, dec, seg: Segment) -> np.ndarray:
     return ((ids >> 20) == seg.row) & ((ids & ((1 << 20) - 1)) >= seg.col0) & ((ids & ((1 << 20) - 1)) < seg.col1)
 
 
+def _lrg_cells(seg: Segment):
+    """Cells whose LRGs (with satellites up to 15" away) can fall in the segment."""
+    ra0, ra1, dec0, dec1 = _segment_box(seg)
+    pad = (SATELLITE_RADIUS_ARCSEC + 1.0) / 3600.0
+    dra = pad / max(np.cos(np.radians(max(abs(dec0), abs(dec1)))), 1e-3)
+    return cells_in_box(ra0 - dra, ra1 + dra, dec0 - pad, dec1 + pad)
+
+
 def _count_segment(seg: Segment, seed, galaxy_density, star_density, include_lrgs) -> int:
     iy, ix = cells_in_box(*_segment_box(seg))
     pos = generated_objects(iy, ix, seed, galaxy_density, star_density, positions_only=True)
     n = int(_in_segment(pos["ra"], pos["dec"], seg).sum())
     if include_lrgs:
-        idx = lrgs_in_cells(iy, ix)
-        lrg = _lrg_frame().iloc[idx]
-        n += int(_in_segment(lrg["ra"].to_numpy(), lrg["dec"].to_numpy(), seg).sum())
+        lrg = lrg_objects(lrgs_in_cells(*_lrg_cells(seg)), seed)
+        n += int(_in_segment(lrg["ra"], lrg["dec"], seg).sum())
     return n
 
 
@@ -152,7 +161,7 @@ def catalog_segment(seg: Segment, seed=0, galaxy_density: float = GALAXY_DENSITY
                     star_density: float = STAR_DENSITY, include_lrgs: bool = True) -> pa.Table:
     """The catalogue rows of one segment (ordered by brick, objid), first ``seg.n_rows`` of them."""
     iy, ix = cells_in_box(*_segment_box(seg))
-    objs = sky_objects(iy, ix, seed, galaxy_density, star_density, include_lrgs)
+    objs = sky_objects(iy, ix, seed, galaxy_density, star_density, include_lrgs, lrg_cells=_lrg_cells(seg))
     ids, ra_c, dec_c = brick_of(objs["ra"], objs["dec"])
     keep = _in_segment(objs["ra"], objs["dec"], seg)
     order = np.flatnonzero(keep)[np.lexsort((objs["objid"][keep], ids[keep]))]

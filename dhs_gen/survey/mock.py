@@ -35,10 +35,12 @@ from dhs_gen.survey.sky import (
     POP_HOST,
     POPULATIONS,
     PSF,
+    SATELLITES_MAX,
     STAR_DENSITY,
     TYPES,
     concat_objects,
     lrg_objects,
+    satellites,
     sky_objects,
 )
 from dhs_gen.units import pixel_sigma_from_depth
@@ -120,10 +122,10 @@ class MockDR10(CutoutProvider):
     def _host(self, ra: float, dec: float, pkey) -> dict:
         n = len(_lrg_frame())
         pick = int(min(unit(pkey, 7) * n, n - 1))
-        host = lrg_objects([pick], self.seed)
+        host = {k: v[:1] for k, v in lrg_objects([pick], self.seed).items()}
         host.update(ra=np.array([ra]), dec=np.array([dec]), population=np.array([POP_HOST], np.int8),
-                    objid=np.array([-1], np.int64))
-        return host
+                    objid=np.array([-1 - SATELLITES_MAX], np.int64))
+        return concat_objects([host, satellites(host, np.array([pkey], dtype=np.uint64))])
 
     def scene_objects(self, ra: float, dec: float, size: int) -> tuple[dict, np.ndarray, np.ndarray]:
         """Objects that contribute light to the cutout and their (x, y) pixel positions."""
@@ -138,8 +140,10 @@ class MockDR10(CutoutProvider):
         x, y = x[keep], y[keep]
         if self.add_host and not np.any((np.abs(x - c) < 0.5) & (np.abs(y - c) < 0.5)):
             pkey = combine(self._seed_key, position_key([ra], [dec]))[0]
-            objs = concat_objects([objs, self._host(ra, dec, pkey)])
-            x, y = np.append(x, float(c)), np.append(y, float(c))
+            host = self._host(ra, dec, pkey)
+            hx, hy = sky_to_pixel(host["ra"], host["dec"], ra, dec, size)
+            objs = concat_objects([objs, host])
+            x, y = np.append(x, hx), np.append(y, hy)
         return objs, x, y
 
     # ---------------------------------------------------------------- cutouts

@@ -26,10 +26,13 @@ from dhs_gen.units import mag_to_nmgy
 
 TYPES = np.array(["PSF", "REX", "EXP", "DEV", "SER"], dtype=object)
 PSF, REX, EXP, DEV, SER = range(5)
-POP_GALAXY, POP_STAR, POP_LRG, POP_HOST = 0, 1, 2, 3
-POPULATIONS = np.array(["galaxy", "star", "lrg", "host"], dtype=object)
+POP_GALAXY, POP_STAR, POP_LRG, POP_HOST, POP_SATELLITE = 0, 1, 2, 3, 4
+POPULATIONS = np.array(["galaxy", "star", "lrg", "host", "satellite"], dtype=object)
 LRG_OBJID_OFFSET = 16 * 4096 * OBJ_PER_CELL_MAX
-GALAXY_DENSITY = 15000.0
+SATELLITES_MAX = 15
+SATELLITE_MEAN = 2.5
+SATELLITE_RADIUS_ARCSEC = 15.0
+GALAXY_DENSITY = 20000.0
 STAR_DENSITY = 2000.0
 
 
@@ -183,9 +186,45 @@ def lrg_objects(index, seed=0) -> dict:
     sersic = np.select([types == DEV, types == SER, types == PSF], [4.0, 2.5 + 3.5 * unit(key, 16), 0.0], 1.0)
     r_z = rows["r_minus_z"].to_numpy(np.float64)
     zp = np.clip(0.12 + 0.45 * (r_z - 0.6) + 0.03 * normal(key, 20), 0.05, 1.3)
-    return {"ra": ra, "dec": dec, "objid": LRG_OBJID_OFFSET + index, "population": np.full(len(index), POP_LRG, np.int8),
+    lrgs = {"ra": ra, "dec": dec, "objid": LRG_OBJID_OFFSET + index * (SATELLITES_MAX + 1),
+            "population": np.full(len(index), POP_LRG, np.int8),
             "type": types, **{f"flux_{b}": v for b, v in flux.items()}, "shape_r": shape_r, "shape_e1": e1,
             "shape_e2": e2, "sersic": sersic, "z_phot": zp, "maskbits": np.zeros(len(index), np.int32)}
+    return concat_objects([lrgs, satellites(lrgs, key)])
+
+
+def satellites(parents: dict, keys) -> dict:
+    """Faint red companions of massive galaxies (Poisson mean 2.5 within 15"), drawn from the
+    parents' keys; objid = parent objid + 1..15. Real LRGs live in groups; the packaged DR10
+    cutouts show it."""
+    from scipy.stats import poisson
+
+    keys = np.asarray(keys, dtype=np.uint64)
+    n = np.minimum(poisson.ppf(unit(keys, 80), SATELLITE_MEAN).astype(np.int64), SATELLITES_MAX)
+    total = int(n.sum())
+    if total == 0:
+        return _empty()
+    parent = np.repeat(np.arange(len(keys)), n)
+    j = np.arange(total) - np.repeat(np.cumsum(n) - n, n) + 1
+    key = combine(keys[parent], j.astype(np.uint64) + np.uint64(1000))
+    radius = (2.5 + (SATELLITE_RADIUS_ARCSEC - 2.5) * unit(key, 1) ** 0.8) / 3600.0
+    angle = 2 * np.pi * unit(key, 2)
+    dec = parents["dec"][parent] + radius * np.cos(angle)
+    ra = parents["ra"][parent] + radius * np.sin(angle) / np.cos(np.radians(parents["dec"][parent]))
+    flux_r = parents["flux_r"][parent] * 10.0 ** (-0.4 * (1.0 + 3.0 * unit(key, 3)))
+    g_r = -2.5 * np.log10(np.clip(parents["flux_g"][parent] / parents["flux_r"][parent], 1e-3, None))
+    r_z = -2.5 * np.log10(np.clip(parents["flux_r"][parent] / parents["flux_z"][parent], 1e-3, None))
+    g_r = g_r - 0.3 * unit(key, 4) + 0.08 * normal(key, 5)
+    r_z = r_z - 0.2 * unit(key, 4) + 0.08 * normal(key, 6)
+    u = unit(key, 7)
+    types = np.select([u < 0.35, u < 0.7, u < 0.85], [REX, EXP, DEV], SER).astype(np.int8)
+    mag_r = 22.5 - 2.5 * np.log10(flux_r)
+    shape_r, e1, e2, sersic = _galaxy_shapes(key, types, mag_r, 10)
+    return {"ra": ra % 360.0, "dec": dec, "objid": parents["objid"][parent] + j,
+            "population": np.full(total, POP_SATELLITE, np.int8), "type": types,
+            "flux_g": flux_r * 10.0 ** (-0.4 * g_r), "flux_r": flux_r, "flux_z": flux_r * 10.0 ** (0.4 * r_z),
+            "flux_w1": flux_r * 10.0 ** (0.4 * (r_z + 1.2)), "shape_r": shape_r, "shape_e1": e1, "shape_e2": e2,
+            "sersic": sersic, "z_phot": parents["z_phot"][parent], "maskbits": np.zeros(total, np.int32)}
 
 
 def concat_objects(parts: list) -> dict:
@@ -197,9 +236,11 @@ def concat_objects(parts: list) -> dict:
 
 
 def sky_objects(iy, ix, seed=0, galaxy_density=GALAXY_DENSITY, star_density=STAR_DENSITY,
-                include_lrgs: bool = True) -> dict:
-    """All objects of the given cells: generated galaxies and stars, then the real LRGs in them."""
+                include_lrgs: bool = True, lrg_cells=None) -> dict:
+    """All objects of the given cells: generated galaxies and stars, then the real LRGs (and
+    their satellites) of ``lrg_cells`` (default: the same cells)."""
     parts = [generated_objects(iy, ix, seed, galaxy_density, star_density)]
     if include_lrgs:
-        parts.append(lrg_objects(lrgs_in_cells(iy, ix), seed))
+        ly, lx = (iy, ix) if lrg_cells is None else lrg_cells
+        parts.append(lrg_objects(lrgs_in_cells(ly, lx), seed))
     return concat_objects(parts)

@@ -69,10 +69,12 @@ def test_real_lrg_position_shows_the_real_lrg(mock):
     assert c.meta["central_population"] == "lrg"
     assert c.meta["central_type"] == row.type
     np.testing.assert_allclose(c.meta["central_flux"], [row.flux_g, row.flux_r, row.flux_z], rtol=1e-6)
-    # total r light within 6" of the centre recovers the real flux (noise and neighbours aside)
+    # the r light within 6" holds the real flux (plus companions), peaking at the centre
     yy, xx = np.mgrid[:101, :101]
     inner = np.hypot(xx - 50, yy - 50) < 6 / 0.262
-    assert np.nansum(c.image[1][inner]) == pytest.approx(row.flux_r, rel=0.25)
+    assert np.nansum(c.image[1][inner]) > 0.85 * row.flux_r
+    peak = np.unravel_index(np.nanargmax(c.image[1, 40:61, 40:61]), (21, 21))
+    assert abs(peak[0] - 10) <= 1 and abs(peak[1] - 10) <= 1
 
 
 def test_catalogue_columns_units_and_speed_shape(mock):
