@@ -44,8 +44,8 @@ def normalise_templates(templates) -> np.ndarray:
     t = np.asarray(templates, dtype=np.float32)
     if t.ndim == 3:
         t = t[:, None]
-    if t.ndim != 4 or t.shape[1] not in (1, 3) or min(t.shape[2:]) < 2:
-        raise LensingInputError(f"templates must be (B, h, w) or (B, 1|3, h, w) with h, w >= 2, got {t.shape}")
+    if t.ndim != 4 or t.shape[1] not in (1, 3) or t.shape[2] != t.shape[3] or t.shape[2] < 2:
+        raise LensingInputError(f"templates must be square (B, S, S) or (B, 1|3, S, S) with S >= 2, got {t.shape}")
     bad = ~np.isfinite(t).reshape(len(t), -1).all(axis=1)
     if bad.any():
         raise LensingInputError(f"templates: non-finite pixels in row {int(np.flatnonzero(bad)[0])}")
@@ -53,6 +53,31 @@ def normalise_templates(templates) -> np.ndarray:
     if (sums <= 0).any():
         raise LensingInputError(f"templates: non-positive total in row {int(np.argwhere(sums <= 0)[0][0])}")
     return (t / sums[:, :, None, None]).astype(np.float32)
+
+
+def antialias_factors(scale: np.ndarray, min_scale: float) -> np.ndarray:
+    """Per-row integer block factor bringing a template pixel scale up to >= ``min_scale``."""
+    return np.maximum(np.ceil(min_scale / np.asarray(scale) - 1e-9), 1).astype(np.int64)
+
+
+def block_sum(t: np.ndarray, factor: int) -> np.ndarray:
+    """Flux-conserving, centre-preserving f x f block sums of square (B, C, S, S) templates.
+
+    Point-sampling a template finer than the stamp's sub-pixel grid aliases its flux (a 0.03"
+    HST template sampled every 0.0655" is off by ~2%), so templates are first summed in blocks
+    to a pixel scale >= the sub-pixel size. The template is zero-padded symmetrically (the factor
+    is raised by one when no symmetric padding exists), so its centre does not move."""
+    size = t.shape[-1]
+    while True:
+        m = -(-size // factor)
+        if (factor * m - size) % 2:
+            m += 1
+        if (factor * m - size) % 2 == 0:
+            break
+        factor += 1
+    pad = factor * m - size
+    padded = np.pad(t, ((0, 0), (0, 0), (pad // 2, pad - pad // 2), (pad // 2, pad - pad // 2)))
+    return padded.reshape(t.shape[0], t.shape[1], m, factor, m, factor).sum(axis=(3, 5)), factor
 
 
 def interpolate_templates(sb: np.ndarray, scale: np.ndarray, cx: np.ndarray, cy: np.ndarray,
@@ -88,7 +113,7 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
                         supersampling: int = 4, backend: str = "fast") -> np.ndarray:
     """Lensed image sources, float32 (B, 3, H, W) nanomaggies per pixel (g, r, z), noiseless.
 
-    ``templates`` (B, h, w) shared by all bands or (B, 3, h, w) per band, flux per template
+    ``templates`` (B, S, S) shared by all bands or (B, 3, S, S) per band, flux per template
     pixel (normalised to unit sum); ``template_pixel_scale`` (B,) [arcsec/template pixel];
     ``fluxes`` (B, 3) total unlensed g, r, z flux [nanomaggies]; ``center_x/y`` (B,) template
     centre in the source plane [arcsec]; lens and PSF as for render_lensed_sersic.
@@ -114,11 +139,17 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
     kernels = psf_kernels(validate_psf_fwhm(psf_fwhm, n), stamp_size, pixel_scale)
     if t.shape[1] == 1:
         t = np.repeat(t, 3, axis=1)
-    sb = template_to_surface_brightness(t, flux[:, :, None, None], geo["scale"][:, None, None, None])
-    if backend == "lenstronomy":
-        images = _render_reference(lens_p, sb, geo, kernels, stamp_size, pixel_scale, supersampling)
-    else:
-        images = _render_fast(lens_p, sb.astype(np.float32), geo, kernels, stamp_size, pixel_scale, supersampling)
+    render = _render_reference if backend == "lenstronomy" else _render_fast
+    images = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
+    factors = antialias_factors(geo["scale"], pixel_scale / supersampling)
+    for factor in np.unique(factors):
+        rows = np.flatnonzero(factors == factor)
+        t_rows, used = block_sum(t[rows], int(factor)) if factor > 1 else (t[rows], 1)
+        g_rows = {k: v[rows] for k, v in geo.items()}
+        g_rows["scale"] = g_rows["scale"] * used
+        sb = template_to_surface_brightness(t_rows, flux[rows, :, None, None], g_rows["scale"][:, None, None, None])
+        images[rows] = render({k: v[rows] for k, v in lens_p.items()}, sb.astype(np.float32), g_rows,
+                              kernels[rows], stamp_size, pixel_scale, supersampling)
     return check_finite_output(images, "render_lensed_image")
 
 

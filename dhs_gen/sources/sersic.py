@@ -4,7 +4,7 @@ Calibration (docs/injection_physics.md): unlensed r ~ U(23, 26) AB mag, R_e ~ U(
 n ~ U(0.5, 2), q ~ U(0.3, 1) (the earlier pipeline's final priors). Colours are those of the
 faint COSMOS galaxies that make up the real lensed-source population (HSC photometry of the
 packaged 26-mag RealGalaxy sample: g-r median 0.35, r-z median 0.44): g-r ~ N(0.35, 0.25) in
-[-0.3, 1.3], r-z ~ N(0.45, 0.30) in [-0.3, 1.6]. The earlier pipeline's g-r ~ N(1.15, 0.30)
+[-0.5, 2], r-z ~ N(0.45, 0.30) in [-0.5, 2]. The earlier pipeline's g-r ~ N(1.15, 0.30)
 is an LRG-like red colour, not a star-forming source; pass ``g_r=(1.15, 0.30)`` to reproduce it.
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ from dhs_gen.sources.priors import (
 from dhs_gen.sources.registry import ParamSpec, SourceError, SourceGenerator, register_source
 from dhs_gen.units import mag_to_nmgy
 
-GR_LIMITS = (-0.3, 1.3)
-RZ_LIMITS = (-0.3, 1.6)
+GR_LIMITS = (-0.5, 2.0)
+RZ_LIMITS = (-0.5, 2.0)
 
 
 def colour_fluxes(mag_r, g_r, r_z) -> Dict[str, np.ndarray]:
