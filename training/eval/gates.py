@@ -1,0 +1,304 @@
+"""Shortcut gates G1-G5 and the pre-training data gates.
+
+Definitions (stamps are raw float32 (B, C, H, W) nanomaggies, g, r, z; geometry about the
+stamp centre ((W-1)/2, (H-1)/2); ``x_ratio`` = theta_E / PSF FWHM (r band)):
+
+* G1 core-only AUC: logistic regression on the central ``core_size_px`` x ``core_size_px`` pixels
+  of every band (legacy: 10 x 10), positives vs their paired controls, x_ratio >= ``x_min``.
+  A high AUC means the centre alone separates the classes: a shortcut. Critical, <= 0.60.
+* G2 radial-profile AUC: logistic regression on the azimuthal-median profile (1-px rings out to
+  ``radial_max_px``) of each band. Critical, <= 0.60.
+* G3 arc-annulus AUC: logistic regression on 7 statistics per band (mean, std, median, MAD,
+  p10, p90, max) in the annulus [max(2, theta_pix - 1.5 FWHM_pix), theta_pix + 1.5 FWHM_pix):
+  the arc must be visible where it should be. Important, >= 0.75.
+* G4 hard-negative mean p: the model's mean probability on theta-aware azimuthally shuffled
+  hard negatives. Critical, <= 0.05. Needs a model.
+* G5 arc-occlusion drop: mean p(positive) - mean p(positive with the annulus replaced by the
+  paired control's pixels). Important, >= 0.30. Needs a model.
+
+Classifier AUCs are computed on out-of-fold predictions (pair-grouped stratified K-fold, so a
+positive and its control never sit on opposite sides of a fold), never on the data they were
+fitted to. Verdict (research plan, gen5-prime 3.2): fail if any critical gate fails; pass if all
+critical pass and >= 4/5 pass; marginal if exactly 3/5 pass; "incomplete" when gates were
+skipped (e.g. no model) and nothing evaluated failed.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List
+
+import numpy as np
+
+from dhs_gen import PIXEL_SCALE_ARCSEC
+from dhs_gen.config import StrictModel
+from dhs_gen.stats.metrics import bin_labels, roc_auc
+
+ScoreFn = Callable[[np.ndarray], np.ndarray]  # images float32 (B,C,H,W) nmgy -> probabilities (B,)
+
+
+class GateThreshold(StrictModel):
+    op: str  # "<=" or ">="
+    value: float
+    critical: bool
+
+
+class GateConfig(StrictModel):
+    """Gate definitions and thresholds (configs/eval.yaml ``gates:``)."""
+
+    x_min: float = 1.0
+    x_bins: List[float] = [0.0, 0.8, 1.0, 100.0]
+    core_size_px: int = 10
+    radial_max_px: int = 32
+    annulus_min_px: float = 2.0
+    annulus_half_width_fwhm: float = 1.5
+    cv_folds: int = 5
+    logreg_c: float = 1.0
+    seed: int = 0
+    g1: GateThreshold = GateThreshold(op="<=", value=0.60, critical=True)
+    g2: GateThreshold = GateThreshold(op="<=", value=0.60, critical=True)
+    g3: GateThreshold = GateThreshold(op=">=", value=0.75, critical=False)
+    g4: GateThreshold = GateThreshold(op="<=", value=0.05, critical=True)
+    g5: GateThreshold = GateThreshold(op=">=", value=0.30, critical=False)
+    core_brightness_ratio: List[float] = [0.9, 1.1]
+    data_core_auc_max: float = 0.60
+
+
+GATE_NAMES = {
+    "G1": "core_only_auc",
+    "G2": "radial_profile_auc",
+    "G3": "arc_annulus_auc",
+    "G4": "hard_negative_mean_p",
+    "G5": "arc_occlusion_drop",
+}
+
+
+# ---------------------------------------------------------------- features (vectorised numpy)
+def _check_images(images: np.ndarray, what: str) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 4 or images.dtype != np.float32:
+        raise ValueError(f"{what} must be float32 (B, C, H, W) nanomaggies, got {images.dtype} {images.shape}")
+    bad = ~np.isfinite(images)
+    if bad.any():
+        raise ValueError(f"{what}: {int(bad.any(axis=(1, 2, 3)).sum())} stamps contain NaN/Inf pixels")
+    return images
+
+
+def radius_grid(h: int, w: int) -> np.ndarray:
+    """(H, W) distance in pixels from the stamp centre ((W-1)/2, (H-1)/2)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.hypot(yy - (h - 1) / 2.0, xx - (w - 1) / 2.0).astype(np.float32)
+
+
+def core_features(images: np.ndarray, size: int = 10) -> np.ndarray:
+    """(B, C*size*size) pixels of the central size x size box (legacy G1 input)."""
+    _, _, h, w = images.shape
+    y0, x0 = (h - size) // 2, (w - size) // 2
+    if size < 1 or y0 < 0 or x0 < 0:
+        raise ValueError(f"core size {size} does not fit a {h}x{w} stamp")
+    return images[:, :, y0:y0 + size, x0:x0 + size].reshape(len(images), -1)
+
+
+def radial_profile_features(images: np.ndarray, max_px: int = 32) -> np.ndarray:
+    """(B, C*R) azimuthal-median profile in 1-px rings r in [k, k+1), k < max_px."""
+    b, c, h, w = images.shape
+    ring = np.floor(radius_grid(h, w)).astype(np.int64).ravel()
+    flat = images.reshape(b, c, h * w)
+    rings = [k for k in range(max_px) if np.any(ring == k)]
+    prof = np.stack([np.median(flat[:, :, ring == k], axis=-1) for k in rings], axis=-1)
+    return prof.reshape(b, -1)
+
+
+def annulus_masks(shape, theta_e_arcsec, psf_fwhm_arcsec, min_px: float = 2.0,
+                  half_width_fwhm: float = 1.5) -> np.ndarray:
+    """(B, H, W) bool arc annulus [max(min_px, th - k*fwhm), th + k*fwhm) in pixels per stamp."""
+    b, _, h, w = shape
+    theta = np.asarray(theta_e_arcsec, dtype=np.float32).reshape(b, 1, 1) / PIXEL_SCALE_ARCSEC
+    fwhm = np.asarray(psf_fwhm_arcsec, dtype=np.float32).reshape(b, 1, 1) / PIXEL_SCALE_ARCSEC
+    if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(fwhm)) and np.all(fwhm > 0)):
+        raise ValueError("theta_e_arcsec and psf_fwhm_arcsec must be finite with FWHM > 0")
+    r = radius_grid(h, w)[None]
+    lo = np.maximum(min_px, theta - half_width_fwhm * fwhm)
+    return (r >= lo) & (r < theta + half_width_fwhm * fwhm)
+
+
+def annulus_features(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """(B, C*7) mean, std, median, MAD, p10, p90, max per band inside each stamp's annulus."""
+    b, c, h, w = images.shape
+    if np.any(masks.reshape(b, -1).sum(axis=1) == 0):
+        raise ValueError("an arc annulus holds no pixels (theta_E / FWHM outside the stamp?)")
+    x = np.where(masks[:, None], images, np.nan).reshape(b, c, h * w)
+    med = np.nanmedian(x, axis=-1)
+    p10, p90 = np.nanpercentile(x, [10, 90], axis=-1)
+    feats = [np.nanmean(x, axis=-1), np.nanstd(x, axis=-1), med,
+             np.nanmedian(np.abs(x - med[..., None]), axis=-1), p10, p90, np.nanmax(x, axis=-1)]
+    return np.stack(feats, axis=-1).reshape(b, -1)
+
+
+def core_brightness(images: np.ndarray, size: int = 10) -> np.ndarray:
+    """(B,) summed r-band flux [nanomaggies] in the central size x size box."""
+    _, c, h, w = images.shape
+    band = 1 if c >= 2 else 0
+    y0, x0 = (h - size) // 2, (w - size) // 2
+    return images[:, band, y0:y0 + size, x0:x0 + size].sum(axis=(1, 2), dtype=np.float64)
+
+
+# ---------------------------------------------------------------- cross-validated probes
+def cv_auc(features: np.ndarray, labels, groups=None, folds: int = 5, c: float = 1.0,
+           seed: int = 0) -> Dict[str, float]:
+    """ROC AUC of a standardised logistic regression on out-of-fold decision values.
+
+    ``groups`` keeps rows of one group (a positive and its control) in the same fold.
+    Returns {"auc", "n_pos", "n_neg", "folds"}; AUC NaN when a class has fewer than ``folds`` rows.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y = np.asarray(labels).astype(int)
+    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
+    out = {"auc": float("nan"), "n_pos": n_pos, "n_neg": n_neg, "folds": folds}
+    if min(n_pos, n_neg) < folds:
+        return out
+    x = np.asarray(features, dtype=np.float64)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, solver="liblinear", max_iter=1000))
+    if groups is None:
+        cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    else:
+        cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    oof = cross_val_predict(clf, x, y, cv=cv, groups=groups, method="decision_function")
+    out["auc"] = roc_auc(y, oof)
+    return out
+
+
+def _paired(features_pos: np.ndarray, features_ctrl: np.ndarray):
+    n = len(features_pos)
+    x = np.concatenate([features_pos, features_ctrl])
+    y = np.r_[np.ones(n, dtype=int), np.zeros(n, dtype=int)]
+    groups = np.r_[np.arange(n), np.arange(n)]
+    return x, y, groups
+
+
+def _status(value: float, thr: GateThreshold) -> str:
+    if value is None or not np.isfinite(value):
+        return "skipped"
+    ok = value <= thr.value if thr.op == "<=" else value >= thr.value
+    return "pass" if ok else "fail"
+
+
+def gate_verdict(gates: Dict[str, dict]) -> Dict[str, object]:
+    """Overall verdict from per-gate {"status", "critical"} (the research plan's rule)."""
+    statuses = [g["status"] for g in gates.values()]
+    n_pass = statuses.count("pass")
+    critical_fail = [k for k, g in gates.items() if g["critical"] and g["status"] == "fail"]
+    skipped = [k for k, g in gates.items() if g["status"] == "skipped"]
+    if critical_fail:
+        overall = "fail"
+    elif skipped:
+        overall = "incomplete"
+    elif n_pass >= 4:
+        overall = "pass"
+    elif n_pass == 3:
+        overall = "marginal"
+    else:
+        overall = "fail"
+    return {"overall": overall, "n_passed": n_pass, "n_total": len(gates),
+            "critical_failures": critical_fail, "skipped": skipped,
+            "rule": "fail if any critical gate fails; pass if all critical pass and >= 4/5 pass; "
+                    "marginal if 3/5 pass; incomplete if gates were skipped and none failed"}
+
+
+def _gate(name: str, value, thr: GateThreshold, **extra) -> dict:
+    value = None if value is None or not np.isfinite(value) else float(value)
+    return {"metric": GATE_NAMES[name], "value": value, "op": thr.op, "threshold": thr.value,
+            "critical": thr.critical, "status": _status(value, thr), **extra}
+
+
+def _stratified_probe(feat_pos, feat_ctrl, x_ratio, cfg: GateConfig) -> List[dict]:
+    labels = bin_labels(x_ratio, cfg.x_bins)
+    rows = []
+    for label in np.unique(labels):
+        sel = labels == label
+        x, y, g = _paired(feat_pos[sel], feat_ctrl[sel])
+        res = cv_auc(x, y, g, cfg.cv_folds, cfg.logreg_c, cfg.seed)
+        rows.append({"x_ratio_bin": str(label), **res})
+    return rows
+
+
+def run_gates_quick(pos_images: np.ndarray, ctrl_images: np.ndarray, theta_e_arcsec, psf_fwhm_arcsec,
+                    *, hardneg_images: np.ndarray | None = None, score_fn: ScoreFn | None = None,
+                    config: GateConfig | None = None) -> Dict[str, object]:
+    """Run G1-G5 on paired injection stamps; G4/G5 only when ``score_fn`` is given.
+
+    ``pos_images``/``ctrl_images``: float32 (B, C, H, W) nanomaggies, row i of each is one pair;
+    ``theta_e_arcsec``, ``psf_fwhm_arcsec`` (r band): (B,) arcsec; ``hardneg_images``: the pairs'
+    hard negatives; ``score_fn``: images -> calibrated probabilities. Returns a JSON-able dict
+    with per-gate results (also per x_ratio stratum for G1-G3) and the overall verdict.
+    """
+    cfg = config or GateConfig()
+    pos = _check_images(pos_images, "pos_images")
+    ctrl = _check_images(ctrl_images, "ctrl_images")
+    if pos.shape != ctrl.shape:
+        raise ValueError(f"positives {pos.shape} and controls {ctrl.shape} must pair row by row")
+    theta = np.asarray(theta_e_arcsec, dtype=np.float64).ravel()
+    fwhm = np.asarray(psf_fwhm_arcsec, dtype=np.float64).ravel()
+    if theta.size != len(pos) or fwhm.size != len(pos):
+        raise ValueError("theta_e_arcsec and psf_fwhm_arcsec need one value per pair")
+    x_ratio = theta / fwhm
+    sel = x_ratio >= cfg.x_min
+    masks = annulus_masks(pos.shape, theta, fwhm, cfg.annulus_min_px, cfg.annulus_half_width_fwhm)
+
+    probes = {
+        "G1": lambda im: core_features(im, cfg.core_size_px),
+        "G2": lambda im: radial_profile_features(im, cfg.radial_max_px),
+        "G3": lambda im: annulus_features(im, masks),
+    }
+    gates: Dict[str, dict] = {}
+    for name, feat in probes.items():
+        fp, fc = feat(pos), feat(ctrl)
+        x, y, g = _paired(fp[sel], fc[sel])
+        res = cv_auc(x, y, g, cfg.cv_folds, cfg.logreg_c, cfg.seed)
+        gates[name] = _gate(name, res["auc"], getattr(cfg, name.lower()), n_pairs=int(sel.sum()),
+                            x_min=cfg.x_min, by_stratum=_stratified_probe(fp, fc, x_ratio, cfg))
+
+    p_hn = None
+    if score_fn is not None and hardneg_images is not None:
+        hn = _check_images(hardneg_images, "hardneg_images")
+        p_hn = np.asarray(score_fn(hn), dtype=np.float64)
+    gates["G4"] = _gate("G4", None if p_hn is None else float(np.mean(p_hn)), cfg.g4,
+                        n=0 if p_hn is None else int(p_hn.size),
+                        fpr_at_0p5=None if p_hn is None else float(np.mean(p_hn >= 0.5)))
+    drop = None
+    extra: Dict[str, object] = {"n": int(sel.sum())}
+    if score_fn is not None and sel.any():
+        occluded = np.where(masks[sel][:, None], ctrl[sel], pos[sel])
+        p_pos = np.asarray(score_fn(pos[sel]), dtype=np.float64)
+        p_occ = np.asarray(score_fn(occluded), dtype=np.float64)
+        drop = float(np.mean(p_pos) - np.mean(p_occ))
+        extra.update(mean_p_pos=float(np.mean(p_pos)), mean_p_occluded=float(np.mean(p_occ)))
+    gates["G5"] = _gate("G5", drop, cfg.g5, **extra)
+    return {"gates": gates, **gate_verdict(gates), "n_pairs": int(len(pos)), "model": score_fn is not None}
+
+
+def run_data_gates(images: np.ndarray, labels, *, groups=None,
+                   config: GateConfig | None = None) -> Dict[str, object]:
+    """Pre-training gates on a labelled stamp set (no model): r-band core brightness ratio
+    mean(pos)/mean(neg) within ``core_brightness_ratio`` and a cross-validated core-only AUC
+    below ``data_core_auc_max``. Returns {"core_brightness_ratio", "core_only_auc", "overall"}."""
+    cfg = config or GateConfig()
+    images = _check_images(images, "images")
+    y = np.asarray(labels).astype(int).ravel()
+    if y.size != len(images) or not set(np.unique(y)) <= {0, 1}:
+        raise ValueError("labels must be 0/1 with one per image")
+    if y.min() == y.max():
+        raise ValueError("data gates need both positives and negatives")
+    core = core_brightness(images, cfg.core_size_px)
+    neg_mean = float(core[y == 0].mean())
+    ratio = float(core[y == 1].mean()) / neg_mean if neg_mean != 0 else float("nan")
+    lo, hi = cfg.core_brightness_ratio
+    brightness = {"value": ratio, "range": [lo, hi],
+                  "status": "pass" if np.isfinite(ratio) and lo <= ratio <= hi else "fail"}
+    res = cv_auc(core_features(images, cfg.core_size_px), y, groups, cfg.cv_folds, cfg.logreg_c, cfg.seed)
+    auc_ok = np.isfinite(res["auc"]) and res["auc"] < cfg.data_core_auc_max
+    core_auc = {**res, "max": cfg.data_core_auc_max, "status": "pass" if auc_ok else "fail"}
+    overall = "pass" if brightness["status"] == core_auc["status"] == "pass" else "fail"
+    return {"core_brightness_ratio": brightness, "core_only_auc": core_auc, "overall": overall}
