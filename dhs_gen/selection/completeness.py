@@ -18,7 +18,7 @@ from dhs_gen.determinism import stable_hash64
 from dhs_gen.schemas import STATUS_OK, conform
 from dhs_gen.selection.binning import Axis, build_axes, column_f64, theta_over_psf
 from dhs_gen.selection.config import SelectionConfig
-from dhs_gen.selection.thresholds import FPR, PROXY, Threshold, fpr_thresholds, proxy_thresholds
+from dhs_gen.selection.thresholds import FPR, Threshold, fpr_thresholds, proxy_thresholds
 from dhs_gen.stats.intervals import wilson_interval
 
 ALL, CLEAN = "all", "clean"

@@ -1,4 +1,5 @@
 """Configuration of the selection function (``configs/selection*.yaml``)."""
+# ruff: noqa: UP045  (pydantic on Python 3.9 needs Optional[...], not X | None)
 from __future__ import annotations
 
 import math

@@ -78,7 +78,7 @@ def observability_table(theta_e_arcsec, z_l, z_s: float, cosmology: str = "Planc
         })
 
 
-def read_slacs(path=None) -> "dict[str, np.ndarray]":
+def read_slacs(path=None) -> dict[str, np.ndarray]:
     """The packaged SLACS table (Auger et al. 2009/2010) as columns: name, zd, zs, theta_Ein
     [arcsec], veldisp and veldisp_err [km/s] (unit suffixes dropped from the names), ..."""
     import pandas as pd

@@ -9,7 +9,13 @@ from scipy.stats import norm
 from dhs_gen.schemas import validate_table
 from dhs_gen.selection.binning import Axis, build_axes
 from dhs_gen.selection.completeness import (
-    ALL, CLEAN, compute_completeness, count_batch, join_scores, reduce_counts, region_bootstrap,
+    ALL,
+    CLEAN,
+    compute_completeness,
+    count_batch,
+    join_scores,
+    reduce_counts,
+    region_bootstrap,
     region_weights,
 )
 from dhs_gen.selection.config import SelectionConfig

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from dhs_gen.selection.observability import (
-    mass_within_theta_e, observability_table, read_slacs, sigma_from_theta_e, slacs_check, theta_e_from_sigma,
+    mass_within_theta_e,
+    observability_table,
+    read_slacs,
+    sigma_from_theta_e,
+    slacs_check,
+    theta_e_from_sigma,
 )
 
 

@@ -6,7 +6,11 @@ import pytest
 
 from dhs_gen.psf import convolve_same, moffat_kernel
 from dhs_gen.selection.realism import (
-    aperture_flux, brightness_match, pixel_features, probe_auc, realism_audit,
+    aperture_flux,
+    brightness_match,
+    pixel_features,
+    probe_auc,
+    realism_audit,
 )
 
 SIZE = 33
