@@ -1,0 +1,238 @@
+"""Evaluation figures (matplotlib Agg, PNG): ROC, reliability, gates by stratum, galleries,
+confuser FPR bars, the 6-channel view and training curves. Every function returns the PNG
+path; images are written atomically via dhs_gen.storage (local or s3://)."""
+from __future__ import annotations
+
+import io
+from typing import List, Mapping, Sequence, Tuple
+
+import numpy as np
+
+from dhs_gen.stats.metrics import reliability_curve, roc_auc, roc_curve
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out_png: str) -> str:
+    from dhs_gen.storage import write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    _plt().close(fig)
+    write_bytes(out_png, buf.getvalue())
+    return out_png
+
+
+def plot_roc(curves: Mapping[str, Tuple[np.ndarray, np.ndarray]], out_png: str, title: str = "ROC",
+             log_fpr: bool = True) -> str:
+    """ROC curves for {name: (labels, scores)}, AUC in the legend; log FPR axis by default."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    for name, (y, s) in curves.items():
+        fpr, tpr, _ = roc_curve(y, s)
+        ax.plot(np.maximum(fpr, 1e-5) if log_fpr else fpr, tpr, label=f"{name} (AUC {roc_auc(y, s):.3f}, n={len(y)})")
+    if log_fpr:
+        ax.set_xscale("log")
+        ax.set_xlim(1e-4, 1)
+    for f in (1e-3, 1e-2):
+        ax.axvline(f, color="0.8", lw=0.8, ls=":")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate (recall)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def plot_reliability(y, probs: Mapping[str, np.ndarray], out_png: str, n_bins: int = 15,
+                     title: str = "Reliability") -> str:
+    """Reliability diagram: fraction of lenses vs mean predicted p per bin for each {name: p}."""
+    from dhs_gen.stats.metrics import expected_calibration_error
+
+    plt = _plt()
+    fig, (ax, axh) = plt.subplots(2, 1, figsize=(4.6, 5.4), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=0.8)
+    for name, p in probs.items():
+        rc = reliability_curve(y, p, n_bins)
+        ok = rc.count > 0
+        ece = expected_calibration_error(y, p, n_bins)
+        ax.plot(rc.mean_pred[ok], rc.frac_pos[ok], marker="o", ms=3, label=f"{name} (ECE {ece:.4f})")
+        centres = 0.5 * (rc.edges[:-1] + rc.edges[1:])
+        axh.step(centres, np.maximum(rc.count, 0.5), where="mid", label=name)
+    axh.set_yscale("log")
+    axh.set_ylabel("count")
+    axh.set_xlabel("predicted probability")
+    ax.set_ylabel("observed lens fraction")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def plot_gate_strata(gates: Mapping[str, dict], out_png: str) -> str:
+    """Probe AUCs (G1-G3) per x_ratio stratum with their thresholds, plus G4/G5 values."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [3, 2]})
+    ax = axes[0]
+    names = [g for g in ("G1", "G2", "G3") if g in gates]
+    strata = sorted({s["x_ratio_bin"] for g in names for s in gates[g].get("by_stratum", [])})
+    width = 0.8 / max(1, len(strata))
+    for j, stratum in enumerate(strata):
+        vals = []
+        for g in names:
+            row = next((s for s in gates[g]["by_stratum"] if s["x_ratio_bin"] == stratum), None)
+            vals.append(np.nan if row is None or row["auc"] is None else row["auc"])
+        ax.bar(np.arange(len(names)) + j * width, vals, width, label=f"x = {stratum}")
+    for i, g in enumerate(names):
+        ax.hlines(gates[g]["threshold"], i - 0.1, i + 0.8, color="k", lw=1.2)
+        ax.text(i, 1.02, f"{g} {gates[g]['status']}", fontsize=7)
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
+    ax.set_xticklabels([gates[g]["metric"] for g in names], fontsize=7)
+    ax.set_ylim(0.3, 1.08)
+    ax.set_ylabel("cross-validated AUC")
+    ax.legend(fontsize=7)
+    ax2 = axes[1]
+    other = [g for g in ("G4", "G5") if g in gates]
+    vals = [np.nan if gates[g]["value"] is None else gates[g]["value"] for g in other]
+    ax2.bar(range(len(other)), vals, color="C3")
+    for i, g in enumerate(other):
+        ax2.hlines(gates[g]["threshold"], i - 0.4, i + 0.4, color="k", lw=1.2)
+        ax2.text(i - 0.3, (0 if np.isnan(vals[i]) else vals[i]) + 0.02, gates[g]["status"], fontsize=7)
+    ax2.set_xticks(range(len(other)))
+    ax2.set_xticklabels([gates[g]["metric"] for g in other], fontsize=7)
+    ax2.set_ylim(0, 1)
+    fig.suptitle("shortcut gates (black: threshold)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def plot_confuser_fpr(rows: Sequence[dict], out_png: str, threshold: float) -> str:
+    """FPR at the operating threshold per N2 confuser category with Wilson 95% intervals.
+    ``rows``: [{"category", "fpr", "lo", "hi", "n"}]."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    x = np.arange(len(rows))
+    fpr = np.array([r["fpr"] for r in rows], dtype=float)
+    err = np.array([[r["fpr"] - r["lo"] for r in rows], [r["hi"] - r["fpr"] for r in rows]], dtype=float)
+    ax.bar(x, fpr, yerr=err if len(rows) else None, capsize=3, color="C1")
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{r['category']}\nn={r['n']}" for r in rows], fontsize=7)
+    ax.set_ylabel(f"FPR at p >= {threshold:g}")
+    ax.set_title("false positives by confuser category")
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def plot_gallery_images(images: Sequence[np.ndarray], titles: Sequence[str], out_png: str, ncols: int = 6,
+                        suptitle: str = "") -> str:
+    """RGB gallery of (3, H, W) g/r/z nanomaggie stamps with the survey's Lupton stretch."""
+    from dhs_gen.survey.gallery import to_rgb
+
+    plt = _plt()
+    n = max(1, len(images))
+    ncols = min(ncols, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.05 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, img, title in zip(axes.ravel(), images, titles):
+        ax.imshow(to_rgb(img), origin="lower")
+        ax.set_title(title, fontsize=6)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def plot_gallery(stamps, scores, out_png: str, *, id_column: str = "id", stamp_column: str = "stamp",
+                 ncols: int = 6) -> str:
+    """Gallery of scored candidates: ``stamps`` (table with id + blob), ``scores`` (scores table,
+    drawn in its row order) labelled with p_lens."""
+    from training.eval.scoring import decode_stamps
+
+    blobs = dict(zip(stamps.column(id_column).cast("string").to_pylist(), stamps.column(stamp_column).to_pylist()))
+    ids = [i for i in scores.column("id").to_pylist() if i in blobs]
+    p = dict(zip(scores.column("id").to_pylist(), scores.column("model_score").to_pylist()))
+    images, ok, _ = decode_stamps([blobs[i] for i in ids])
+    ids = [i for i, good in zip(ids, ok) if good]
+    return plot_gallery_images(list(images), [f"{i[:18]}\np_lens={p[i]:.3f}" for i in ids], out_png, ncols)
+
+
+def six_channel_view(images: np.ndarray, residual_sigma_px: float = 3.0, clip: float = 10.0) -> np.ndarray:
+    """(B, 6, H, W) float32: the training recipe's outer-MAD normalised g, r, z + residuals."""
+    import torch
+
+    from training.preprocess import Preprocess
+
+    pre = Preprocess({"norm": "outer_mad", "clip": clip, "six_channel": True, "residual_sigma_px": residual_sigma_px})
+    with torch.inference_mode():
+        return pre(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))).numpy()
+
+
+def plot_six_channel(images: np.ndarray, titles: Sequence[str], out_png: str, **kw) -> str:
+    """One row per stamp: normalised g, r, z and their high-pass residuals."""
+    plt = _plt()
+    six = six_channel_view(images, **kw)
+    names = ["g", "r", "z", "g resid", "r resid", "z resid"]
+    fig, axes = plt.subplots(len(six), 6, figsize=(9, 1.6 * len(six)), squeeze=False)
+    for i, row in enumerate(six):
+        for j in range(6):
+            ax = axes[i, j]
+            lim = 5.0 if j < 3 else 3.0
+            ax.imshow(row[j], origin="lower", cmap="gray" if j < 3 else "RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(names[j], fontsize=8)
+        axes[i, 0].set_ylabel(titles[i][:16], fontsize=6)
+    fig.suptitle("6-channel view (outer-MAD sigma units; residual = band - Gaussian blur)", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def plot_training_curves(metrics_csv: str, out_png: str) -> str:
+    """Losses and validation metrics per epoch from a run's metrics.csv."""
+    import pandas as pd
+
+    from dhs_gen.storage import read_bytes
+
+    frame = pd.read_csv(io.BytesIO(read_bytes(metrics_csv)))
+    if "epoch" not in frame.columns:
+        raise ValueError(f"{metrics_csv}: no 'epoch' column (columns: {list(frame.columns)})")
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for col in [c for c in frame.columns if c.endswith("loss")]:
+        ax1.plot(frame["epoch"], frame[col], marker="o", ms=3, label=col)
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax1.legend(fontsize=7)
+    metric_cols: List[str] = [c for c in frame.columns if c.startswith("val_") and not c.endswith("loss")
+                              and pd.api.types.is_numeric_dtype(frame[c])]
+    for col in metric_cols:
+        ax2.plot(frame["epoch"], frame[col], marker="o", ms=3, label=col)
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("validation metric")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def plot_strata(rows: Sequence[dict], metric: str, out_png: str, title: str) -> str:
+    """Bar chart of ``metric`` per stratum row ({"stratum", metric, "n"}) from stratified_metrics."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    vals = [np.nan if r.get(metric) is None else r[metric] for r in rows]
+    ax.bar(range(len(rows)), vals)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([f"{r['stratum']}\nn={r['n']}" for r in rows], fontsize=7)
+    ax.set_ylabel(metric)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out_png)

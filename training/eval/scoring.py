@@ -1,0 +1,208 @@
+"""Batch scoring of stamp tables with a frozen model or a calibrated ensemble.
+
+``Scorer.score_table(table)`` turns any table with an id column and a stamp blob column
+(canonical blobs or any legacy layout) into the ``scores`` dataset: id, logit, model_score
+(calibrated probability), model_id, status (one row per input row; rows that cannot be scored
+keep NaN scores and a reason). The same function is the Spark job's batch function
+(jobs/score.py) and the local/GPU path. torch is only imported by the frozen models themselves.
+
+Calibration file (``calibration.json``, written by ``dhs evaluate``)::
+
+    {"kind": "single", "model_id": ..., "temperature": T}
+    {"kind": "ensemble", "member_temperatures": {model_id: T_m}, "ensemble_temperature": T}
+
+For one model ``logit`` is the model's logit and ``model_score = sigmoid(logit / T)``; for an
+ensemble ``logit`` is mean_m(logit_m / T_m) and ``model_score = sigmoid(logit / T_ens)``.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from dhs_gen.io.stamps import CANONICAL_MAGIC, StampDecodeError, decode_canonical_image, decode_stamp_npz
+from dhs_gen.schemas import STATUS_OK, get_dataset
+from training.eval.calibration import calibrated_proba
+
+SCORES_SCHEMA = get_dataset("scores").schema
+
+
+def decode_stamps(blobs: Sequence, size: int | None = None, shape: tuple | None = None):
+    """Decode stamp blobs -> (images float32 (n_ok, C, H, W), ok mask (N,), statuses (N,)).
+
+    Statuses: ok | missing_stamp | decode_error | nonfinite_pixels | shape_mismatch (a stamp
+    that is not ``size`` x ``size``, or differs from ``shape`` (C, H, W), or without either from
+    the first good stamp).
+    """
+    images, statuses = [], []
+    for blob in blobs:
+        if blob is None or len(blob) == 0:
+            statuses.append("missing_stamp")
+            continue
+        try:
+            if bytes(blob[:8]) == CANONICAL_MAGIC:
+                img = decode_canonical_image(blob)
+            else:
+                img = decode_stamp_npz(blob, nan_policy="report").image
+        except (StampDecodeError, ValueError, KeyError):
+            statuses.append("decode_error")
+            continue
+        if not np.all(np.isfinite(img)):
+            statuses.append("nonfinite_pixels")
+            continue
+        if shape is None and (size is None or img.shape[1:] == (size, size)):
+            shape = img.shape
+        if img.shape != tuple(shape or ()):
+            statuses.append("shape_mismatch")
+            continue
+        images.append(img)
+        statuses.append(STATUS_OK)
+    ok = np.array([s == STATUS_OK for s in statuses], dtype=bool)
+    stack = np.stack(images).astype(np.float32, copy=False) if images else np.zeros((0, 3, 1, 1), np.float32)
+    return stack, ok, statuses
+
+
+@dataclass
+class Scorer:
+    """One frozen model or an ensemble, with its calibration. ``members`` expose ``model_id``
+    and ``predict_logits(images, meta=None)``."""
+
+    members: List[object]
+    member_temperatures: List[float]
+    temperature: float
+    meta_columns: List[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.members or len(self.member_temperatures) != len(self.members):
+            raise ValueError("a scorer needs >= 1 member and one temperature per member")
+        if not self.temperature > 0 or not all(t > 0 for t in self.member_temperatures):
+            raise ValueError("temperatures must be > 0")
+
+    @property
+    def model_id(self) -> str:
+        """The member's model_id, or for an ensemble a SHA-256 over member ids and temperatures."""
+        if len(self.members) == 1:
+            return self.members[0].model_id
+        key = "|".join(f"{m.model_id}:{t!r}" for m, t in zip(self.members, self.member_temperatures))
+        return "ensemble-" + hashlib.sha256(f"{key}|{self.temperature!r}".encode()).hexdigest()
+
+    def logits(self, images: np.ndarray, meta: np.ndarray | None = None) -> np.ndarray:
+        """(N,) float64: the model logit, or the ensemble's mean temperature-scaled logit."""
+        if len(self.members) == 1:
+            return np.asarray(self.members[0].predict_logits(images, meta), dtype=np.float64)
+        parts = [np.asarray(m.predict_logits(images, meta), dtype=np.float64) / t
+                 for m, t in zip(self.members, self.member_temperatures)]
+        return np.mean(parts, axis=0)
+
+    def proba(self, logits) -> np.ndarray:
+        """Calibrated probability sigmoid(logit / T)."""
+        return calibrated_proba(logits, self.temperature)
+
+    def score_table(self, table, *, id_column: str = "id", stamp_column: str = "stamp",
+                    keep_columns: Sequence[str] = (), size: int | None = None,
+                    batch_size: int = 512) -> pa.Table:
+        """Score every row of a pyarrow Table/RecordBatch -> scores table (+ ``keep_columns``)."""
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        missing = [c for c in (id_column, stamp_column, *keep_columns, *self.meta_columns)
+                   if c not in table.column_names]
+        if missing:
+            raise ValueError(f"input lacks columns {missing}; has {table.column_names}")
+        n = table.num_rows
+        logit = np.full(n, np.nan, dtype=np.float64)
+        status = np.empty(n, dtype=object)
+        in_ok = _input_ok(table)
+        shape = None  # every stamp of the table must share the first good stamp's (C, H, W)
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            images, dec_ok, statuses = decode_stamps(table.column(stamp_column).slice(start, stop - start).to_pylist(),
+                                                     size, shape)
+            if shape is None and dec_ok.any():
+                shape = images.shape[1:]
+            inp = in_ok[start:stop]
+            status[start:stop] = [s if good else "input_not_ok" for s, good in zip(statuses, inp)]
+            good = dec_ok & inp
+            if good.any():
+                sel = np.flatnonzero(good)
+                logit[start + sel] = self.logits(images[good[dec_ok]], self._meta(table, start, stop, sel))
+        p = np.where(np.isfinite(logit), self.proba(np.nan_to_num(logit)), np.nan)
+        out = pa.table({
+            "id": table.column(id_column).cast(pa.string()),
+            "logit": pa.array(logit.astype(np.float32)),
+            "model_score": pa.array(p.astype(np.float32)),
+            "model_id": pa.array([self.model_id] * n, pa.string()),
+            "status": pa.array(status.tolist(), pa.string()),
+        }, schema=SCORES_SCHEMA)
+        for c in keep_columns:
+            if c != "id":
+                out = out.append_column(c, table.column(c))
+        return out
+
+    def _meta(self, table: pa.Table, start: int, stop: int, sel: np.ndarray) -> np.ndarray | None:
+        if not self.meta_columns:
+            return None
+        cols = [table.column(c).slice(start, stop - start).to_numpy(zero_copy_only=False).astype(np.float32)
+                for c in self.meta_columns]
+        return np.stack(cols, axis=1)[sel]
+
+
+def _input_ok(table: pa.Table) -> np.ndarray:
+    """Rows the upstream stage marked usable (status == 'ok' and cutout_ok where present)."""
+    ok = np.ones(table.num_rows, dtype=bool)
+    if "status" in table.column_names:
+        ok &= np.asarray([s == STATUS_OK for s in table.column("status").to_pylist()], dtype=bool)
+    if "cutout_ok" in table.column_names:
+        ok &= np.asarray([bool(v) for v in table.column("cutout_ok").to_pylist()], dtype=bool)
+    return ok
+
+
+def load_scorer(model_paths: Sequence[str], *, calibration: dict | None = None,
+                temperature: float | None = None, device: str = "cpu", batch_size: int = 256) -> Scorer:
+    """Load frozen model(s) and their calibration (a ``calibration.json`` dict) or an explicit
+    temperature (single model only). Refuses a calibration fitted for other model ids."""
+    from training.export import load_frozen_model
+
+    if not model_paths:
+        raise ValueError("no model paths given")
+    members = [load_frozen_model(p, device=device, batch_size=batch_size) for p in model_paths]
+    metas = {tuple(m.record["preprocess"].get("meta_columns", [])) for m in members}
+    if len(metas) != 1:
+        raise ValueError(f"ensemble members need the same meta_columns, got {sorted(metas)}")
+    return scorer_from_calibration(members, calibration, temperature, list(metas.pop()))
+
+
+def scorer_from_calibration(members: List[object], calibration: dict | None,
+                            temperature: float | None, meta_columns: Sequence[str] = ()) -> Scorer:
+    """Build a Scorer from loaded members and a calibration dict or explicit temperature."""
+    if (calibration is None) == (temperature is None):
+        raise ValueError("give exactly one of calibration (calibration.json) or an explicit temperature")
+    ids = [m.model_id for m in members]
+    if temperature is not None:
+        if len(members) != 1:
+            raise ValueError("an ensemble needs its calibration.json (member and ensemble temperatures)")
+        return Scorer(members, [1.0], float(temperature), list(meta_columns))
+    kind = calibration.get("kind")
+    if kind == "single":
+        if len(members) != 1 or calibration.get("model_id") != ids[0]:
+            raise ValueError(f"calibration is for model {calibration.get('model_id')!r}, not {ids}")
+        return Scorer(members, [1.0], float(calibration["temperature"]), list(meta_columns))
+    if kind == "ensemble":
+        temps: Dict[str, float] = calibration.get("member_temperatures", {})
+        if sorted(temps) != sorted(ids):
+            raise ValueError(f"calibration members {sorted(temps)} differ from loaded models {sorted(ids)}")
+        order = sorted(range(len(members)), key=lambda i: ids[i])
+        return Scorer([members[i] for i in order], [float(temps[ids[i]]) for i in order],
+                      float(calibration["ensemble_temperature"]), list(meta_columns))
+    raise ValueError(f"unknown calibration kind {kind!r} (single | ensemble)")
+
+
+def top_k(scores: pa.Table, k: int, column: str = "model_score") -> pa.Table:
+    """The ``k`` highest-scoring ok rows, descending, ties broken by id (deterministic)."""
+    import pyarrow.compute as pc
+
+    ok = scores.filter(pc.and_(pc.equal(scores["status"], STATUS_OK), pc.is_finite(scores[column])))
+    order = pc.sort_indices(ok, sort_keys=[(column, "descending"), ("id", "ascending")])
+    return ok.take(order[:k])
