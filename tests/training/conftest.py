@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dhs_gen.io.stamps import encode_stamp
+from training.train import TrainConfig
 
 
 def synth_pairs(n: int, size: int = 32, seed: int = 0, arc_amp: float = 0.08):
@@ -63,3 +64,19 @@ def paired_shards(tmp_path_factory):
     root = tmp_path_factory.mktemp("paired")
     src = write_stamps_table(root / "stamps.parquet", 96)
     return convert_to_shards(str(src), str(root / "shards"), rows_per_shard=32)
+
+
+def train_config(shards, out, **over) -> TrainConfig:
+    """A tiny CPU training config (small_cnn, 3 epochs); ``section__key=value`` overrides."""
+    data = {
+        "data": {"shards": shards, "mode": "paired", "batch_size": 16, "num_workers": 0},
+        "preprocess": {"norm": "outer_mad"},
+        "augment": {"dihedral": True, "max_shift_px": 1},
+        "model": {"name": "small_cnn"},
+        "optim": {"epochs": 3, "lr": 3e-3, "warmup_epochs": 0.5},
+        "run": {"out_dir": str(out), "seed": 3, "tensorboard": False, "early_stopping_patience": 0},
+    }
+    for key, value in over.items():
+        section, name = key.split("__")
+        data[section][name] = value
+    return TrainConfig(**data)
