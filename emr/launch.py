@@ -37,6 +37,7 @@ class LaunchPlan:
     preset: ClusterPreset
     account: AccountSettings
     configs: Dict[str, str]
+    values: Dict[str, str]
     operation: str
     request: dict
 
@@ -61,7 +62,8 @@ class LaunchPlan:
 
 
 def build_plan(pipeline: str, preset_name: str, account: AccountSettings, *, configs: Sequence[str] = (),
-               overrides: Sequence[str] = (), extra_args: Sequence[str] = (), run_id: str | None = None,
+               overrides: Sequence[str] = (), extra_args: Sequence[str] = (), uris: Sequence[str] = (),
+               run_id: str | None = None,
                cluster_id: str | None = None, release_label: str | None = None,
                presets_uri: str | None = None, wheel_name: str | None = None,
                dry_run: bool = False, root: str | None = None) -> LaunchPlan:
@@ -83,10 +85,11 @@ def build_plan(pipeline: str, preset_name: str, account: AccountSettings, *, con
     run_id = run_id or f"{pipeline}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     run_uri = f"{account.s3_prefix}/runs/{run_id}"
     artifacts_uri = f"{run_uri}/artifacts"
+    values = {**pipelines.parse_uris(uris), "run": run_uri}
     on_failure = "CONTINUE" if cluster_id else "TERMINATE_CLUSTER"
     step_requests = [
         requests.step(f"dhs {spec.name}", requests.spark_submit_argv(
-            spec.script, pipelines.step_args(spec, name and f"{artifacts_uri}/configs/{name}", run_uri,
+            spec.script, pipelines.step_args(spec, name and f"{artifacts_uri}/configs/{name}", values,
                                              overrides, extra_args)),
             on_failure)
         for spec, name in zip(steps, names)
@@ -98,7 +101,7 @@ def build_plan(pipeline: str, preset_name: str, account: AccountSettings, *, con
         operation = "RunJobFlow"
         request = requests.run_job_flow_request(f"dhs-{run_id}", preset, account, bootstrap, step_requests)
     requests.validate_request(operation, request)
-    return LaunchPlan(pipeline, run_id, run_uri, artifacts_uri, preset_name, preset, account, staged,
+    return LaunchPlan(pipeline, run_id, run_uri, artifacts_uri, preset_name, preset, account, staged, values,
                       operation, request)
 
 
@@ -131,7 +134,7 @@ def launch(plan_inputs: dict, *, wait: bool = True, poll_seconds: float = 30.0,
 
     plan = build_plan(**plan_inputs)  # validate everything before building anything
     work_dir = work_dir or os.path.join(project_root(), "build", "emr", plan.run_id)
-    artifacts = stage_artifacts(work_dir, plan.configs, plan.run_uri, plan.preset.python)
+    artifacts = stage_artifacts(work_dir, plan.configs, plan.values, plan.preset.python)
     wheel = next(name for name in artifacts if name.endswith(".whl"))
     plan = build_plan(**{**plan_inputs, "run_id": plan.run_id, "wheel_name": wheel})
     region = plan.account.region
@@ -183,6 +186,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="job config YAML, one per step in order (default configs/<job>*.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override passed to every job")
+    parser.add_argument("--uri", dest="uris", action="append", default=[], metavar="KEY=URI",
+                        help="input dataset for the {KEY} placeholders, e.g. tractor=s3://bucket/sweeps")
     parser.add_argument("--cluster-id", help="add the steps to this running cluster instead of creating one")
     parser.add_argument("--run-id")
     parser.add_argument("--dry-run", action="store_true", help="print the requests; no AWS call, nothing built")
@@ -204,7 +209,7 @@ def main(argv=None) -> int:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     args = _parser().parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     inputs = dict(pipeline=args.pipeline, preset_name=args.preset, configs=args.configs,
-                  overrides=args.overrides, extra_args=extra, run_id=args.run_id, cluster_id=args.cluster_id,
+                  overrides=args.overrides, extra_args=extra, uris=args.uris, run_id=args.run_id, cluster_id=args.cluster_id,
                   release_label=args.release_label, presets_uri=args.presets, dry_run=args.dry_run)
     try:
         inputs["account"] = _account(args)

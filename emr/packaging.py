@@ -101,20 +101,24 @@ def sha256sums(paths: Dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_config(src: str, dest: str, run_uri: str) -> None:
-    """Copy a YAML config, replacing the literal token ``{run}`` with the run's URI."""
+def render_config(src: str, dest: str, values: Dict[str, str]) -> None:
+    """Copy a YAML config, filling ``{run}`` and the other ``{key}`` placeholders from ``values``."""
+    from emr.pipelines import fill
+
     with open(src, encoding="utf-8") as fh:
         text = fh.read()
     os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
     with open(dest, "w", encoding="utf-8") as fh:
-        fh.write(text.replace("{run}", run_uri))
+        fh.write(fill(text, values))
 
 
-def stage_artifacts(out_dir: str, configs: Dict[str, str], run_uri: str, cluster_python: str) -> Dict[str, str]:
+def stage_artifacts(out_dir: str, configs: Dict[str, str], values: Dict[str, str],
+                    cluster_python: str) -> Dict[str, str]:
     """Write the run's artifacts locally; returns ``{artifact name: local path}``.
 
     Artifacts: the wheel, ``requirements.txt``, ``bootstrap/install_dhs.sh``, the configs
-    (``configs/<name>``, ``{run}`` rendered) and ``SHA256SUMS`` over the wheel and requirements.
+    (``configs/<name>``, placeholders filled from ``values``) and ``SHA256SUMS`` over the wheel
+    and requirements.
     """
     check_python_matches(cluster_python)
     wheel = build_wheel(out_dir)
@@ -126,7 +130,7 @@ def stage_artifacts(out_dir: str, configs: Dict[str, str], run_uri: str, cluster
                  f"bootstrap/{BOOTSTRAP_SCRIPT}": os.path.join(project_root(), "bootstrap", BOOTSTRAP_SCRIPT)}
     for name, src in configs.items():
         dest = os.path.join(out_dir, "configs", name)
-        render_config(src, dest, run_uri)
+        render_config(src, dest, values)
         artifacts[f"configs/{name}"] = dest
     sums = os.path.join(out_dir, "SHA256SUMS")
     with open(sums, "w", encoding="utf-8") as fh:

@@ -1,35 +1,58 @@
 """The job chains behind ``make emr-<name>`` / ``make smoke-<name>``, and how their steps get arguments.
 
-A step runs ``jobs/<script>`` with ``--config <its config>``, the user's ``--set`` overrides and
-argument templates in which ``{run}`` is the run's URI (``s3://<prefix>/runs/<run id>`` on EMR,
-``build/smoke/<name>`` locally), so one config serves both. A step's config defaults to
-``configs/<stem>.yaml``, else the first ``configs/<stem>*.yaml``.
+A step runs ``jobs/<script>`` with ``--config <its config>``, the user's ``--set`` overrides, and
+argument templates whose placeholders are filled from ``{run}`` (the run's URI: ``s3://<prefix>/
+runs/<run id>`` on EMR, ``build/smoke/<name>`` locally) and the user's ``--uri KEY=URI`` inputs
+(``{tractor}``, ``{positives}``, ``{manifest}``, ``{input}``). A step's outputs go under ``{run}``, so
+later steps of the chain find them there. Arguments after ``--`` come last (argparse keeps the
+last value, so they can override a template). A step's config defaults to ``configs/<stem>.yaml``,
+else the first ``configs/<stem>*.yaml``; the same placeholders are filled in the config text.
 """
 from __future__ import annotations
 
 import glob
 import os
+import re
 from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 from dhs_gen.config import ConfigError, read_yaml
 
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
 
 class StepSpec(NamedTuple):
-    """One step: its name, ``jobs/<script>``, config stem (None: job defaults) and argument templates."""
+    """One step: name, ``jobs/<script>``, config stem (None: the job's defaults), argument templates.
+
+    ``optional`` holds (flag, template) pairs dropped when their placeholder is not supplied.
+    """
 
     name: str
     script: str
     config_stem: str | None
     args: Tuple[str, ...] = ()
+    optional: Tuple[Tuple[str, str], ...] = ()
 
 
 PIPELINES: Dict[str, Tuple[StepSpec, ...]] = {
     "healthcheck": (StepSpec("healthcheck", "healthcheck.py", None, ("--output", "{run}/healthcheck")),),
-    "phase4c": (StepSpec("phase4c", "phase4c_inject.py", "phase4c"),),
-    "negatives": (StepSpec("negative-pool", "negative_pool.py", "negative_pool"),
-                  StepSpec("sample-negatives", "sample_negatives.py", "sample_negatives")),
-    "cutouts": (StepSpec("cutouts", "cutouts.py", "cutouts"),),
-    "compact": (StepSpec("compact", "compact.py", "compact"),),
+    "phase4c": (StepSpec("phase4c", "phase4c_inject.py", "phase4c", ("--output", "{run}/phase4c"),
+                         (("--manifest", "{manifest}"),)),),
+    "negatives": (
+        StepSpec("negative-pool", "negative_pool.py", "negative_pool",
+                 ("--tractor", "{tractor}", "--output", "{run}/negatives_pool")),
+        StepSpec("sample-negatives", "sample_negatives.py", "sample_negatives",
+                 ("--pool", "{run}/negatives_pool", "--output", "{run}/sampled_negatives"),
+                 (("--positives", "{positives}"),)),
+    ),
+    "cutouts": (StepSpec("cutouts", "cutouts.py", "cutouts", ("--output", "{run}/cutouts"),
+                         (("--manifest", "{manifest}"),)),),
+    "compact": (StepSpec("compact", "compact.py", "compact", ("--input", "{input}", "--output", "{run}/compacted")),),
+}
+
+# Local smoke runs make missing inputs from the mock survey: placeholder -> (step, its output).
+SMOKE_INPUTS: Dict[str, Tuple[StepSpec, str]] = {
+    "tractor": (StepSpec("mock-catalog", "mock_catalog.py", None,
+                         ("--set", "n_rows=5000", "--output", "{run}/mock_catalog")), "{run}/mock_catalog"),
 }
 
 
@@ -38,6 +61,31 @@ def get_pipeline(name: str) -> Tuple[StepSpec, ...]:
     if name not in PIPELINES:
         raise ConfigError(f"unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}")
     return PIPELINES[name]
+
+
+def parse_uris(items: Sequence[str]) -> Dict[str, str]:
+    """``["tractor=s3://b/sweeps", ...]`` -> ``{"tractor": "s3://b/sweeps"}``."""
+    uris = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[a-z_]+", key) or not value or key == "run":
+            raise ConfigError(f"--uri {item!r}: expected KEY=URI with KEY in [a-z_] (not 'run')")
+        uris[key] = value
+    return uris
+
+
+def required_inputs(steps: Sequence[StepSpec]) -> List[str]:
+    """Placeholders (other than run) the steps' required arguments need, in first-use order."""
+    found: List[str] = []
+    for spec in steps:
+        for arg in spec.args:
+            found += [k for k in _PLACEHOLDER.findall(arg) if k != "run" and k not in found]
+    return found
+
+
+def fill(template: str, values: Dict[str, str]) -> str:
+    """Replace every ``{key}`` of ``values`` in ``template`` (other braces are left alone)."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 def check_scripts(steps: Sequence[StepSpec], root: str) -> None:
@@ -77,10 +125,23 @@ def resolve_configs(steps: Sequence[StepSpec], given: Sequence[str], configs_dir
     return paths
 
 
-def step_args(spec: StepSpec, config_ref: str | None, run_uri: str, overrides: Sequence[str] = (),
+def step_args(spec: StepSpec, config_ref: str | None, values: Dict[str, str], overrides: Sequence[str] = (),
               extra_args: Sequence[str] = ()) -> List[str]:
-    """The job's argument list: ``--config``, ``--set`` overrides, the step's and the user's args."""
+    """The job's argument list: ``--config``, ``--set`` overrides, the step's templates, the user's args.
+
+    ``values`` fills the placeholders (``run`` and the ``--uri`` inputs); ConfigError names a
+    required one that is missing.
+    """
     args = ["--config", config_ref] if config_ref else []
     for item in overrides:
         args += ["--set", item]
-    return args + [a.replace("{run}", run_uri) for a in (*spec.args, *extra_args)]
+    for template in spec.args:
+        missing = [k for k in _PLACEHOLDER.findall(template) if k not in values]
+        if missing:
+            raise ConfigError(f"step {spec.name} needs {{{missing[0]}}}: pass --uri {missing[0]}=URI "
+                              f"(make: URIS=\"{missing[0]}=URI\")")
+        args.append(fill(template, values))
+    for flag, template in spec.optional:
+        if all(k in values for k in _PLACEHOLDER.findall(template)):
+            args += [flag, fill(template, values)]
+    return args + [fill(a, values) for a in extra_args]

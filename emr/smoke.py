@@ -18,20 +18,33 @@ from emr.packaging import project_root, render_config
 
 
 def smoke_commands(pipeline: str, out_dir: str, *, configs: Sequence[str] = (), overrides: Sequence[str] = (),
-                   extra_args: Sequence[str] = (), master: str = "local[2]", root: str | None = None) -> List[List[str]]:
-    """The spark-submit argument lists, one per step; renders the configs into ``out_dir/configs``."""
+                   extra_args: Sequence[str] = (), uris: Sequence[str] = (), master: str = "local[2]",
+                   root: str | None = None) -> List[List[str]]:
+    """The spark-submit argument lists, one per step; renders the configs into ``out_dir/configs``.
+
+    Inputs not given with ``uris`` that the mock survey can provide (``pipelines.SMOKE_INPUTS``)
+    are made by extra steps run first, on their jobs' defaults.
+    """
     root = root or project_root()
     steps = pipelines.get_pipeline(pipeline)
     pipelines.check_scripts(steps, root)
     paths = pipelines.resolve_configs(steps, list(configs), os.path.join(root, "configs"))
     out_dir = os.path.abspath(out_dir)
+    values = {**pipelines.parse_uris(uris), "run": out_dir}
+    preludes = []
+    for key in pipelines.required_inputs(steps):
+        if key not in values and key in pipelines.SMOKE_INPUTS:
+            spec, output = pipelines.SMOKE_INPUTS[key]
+            preludes.append((spec, None))
+            values[key] = pipelines.fill(output, values)
+    pipelines.check_scripts([spec for spec, _ in preludes], root)
     commands = []
-    for spec, path in zip(steps, paths):
+    for spec, path in [*preludes, *zip(steps, paths)]:
         rendered = None
         if path:
             rendered = os.path.join(out_dir, "configs", os.path.basename(path))
-            render_config(path, rendered, out_dir)
-        args = pipelines.step_args(spec, rendered, out_dir, overrides, extra_args)
+            render_config(path, rendered, values)
+        args = pipelines.step_args(spec, rendered, values, overrides if path else (), extra_args if path else ())
         commands.append(["spark-submit", "--master", master, os.path.join(root, "jobs", spec.script), *args])
     return commands
 
@@ -52,6 +65,7 @@ def main(argv=None) -> int:
     parser.add_argument("pipeline", choices=sorted(pipelines.PIPELINES))
     parser.add_argument("--config", dest="configs", action="append", default=[])
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--uri", dest="uris", action="append", default=[], metavar="KEY=URI")
     parser.add_argument("--out", help="local run directory (default build/smoke/<pipeline>)")
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -59,7 +73,7 @@ def main(argv=None) -> int:
     out_dir = args.out or os.path.join(project_root(), "build", "smoke", args.pipeline)
     try:
         commands = smoke_commands(args.pipeline, out_dir, configs=args.configs, overrides=args.overrides,
-                                  extra_args=extra)
+                                  extra_args=extra, uris=args.uris)
     except ConfigError as exc:
         print(f"smoke-{args.pipeline}: error: {exc}", file=sys.stderr)
         return 2

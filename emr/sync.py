@@ -22,7 +22,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, NamedTuple
 
-from emr.s3 import MANIFEST_NAME, parse_s3_uri, s3_client, sha256_file, upload_tree
+from emr.s3 import MANIFEST_NAME, parse_s3_uri, s3_client, upload_tree
 
 COMPLETE_MARKER = "_SYNC_COMPLETE.json"
 PART_SUFFIX = ".dhs-part"
@@ -53,37 +53,62 @@ def list_remote(client, src_uri: str) -> Dict[str, RemoteFile]:
     return found
 
 
-def _md5_file(path: str) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+_STREAM_LIMIT = 64 << 20  # objects up to this size are streamed with one GET and hashed on the fly
+
+
+def _digests(path: str) -> Dict[str, str]:
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(8 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+            sha.update(chunk)
+            md5.update(chunk)
+    return {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
 
 
-def verify_file(path: str, remote: RemoteFile, expected_sha256: str | None, checksum: str = "auto") -> str | None:
-    """None when ``path`` matches the remote object, else the reason it does not."""
+def verify_file(path: str, remote: RemoteFile, expected_sha256: str | None, checksum: str = "auto",
+                digests: Dict[str, str] | None = None) -> str | None:
+    """None when ``path`` matches the remote object, else the reason it does not.
+
+    ``digests`` ({"sha256", "md5"} of the file) skips re-reading it when already known.
+    """
     size = os.path.getsize(path)
     if size != remote.size:
         return f"size {size} != {remote.size} bytes"
-    if checksum == "size":
-        return None
+    if checksum == "size" or not (expected_sha256 or _MD5_ETAG.match(remote.etag)):
+        return None  # multipart ETag without a manifest: size is all S3 gives us
+    digests = digests or _digests(path)
     if expected_sha256:
-        actual = sha256_file(path)
+        actual = digests["sha256"]
         return None if actual == expected_sha256 else f"sha256 {actual} != manifest {expected_sha256}"
-    if _MD5_ETAG.match(remote.etag):
-        actual = _md5_file(path)
-        return None if actual == remote.etag else f"md5 {actual} != ETag {remote.etag}"
-    return None  # multipart ETag without a manifest: size is all S3 gives us
+    return None if digests["md5"] == remote.etag else f"md5 {digests['md5']} != ETag {remote.etag}"
+
+
+def _stream(client, bucket: str, key: str, path: str) -> Dict[str, str]:
+    """One GET written to ``path``, hashed while it streams."""
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    with open(path, "wb") as fh:
+        for chunk in iter(lambda: body.read(1 << 20), b""):
+            sha.update(chunk)
+            md5.update(chunk)
+            fh.write(chunk)
+    return {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
 
 
 def _fetch(client, bucket: str, remote: RemoteFile, target: str, expected_sha256: str | None, checksum: str) -> int:
-    """Download one object atomically (temp sibling, verify, rename); returns bytes copied."""
+    """Download one object atomically (temp sibling, verify, rename); returns bytes copied.
+
+    Small objects: one streamed GET hashed on the fly; large ones: boto3's multipart ranged download.
+    """
     os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = f"{target}.{uuid.uuid4().hex[:8]}{PART_SUFFIX}"
     try:
-        client.download_file(bucket, remote.key, tmp)
-        problem = verify_file(tmp, remote, expected_sha256, checksum)
+        digests = None
+        if remote.size <= _STREAM_LIMIT:
+            digests = _stream(client, bucket, remote.key, tmp)
+        else:
+            client.download_file(bucket, remote.key, tmp)
+        problem = verify_file(tmp, remote, expected_sha256, checksum, digests)
         if problem:
             raise SyncError(f"{remote.key}: downloaded copy failed verification: {problem}")
         os.replace(tmp, target)

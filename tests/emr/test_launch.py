@@ -41,19 +41,28 @@ def no_aws(monkeypatch, tmp_path):
 
 def test_plan_two_steps_in_order_with_run_prefix(fake_root):
     plan = launcher.build_plan("negatives", "medium", ACCOUNT, run_id="r1", root=str(fake_root),
-                               overrides=["sampling.seed=7"], extra_args=["--output", "{run}/x"])
+                               overrides=["sampling.seed=7"], uris=["tractor=s3://survey/sweeps", "positives=s3://p/v1"],
+                               extra_args=["--note", "{run}/x"])
     assert plan.operation == "RunJobFlow"
     assert plan.run_uri == "s3://my-bucket/dhs/runs/r1"
     args = [s["HadoopJarStep"]["Args"] for s in plan.steps]
     assert [a[3] for a in args] == ["/opt/dhs/jobs/negative_pool.py", "/opt/dhs/jobs/sample_negatives.py"]
-    assert args[0][4:] == ["--config", "s3://my-bucket/dhs/runs/r1/artifacts/configs/negative_pool_demo.yaml",
-                           "--set", "sampling.seed=7", "--output", "s3://my-bucket/dhs/runs/r1/x"]
+    run = "s3://my-bucket/dhs/runs/r1"
+    assert args[0][4:] == [
+        "--config", f"{run}/artifacts/configs/negative_pool_demo.yaml", "--set", "sampling.seed=7",
+        "--tractor", "s3://survey/sweeps", "--output", f"{run}/negatives_pool", "--note", f"{run}/x"]
+    assert args[1][4:] == [
+        "--config", f"{run}/artifacts/configs/sample_negatives_demo.yaml", "--set", "sampling.seed=7",
+        "--pool", f"{run}/negatives_pool", "--output", f"{run}/sampled_negatives", "--positives", "s3://p/v1",
+        "--note", f"{run}/x"]
     assert set(plan.configs) == {"negative_pool_demo.yaml", "sample_negatives_demo.yaml"}
     assert all(s["ActionOnFailure"] == "TERMINATE_CLUSTER" for s in plan.steps)
 
 
 def test_plan_for_running_cluster_adds_steps(fake_root):
-    plan = launcher.build_plan("negatives", "smoke", ACCOUNT, run_id="r1", root=str(fake_root), cluster_id="j-XYZ")
+    plan = launcher.build_plan("negatives", "smoke", ACCOUNT, run_id="r1", root=str(fake_root), cluster_id="j-XYZ",
+                               uris=["tractor=s3://survey/sweeps"])
+    assert "--positives" not in plan.steps[1]["HadoopJarStep"]["Args"]  # optional input left out
     assert plan.operation == "AddJobFlowSteps"
     assert plan.request["JobFlowId"] == "j-XYZ"
     assert all(s["ActionOnFailure"] == "CONTINUE" for s in plan.steps)
@@ -64,9 +73,13 @@ def test_plan_for_running_cluster_adds_steps(fake_root):
     ({"configs": ["only-one.yaml"]}, "give one per step"),
     ({"configs": ["missing-a.yaml", "missing-b.yaml"]}, "config file not found"),
     ({"release_label": "emr-6.15.0"}, "not allowed"),
+    ({"uris": []}, "needs {tractor}: pass --uri tractor=URI"),
+    ({"uris": ["tractor"]}, "expected KEY=URI"),
+    ({"uris": ["run=s3://x/y"]}, "expected KEY=URI"),
 ])
 def test_validation_errors(fake_root, kwargs, message):
-    inputs = {"pipeline": "negatives", "preset_name": "medium", "account": ACCOUNT, "root": str(fake_root), **kwargs}
+    inputs = {"pipeline": "negatives", "preset_name": "medium", "account": ACCOUNT, "root": str(fake_root),
+              "uris": ["tractor=s3://survey/sweeps"], **kwargs}
     with pytest.raises((ConfigError, ValueError), match=message):
         launcher.build_plan(**inputs)
 
@@ -105,11 +118,11 @@ def test_cli_errors_before_any_aws_call(no_aws, capsys, monkeypatch, argv, messa
     assert message in capsys.readouterr().err
 
 
-def _fake_stage(out_dir, configs, run_uri, cluster_python):
+def _fake_stage(out_dir, configs, values, cluster_python):
     os.makedirs(out_dir, exist_ok=True)
     files = {"dark_halo_scope-9.9.9-py3-none-any.whl": b"wheel", "requirements.txt": b"numpy==2.2.6\n",
              "bootstrap/install_dhs.sh": b"#!/bin/bash\n", "SHA256SUMS": b"x  y\n"}
-    files.update({f"configs/{name}": open(path, "rb").read().replace(b"{run}", run_uri.encode())
+    files.update({f"configs/{name}": open(path, "rb").read().replace(b"{run}", values["run"].encode())
                   for name, path in configs.items()})
     staged = {}
     for name, data in files.items():
@@ -141,7 +154,8 @@ def test_launch_uploads_and_creates_cluster_with_moto(moto_aws, fake_root, tmp_p
     import emr.packaging
 
     monkeypatch.setattr(emr.packaging, "stage_artifacts", _fake_stage)
-    inputs = dict(pipeline="negatives", preset_name="smoke", account=ACCOUNT, run_id="r1", root=str(fake_root))
+    inputs = dict(pipeline="negatives", preset_name="smoke", account=ACCOUNT, run_id="r1", root=str(fake_root),
+                  uris=["tractor=s3://survey/sweeps"])
     assert launcher.launch(inputs, wait=False, work_dir=str(tmp_path / "work")) == 0
     s3 = moto_aws.client("s3", region_name="us-east-2")
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="my-bucket")["Contents"]}
@@ -167,7 +181,8 @@ def test_launch_waits_on_moto_steps_until_timeout(moto_aws, fake_root, tmp_path,
     import emr.packaging
 
     monkeypatch.setattr(emr.packaging, "stage_artifacts", _fake_stage)
-    inputs = dict(pipeline="negatives", preset_name="smoke", account=ACCOUNT, run_id="r2", root=str(fake_root))
+    inputs = dict(pipeline="negatives", preset_name="smoke", account=ACCOUNT, run_id="r2", root=str(fake_root),
+                  uris=["tractor=s3://survey/sweeps"])
     with pytest.raises(TimeoutError, match="steps still running"):
         launcher.launch(inputs, wait=True, poll_seconds=0.01, timeout_seconds=0.05, work_dir=str(tmp_path / "w"))
     assert "dhs negative-pool" in capsys.readouterr().out
@@ -178,9 +193,10 @@ def test_add_steps_to_existing_cluster_with_moto(moto_aws, fake_root, tmp_path, 
 
     monkeypatch.setattr(emr.packaging, "stage_artifacts", _fake_stage)
     emr = moto_aws.client("emr", region_name="us-east-2")
-    first = launcher.build_plan("negatives", "smoke", ACCOUNT, run_id="r0", root=str(fake_root))
+    first = launcher.build_plan("negatives", "smoke", ACCOUNT, run_id="r0", root=str(fake_root),
+                                uris=["tractor=s3://survey/sweeps"])
     cluster_id = emr.run_job_flow(**{**first.request, "Steps": []})["JobFlowId"]
     inputs = dict(pipeline="negatives", preset_name="smoke", account=ACCOUNT, run_id="r3", root=str(fake_root),
-                  cluster_id=cluster_id)
+                  cluster_id=cluster_id, uris=["tractor=s3://survey/sweeps"])
     assert launcher.launch(inputs, wait=False, work_dir=str(tmp_path / "w")) == 0
     assert len(emr.list_steps(ClusterId=cluster_id)["Steps"]) == 2

@@ -30,9 +30,10 @@ def test_python_mismatch_is_refused():
 
 def test_render_config_substitutes_run(tmp_path):
     src = tmp_path / "c.yaml"
-    src.write_text("output: '{run}/stamps'\nseed: 3\n")
-    packaging.render_config(str(src), str(tmp_path / "out" / "c.yaml"), "s3://b/runs/r1")
-    assert (tmp_path / "out" / "c.yaml").read_text() == "output: 's3://b/runs/r1/stamps'\nseed: 3\n"
+    src.write_text("output: '{run}/stamps'\nseed: 3\nregex: 'a{2}'\nother: '{unknown}'\n")
+    packaging.render_config(str(src), str(tmp_path / "out" / "c.yaml"), {"run": "s3://b/runs/r1"})
+    assert (tmp_path / "out" / "c.yaml").read_text() == (
+        "output: 's3://b/runs/r1/stamps'\nseed: 3\nregex: 'a{2}'\nother: '{unknown}'\n")
 
 
 def test_sha256sums_pass_sha256sum_check(tmp_path):
@@ -50,7 +51,8 @@ def test_stage_artifacts_builds_wheel_with_jobs_and_presets(tmp_path):
     config = tmp_path / "hc.yaml"
     config.write_text("rows: 10\noutput_hint: '{run}'\n")
     local = f"{sys.version_info.major}.{sys.version_info.minor}"
-    staged = packaging.stage_artifacts(str(tmp_path / "art"), {"hc.yaml": str(config)}, "s3://b/runs/r1", local)
+    staged = packaging.stage_artifacts(str(tmp_path / "art"), {"hc.yaml": str(config)}, {"run": "s3://b/runs/r1"},
+                                       local)
     wheel = packaging.wheel_filename()
     assert set(staged) == {wheel, "requirements.txt", "bootstrap/install_dhs.sh", "configs/hc.yaml", "SHA256SUMS"}
     names = set(zipfile.ZipFile(staged[wheel]).namelist())

@@ -132,3 +132,14 @@ def test_cost_is_sum_of_nodes():
     expected = catalog.hourly_cost_usd("m5.xlarge") + 10 * catalog.hourly_cost_usd("m5.2xlarge")
     assert preset.hourly_cost_usd() == pytest.approx(expected)
     assert catalog.hourly_cost_usd("m5.2xlarge") == pytest.approx(0.384 + 0.096)
+
+
+def test_account_example_parses_but_needs_a_real_bucket():
+    from dhs_gen.config import load_config
+    from emr.packaging import project_root
+
+    account = load_config(AccountSettings, f"{project_root()}/configs/emr_account.example.yaml")
+    with pytest.raises(ConfigError, match="must be an s3://bucket/prefix"):
+        resolve_account(account, _preset())
+    filled = account.model_copy(update={"s3_prefix": "s3://my-lab-bucket/dark-halo-scope"})
+    assert resolve_account(filled, _preset()).log_uri == "s3://my-lab-bucket/dark-halo-scope/emr-logs/"

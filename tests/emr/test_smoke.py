@@ -25,10 +25,29 @@ def test_configs_are_rendered_with_the_local_run_dir(tmp_path):
     (root / "configs").mkdir()
     (root / "jobs" / "compact.py").write_text("")
     (root / "configs" / "compact_demo.yaml").write_text("output: '{run}/compacted'\n")
-    (cmd,) = smoke.smoke_commands("compact", str(tmp_path / "run"), root=str(root), overrides=["a.b=1"])
+    (cmd,) = smoke.smoke_commands("compact", str(tmp_path / "run"), root=str(root), overrides=["a.b=1"],
+                                  uris=["input=/data/parts"])
     rendered = tmp_path / "run" / "configs" / "compact_demo.yaml"
-    assert cmd[4:] == ["--config", str(rendered), "--set", "a.b=1"]
+    assert cmd[4:] == ["--config", str(rendered), "--set", "a.b=1", "--input", "/data/parts",
+                       "--output", str(tmp_path / "run" / "compacted")]
     assert rendered.read_text() == f"output: '{tmp_path / 'run'}/compacted'\n"
+
+
+def test_mock_survey_supplies_a_missing_tractor_input(tmp_path):
+    root = tmp_path / "repo"
+    (root / "jobs").mkdir(parents=True)
+    (root / "configs").mkdir()
+    for name in ("mock_catalog", "negative_pool", "sample_negatives"):
+        (root / "jobs" / f"{name}.py").write_text("")
+    for name in ("negative_pool", "sample_negatives"):
+        (root / "configs" / f"{name}_demo.yaml").write_text("seed: 1\n")
+    run = tmp_path / "run"
+    cmds = smoke.smoke_commands("negatives", str(run), root=str(root), overrides=["seed=2"])
+    assert [os.path.basename(c[3]) for c in cmds] == ["mock_catalog.py", "negative_pool.py", "sample_negatives.py"]
+    assert cmds[0][4:] == ["--set", "n_rows=5000", "--output", str(run / "mock_catalog")]  # no user overrides
+    assert cmds[1][cmds[1].index("--tractor") + 1] == str(run / "mock_catalog")
+    given = smoke.smoke_commands("negatives", str(run), root=str(root), uris=["tractor=/data/sweeps"])
+    assert len(given) == 2 and given[0][given[0].index("--tractor") + 1] == "/data/sweeps"
 
 
 def test_missing_config_fails_with_its_expected_name(tmp_path, capsys):

@@ -82,6 +82,7 @@ def test_interrupted_sync_resumes_without_recopying_or_losing(uploaded, tmp_path
     def flaky(client, bucket, remote, target, expected, checksum):
         if any(remote.key.endswith(d) for d in doomed):
             # simulate a connection dropped mid-file: a partial temp file is left behind
+            os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(f"{target}.dead{sync_mod.PART_SUFFIX}", "wb") as fh:
                 fh.write(b"partial")
             raise ConnectionError("connection reset")
@@ -180,3 +181,15 @@ def test_cli_push_and_missing_shard_writer(s3_bucket, tmp_path, monkeypatch, cap
     assert sync_mod.main([f"{s3_bucket}/pushed", str(tmp_path / "d")]) == 1
     assert "convert_to_shards is not available" in capsys.readouterr().err
     assert (tmp_path / "d" / "a.txt").read_text() == "hello"
+
+
+def test_large_objects_take_the_ranged_download_path(uploaded, tmp_path, monkeypatch):
+    src, files, uri, _ = uploaded
+    monkeypatch.setattr(sync_mod, "_STREAM_LIMIT", -1)  # every object counts as large
+    streamed = []
+    monkeypatch.setattr(sync_mod, "_stream", lambda *a: streamed.append(a))
+    dest = tmp_path / "dest"
+    assert sync_mod.sync_from_s3(uri, str(dest))["copied"] == len(files) + 1
+    assert streamed == []
+    for rel in files:
+        assert _digest(dest / rel) == _digest(src / rel)
