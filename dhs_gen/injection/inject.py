@@ -1,0 +1,267 @@
+"""Phase 4c: render lensed sources into real host cutouts, with paired controls, hard negatives
+and metrics, for a whole Arrow batch at once.
+
+Input rows: the injection manifest (``injection_manifest`` schema) plus the host cutout as a blob
+column ``cutout`` (canonical or any legacy layout, float32 (3, S0, S0) nanomaggies, S0 ≥ the stamp
+size, the host at the centre), optional ``cutout_psfsize_{g,r,z}`` [arcsec] (the PSF of those
+pixels; preferred over the manifest's catalogue ``psfsize_*``) and optional ``cutout_status``. Output: the ``stamps`` schema, one row per input row with ``status``.
+
+Geometry: products are centre crops of the host cutout; the lens sits on the host's centre
+pixel (for an even crop of an odd cutout that is half a pixel off the stamp centre, and the lens
+centre is shifted accordingly). The source position is the lens centre plus the manifest's
+source-plane offset. PSF: Moffat (β = 3.5) with the host's ``psfsize`` FWHM per band.
+Randomness (arc Poisson noise, artifacts, the shuffle) comes from generators seeded by
+(task_seed64, stream), so a row's output never depends on its batch or partition.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field
+
+from dhs_gen import PIXEL_SCALE_ARCSEC
+from dhs_gen.config import StrictModel
+from dhs_gen.injection.artifacts import ArtifactDraw, draw_artifacts, get_profile
+from dhs_gen.injection.hardneg import shuffle_delta
+from dhs_gen.injection.metrics import arc_metrics, count_images, outer_sigma
+from dhs_gen.io.stamps import (
+    CANONICAL_MAGIC,
+    StampDecodeError,
+    decode_canonical_image,
+    decode_stamp_npz,
+    encode_stamp,
+)
+from dhs_gen.schemas import STATUS_OK, conform, get_dataset
+
+RENDER_CHUNK = 128
+STREAM_POISSON, STREAM_ARTIFACTS, STREAM_SHUFFLE = 1, 2, 3
+SUPPORTED_SOURCE_MODES = ("sersic",)
+
+
+class InjectConfig(StrictModel):
+    """Phase 4c rendering options."""
+
+    stamp_size: int = Field(64, ge=8, description="output crop side [pixels]")
+    supersampling: int = Field(4, ge=1)
+    backend: Literal["fast", "lenstronomy"] = "fast"
+    pixel_scale: float = PIXEL_SCALE_ARCSEC
+    arc_poisson: bool = False
+    gain_e_per_nmgy: float = Field(150.0, gt=0, description="electrons per nanomaggy for arc Poisson noise")
+    max_central_bad_frac: float = Field(0.02, ge=0, le=1, description="cutout_ok: central half-side NaN fraction")
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), stream])
+
+
+def _decode(blob) -> np.ndarray:
+    if blob[:8] == CANONICAL_MAGIC:
+        return decode_canonical_image(blob)
+    return decode_stamp_npz(blob, nan_policy="report").image
+
+
+def _column(table: pa.Table, name: str, n: int, dtype=np.float64) -> np.ndarray:
+    if name not in table.column_names:
+        return np.full(n, np.nan, dtype=dtype)
+    return table.column(name).to_numpy(zero_copy_only=False).astype(dtype)
+
+
+class _Hosts:
+    """Decoded, cropped host stamps of a batch with their noise, bad-pixel fractions and status.
+
+    A host repeated in the batch (several injections per host) is decoded once."""
+
+    def __init__(self, host_ids: List, blobs: List, size: int, max_central_bad: float, status: np.ndarray):
+        n = len(blobs)
+        self.images = np.zeros((n, 3, size, size), dtype=np.float32)
+        self.sigma = np.full((n, 3), np.nan)
+        self.offset_pix = np.zeros(n)
+        self.bad_frac = np.full(n, np.nan)
+        self.ok = np.zeros(n, dtype=bool)
+        first: Dict[object, int] = {}
+        rep = np.arange(n)
+        full: Dict[int, list] = {}
+        for i, blob in enumerate(blobs):
+            if status[i] != STATUS_OK:
+                continue
+            if blob is None:
+                status[i] = "missing_cutout"
+                continue
+            rep[i] = first.setdefault((host_ids[i], len(blob)), i)
+            if rep[i] != i:
+                continue
+            try:
+                img = _decode(blob)
+            except StampDecodeError as exc:
+                status[i] = f"bad_cutout: {exc}"
+                continue
+            if img.ndim != 3 or img.shape[0] != 3 or img.shape[1] != img.shape[2] or img.shape[1] < size:
+                status[i] = f"bad_cutout: shape {img.shape}, need (3, S, S) with S >= {size}"
+                continue
+            s0 = img.shape[1]
+            a = (s0 - size) // 2
+            crop = img[:, a:a + size, a:a + size]
+            bad = ~np.isfinite(crop)
+            c = size // 4
+            self.bad_frac[i] = bad.mean()
+            self.ok[i] = bad[:, c:size - c, c:size - c].mean() < max_central_bad
+            self.images[i] = np.where(bad, 0.0, crop)
+            self.offset_pix[i] = (s0 - 1) / 2.0 - (a + (size - 1) / 2.0)
+            full.setdefault(s0, []).append((i, img))
+            if not self.ok[i]:
+                status[i] = "bad_cutout: central non-finite fraction too high"
+        for group in full.values():
+            rows = [i for i, _ in group]
+            self.sigma[rows] = outer_sigma(np.stack([img for _, img in group]))
+        dup = np.flatnonzero(rep != np.arange(n))
+        if len(dup):
+            src = rep[dup]
+            for name in ("images", "sigma", "offset_pix", "bad_frac", "ok"):
+                getattr(self, name)[dup] = getattr(self, name)[src]
+            status[dup] = status[src]
+
+
+def _render(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarray], psf: np.ndarray, cfg: InjectConfig,
+            status: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Arcs for ``rows`` in fixed-size chunks; a chunk that fails is redone row by row."""
+    from dhs_gen.lensing import LensingInputError, render_lensed_sersic
+
+    out = np.zeros((len(rows), 3, cfg.stamp_size, cfg.stamp_size), dtype=np.float32)
+    kwargs = dict(stamp_size=cfg.stamp_size, pixel_scale=cfg.pixel_scale, supersampling=cfg.supersampling,
+                  backend=cfg.backend)
+    for start in range(0, len(rows), RENDER_CHUNK):
+        idx = np.arange(start, min(start + RENDER_CHUNK, len(rows)))
+        pick = rows[idx]
+        try:
+            out[idx] = render_lensed_sersic({k: v[pick] for k, v in lens.items()},
+                                            {k: v[pick] for k, v in source.items()}, psf[pick], **kwargs)
+        except LensingInputError:
+            for j, row in zip(idx, pick):
+                try:
+                    out[j] = render_lensed_sersic({k: v[[row]] for k, v in lens.items()},
+                                                  {k: v[[row]] for k, v in source.items()}, psf[[row]], **kwargs)[0]
+                except LensingInputError as exc:
+                    status[row] = f"render_error: {exc}"
+    return out
+
+
+def attach_provider_cutouts(table: pa.Table, provider, size: int = 101) -> pa.Table:
+    """``table`` plus ``cutout`` (canonical blob) and ``cutout_psfsize_{g,r,z}`` [arcsec] fetched from
+    a CutoutProvider (each distinct host once); a failed fetch leaves a null cutout and its reason
+    in ``cutout_status``."""
+    from dhs_gen.survey import SurveyError
+
+    host_ids = table.column("host_id").to_pylist()
+    ra, dec = table.column("ra").to_pylist(), table.column("dec").to_pylist()
+    fetched: Dict[str, tuple] = {}
+    for h, a, d in zip(host_ids, ra, dec):
+        if h in fetched:
+            continue
+        try:
+            cut = provider.get_cutout(a, d, size=size, galaxy_id=h)
+            fetched[h] = (encode_stamp(cut.image, cut.bands), np.asarray(cut.psf_fwhm, np.float64), STATUS_OK)
+        except SurveyError as exc:
+            fetched[h] = (None, np.full(3, np.nan), f"cutout_error: {exc.reason}")
+    rows = [fetched[h] for h in host_ids]
+    table = table.append_column("cutout", pa.array([r[0] for r in rows], pa.binary()))
+    table = table.append_column("cutout_status", pa.array([r[2] for r in rows], pa.string()))
+    psf = np.array([r[1] for r in rows]).reshape(len(rows), 3)
+    for j, b in enumerate("grz"):
+        table = table.append_column(f"cutout_psfsize_{b}", pa.array(psf[:, j]))
+    return table
+
+
+def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
+    """Stamps and metrics (``stamps`` schema) for a batch of manifest rows with host cutouts."""
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    n = table.num_rows
+    size, pix = cfg.stamp_size, cfg.pixel_scale
+    status = np.array([s if s == STATUS_OK else f"manifest: {s}" for s in table.column("status").to_pylist()],
+                      dtype=object)
+    modes = table.column("source_mode").to_pylist() if "source_mode" in table.column_names else ["sersic"] * n
+    for i, mode in enumerate(modes):
+        if status[i] == STATUS_OK and (mode or "sersic") not in SUPPORTED_SOURCE_MODES:
+            status[i] = f"unsupported_source_mode: {mode}"
+    if "cutout_status" in table.column_names:
+        for i, reason in enumerate(table.column("cutout_status").to_pylist()):
+            if status[i] == STATUS_OK and reason not in (None, STATUS_OK):
+                status[i] = reason
+    blobs = table.column("cutout").to_pylist() if "cutout" in table.column_names else [None] * n
+    hosts = _Hosts(table.column("host_id").to_pylist(), blobs, size, cfg.max_central_bad_frac, status)
+
+    psf = np.stack([_column(table, f"cutout_psfsize_{b}", n) for b in "grz"], axis=1)
+    fallback = np.stack([_column(table, f"psfsize_{b}", n) for b in "grz"], axis=1)
+    psf = np.where(np.isfinite(psf) & (psf > 0), psf, fallback)
+    status[(status == STATUS_OK) & ~(np.isfinite(psf) & (psf > 0)).all(axis=1)] = "missing_psf"
+    seeds = table.column("task_seed64").to_numpy(zero_copy_only=False)
+    profiles = table.column("artifact_profile").to_pylist() if "artifact_profile" in table.column_names \
+        else [None] * n
+    draws: List[ArtifactDraw | None] = [None] * n
+    psf_used = np.full((n, 3), np.nan)
+    for i in np.flatnonzero(status == STATUS_OK):
+        draws[i] = draw_artifacts(get_profile(profiles[i] or "none"), _rng(seeds[i], STREAM_ARTIFACTS),
+                                  hosts.sigma[i], (3, size, size))
+        psf_used[i] = psf[i] * draws[i].psf_scale
+
+    offset = hosts.offset_pix * pix
+    lens = {"theta_E": _column(table, "theta_e_arcsec", n),
+            "e1": np.nan_to_num(_column(table, "lens_e1", n)), "e2": np.nan_to_num(_column(table, "lens_e2", n)),
+            "center_x": np.nan_to_num(_column(table, "lens_center_x", n)) + offset,
+            "center_y": np.nan_to_num(_column(table, "lens_center_y", n)) + offset,
+            "gamma1": np.nan_to_num(_column(table, "shear_gamma1", n)),
+            "gamma2": np.nan_to_num(_column(table, "shear_gamma2", n))}
+    source = {"R_sersic": _column(table, "src_reff_arcsec", n), "n_sersic": _column(table, "src_n_sersic", n),
+              "e1": _column(table, "src_e1", n), "e2": _column(table, "src_e2", n),
+              "center_x": lens["center_x"] + _column(table, "src_x_arcsec", n),
+              "center_y": lens["center_y"] + _column(table, "src_y_arcsec", n),
+              **{f"flux_{b}": _column(table, f"src_flux_{b}", n) for b in "grz"}}
+    rows = np.flatnonzero(status == STATUS_OK)
+    arcs = np.zeros((n, 3, size, size), dtype=np.float32)
+    if len(rows):
+        arcs[rows] = _render(lens, source, psf_used, cfg, status, rows)
+    rows = np.flatnonzero(status == STATUS_OK)
+
+    metrics = {k: np.full(n, np.nan) for k in ("arc_snr_sum", "arc_snr_max", "magnification", "lensed_hlr_arcsec",
+                                               "lensed_mag_g", "lensed_mag_r", "lensed_mag_z")}
+    n_images = np.full(n, -1, dtype=np.int64)
+    if len(rows):
+        for key, values in arc_metrics(arcs[rows], hosts.sigma[rows, 1], source["flux_r"][rows], pix).items():
+            metrics[key][rows] = values
+        n_images[rows] = count_images({k: v[rows] for k, v in lens.items()}, source["center_x"][rows],
+                                      source["center_y"][rows])
+    pos_col, ctrl_col, hard_col = [None] * n, [None] * n, [None] * n
+    fwhm_pix = psf_used[:, 1] / pix
+    for i in rows:
+        host = hosts.images[i]
+        arc = arcs[i]
+        if cfg.arc_poisson:
+            counts = np.clip(arc, 0.0, None).astype(np.float64) * cfg.gain_e_per_nmgy
+            arc = (_rng(seeds[i], STREAM_POISSON).poisson(counts) / cfg.gain_e_per_nmgy).astype(np.float32)
+        center = (lens["center_x"][i] / pix, lens["center_y"][i] / pix)
+        shuffled = shuffle_delta(arc, lens["theta_E"][i] / pix, fwhm_pix[i], _rng(seeds[i], STREAM_SHUFFLE),
+                                 center)
+        meta = {"task_id": table.column("task_id")[i].as_py()}
+        draw = draws[i]
+        pos_col[i] = encode_stamp(draw.apply(host + arc), "grz", {**meta, "kind": "positive"})
+        ctrl_col[i] = encode_stamp(draw.apply(host), "grz", {**meta, "kind": "control"})
+        hard_col[i] = encode_stamp(draw.apply(host + shuffled), "grz", {**meta, "kind": "hard_negative"})
+
+    out = {name: table.column(name) for name in table.column_names
+           if name in get_dataset("injection_manifest").schema.names and name != "status"}
+    out.update({
+        "stamp_size": pa.array(np.full(n, size, np.int32)),
+        "stamp": pa.array(pos_col, pa.binary()), "ctrl_stamp": pa.array(ctrl_col, pa.binary()),
+        "hardneg_stamp": pa.array(hard_col, pa.binary()),
+        "cutout_ok": pa.array(hosts.ok), "n_images": pa.array(np.where(n_images >= 0, n_images, 0).astype(np.int8),
+                                                              mask=n_images < 0),
+        "x_ratio": pa.array(lens["theta_E"] / psf_used[:, 1], mask=~np.isfinite(psf_used[:, 1])),
+        "bad_pixel_frac": pa.array(hosts.bad_frac, mask=~np.isfinite(hosts.bad_frac)),
+        "status": pa.array(status.tolist(), pa.string()),
+    })
+    for key, values in metrics.items():
+        out[key] = pa.array(values, mask=~np.isfinite(values))
+    for j, b in enumerate("grz"):
+        out[f"psf_fwhm_used_{b}"] = pa.array(psf_used[:, j], mask=~np.isfinite(psf_used[:, j]))
+    return conform(pa.table(out), "stamps")

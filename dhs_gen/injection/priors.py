@@ -1,0 +1,179 @@
+"""Injection designs: the named θ_E × z_l × source-magnitude grids and the parameter priors.
+
+Everything here is declarative (pydantic models) plus one vectorised sampler,
+:func:`sample_parameters`, that turns per-row uniforms into physical parameters. Units: angles
+in arcsec, magnitudes AB, fluxes nanomaggies (zero point 22.5). Ellipticities follow
+lenstronomy: ``e1 = (1-q)/(1+q) cos 2φ``, ``e2 = (1-q)/(1+q) sin 2φ``.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from dhs_gen.config import ConfigError, StrictModel
+from dhs_gen.units import mag_to_nmgy
+
+Range = Tuple[float, float]
+
+
+class GridSpec(StrictModel):
+    """A regular selection-function grid: θ_E points [arcsec] × z_l points × r-mag bin edges [AB]."""
+
+    theta_e_arcsec: List[float]
+    z_l: List[float]
+    src_mag_r_edges: List[float] = Field(description="source r-magnitude bin edges; a cell draws U(lo, hi)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if not self.theta_e_arcsec or not self.z_l or len(self.src_mag_r_edges) < 2:
+            raise ValueError("grid needs >= 1 theta_E, >= 1 z_l and >= 2 magnitude edges")
+        if any(t <= 0 for t in self.theta_e_arcsec):
+            raise ValueError(f"theta_E must be > 0 arcsec, got {self.theta_e_arcsec}")
+        if list(np.diff(self.src_mag_r_edges) > 0).count(False):
+            raise ValueError(f"magnitude edges must increase, got {self.src_mag_r_edges}")
+        return self
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.theta_e_arcsec) * len(self.z_l) * (len(self.src_mag_r_edges) - 1)
+
+    def cell(self, index: np.ndarray) -> Dict[str, np.ndarray]:
+        """θ_E, z_l and the magnitude bin (lo, hi) of flat cell indices (θ_E slowest)."""
+        index = np.asarray(index, dtype=np.int64)
+        n_z, n_m = len(self.z_l), len(self.src_mag_r_edges) - 1
+        i_t, rest = np.divmod(index, n_z * n_m)
+        i_z, i_m = np.divmod(rest, n_m)
+        edges = np.asarray(self.src_mag_r_edges, dtype=np.float64)
+        return {"theta_e_arcsec": np.asarray(self.theta_e_arcsec)[i_t], "z_l": np.asarray(self.z_l)[i_z],
+                "mag_lo": edges[i_m], "mag_hi": edges[i_m + 1]}
+
+
+class PriorSpec(StrictModel):
+    """Priors of every injection parameter (the ``random`` design; also fills a grid cell's rest).
+
+    ``src_beta_frac``: source offset β/θ_E drawn area-weighted (p(β) ∝ β) in this range.
+    Colours are Gaussian in mag; source fluxes follow from r and the colours.
+    """
+
+    theta_e_arcsec: Range = (0.5, 3.0)
+    z_l: Range = (0.2, 0.8)
+    lens_q: Range = (0.5, 1.0)
+    shear_sigma: float = 0.05
+    lens_center_sigma_arcsec: float = 0.05
+    src_mag_r: Range = (23.0, 26.0)
+    src_beta_frac: Range = (0.1, 0.4)
+    src_reff_arcsec: Range = (0.15, 0.5)
+    src_n_sersic: Range = (0.5, 2.0)
+    src_q: Range = (0.3, 1.0)
+    src_g_minus_r: Tuple[float, float] = Field((0.35, 0.15), description="(mean, sigma) mag")
+    src_r_minus_z: Tuple[float, float] = Field((0.30, 0.15), description="(mean, sigma) mag")
+
+    @model_validator(mode="after")
+    def _check(self):
+        for name in ("theta_e_arcsec", "lens_q", "src_beta_frac", "src_reff_arcsec", "src_n_sersic", "src_q"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"{name}: need 0 <= lo <= hi, got ({lo}, {hi})")
+        if self.lens_q[1] > 1 or self.src_q[1] > 1:
+            raise ValueError("axis ratios q must be <= 1")
+        return self
+
+
+def _grid(theta, z_l, mags) -> dict:
+    return {"theta_e_arcsec": [round(float(t), 4) for t in theta], "z_l": [round(float(z), 4) for z in z_l],
+            "src_mag_r_edges": [round(float(m), 4) for m in mags]}
+
+
+# Named grids of the earlier pipeline (their exact axes are not recorded in its data, so these
+# are this project's definitions, documented in docs/injection_jobs.md; θ_E spans 0.5-3.0").
+GRID_PRESETS: Dict[str, dict] = {
+    "grid_small": _grid([0.5, 1.0, 1.5, 2.0, 2.5, 3.0], [0.3, 0.5], [23.0, 24.5, 26.0]),
+    "grid_medium": _grid(np.arange(0.5, 3.01, 0.25), [0.2, 0.4, 0.6, 0.8], [23.0, 24.0, 25.0, 26.0]),
+    "grid_full": _grid(np.arange(0.5, 3.01, 0.1), np.arange(0.1, 0.91, 0.1), np.arange(22.0, 26.01, 0.5)),
+    "grid_sota": _grid(np.arange(0.5, 3.01, 0.25), np.arange(0.2, 0.81, 0.1), np.arange(20.0, 26.01, 0.5)),
+}
+
+# "legacy_final": the earlier pipeline's final selection-function priors (LEGACY_FORMATS.md),
+# red source colours included. "dr10_blue" (default): the same geometry with blue star-forming
+# source colours (g-r ≈ 0.35, r-z ≈ 0.30, typical of z ~ 1-2 lensed sources).
+PRIOR_PRESETS: Dict[str, dict] = {
+    "dr10_blue": {},
+    "legacy_final": {"src_g_minus_r": (1.15, 0.30), "src_r_minus_z": (0.85, 0.20)},
+}
+
+#: Uniform draws each row consumes, in this order (documented so designs stay reproducible).
+N_UNIFORMS = 17
+
+
+def grid_spec(preset: str | None, grid: dict | None) -> GridSpec:
+    """The grid from a preset name, optionally overridden field by field by ``grid``."""
+    data = {}
+    if preset:
+        if preset not in GRID_PRESETS:
+            raise ConfigError(f"unknown grid preset {preset!r}; known: {sorted(GRID_PRESETS)}")
+        data.update(GRID_PRESETS[preset])
+    data.update(grid or {})
+    if not data:
+        raise ConfigError("design 'grid' needs grid_preset or grid")
+    return GridSpec(**data)
+
+
+def prior_spec(preset: str, overrides: dict | None) -> PriorSpec:
+    """The priors of a preset, optionally overridden field by field."""
+    if preset not in PRIOR_PRESETS:
+        raise ConfigError(f"unknown prior preset {preset!r}; known: {sorted(PRIOR_PRESETS)}")
+    return PriorSpec(**{**PRIOR_PRESETS[preset], **(overrides or {})})
+
+
+def _ellipticity(q: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    e = (1.0 - q) / (1.0 + q)
+    return e * np.cos(2.0 * phi), e * np.sin(2.0 * phi)
+
+
+def _normal_pair(u1: np.ndarray, u2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent standard normals from two uniforms (Box-Muller), exact and vectorised."""
+    rad = np.sqrt(-2.0 * np.log1p(-u1))
+    return rad * np.cos(2.0 * np.pi * u2), rad * np.sin(2.0 * np.pi * u2)
+
+
+def sample_parameters(u: np.ndarray, prior: PriorSpec, theta_e: np.ndarray | None = None,
+                      z_l: np.ndarray | None = None, mag_range: tuple | None = None) -> Dict[str, np.ndarray]:
+    """Physical parameters of n injections from uniforms ``u`` (n, N_UNIFORMS) in [0, 1).
+
+    ``theta_e``/``z_l`` (n,) and ``mag_range`` ((n,), (n,)) replace the priors' draws (grid
+    cells). Returns float64 arrays keyed by manifest column names.
+    """
+    u = np.asarray(u, dtype=np.float64)
+    if u.ndim != 2 or u.shape[1] != N_UNIFORMS:
+        raise ValueError(f"need uniforms of shape (n, {N_UNIFORMS}), got {u.shape}")
+
+    def lerp(k, rng):
+        return rng[0] + (rng[1] - rng[0]) * u[:, k]
+
+    out: Dict[str, np.ndarray] = {}
+    out["theta_e_arcsec"] = lerp(0, prior.theta_e_arcsec) if theta_e is None else np.asarray(theta_e, float)
+    out["z_l"] = lerp(1, prior.z_l) if z_l is None else np.asarray(z_l, float)
+    out["lens_e1"], out["lens_e2"] = _ellipticity(lerp(2, prior.lens_q), np.pi * u[:, 3])
+    g1, g2 = _normal_pair(u[:, 4], u[:, 5])
+    out["shear_gamma1"], out["shear_gamma2"] = prior.shear_sigma * g1, prior.shear_sigma * g2
+    c1, c2 = _normal_pair(u[:, 6], u[:, 7])
+    out["lens_center_x"] = prior.lens_center_sigma_arcsec * c1
+    out["lens_center_y"] = prior.lens_center_sigma_arcsec * c2
+    lo, hi = (prior.src_mag_r if mag_range is None else mag_range)
+    out["src_mag_r"] = np.asarray(lo) + (np.asarray(hi) - np.asarray(lo)) * u[:, 8]
+    b_lo, b_hi = prior.src_beta_frac
+    beta = out["theta_e_arcsec"] * np.sqrt(b_lo**2 + (b_hi**2 - b_lo**2) * u[:, 9])
+    ang = 2.0 * np.pi * u[:, 10]
+    out["src_x_arcsec"], out["src_y_arcsec"] = beta * np.cos(ang), beta * np.sin(ang)
+    out["src_reff_arcsec"] = lerp(11, prior.src_reff_arcsec)
+    out["src_n_sersic"] = lerp(12, prior.src_n_sersic)
+    out["src_e1"], out["src_e2"] = _ellipticity(lerp(13, prior.src_q), np.pi * u[:, 14])
+    n1, n2 = _normal_pair(u[:, 15], u[:, 16])
+    g_r = prior.src_g_minus_r[0] + prior.src_g_minus_r[1] * n1
+    r_z = prior.src_r_minus_z[0] + prior.src_r_minus_z[1] * n2
+    out["src_flux_r"] = mag_to_nmgy(out["src_mag_r"])
+    out["src_flux_g"] = mag_to_nmgy(out["src_mag_r"] + g_r)
+    out["src_flux_z"] = mag_to_nmgy(out["src_mag_r"] - r_z)
+    return out
