@@ -70,7 +70,11 @@ def make_outer_mask(h: int, w: int, r_inner: float, device=None) -> torch.Tensor
 
 
 def outer_median_mad(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per (stamp, band) median and MAD (unscaled) over ``mask`` pixels: two (B, C, 1, 1) tensors."""
+    """Per (stamp, band) median and MAD (unscaled) over ``mask`` pixels: two (B, C, 1, 1) tensors.
+
+    The median of an even count is the lower middle value (``torch.median``; numpy's
+    ``np.quantile(v, 0.5, method="lower")``).
+    """
     vals = x[..., mask]  # (B, C, K)
     med = vals.median(dim=-1, keepdim=True).values
     mad = (vals - med).abs().median(dim=-1).values
