@@ -48,11 +48,13 @@ clean:
 	rm -rf build dist *.egg-info .pytest_cache spark-warehouse
 
 # --- EMR (docs/cloud.md): make emr-<pipeline> PRESET=<emr/presets.yaml name> [CONFIG=a.yaml[,b.yaml]]
-#     [DRY_RUN=1] [S3_PREFIX=s3://bucket/prefix] [ACCOUNT=account.yaml] [EMR_ARGS="--set k=v -- --extra {run}/x"]
-#     make smoke-<pipeline> [CONFIG=...]: the same job chain through local spark-submit (local[2]).
+#     [URIS="tractor=s3://... positives=s3://..."] [DRY_RUN=1] [S3_PREFIX=s3://bucket/prefix] [ACCOUNT=account.yaml]
+#     [EMR_ARGS="--set k=v -- --extra {run}/x"]
+#     make smoke-<pipeline> [CONFIG=...] [URIS=...]: the same job chain through local spark-submit (local[2]),
+#     with configs/<job>_demo.yaml and mock-survey inputs.
 PRESET     ?= smoke
 emr_comma  := ,
-EMR_CONFIG_ARGS = $(foreach c,$(subst $(emr_comma), ,$(CONFIG)),--config $(c))
+EMR_CONFIG_ARGS = $(foreach c,$(subst $(emr_comma), ,$(CONFIG)),--config $(c)) $(foreach u,$(URIS),--uri $(u))
 
 .PHONY: emr-phase4c emr-negatives emr-cutouts emr-compact
 emr-phase4c emr-negatives emr-cutouts emr-compact: $(STAMP)

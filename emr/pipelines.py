@@ -5,8 +5,9 @@ argument templates whose placeholders are filled from ``{run}`` (the run's URI: 
 runs/<run id>`` on EMR, ``build/smoke/<name>`` locally) and the user's ``--uri KEY=URI`` inputs
 (``{tractor}``, ``{positives}``, ``{manifest}``, ``{input}``). A step's outputs go under ``{run}``, so
 later steps of the chain find them there. Arguments after ``--`` come last (argparse keeps the
-last value, so they can override a template). A step's config defaults to ``configs/<stem>.yaml``,
-else the first ``configs/<stem>*.yaml``; the same placeholders are filled in the config text.
+last value, so they can override a template). A step's config defaults to ``configs/<stem>.yaml``
+on EMR and ``configs/<stem>_demo.yaml`` for local smoke runs, else the first ``configs/<stem>*.yaml``;
+the same placeholders are filled in the config text.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ PIPELINES: Dict[str, Tuple[StepSpec, ...]] = {
 
 # Local smoke runs make missing inputs from the mock survey: placeholder -> (step, its output).
 SMOKE_INPUTS: Dict[str, Tuple[StepSpec, str]] = {
-    "tractor": (StepSpec("mock-catalog", "mock_catalog.py", None,
+    "tractor": (StepSpec("mock-catalog", "mock_catalog.py", "mock_catalog",
                          ("--set", "n_rows=5000", "--output", "{run}/mock_catalog")), "{run}/mock_catalog"),
 }
 
@@ -95,11 +96,12 @@ def check_scripts(steps: Sequence[StepSpec], root: str) -> None:
         raise ConfigError(f"job script(s) not in this checkout: {', '.join(missing)}")
 
 
-def find_config(stem: str, configs_dir: str) -> str:
-    """``configs/<stem>.yaml`` if present, else the first ``configs/<stem>*.yaml``; ConfigError if none."""
-    exact = os.path.join(configs_dir, f"{stem}.yaml")
-    if os.path.isfile(exact):
-        return exact
+def find_config(stem: str, configs_dir: str, demo: bool = False) -> str:
+    """``configs/<stem>.yaml`` (``<stem>_demo.yaml`` first when ``demo``), else the first
+    ``configs/<stem>*.yaml``; ConfigError if none."""
+    for name in ([f"{stem}_demo.yaml"] if demo else []) + [f"{stem}.yaml"]:
+        if os.path.isfile(os.path.join(configs_dir, name)):
+            return os.path.join(configs_dir, name)
     found = sorted(glob.glob(os.path.join(configs_dir, f"{stem}*.yaml")))
     if not found:
         raise ConfigError(f"no config for step {stem!r}: expected {configs_dir}/{stem}*.yaml "
@@ -107,7 +109,8 @@ def find_config(stem: str, configs_dir: str) -> str:
     return found[0]
 
 
-def resolve_configs(steps: Sequence[StepSpec], given: Sequence[str], configs_dir: str) -> List[str | None]:
+def resolve_configs(steps: Sequence[StepSpec], given: Sequence[str], configs_dir: str,
+                    demo: bool = False) -> List[str | None]:
     """Per step, an existing YAML config: as given (one per step, in order) or found by stem.
 
     A step without a config stem runs on its job's defaults (None) unless one is given.
@@ -115,7 +118,8 @@ def resolve_configs(steps: Sequence[StepSpec], given: Sequence[str], configs_dir
     if given and len(given) != len(steps):
         names = ", ".join(s.name for s in steps)
         raise ConfigError(f"{len(given)} config(s) given for {len(steps)} step(s) ({names}): give one per step")
-    paths = list(given) or [find_config(s.config_stem, configs_dir) if s.config_stem else None for s in steps]
+    paths = list(given) or [find_config(s.config_stem, configs_dir, demo) if s.config_stem else None
+                            for s in steps]
     for path in paths:
         if path is None:
             continue

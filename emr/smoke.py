@@ -23,28 +23,35 @@ def smoke_commands(pipeline: str, out_dir: str, *, configs: Sequence[str] = (), 
     """The spark-submit argument lists, one per step; renders the configs into ``out_dir/configs``.
 
     Inputs not given with ``uris`` that the mock survey can provide (``pipelines.SMOKE_INPUTS``)
-    are made by extra steps run first, on their jobs' defaults.
+    are made by extra steps run first (their demo config if there is one, else job defaults).
     """
     root = root or project_root()
     steps = pipelines.get_pipeline(pipeline)
     pipelines.check_scripts(steps, root)
-    paths = pipelines.resolve_configs(steps, list(configs), os.path.join(root, "configs"))
+    configs_dir = os.path.join(root, "configs")
+    paths = pipelines.resolve_configs(steps, list(configs), configs_dir, demo=True)
     out_dir = os.path.abspath(out_dir)
     values = {**pipelines.parse_uris(uris), "run": out_dir}
     preludes = []
     for key in pipelines.required_inputs(steps):
         if key not in values and key in pipelines.SMOKE_INPUTS:
             spec, output = pipelines.SMOKE_INPUTS[key]
-            preludes.append((spec, None))
+            try:
+                prelude_config = pipelines.find_config(spec.config_stem, configs_dir, demo=True)
+            except ConfigError:
+                prelude_config = None
+            preludes.append((spec, prelude_config))
             values[key] = pipelines.fill(output, values)
     pipelines.check_scripts([spec for spec, _ in preludes], root)
     commands = []
-    for spec, path in [*preludes, *zip(steps, paths)]:
+    n_preludes = len(preludes)
+    for i, (spec, path) in enumerate([*preludes, *zip(steps, paths)]):
         rendered = None
         if path:
             rendered = os.path.join(out_dir, "configs", os.path.basename(path))
             render_config(path, rendered, values)
-        args = pipelines.step_args(spec, rendered, values, overrides if path else (), extra_args if path else ())
+        own = i >= n_preludes  # the user's overrides and args are for the pipeline's own steps
+        args = pipelines.step_args(spec, rendered, values, overrides if own else (), extra_args if own else ())
         commands.append(["spark-submit", "--master", master, os.path.join(root, "jobs", spec.script), *args])
     return commands
 

@@ -76,12 +76,29 @@ def test_smoke_healthcheck_runs_through_spark_submit(tmp_path):
 def test_make_targets_pass_preset_config_and_dry_run():
     out = subprocess.run(["make", "-n", "emr-phase4c", "PRESET=medium", "CONFIG=configs/phase4c.yaml", "DRY_RUN=1",
                           "S3_PREFIX=s3://b/p"], cwd=project_root(), capture_output=True, text=True, check=True).stdout
+    out = " ".join(out.split())
     assert "-m emr.launch phase4c --preset medium --config configs/phase4c.yaml --dry-run" in out
     assert "--s3-prefix s3://b/p" in out
-    out = subprocess.run(["make", "-n", "emr-negatives", "PRESET=smoke", "CONFIG=a.yaml,b.yaml"],
+    out = subprocess.run(["make", "-n", "emr-negatives", "PRESET=smoke", "CONFIG=a.yaml,b.yaml",
+                          "URIS=tractor=s3://s/t positives=s3://p/q"],
                          cwd=project_root(), capture_output=True, text=True, check=True).stdout
+    out = " ".join(out.split())
     assert "-m emr.launch negatives --preset smoke --config a.yaml --config b.yaml" in out
+    assert "--uri tractor=s3://s/t --uri positives=s3://p/q" in out
     assert "--dry-run" not in out
     out = subprocess.run(["make", "-n", "smoke-cutouts"], cwd=project_root(), capture_output=True, text=True,
                          check=True).stdout
+    out = " ".join(out.split())
     assert "-m emr.smoke cutouts" in out
+
+
+def test_demo_configs_preferred_for_smoke_exact_for_emr(tmp_path):
+    from emr.pipelines import find_config
+
+    for name in ("cutouts.yaml", "cutouts_demo.yaml", "cutouts_big.yaml"):
+        (tmp_path / name).write_text("size: 101\n")
+    assert find_config("cutouts", str(tmp_path)).endswith("/cutouts.yaml")
+    assert find_config("cutouts", str(tmp_path), demo=True).endswith("/cutouts_demo.yaml")
+    (tmp_path / "cutouts.yaml").unlink()
+    (tmp_path / "cutouts_demo.yaml").unlink()
+    assert find_config("cutouts", str(tmp_path), demo=True).endswith("/cutouts_big.yaml")
