@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Dict, List, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from dhs_gen.config import StrictModel
 
@@ -52,6 +52,7 @@ class ModelProvenance(StrictModel):
     model_id: str
     frozen_model: Optional[str] = None  # a training.export bundle (model_id + data manifest hash)
     training_manifest: Optional[str] = None  # the training_manifest dataset it was trained on
+    members: List[str] = []  # an ensemble's member frozen models (each one is checked)
 
 
 class ProvenanceConfig(StrictModel):
@@ -85,6 +86,9 @@ class RealismConfig(StrictModel):
 
 class SelectionConfig(StrictModel):
     """``dhs selection-function`` / ``dhs completeness``: scores -> completeness tables (-> figures)."""
+
+    # keep an infinite last bin edge as Infinity (not null) in the resolved config
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     injections: Optional[str] = None  # phase-4c stamps dataset of the grid design
     scores: Optional[str] = None  # scores of the injections (id = task_id), one or more models

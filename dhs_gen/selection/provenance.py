@@ -17,18 +17,25 @@ class ProvenanceError(RuntimeError):
     """A model's provenance is missing, inconsistent, or shows it trained on the selection set."""
 
 
-def _trained_ids(entry: ModelProvenance) -> tuple[frozenset, dict]:
-    """(trained ids, provenance record) from the frozen model or the training manifest."""
-    if entry.frozen_model:
-        from training.export import load_frozen_model
+def _frozen_ids(path: str, model_id: str | None) -> tuple[frozenset, dict]:
+    from training.export import load_frozen_model
 
-        fm = load_frozen_model(entry.frozen_model)
-        if fm.model_id != entry.model_id:
-            raise ProvenanceError(f"scores name model {entry.model_id!r} but {entry.frozen_model} holds "
-                                  f"model {fm.model_id!r}")
-        return fm.trained_ids(), {"method": "frozen_model", "path": entry.frozen_model,
-                                  "data_manifest_hash": fm.data_manifest_hash,
-                                  "trained_ids_hash": fm.trained_ids_hash, "code_version": fm.code_version}
+    fm = load_frozen_model(path)
+    if model_id is not None and fm.model_id != model_id:
+        raise ProvenanceError(f"scores name model {model_id!r} but {path} holds model {fm.model_id!r}")
+    return fm.trained_ids(), {"path": path, "model_id": fm.model_id, "data_manifest_hash": fm.data_manifest_hash,
+                              "trained_ids_hash": fm.trained_ids_hash, "code_version": fm.code_version}
+
+
+def _trained_ids(entry: ModelProvenance) -> tuple[frozenset, dict]:
+    """(trained ids, provenance record) from the frozen model(s) or the training manifest."""
+    if entry.frozen_model:
+        ids, rec = _frozen_ids(entry.frozen_model, entry.model_id)
+        return ids, {"method": "frozen_model", **rec}
+    if entry.members:
+        parts = [_frozen_ids(path, None) for path in entry.members]
+        return frozenset().union(*(p[0] for p in parts)), {"method": "ensemble_members",
+                                                            "members": [p[1] for p in parts]}
     if entry.training_manifest:
         from dhs_gen.storage import read_parquet
 
@@ -36,7 +43,7 @@ def _trained_ids(entry: ModelProvenance) -> tuple[frozenset, dict]:
         ids = set(table["galaxy_id"].to_pylist()) | set(table["stamp_ref"].to_pylist())
         return frozenset(i for i in ids if i is not None), {"method": "training_manifest",
                                                             "path": entry.training_manifest}
-    raise ProvenanceError(f"provenance for model {entry.model_id!r} names neither frozen_model nor "
+    raise ProvenanceError(f"provenance for model {entry.model_id!r} names no frozen_model, members or "
                           "training_manifest")
 
 
@@ -71,7 +78,7 @@ def verify_provenance(model_ids: Iterable[str], cfg: ProvenanceConfig, task_ids:
             raise ProvenanceError(
                 f"model {model_id!r} trained on {len(host_overlap)} of the {len(hosts)} selection hosts, e.g. "
                 f"{host_overlap[:3]}; use disjoint hosts or set provenance.fail_on_host_overlap=false")
-        records.append({"model_id": model_id, "verified": True, **record, "n_trained_ids": len(trained),
+        records.append({**record, "model_id": model_id, "verified": True, "n_trained_ids": len(trained),
                         "n_task_overlap": 0, "n_host_overlap": len(host_overlap),
                         "host_overlap_frac": len(host_overlap) / max(len(hosts), 1)})
     return records

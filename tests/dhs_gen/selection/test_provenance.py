@@ -55,6 +55,15 @@ def test_wrong_model_id_and_missing_provenance(frozen):
     assert rec == {"model_id": "m", "verified": False, "method": "none"}
 
 
+def test_ensemble_members_each_checked(frozen):
+    path, _ = frozen
+    cfg = ProvenanceConfig(models=[{"model_id": "ensemble-x", "members": [path, path]}], fail_on_host_overlap=False)
+    (rec,) = verify_provenance(["ensemble-x"], cfg, task_ids=["t1"], host_ids=[])
+    assert rec["method"] == "ensemble_members" and len(rec["members"]) == 2
+    with pytest.raises(ProvenanceError, match="selection injections"):
+        verify_provenance(["ensemble-x"], cfg, task_ids=["taskX"], host_ids=[])
+
+
 def test_training_manifest_route(tmp_path):
     uri = str(tmp_path / "manifest.parquet")
     write_parquet(pa.table({"galaxy_id": ["a", "b"], "stamp_ref": ["s#1", "t7"]}), uri)
