@@ -87,8 +87,8 @@ def _resolve(cfg: ScoreConfig, args) -> ScoreConfig:
 
 
 def _body(spark, cfg: ScoreConfig, args) -> dict:
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
-    from training.eval.figures import plot_gallery
 
     from dhs_gen.spark import map_arrow_batches
     from dhs_gen.storage import (
@@ -101,6 +101,7 @@ def _body(spark, cfg: ScoreConfig, args) -> dict:
         to_file_uri,
         write_parquet,
     )
+    from training.eval.figures import plot_gallery
     from training.eval.scoring import top_k
 
     cfg = _resolve(cfg, args)
@@ -130,7 +131,7 @@ def _body(spark, cfg: ScoreConfig, args) -> dict:
         if cfg.gallery and top.num_rows:
             ids = top.column("id").to_pylist()[:cfg.gallery]
             stamps = read_parquet(cfg.input, columns=[cfg.id_column, cfg.stamp_column],
-                                  filters=[(cfg.id_column, "in", ids)])
+                                  filters=pc.field(cfg.id_column).isin(ids))
             summary["gallery"] = plot_gallery(stamps, top.slice(0, cfg.gallery), join_uri(top_dir, "top_k.png"),
                                               id_column=cfg.id_column, stamp_column=cfg.stamp_column)
     mark_complete(cfg.output, summary)
