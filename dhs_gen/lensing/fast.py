@@ -15,6 +15,7 @@ from dhs_gen.lensing.geometry import NIE_CORE_ARCSEC, ellipticity_to_phi_q, sers
 from dhs_gen.lensing.params import LensingInputError
 
 F32 = np.float32
+EXP2_FLOOR = -120.0  # 2^-120 ~ 7.5e-37, above float32's smallest normal 2^-126
 Q_MAX = 1.0 - 1e-6  # an exactly round SIE is evaluated as q = 1 - 1e-6 (lenstronomy: 1 - 1e-8)
 
 
@@ -25,6 +26,18 @@ def _col(v: np.ndarray) -> np.ndarray:
 def sie_shear_deflection(lens: Dict[str, np.ndarray], x: np.ndarray, y: np.ndarray):
     """Deflection (alpha_x, alpha_y) [arcsec], each (B, N) float32, of SIE + external shear
     (+ optional circular m=3/m=4 multipoles) at image-plane points x, y (N,) [arcsec]."""
+    ax, ay = _deflection_terms(lens, x, y, with_grid=False)
+    return ax, ay
+
+
+def _deflection_terms(lens: Dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, with_grid: bool):
+    """SIE + shear (+ multipoles): the deflection, or (with_grid) the source position x - alpha.
+
+    Per-row constants are folded so each sub-pixel costs a few passes: in the SIE frame
+    rotated by phi, xq = q x', psi = sqrt(xq^2 + y'^2) and (Keeton & Kochanek 1998, lenstronomy NIE
+    with core s) alpha_x' = (b/e) atan2(e x', psi + s), alpha_y' = (b/e) atanh(e y' / (psi + q^2 s))
+    = (b/e) ln2/2 log2((d + e y') / (d - e y')), d = psi + q^2 s > e |y'|.
+    """
     if "gamma" in lens:
         raise LensingInputError("the fast backend has no EPL slope; use backend='lenstronomy' for lens 'gamma'")
     phi, q = ellipticity_to_phi_q(lens["e1"], lens["e2"])
@@ -32,31 +45,52 @@ def sie_shear_deflection(lens: Dict[str, np.ndarray], x: np.ndarray, y: np.ndarr
     b = lens["theta_E"] * np.sqrt(q)  # lenstronomy: major-axis b = theta_E sqrt(q) for the product average
     e = np.sqrt(1.0 - q**2)
     s = NIE_CORE_ARCSEC / np.sqrt(q)
-    cos, sin = _col(np.cos(phi)), _col(np.sin(phi))
-    dx = x[None, :].astype(F32) - _col(lens["center_x"])
-    dy = y[None, :].astype(F32) - _col(lens["center_y"])
-    xr = dx * cos + dy * sin  # major-axis frame
-    yr = dy * cos - dx * sin
-    q2 = _col(q**2)
-    psi = np.sqrt(q2 * xr * xr + yr * yr + _col(q**2 * s**2))
-    ec = _col(e)
-    amp = _col(b / e)
-    ax_r = np.arctan(ec * xr / (psi + _col(s)))
-    ax_r *= amp
-    ay_r = np.arctanh(ec * yr / (psi + _col(q**2 * s)))
-    ay_r *= amp
-    ax = ax_r * cos - ay_r * sin
-    ay = ax_r * sin + ay_r * cos
-    g1, g2 = _col(lens["gamma1"]), _col(lens["gamma2"])
-    xs, ys = x[None, :].astype(F32), y[None, :].astype(F32)
-    ax += g1 * xs + g2 * ys
-    ay += g2 * xs - g1 * ys
-    for m in (3, 4):
-        if f"a{m}" in lens:
-            mx, my = _multipole_deflection(m, lens[f"a{m}"], lens[f"phi{m}"], dx, dy)
-            ax += mx
-            ay += my
-    return ax, ay
+    cos, sin = np.cos(phi), np.sin(phi)
+    cx, cy = lens["center_x"], lens["center_y"]
+    xs, ys = x[None, :], y[None, :]
+    # xq = q ((x - cx) cos + (y - cy) sin);  yr = (y - cy) cos - (x - cx) sin
+    xq = xs * _col(q * cos)
+    xq += ys * _col(q * sin)
+    xq -= _col(q * (cx * cos + cy * sin))
+    yr = ys * _col(cos)
+    yr -= xs * _col(sin)
+    yr -= _col(cy * cos - cx * sin)
+    psi = xq * xq
+    psi += yr * yr
+    np.sqrt(psi, out=psi)
+    tmp = psi + _col(s)
+    a_r = np.arctan2(xq * _col(e / q), tmp, out=xq)  # x' = xq / q
+    np.add(psi, _col(q**2 * s), out=psi)  # d
+    yr *= _col(e)  # e y'
+    np.add(psi, yr, out=tmp)
+    np.subtract(psi, yr, out=psi)
+    np.divide(tmp, psi, out=tmp)
+    b_r = np.log2(tmp, out=tmp)
+    amp = b / e
+    half_ln2 = 0.5 * np.log(2.0)
+    # rotate back: alpha_x = A cos - B sin, alpha_y = A sin + B cos (A, B scaled by amp)
+    g1, g2 = lens["gamma1"], lens["gamma2"]
+    if with_grid:  # beta = (I - Gamma) theta - alpha_SIE
+        ox = xs * _col(1.0 - g1) - ys * _col(g2)
+        oy = ys * _col(1.0 + g1) - xs * _col(g2)
+        sign = -1.0
+    else:
+        ox = xs * _col(g1) + ys * _col(g2)
+        oy = xs * _col(g2) - ys * _col(g1)
+        sign = 1.0
+    ox += a_r * _col(sign * amp * cos)
+    ox -= b_r * _col(sign * amp * half_ln2 * sin)
+    oy += a_r * _col(sign * amp * sin)
+    oy += b_r * _col(sign * amp * half_ln2 * cos)
+    if "a3" in lens or "a4" in lens:
+        dx = xs - _col(cx)
+        dy = ys - _col(cy)
+        for m in (3, 4):
+            if f"a{m}" in lens:
+                mx, my = _multipole_deflection(m, lens[f"a{m}"], lens[f"phi{m}"], dx, dy)
+                ox += F32(sign) * mx
+                oy += F32(sign) * my
+    return ox, oy
 
 
 def _multipole_deflection(m: int, a_m: np.ndarray, phi_m: np.ndarray, dx: np.ndarray, dy: np.ndarray):
@@ -71,10 +105,7 @@ def _multipole_deflection(m: int, a_m: np.ndarray, phi_m: np.ndarray, dx: np.nda
 
 def ray_trace(lens: Dict[str, np.ndarray], x: np.ndarray, y: np.ndarray):
     """Source-plane positions beta = theta - alpha(theta) [arcsec], each (B, N) float32."""
-    ax, ay = sie_shear_deflection(lens, x, y)
-    np.subtract(x[None, :].astype(F32), ax, out=ax)
-    np.subtract(y[None, :].astype(F32), ay, out=ay)
-    return ax, ay
+    return _deflection_terms(lens, x, y, with_grid=True)
 
 
 def sersic_profile(bx: np.ndarray, by: np.ndarray, source: Dict[str, np.ndarray]) -> np.ndarray:
@@ -94,35 +125,117 @@ def sersic_profile(bx: np.ndarray, by: np.ndarray, source: Dict[str, np.ndarray]
     r2 += v * v
     np.maximum(r2, F32(1e-8), out=r2)
     r2 *= _col(inv_r2)
-    # (R/R_s)^(1/n) = exp(log(r2) / (2n))
-    np.log(r2, out=r2)
+    # (R/R_s)^(1/n) = 2^(log2(r2) / (2n)); I = 2^(log2(e) b_n (1 - (R/R_s)^(1/n)))
+    np.log2(r2, out=r2)
     r2 *= _col(0.5 / source["n_sersic"])
-    np.exp(r2, out=r2)
-    bn = sersic_b_n(source["n_sersic"])
-    r2 *= _col(-bn)
-    r2 += _col(bn)
-    return np.exp(r2, out=r2)
+    np.exp2(r2, out=r2)
+    bn_log2e = sersic_b_n(source["n_sersic"]) / np.log(2.0)
+    r2 *= _col(-bn_log2e)
+    r2 += _col(bn_log2e)
+    np.maximum(r2, F32(EXP2_FLOOR), out=r2)  # no denormals: they are ~10x slower and carry no flux
+    return np.exp2(r2, out=r2)
+
+
+def subpixel_grid(stamp_size: int, pixel_scale: float, supersampling: int):
+    """Flat float32 sub-pixel coordinates x, y [arcsec], ordered (sub-offset, row, col) so that
+    :func:`bin_pixels` sums contiguous blocks (much faster than a strided mean)."""
+    s, h = int(supersampling), int(stamp_size)
+    sub = ((np.arange(s) + 0.5) / s - 0.5) * pixel_scale
+    centre = (np.arange(h) - (h - 1) / 2.0) * pixel_scale
+    x = (sub[None, :, None, None] + centre[None, None, None, :]) + np.zeros((s, s, h, h))
+    y = (sub[:, None, None, None] + centre[None, None, :, None]) + np.zeros((s, s, h, h))
+    return x.astype(F32).ravel(), y.astype(F32).ravel()
 
 
 def bin_pixels(sub: np.ndarray, stamp_size: int, supersampling: int) -> np.ndarray:
-    """Mean over s x s sub-pixels: (B, (H s)^2) -> (B, H, W) float32."""
-    s = int(supersampling)
-    h = int(stamp_size)
-    if s == 1:
-        return sub.reshape(-1, h, h)
-    return sub.reshape(-1, h, s, h, s).mean(axis=(2, 4), dtype=F32)
+    """Mean over the s x s sub-pixels of values on :func:`subpixel_grid`: (B, s^2 H^2) -> (B, H, W)."""
+    s, h = int(supersampling), int(stamp_size)
+    blocks = sub.reshape(-1, s * s, h, h)
+    out = blocks.sum(axis=1, dtype=F32)
+    out *= F32(1.0 / (s * s))
+    return out
 
 
 def convolve_bands(pixels: np.ndarray, kernels: np.ndarray) -> np.ndarray:
     """Centred 'same' convolution of (B, H, W) images with per-band kernels (B, C, K, K), odd K:
-    returns (B, C, H, W) float32. Batched real FFT with zero padding to H + K - 1."""
+    returns (B, C, H, W) float32. Batched float32 real FFTs on an (H + K//2)-sized grid: the
+    circular wrap-around of a linear convolution lands only outside the kept 'same' window."""
     from scipy import fft
 
     b, h, w = pixels.shape
     k = kernels.shape[-1]
-    shape = (fft.next_fast_len(h + k - 1, real=True), fft.next_fast_len(w + k - 1, real=True))
+    r = k // 2
+    shape = (fft.next_fast_len(h + r, real=True), fft.next_fast_len(w + r, real=True))
     f_img = fft.rfft2(pixels, s=shape, axes=(-2, -1))
     f_ker = fft.rfft2(kernels, s=shape, axes=(-2, -1))
-    out = fft.irfft2(f_img[:, None] * f_ker, s=shape, axes=(-2, -1))
-    c = k // 2
-    return np.ascontiguousarray(out[..., c:c + h, c:c + w], dtype=F32)
+    f_ker *= f_img[:, None]
+    out = fft.irfft2(f_ker, s=shape, axes=(-2, -1))
+    return np.ascontiguousarray(out[..., r:r + h, r:r + w], dtype=F32)
+
+
+def separable_grid(stamp_size: int, pixel_scale: float, supersampling: int):
+    """Broadcastable sub-pixel coordinates [arcsec] in (sub-row, sub-col, row, col) layout:
+    X (1, s, 1, W) and Y (s, 1, H, 1) float32; X + Y broadcasts to the full (s, s, H, W) grid,
+    so any a x + b y + c costs one full-size pass."""
+    s, h = int(supersampling), int(stamp_size)
+    sub = ((np.arange(s) + 0.5) / s - 0.5) * pixel_scale
+    centre = (np.arange(h) - (h - 1) / 2.0) * pixel_scale
+    x = (sub[:, None] + centre[None, :]).astype(F32)
+    return x.reshape(1, s, 1, h), x.reshape(s, 1, h, 1)
+
+
+def lensed_sersic_row(lens: Dict[str, float], src: Dict[str, float], gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """Unit-amp lensed Sérsic surface brightness on a separable grid for one row: (s, s, H, W) float32.
+
+    The SIE + shear ray tracing and the Sérsic ellipse map are folded into per-row constants:
+    the source-plane elliptical radius^2 / R_sersic^2 is U^2 + V^2 with U, V = (grid part, one
+    broadcast pass) + k1 A + k2 B, where A, B are the SIE's atan2 / log2 terms (see
+    :func:`_deflection_terms`). Same maths as ray_trace + sersic_profile, fewer full-size passes.
+    """
+    phi, q = ellipticity_to_phi_q(lens["e1"], lens["e2"])
+    phi, q = float(phi), min(float(q), Q_MAX)
+    amp = lens["theta_E"] * np.sqrt(q) / np.sqrt(1.0 - q**2)
+    e = np.sqrt(1.0 - q**2)
+    s = NIE_CORE_ARCSEC / np.sqrt(q)
+    cos, sin = np.cos(phi), np.sin(phi)
+    cx, cy, g1, g2 = lens["center_x"], lens["center_y"], lens["gamma1"], lens["gamma2"]
+    h = 0.5 * np.log(2.0)
+    e1, e2 = src["e1"], src["e2"]
+    norm = np.sqrt(max(abs(1.0 - e1**2 - e2**2), 1e-6)) * max(src["R_sersic"], 1e-4)
+    p1, p2, p3 = (1.0 - e1) / norm, e2 / norm, (1.0 + e1) / norm
+    scx, scy = src["center_x"], src["center_y"]
+    # SIE frame terms
+    xq = gx * F32(q * cos) + (gy * F32(q * sin) - F32(q * (cx * cos + cy * sin)))
+    yr = gy * F32(cos) - (gx * F32(sin) + F32(cy * cos - cx * sin))
+    psi = xq * xq
+    psi += yr * yr
+    np.sqrt(psi, out=psi)
+    tmp = psi + F32(s)
+    xq *= F32(e / q)
+    a_term = np.arctan2(xq, tmp, out=xq)
+    psi += F32(q**2 * s)
+    yr *= F32(e)
+    np.add(psi, yr, out=tmp)
+    np.subtract(psi, yr, out=psi)
+    tmp /= psi
+    b_term = np.log2(tmp, out=tmp)
+    # U = p1 dxs - p2 dys, V = p3 dys - p2 dxs with dxs = (1-g1)x - g2 y - alpha_x - scx, etc.
+    u = gx * F32(p1 * (1 - g1) + p2 * g2) + (gy * F32(-p1 * g2 - p2 * (1 + g1)) + F32(-p1 * scx + p2 * scy))
+    u += a_term * F32(amp * (-p1 * cos + p2 * sin))
+    u += b_term * F32(amp * h * (p1 * sin + p2 * cos))
+    v = gx * F32(-p3 * g2 - p2 * (1 - g1)) + (gy * F32(p3 * (1 + g1) + p2 * g2) + F32(-p3 * scy + p2 * scx))
+    v += a_term * F32(amp * (-p3 * sin + p2 * cos))
+    v += b_term * F32(amp * h * (-p3 * cos - p2 * sin))
+    u *= u
+    v *= v
+    u += v
+    r_floor = 1e-4 / max(src["R_sersic"], 1e-4)
+    np.maximum(u, F32(r_floor**2), out=u)
+    np.log2(u, out=u)
+    u *= F32(0.5 / src["n_sersic"])
+    np.exp2(u, out=u)
+    bn_log2e = float(sersic_b_n(src["n_sersic"])) / np.log(2.0)
+    u *= F32(-bn_log2e)
+    u += F32(bn_log2e)
+    np.maximum(u, F32(EXP2_FLOOR), out=u)
+    return np.exp2(u, out=u)

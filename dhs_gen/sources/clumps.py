@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from dhs_gen.lensing import fast
-from dhs_gen.lensing.geometry import pixel_axis
 from dhs_gen.sources.priors import (
     check_finite_batch,
     clipped_normal,
@@ -106,9 +105,7 @@ class SersicClumpsSource(SourceGenerator):
     def _disk(r_e, n_s, e1, e2, scale):
         """(n, S, S) unit-sum Sérsic disk templates sampled on 3x3 sub-pixels."""
         n = len(r_e)
-        sub = pixel_axis(TEMPLATE_SIZE, 1.0, 3).astype(np.float32)
-        x, y = np.meshgrid(sub, sub, indexing="xy")
-        x, y = x.ravel(), y.ravel()
+        x, y = fast.subpixel_grid(TEMPLATE_SIZE, 1.0, 3)
         s = scale[:, None].astype(np.float32)
         src = {"R_sersic": r_e, "n_sersic": n_s, "e1": e1, "e2": e2, "center_x": np.zeros(n), "center_y": np.zeros(n)}
         prof = fast.sersic_profile(x[None] * s, y[None] * s, src)
