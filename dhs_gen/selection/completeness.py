@@ -22,6 +22,7 @@ from dhs_gen.selection.thresholds import FPR, Threshold, fpr_thresholds, proxy_t
 from dhs_gen.stats.intervals import wilson_interval
 
 ALL, CLEAN = "all", "clean"
+SUBSETS = (ALL, CLEAN)
 HEALPIX_NSIDE_IN = 128
 # Stamp columns the computation reads (never the image blobs).
 INJECTION_COLUMNS = [
@@ -109,11 +110,28 @@ def _bool(table, name: str) -> np.ndarray:
     return arr.cast(pa.bool_()).fill_null(False).to_numpy(zero_copy_only=False)
 
 
-def _strings(table, name: str) -> np.ndarray:
-    arr = table.column(name)
+def _equals(table, name: str, value: str) -> np.ndarray:
+    """Bool per row: the string column equals ``value`` (null -> False)."""
+    return _mask(pc.equal(table.column(name).cast(pa.string()), value))
+
+
+def _mask(arr) -> np.ndarray:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    return np.asarray(arr.cast(pa.string()).to_pylist(), dtype=object)
+    return arr.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _codes(table, name: str) -> tuple[np.ndarray, list]:
+    """(int32 codes, values) of a string column; null rows get code -1."""
+    arr = table.column(name).cast(pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    enc = arr.dictionary_encode()
+    return enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32), enc.dictionary.to_pylist()
+
+
+def _string_column(codes: np.ndarray, values: list) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(values, pa.string())).cast(pa.string())
 
 
 def regions(table, nside: int) -> np.ndarray:
@@ -133,14 +151,15 @@ def subset_masks(table, spec: CountSpec) -> dict[str, np.ndarray]:
     """valid_all = stamp ok and cutout_ok and score present; clean adds bad pixels and artifacts."""
     score = column_f64(table, "score")
     valid = (
-        (_strings(table, "status") == STATUS_OK) & _bool(table, "cutout_ok")
-        & (_strings(table, "score_status") == STATUS_OK) & np.isfinite(score)
+        _equals(table, "status", STATUS_OK) & _bool(table, "cutout_ok")
+        & _equals(table, "score_status", STATUS_OK) & np.isfinite(score)
     )
     bad = column_f64(table, "bad_pixel_frac")
     clean = valid & (bad <= spec.max_bad_pixel_frac)
     if "artifact_profile" in table.column_names:
-        profile = _strings(table, "artifact_profile")
-        clean &= np.array([p is None or p in spec.clean_artifact_profiles for p in profile], dtype=bool)
+        profile = table.column("artifact_profile").cast(pa.string())
+        allowed = pc.is_in(profile, value_set=pa.array(list(spec.clean_artifact_profiles), pa.string()))
+        clean &= _mask(pc.or_kleene(pc.is_null(profile), allowed))
     return {ALL: valid, CLEAN: clean}
 
 
@@ -168,32 +187,40 @@ def count_batch(batch, spec: CountSpec) -> pa.RecordBatch:
     """
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
     schema = counts_schema(spec.n_thresholds)
+    names = {"model_id": [], "subset": list(SUBSETS), "axis": [a.name for a in spec.axes]}
     parts: dict[str, list] = {k: [] for k in schema.names}
     if table.num_rows:
-        models = _strings(table, "model_id")
+        model_codes, names["model_id"] = _codes(table, "model_id")
         region = regions(table, spec.region_nside)
+        ureg, rinv = np.unique(region, return_inverse=True)
         masks = subset_masks(table, spec)
-        bins = {a.name: a.index(table) for a in spec.axes}
-        for model_id in sorted(set(models.tolist()) - {None}):
-            in_model = models == model_id
+        bins = [a.index(table) for a in spec.axes]
+        for mi, model_id in enumerate(names["model_id"]):
+            in_model = model_codes == mi
             rec = recovered(table, spec.model_thresholds(model_id), spec)
-            for subset, mask in masks.items():
-                for axis in spec.axes:
-                    sel = in_model & mask & (bins[axis.name] >= 0)
+            for si, subset in enumerate(SUBSETS):
+                for ai, axis_bins in enumerate(bins):
+                    sel = in_model & masks[subset] & (axis_bins >= 0)
                     if not sel.any():
                         continue
-                    ureg, rinv = np.unique(region[sel], return_inverse=True)
-                    ukey, kinv = np.unique(bins[axis.name][sel] * len(ureg) + rinv, return_inverse=True)
+                    # dense (bin, region) key space: counting is O(rows + bins x regions), no sort
+                    key = axis_bins[sel] * len(ureg) + rinv[sel]
+                    size = spec.axes[ai].n_bins * len(ureg)
+                    n_dense = np.bincount(key, minlength=size)
+                    ukey = np.flatnonzero(n_dense)
                     m = len(ukey)
-                    parts["model_id"].append(np.full(m, model_id, dtype=object))
-                    parts["subset"].append(np.full(m, subset, dtype=object))
-                    parts["axis"].append(np.full(m, axis.name, dtype=object))
+                    for name, code in (("model_id", mi), ("subset", si), ("axis", ai)):
+                        parts[name].append(np.full(m, code, dtype=np.int32))
                     parts["bin"].append((ukey // len(ureg)).astype(np.int32))
                     parts["region"].append(ureg[ukey % len(ureg)])
-                    parts["n"].append(np.bincount(kinv, minlength=m).astype(np.int64))
+                    parts["n"].append(n_dense[ukey].astype(np.int64))
                     for j in range(rec.shape[1]):
-                        parts[f"k_{j}"].append(np.bincount(kinv, weights=rec[sel, j], minlength=m).astype(np.int64))
-    arrays = [pa.array(np.concatenate(parts[f.name]) if parts[f.name] else [], type=f.type) for f in schema]
+                        k_dense = np.bincount(key, weights=rec[sel, j], minlength=size)
+                        parts[f"k_{j}"].append(np.rint(k_dense[ukey]).astype(np.int64))
+    arrays = []
+    for f in schema:
+        values = np.concatenate(parts[f.name]) if parts[f.name] else np.zeros(0, dtype=np.int32)
+        arrays.append(_string_column(values, names[f.name]) if f.name in names else pa.array(values, type=f.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
