@@ -3,7 +3,7 @@
 A step runs ``jobs/<script>`` with ``--config <its config>``, the user's ``--set`` overrides, and
 argument templates whose placeholders are filled from ``{run}`` (the run's URI: ``s3://<prefix>/
 runs/<run id>`` on EMR, ``build/smoke/<name>`` locally) and the user's ``--uri KEY=URI`` inputs
-(``{tractor}``, ``{positives}``, ``{manifest}``, ``{input}``). A step's outputs go under ``{run}``, so
+(``{tractor}``, ``{positives}``, ``{manifest}``, ``{cutouts}``, ``{input}``). A step's outputs go under ``{run}``, so
 later steps of the chain find them there. Arguments after ``--`` come last (argparse keeps the
 last value, so they can override a template). A step's config defaults to ``configs/<stem>.yaml``
 on EMR and ``configs/<stem>_demo.yaml`` for local smoke runs, else the first ``configs/<stem>*.yaml``;
@@ -37,7 +37,7 @@ class StepSpec(NamedTuple):
 PIPELINES: Dict[str, Tuple[StepSpec, ...]] = {
     "healthcheck": (StepSpec("healthcheck", "healthcheck.py", None, ("--output", "{run}/healthcheck")),),
     "phase4c": (StepSpec("phase4c", "phase4c_inject.py", "phase4c", ("--output", "{run}/phase4c"),
-                         (("--manifest", "{manifest}"),)),),
+                         (("--manifest", "{manifest}"), ("--cutouts", "{cutouts}"))),),
     "negatives": (
         StepSpec("negative-pool", "negative_pool.py", "negative_pool",
                  ("--tractor", "{tractor}", "--output", "{run}/negatives_pool")),

@@ -190,14 +190,17 @@ def sync_from_s3(src_uri: str, dest_dir: str, *, workers: int = 16, verify_exist
     return summary
 
 
-def build_shards(data_dir: str, shards_dir: str) -> object:
-    """Convert the local copy into training shards with the training package's writer."""
+def build_shards(data_dir: str, shards_dir: str, **options) -> str:
+    """Convert the local copy into training shards with ``training.data.shards.convert_to_shards``.
+
+    ``options`` (layout, label, split, ...) go to the converter; returns its ``index.json`` path.
+    """
     try:
         from training.data.shards import convert_to_shards
     except ImportError as exc:
         raise RuntimeError("training.data.shards.convert_to_shards is not available "
                            f"({exc}); the copy is complete, rerun with --no-shards to skip") from exc
-    return convert_to_shards(data_dir, shards_dir)
+    return convert_to_shards(data_dir, shards_dir, **options)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -211,6 +214,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--checksum", choices=("auto", "size"), default="auto",
                         help="'size' skips content checks (e.g. SSE-KMS objects whose ETag is not an MD5)")
     parser.add_argument("--shards-dir", help="where to write training shards (default <dest>.shards)")
+    parser.add_argument("--layout", help="shard layout (training.data.shards: npy, arrow, parquet; default npy)")
+    parser.add_argument("--label", type=int, help="label for a folder of cutout npz files")
+    parser.add_argument("--split", help="split for a folder of cutouts or a table without one")
     parser.add_argument("--no-shards", action="store_true", help="copy only")
     return parser
 
@@ -227,8 +233,9 @@ def main(argv=None) -> int:
                                checksum=args.checksum)
         if not args.no_shards:
             shards_dir = args.shards_dir or args.dest.rstrip("/") + ".shards"
-            build_shards(args.dest, shards_dir)
-            summary["shards_dir"] = os.path.abspath(shards_dir)
+            options = {k: v for k, v in (("layout", args.layout), ("label", args.label), ("split", args.split))
+                       if v is not None}
+            summary["shards_index"] = build_shards(args.dest, shards_dir, **options)
         print(json.dumps(summary, sort_keys=True))
         return 0
     except (SyncError, RuntimeError, ValueError, FileNotFoundError) as exc:

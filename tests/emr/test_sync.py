@@ -162,13 +162,13 @@ def test_cli_pull_then_shards(uploaded, tmp_path, monkeypatch, capsys):
     _, files, uri, _ = uploaded
     calls = []
     fake = types.ModuleType("training.data.shards")
-    fake.convert_to_shards = lambda src, out: calls.append((src, out))
+    fake.convert_to_shards = lambda src, out, **kw: calls.append((src, out, kw)) or f"{out}/index.json"
     monkeypatch.setitem(sys.modules, "training.data.shards", fake)
     dest = str(tmp_path / "dest")
-    assert sync_mod.main([uri, dest, "--workers", "2"]) == 0
-    assert calls == [(dest, dest + ".shards")]
+    assert sync_mod.main([uri, dest, "--workers", "2", "--layout", "arrow"]) == 0
+    assert calls == [(dest, dest + ".shards", {"layout": "arrow"})]
     summary = json.loads(capsys.readouterr().out)
-    assert summary["files"] == len(files) + 1 and summary["shards_dir"].endswith("dest.shards")
+    assert summary["files"] == len(files) + 1 and summary["shards_index"] == dest + ".shards/index.json"
 
 
 def test_cli_push_and_missing_shard_writer(s3_bucket, tmp_path, monkeypatch, capsys):
@@ -193,3 +193,25 @@ def test_large_objects_take_the_ranged_download_path(uploaded, tmp_path, monkeyp
     assert streamed == []
     for rel in files:
         assert _digest(dest / rel) == _digest(src / rel)
+
+
+def test_sync_then_real_shard_conversion(s3_bucket, tmp_path):
+    pytest.importorskip("training.data.shards")
+    from dhs_gen.io.stamps import encode_stamp
+
+    rng = np.random.default_rng(1)
+    images = rng.normal(size=(6, 3, 16, 16)).astype(np.float32)
+    table = pa.table({"task_id": [f"t{i}" for i in range(6)],
+                      "stamp": [encode_stamp(im, "grz", {}) for im in images],
+                      "region_split": ["train"] * 4 + ["val"] * 2})
+    src = tmp_path / "stamps"
+    write_parquet(table, str(src / "part-0.parquet"))
+    (src / "_SUCCESS").write_text("{}")
+    upload_tree(str(src), f"{s3_bucket}/stamps")
+    dest = str(tmp_path / "local" / "stamps")
+    assert sync_mod.main([f"{s3_bucket}/stamps", dest]) == 0
+    index = json.loads(open(dest + ".shards/index.json").read())
+    assert index["n_rows"] == 6
+    shards = [n for n in os.listdir(dest + ".shards") if n.endswith(".npy")]
+    stacked = np.concatenate([np.load(os.path.join(dest + ".shards", n)) for n in sorted(shards)])
+    np.testing.assert_array_equal(np.sort(stacked.ravel()), np.sort(images.ravel()))
