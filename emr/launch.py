@@ -130,7 +130,7 @@ def launch(plan_inputs: dict, *, wait: bool = True, poll_seconds: float = 30.0,
 
     from emr.packaging import stage_artifacts
     from emr.s3 import parse_s3_uri, s3_client, upload_files
-    from emr.waiter import all_completed, wait_for_steps
+    from emr.waiter import all_completed, cluster_failure_hint, wait_for_steps
 
     plan = build_plan(**plan_inputs)  # validate everything before building anything
     work_dir = work_dir or os.path.join(project_root(), "build", "emr", plan.run_id)
@@ -164,6 +164,9 @@ def launch(plan_inputs: dict, *, wait: bool = True, poll_seconds: float = 30.0,
                             poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
     ok = all_completed(states)
     print(f"{'all steps COMPLETED' if ok else 'run FAILED'}: {json.dumps(states)}", flush=True)
+    if not ok:
+        print(cluster_failure_hint(emr.describe_cluster(ClusterId=cluster_id)["Cluster"], plan.account.log_uri),
+              flush=True)
     return 0 if ok else 1
 
 

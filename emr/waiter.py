@@ -48,6 +48,22 @@ def wait_for_steps(describe_step: Callable[[str], dict], step_ids: Sequence[str]
         sleep(poll_seconds)
 
 
+def cluster_failure_hint(cluster: dict, log_uri: str) -> str:
+    """One paragraph on why a cluster ended, from a ``describe_cluster()["Cluster"]`` dict.
+
+    Steps CANCELLED before running usually mean the cluster failed to start: the reason says
+    which (e.g. BOOTSTRAP_FAILURE), and the bootstrap output is under the node logs.
+    """
+    status = cluster.get("Status", {})
+    reason = status.get("StateChangeReason", {})
+    cluster_id = cluster.get("Id", "<cluster id>")
+    base = f"{log_uri.rstrip('/')}/{cluster_id}"
+    return (f"cluster {cluster_id} is {status.get('State', 'UNKNOWN')}: {reason.get('Code', '')} "
+            f"{reason.get('Message', '')}".rstrip()
+            + f"\n    bootstrap logs: {base}/node/<instance id>/bootstrap-actions/1/stderr.gz"
+            + f"\n    step logs: {base}/steps/")
+
+
 def all_completed(states: Dict[str, str]) -> bool:
     """True when every step ended COMPLETED."""
     return bool(states) and all(state == "COMPLETED" for state in states.values())

@@ -200,3 +200,17 @@ def test_add_steps_to_existing_cluster_with_moto(moto_aws, fake_root, tmp_path, 
                   cluster_id=cluster_id, uris=["tractor=s3://survey/sweeps"])
     assert launcher.launch(inputs, wait=False, work_dir=str(tmp_path / "w")) == 0
     assert len(emr.list_steps(ClusterId=cluster_id)["Steps"]) == 2
+
+
+def test_failed_run_exits_nonzero_with_cluster_hint(moto_aws, fake_root, tmp_path, monkeypatch, capsys):
+    import emr.packaging
+    import emr.waiter
+
+    monkeypatch.setattr(emr.packaging, "stage_artifacts", _fake_stage)
+    monkeypatch.setattr(emr.waiter, "wait_for_steps", lambda describe, ids, **kw: {i: "CANCELLED" for i in ids})
+    inputs = dict(pipeline="negatives", preset_name="smoke", account=ACCOUNT, run_id="r4", root=str(fake_root),
+                  uris=["tractor=s3://survey/sweeps"])
+    assert launcher.launch(inputs, wait=True, work_dir=str(tmp_path / "w")) == 1
+    out = capsys.readouterr().out
+    assert "run FAILED" in out
+    assert "bootstrap-actions/1/stderr.gz" in out and "s3://my-bucket/dhs/emr-logs/j-" in out

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from emr.waiter import all_completed, step_log_uris, wait_for_steps
+from emr.waiter import all_completed, cluster_failure_hint, step_log_uris, wait_for_steps
 
 
 def _scripted(sequences):
@@ -58,3 +58,11 @@ def test_log_locations():
     uris = step_log_uris("s3://b/logs/", "j-1", "s-9")
     assert uris["stderr"] == "s3://b/logs/j-1/steps/s-9/stderr.gz"
     assert uris["yarn_containers"] == "s3://b/logs/j-1/containers/"
+
+
+def test_cluster_failure_hint_points_at_bootstrap_logs():
+    cluster = {"Id": "j-9", "Status": {"State": "TERMINATED_WITH_ERRORS", "StateChangeReason": {
+        "Code": "BOOTSTRAP_FAILURE", "Message": "On the master instance, bootstrap action 1 returned a non-zero"}}}
+    hint = cluster_failure_hint(cluster, "s3://b/logs/")
+    assert hint.startswith("cluster j-9 is TERMINATED_WITH_ERRORS: BOOTSTRAP_FAILURE On the master")
+    assert "s3://b/logs/j-9/node/<instance id>/bootstrap-actions/1/stderr.gz" in hint
