@@ -1,0 +1,154 @@
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from dhs_gen.injection.inject import InjectConfig, inject_batch
+from dhs_gen.injection.manifest import ManifestConfig, build_manifest
+from dhs_gen.io.stamps import decode_canonical_image, encode_stamp
+from dhs_gen.lensing import render_lensed_sersic
+from dhs_gen.lensing.magnification import magnification
+from dhs_gen.schemas import validate_table
+
+PIX = 0.262
+OFFSET = 0.5 * PIX  # 64-px crop of a 101-px cutout: the host centre is half a pixel off the stamp centre
+
+
+def _img(table, column, i):
+    return decode_canonical_image(table.column(column)[i].as_py())
+
+
+def _lens_source(m: pa.Table, rows):
+    c = {k: m.column(k).to_numpy()[rows].astype(np.float64) for k in m.column_names
+         if pa.types.is_floating(m.schema.field(k).type)}
+    lens = {"theta_E": c["theta_e_arcsec"], "e1": c["lens_e1"], "e2": c["lens_e2"],
+            "center_x": c["lens_center_x"] + OFFSET, "center_y": c["lens_center_y"] + OFFSET,
+            "gamma1": c["shear_gamma1"], "gamma2": c["shear_gamma2"]}
+    source = {"R_sersic": c["src_reff_arcsec"], "n_sersic": c["src_n_sersic"], "e1": c["src_e1"], "e2": c["src_e2"],
+              "center_x": lens["center_x"] + c["src_x_arcsec"], "center_y": lens["center_y"] + c["src_y_arcsec"],
+              **{f"flux_{b}": c[f"src_flux_{b}"] for b in "grz"}}
+    return lens, source
+
+
+@pytest.fixture(scope="module")
+def plain(real_hosts, with_cutouts):
+    hosts, blobs = real_hosts
+    m = build_manifest(hosts, ManifestConfig(injections_per_host=4, seed=11))
+    return m, inject_batch(with_cutouts(m, blobs), InjectConfig()), blobs
+
+
+def test_products_are_host_plus_arc_in_nanomaggies(plain):
+    m, out, blobs = plain
+    validate_table(out, "stamps", allow_extra=False)
+    assert out.column("status").to_pylist() == ["ok"] * m.num_rows
+    rows = np.arange(m.num_rows)
+    lens, source = _lens_source(m, rows)
+    psf = np.stack([out.column(f"psf_fwhm_used_{b}").to_numpy() for b in "grz"], axis=1)
+    np.testing.assert_allclose(psf, np.tile([1.45, 1.30, 1.15], (m.num_rows, 1)), rtol=1e-6)
+    arcs = render_lensed_sersic(lens, source, psf)
+    for i in rows:
+        host = decode_canonical_image(blobs[m.column("host_id")[i].as_py()])[:, 18:82, 18:82]
+        assert np.array_equal(_img(out, "ctrl_stamp", i), host)
+        np.testing.assert_allclose(_img(out, "stamp", i) - host, arcs[i], atol=2e-6)
+    x_ratio = m.column("theta_e_arcsec").to_numpy() / psf[:, 1]
+    np.testing.assert_allclose(out.column("x_ratio").to_numpy(), x_ratio, rtol=1e-6)
+    lensed = arcs[:, 1].sum(axis=(1, 2))
+    np.testing.assert_allclose(out.column("lensed_mag_r").to_numpy(), 22.5 - 2.5 * np.log10(lensed), atol=1e-4)
+
+
+def test_injected_flux_is_magnification_times_source_flux(plain):
+    m, out, _ = plain
+    theta = m.column("theta_e_arcsec").to_numpy()
+    rows = np.flatnonzero(theta < 2.2)  # arcs well inside the 16.8" stamp
+    lens, source = _lens_source(m, rows)
+    mu = magnification(lens, source)
+    injected = np.array([(_img(out, "stamp", i) - _img(out, "ctrl_stamp", i))[1].sum() for i in rows])
+    np.testing.assert_allclose(injected, mu * source["flux_r"], rtol=0.02)
+    np.testing.assert_allclose(out.column("magnification").to_numpy()[rows], mu, rtol=0.02)
+    assert set(out.column("n_images").to_pylist()) <= {2, 3, 4}
+
+
+def test_hard_negative_keeps_the_annulus_flux(plain):
+    from dhs_gen.injection.hardneg import annulus_mask
+
+    m, out, _ = plain
+    for i in range(0, m.num_rows, 5):
+        ctrl = _img(out, "ctrl_stamp", i)
+        delta, shuffled = _img(out, "stamp", i) - ctrl, _img(out, "hardneg_stamp", i) - ctrl
+        theta = m.column("theta_e_arcsec")[i].as_py() / PIX
+        fwhm = out.column("psf_fwhm_used_r")[i].as_py() / PIX
+        center = ((m.column("lens_center_x")[i].as_py() + OFFSET) / PIX, (m.column("lens_center_y")[i].as_py() + OFFSET) / PIX)
+        mask = annulus_mask(64, theta, fwhm, center)
+        np.testing.assert_allclose(shuffled[:, mask].sum(axis=1), delta[:, mask].sum(axis=1), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(shuffled[:, ~mask], delta[:, ~mask], atol=1e-6)
+        assert not np.allclose(shuffled, delta)
+
+
+def test_output_does_not_depend_on_the_batch(real_hosts, with_cutouts):
+    hosts, blobs = real_hosts
+    m = build_manifest(hosts, ManifestConfig(injections_per_host=3, variants=[{"artifact_profile": "strong"}]))
+    table = with_cutouts(m, blobs)
+    cfg = InjectConfig(arc_poisson=True)
+    whole = inject_batch(table, cfg)
+    parts = pa.concat_tables([inject_batch(table.slice(0, 7), cfg), inject_batch(table.slice(7), cfg)])
+    assert whole.equals(parts)
+
+
+def test_bad_rows_get_a_status_and_good_rows_survive(real_hosts, with_cutouts):
+    hosts, blobs = real_hosts
+    m = build_manifest(hosts, ManifestConfig(injections_per_host=1))
+    t = with_cutouts(m, blobs)
+    n = t.num_rows
+    cut = t.column("cutout").to_pylist()
+    cut[0] = None
+    nan_host = decode_canonical_image(cut[1]).copy()
+    nan_host[:, 40:60, 40:60] = np.nan
+    cut[1] = encode_stamp(nan_host)
+    t = t.set_column(t.column_names.index("cutout"), "cutout", pa.array(cut, pa.binary()))
+    theta = t.column("theta_e_arcsec").to_numpy().copy()
+    theta[2] = -1.0
+    t = t.set_column(t.column_names.index("theta_e_arcsec"), "theta_e_arcsec", pa.array(theta, pa.float32()))
+    psf = t.column("psfsize_r").to_numpy().copy()
+    psf[3] = np.nan
+    t = t.set_column(t.column_names.index("psfsize_r"), "psfsize_r", pa.array(psf, pa.float32()))
+    status = t.column("status").to_pylist()
+    status[4] = "upstream_failure"
+    t = t.set_column(t.column_names.index("status"), "status", pa.array(status))
+    out = inject_batch(t, InjectConfig())
+    got = out.column("status").to_pylist()
+    assert got[0] == "missing_cutout"
+    assert got[1].startswith("bad_cutout") and out.column("cutout_ok")[1].as_py() is False
+    assert got[2].startswith("render_error") and "theta_E" in got[2]
+    assert got[3] == "missing_psf"
+    assert got[4] == "manifest: upstream_failure"
+    assert got[5:] == ["ok"] * (n - 5)
+    assert out.column("stamp")[2].as_py() is None and out.column("stamp")[5].as_py() is not None
+    assert out.column("bad_pixel_frac")[1].as_py() == pytest.approx(3 * 400 / (3 * 64 * 64))
+
+
+def test_arc_poisson_noise_has_the_gain_variance(real_hosts, with_cutouts):
+    hosts, blobs = real_hosts
+    m = build_manifest(hosts, ManifestConfig(injections_per_host=2, priors={"src_mag_r": (20.0, 20.5)}))
+    t = with_cutouts(m, blobs)
+    clean, noisy = inject_batch(t, InjectConfig()), inject_batch(t, InjectConfig(arc_poisson=True))
+    resid, arc = [], []
+    for i in range(t.num_rows):
+        a = _img(clean, "stamp", i) - _img(clean, "ctrl_stamp", i)
+        resid.append((_img(noisy, "stamp", i) - _img(noisy, "ctrl_stamp", i) - a).ravel())
+        arc.append(a.ravel())
+    resid, arc = np.concatenate(resid), np.concatenate(arc)
+    bright = arc > 0.05
+    assert np.var(resid[bright] / np.sqrt(arc[bright] / 150.0)) == pytest.approx(1.0, rel=0.1)
+    assert abs(resid.sum()) < 5 * np.sqrt(arc.clip(0).sum() / 150.0)
+
+
+@pytest.mark.parametrize("mode", ["cosmos", "sersic_clumps"])
+def test_image_source_modes_render_with_the_manifest_flux(mode, real_hosts, with_cutouts):
+    hosts, blobs = real_hosts
+    m = build_manifest(hosts.slice(0, 3), ManifestConfig(variants=[{"source_mode": mode}],
+                                                         priors={"theta_e_arcsec": (1.0, 1.5)}))
+    out = inject_batch(with_cutouts(m, blobs), InjectConfig())
+    assert out.column("status").to_pylist() == ["ok"] * 3
+    mu = out.column("magnification").to_numpy()
+    assert np.all(mu > 1.5) and np.all(mu < 60)
+    for i in range(3):
+        assert np.isfinite(_img(out, "stamp", i)).all()
