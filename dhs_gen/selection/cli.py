@@ -156,6 +156,7 @@ def make_figures(cfg: SelectionConfig, results: dict, obs: pa.Table, slacs: dict
     from dhs_gen.selection.observability import sigma_from_theta_e, theta_e_from_sigma
 
     df = results["completeness"].to_pandas()
+    ens = results["ensemble"].to_pandas() if results.get("ensemble") is not None else None
     fig_dir = join_uri(cfg.output, "figures")
     theta = np.unique(obs["theta_e_arcsec"].to_numpy())
     zl = np.unique(obs["z_l"].to_numpy())
@@ -176,7 +177,7 @@ def make_figures(cfg: SelectionConfig, results: dict, obs: pa.Table, slacs: dict
                                        (theta, zl, sigma), low_n=cfg.low_n))
         one_d = tuple(a for a in ("theta_e_arcsec", "theta_over_psf", "src_mag_r", "arc_snr_sum") if a in cfg.axes)
         out.append(figures.curves(df, join_uri(fig_dir, f"selection_curves_{tag}.png"), model_id, fprs, one_d,
-                                  sig_axis))
+                                  sig_axis, ens))
         out.append(figures.threshold_sensitivity(df, join_uri(fig_dir, f"selection_thresholds_{tag}.png"),
                                                  model_id, fprs, sorted(cfg.proxy_thresholds)))
     from dhs_gen.selection.observability import read_slacs

@@ -100,8 +100,9 @@ def heatmap(df, path: str, model_id: str, fpr: float, sigma_map=None, subset: st
 
 
 def curves(df, path: str, model_id: str, fprs, axes=("theta_e_arcsec", "theta_over_psf", "src_mag_r", "arc_snr_sum"),
-           sigma_axis=None) -> str:
-    """C vs each 1-D axis: one colour per FPR, Wilson 95% bands, 'clean' dashed, bootstrap bars."""
+           sigma_axis=None, ensemble=None) -> str:
+    """C vs each 1-D axis: one colour per FPR, Wilson 95% bands, 'clean' dashed, bootstrap bars;
+    with ``ensemble`` (the ensemble-spread table) a grey band spans the members' min..max."""
     plt = _plt()
     fig, axs = plt.subplots(2, 2, figsize=(11, 7.5))
     colours = plt.cm.plasma(np.linspace(0.1, 0.8, len(fprs)))
@@ -123,6 +124,12 @@ def curves(df, path: str, model_id: str, fprs, axes=("theta_e_arcsec", "theta_ov
                         fmt="none", ecolor=colour, elinewidth=0.7, capsize=2)
                     low = rows.n.to_numpy() < 50
                     ax.plot(x[low], rows.completeness.to_numpy()[low], "x", color="k", ms=5)
+                    if ensemble is not None:
+                        e = ensemble[(ensemble.subset == "all") & (ensemble.threshold_kind == "fpr")
+                                     & np.isclose(ensemble.threshold_value, fpr) & (ensemble.axis == axis)]
+                        e = e.set_index("bin_index").loc[rows.bin_index]
+                        ax.fill_between(x, e.c_min, e.c_max, facecolor="none", edgecolor="0.4", hatch="....",
+                                        lw=0, label="ensemble min–max" if fpr == fprs[0] else None)
         ax.set_xlabel(LABELS.get(axis, axis))
         ax.set_ylabel("completeness")
         ax.set_ylim(bottom=0)
