@@ -76,8 +76,11 @@ class StampBatchDataset(torch.utils.data.Dataset):
         views = np.asarray(views, np.int8)
         image = np.empty((len(rows), *self.store.shape), np.float32)
         for v in np.unique(views):
-            sel = views == v
-            image[sel] = self.store.gather(self.view_names[v], rows[sel])
+            idx = np.flatnonzero(views == v)
+            if idx[-1] - idx[0] + 1 == len(idx):  # a contiguous block: gather in place
+                self.store.gather(self.view_names[v], rows[idx], out=image[idx[0]:idx[-1] + 1])
+            else:
+                image[idx] = self.store.gather(self.view_names[v], rows[idx])
         if self.paired:
             label = (views == self.view_names.index(POSITIVE_VIEW)).astype(np.float32)
             theta = np.where(label > 0, self.theta[rows], 0.0).astype(np.float32)
@@ -151,15 +154,18 @@ class EpochBatchSampler:
                 sl = slice(start, start + half)
                 if self.drop_last and len(pos[sl]) < half:
                     return
-                r = self.rows[pos[sl]]
-                yield np.concatenate([r, r]), np.concatenate([pos_view[sl], neg_view[sl]])
+                order = np.argsort(pos[sl], kind="stable")  # in-batch order is free: sorted reads
+                r = self.rows[pos[sl]][order]
+                yield np.concatenate([r, r]), np.concatenate([pos_view[sl][order], neg_view[sl][order]])
             return
         else:
             rows, views = self.rows[pos], np.zeros(len(pos), np.int8)
         for start in range(0, len(rows), step):
             if self.drop_last and len(rows) - start < step:
                 return
-            yield rows[start:start + step], views[start:start + step]
+            r, v = rows[start:start + step], views[start:start + step]
+            order = np.argsort(r, kind="stable")  # in-batch order is free: sorted reads
+            yield r[order], v[order]
 
     def __iter__(self):
         return self._requests()
