@@ -7,6 +7,7 @@ float64; per-sub-pixel maths runs in float32 on (rows, sub-pixels) arrays.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Dict
 
 import numpy as np
@@ -158,19 +159,23 @@ def bin_pixels(sub: np.ndarray, stamp_size: int, supersampling: int) -> np.ndarr
 
 def convolve_bands(pixels: np.ndarray, kernels: np.ndarray) -> np.ndarray:
     """Centred 'same' convolution of (B, H, W) images with per-band kernels (B, C, K, K), odd K:
-    returns (B, C, H, W) float32. Batched float32 real FFTs on an (H + K//2)-sized grid: the
-    circular wrap-around of a linear convolution lands only outside the kept 'same' window."""
+    returns (B, C, H, W) float32.
+
+    Batched float32 FFTs on an (H + K//2)-sized grid (the circular wrap-around of the linear
+    convolution lands only outside the kept 'same' window); the kernels' zero rows and the
+    discarded output rows are skipped in the 1-D passes."""
     from scipy import fft
 
     b, h, w = pixels.shape
     k = kernels.shape[-1]
     r = k // 2
-    shape = (fft.next_fast_len(h + r, real=True), fft.next_fast_len(w + r, real=True))
-    f_img = fft.rfft2(pixels, s=shape, axes=(-2, -1))
-    f_ker = fft.rfft2(kernels, s=shape, axes=(-2, -1))
+    ny, nx = fft.next_fast_len(h + r, real=True), fft.next_fast_len(w + r, real=True)
+    f_img = fft.rfft2(pixels, s=(ny, nx), axes=(-2, -1))
+    f_ker = fft.fft(fft.rfft(kernels, n=nx, axis=-1), n=ny, axis=-2)
     f_ker *= f_img[:, None]
-    out = fft.irfft2(f_ker, s=shape, axes=(-2, -1))
-    return np.ascontiguousarray(out[..., r:r + h, r:r + w], dtype=F32)
+    rows = fft.ifft(f_ker, axis=-2)[..., r:r + h, :]
+    out = fft.irfft(rows, n=nx, axis=-1)
+    return np.ascontiguousarray(out[..., r:r + w], dtype=F32)
 
 
 def separable_grid(stamp_size: int, pixel_scale: float, supersampling: int):
@@ -219,23 +224,43 @@ def lensed_sersic_row(lens: Dict[str, float], src: Dict[str, float], gx: np.ndar
     np.subtract(psi, yr, out=psi)
     tmp /= psi
     b_term = np.log2(tmp, out=tmp)
-    # U = p1 dxs - p2 dys, V = p3 dys - p2 dxs with dxs = (1-g1)x - g2 y - alpha_x - scx, etc.
-    u = gx * F32(p1 * (1 - g1) + p2 * g2) + (gy * F32(-p1 * g2 - p2 * (1 + g1)) + F32(-p1 * scx + p2 * scy))
-    u += a_term * F32(amp * (-p1 * cos + p2 * sin))
-    u += b_term * F32(amp * h * (p1 * sin + p2 * cos))
-    v = gx * F32(-p3 * g2 - p2 * (1 - g1)) + (gy * F32(p3 * (1 + g1) + p2 * g2) + F32(-p3 * scy + p2 * scx))
-    v += a_term * F32(amp * (-p3 * sin + p2 * cos))
-    v += b_term * F32(amp * h * (-p3 * cos - p2 * sin))
+    # U = p1 dxs - p2 dys, V = p3 dys - p2 dxs with dxs = (1-g1)x - g2 y - alpha_x - scx, etc.:
+    # (U, V) = grid part (affine in x, y) + M (A, B). U^2 + V^2 is rotation invariant, so rotate
+    # (U, V) by the Givens rotation that zeroes M's lower-left entry: one multiply-add pass less.
+    gu = np.array([p1 * (1 - g1) + p2 * g2, -p1 * g2 - p2 * (1 + g1), -p1 * scx + p2 * scy])
+    gv = np.array([-p3 * g2 - p2 * (1 - g1), p3 * (1 + g1) + p2 * g2, -p3 * scy + p2 * scx])
+    m = amp * np.array([[-p1 * cos + p2 * sin, h * (p1 * sin + p2 * cos)],
+                        [-p3 * sin + p2 * cos, h * (-p3 * cos - p2 * sin)]])
+    rho = np.hypot(m[0, 0], m[1, 0])
+    c, sn = (m[0, 0] / rho, m[1, 0] / rho) if rho > 0 else (1.0, 0.0)
+    gu, gv = c * gu + sn * gv, c * gv - sn * gu
+    m11, m12, m22 = c * m[0, 0] + sn * m[1, 0], c * m[0, 1] + sn * m[1, 1], c * m[1, 1] - sn * m[0, 1]
+    u = gx * F32(gu[0]) + (gy * F32(gu[1]) + F32(gu[2]))
+    u += a_term * F32(m11)
+    u += b_term * F32(m12)
+    v = gx * F32(gv[0]) + (gy * F32(gv[1]) + F32(gv[2]))
+    v += b_term * F32(m22)
     u *= u
     v *= v
     u += v
-    r_floor = 1e-4 / max(src["R_sersic"], 1e-4)
-    np.maximum(u, F32(r_floor**2), out=u)
-    np.log2(u, out=u)
+    # lenstronomy floors R at 1e-4": a limit, not needed here (log2(0) = -inf gives the R -> 0 value)
+    with np.errstate(divide="ignore"):
+        np.log2(u, out=u)
     u *= F32(0.5 / src["n_sersic"])
     np.exp2(u, out=u)
     bn_log2e = float(sersic_b_n(src["n_sersic"])) / np.log(2.0)
     u *= F32(-bn_log2e)
     u += F32(bn_log2e)
-    np.maximum(u, F32(EXP2_FLOOR), out=u)
+    np.maximum(u, _floor_like(u), out=u)  # an array operand: ~2x faster than a scalar in numpy 2.2
     return np.exp2(u, out=u)
+
+
+@lru_cache(maxsize=4)
+def _floor_array(shape: tuple) -> np.ndarray:
+    arr = np.full(shape, EXP2_FLOOR, dtype=F32)
+    arr.flags.writeable = False
+    return arr
+
+
+def _floor_like(u: np.ndarray) -> np.ndarray:
+    return _floor_array(u.shape)
