@@ -60,3 +60,28 @@ def test_stage_artifacts_builds_wheel_with_jobs_and_presets(tmp_path):
     assert "s3://b/runs/r1" in open(staged["configs/hc.yaml"]).read()
     subprocess.run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=tmp_path / "art", check=True,
                    capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_installed_wheel_runs_a_job_from_its_jobs_package(tmp_path):
+    """What the bootstrap + step do on a node: install the wheel, find jobs/, spark-submit a job from it."""
+    import json
+    import os
+
+    from emr.smoke import smoke_env
+
+    wheel = packaging.build_wheel(str(tmp_path / "dist"))
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), wheel],
+                   check=True)
+    env = {**smoke_env(), "PYTHONPATH": str(target)}
+    jobs_dir = subprocess.run([sys.executable, "-c", "import jobs, os; print(os.path.dirname(jobs.__file__))"],
+                              env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
+    assert jobs_dir == str(target / "jobs")
+    out = tmp_path / "out"
+    subprocess.run(["spark-submit", "--master", "local[2]", os.path.join(jobs_dir, "healthcheck.py"),
+                    "--set", "rows=200", "--output", str(out)], env=env, cwd=tmp_path, check=True,
+                   capture_output=True)
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["rows_out"] == summary["ok"] == 200
