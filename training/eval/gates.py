@@ -32,7 +32,9 @@ from dhs_gen import PIXEL_SCALE_ARCSEC
 from dhs_gen.config import StrictModel
 from dhs_gen.stats.metrics import bin_labels, roc_auc
 
-ScoreFn = Callable[[np.ndarray], np.ndarray]  # images float32 (B,C,H,W) nmgy -> probabilities (B,)
+# (images float32 (k, C, H, W) nanomaggies, pair indices (k,)) -> calibrated probabilities (k,);
+# the indices let hybrid models look up each pair's metadata.
+ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class GateThreshold(StrictModel):
@@ -142,12 +144,12 @@ def core_brightness(images: np.ndarray, size: int = 10) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- cross-validated probes
-def cv_auc(features: np.ndarray, labels, groups=None, folds: int = 5, c: float = 1.0,
-           seed: int = 0) -> Dict[str, float]:
-    """ROC AUC of a standardised logistic regression on out-of-fold decision values.
+def cv_decision(features: np.ndarray, labels, groups=None, folds: int = 5, c: float = 1.0, seed: int = 0,
+                balanced: bool = False) -> np.ndarray:
+    """Out-of-fold decision values of a standardised logistic regression (liblinear, L2).
 
-    ``groups`` keeps rows of one group (a positive and its control) in the same fold.
-    Returns {"auc", "n_pos", "n_neg", "folds"}; AUC NaN when a class has fewer than ``folds`` rows.
+    ``groups`` keeps rows of one group (a positive and its control) in the same fold;
+    ``balanced`` reweights classes (for very unequal class counts).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
@@ -155,18 +157,28 @@ def cv_auc(features: np.ndarray, labels, groups=None, folds: int = 5, c: float =
     from sklearn.preprocessing import StandardScaler
 
     y = np.asarray(labels).astype(int)
-    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
-    out = {"auc": float("nan"), "n_pos": n_pos, "n_neg": n_neg, "folds": folds}
-    if min(n_pos, n_neg) < folds:
-        return out
     x = np.asarray(features, dtype=np.float64)
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, solver="liblinear", max_iter=1000))
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, solver="liblinear", max_iter=1000,
+                                                             class_weight="balanced" if balanced else None))
     if groups is None:
         cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     else:
         cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    oof = cross_val_predict(clf, x, y, cv=cv, groups=groups, method="decision_function")
-    out["auc"] = roc_auc(y, oof)
+    return cross_val_predict(clf, x, y, cv=cv, groups=groups, method="decision_function")
+
+
+def cv_auc(features: np.ndarray, labels, groups=None, folds: int = 5, c: float = 1.0,
+           seed: int = 0) -> Dict[str, float]:
+    """ROC AUC of :func:`cv_decision` (out-of-fold, never on the rows a fold was fitted to).
+
+    Returns {"auc", "n_pos", "n_neg", "folds"}; AUC NaN when a class has fewer than ``folds`` rows.
+    """
+    y = np.asarray(labels).astype(int)
+    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
+    out = {"auc": float("nan"), "n_pos": n_pos, "n_neg": n_neg, "folds": folds}
+    if min(n_pos, n_neg) < folds:
+        return out
+    out["auc"] = roc_auc(y, cv_decision(features, y, groups, folds, c, seed))
     return out
 
 
@@ -231,7 +243,7 @@ def run_gates_quick(pos_images: np.ndarray, ctrl_images: np.ndarray, theta_e_arc
 
     ``pos_images``/``ctrl_images``: float32 (B, C, H, W) nanomaggies, row i of each is one pair;
     ``theta_e_arcsec``, ``psf_fwhm_arcsec`` (r band): (B,) arcsec; ``hardneg_images``: the pairs'
-    hard negatives; ``score_fn``: images -> calibrated probabilities. Returns a JSON-able dict
+    hard negatives; ``score_fn(images, pair_idx)`` -> calibrated probabilities. Returns a JSON-able dict
     with per-gate results (also per x_ratio stratum for G1-G3) and the overall verdict.
     """
     cfg = config or GateConfig()
@@ -263,7 +275,7 @@ def run_gates_quick(pos_images: np.ndarray, ctrl_images: np.ndarray, theta_e_arc
     p_hn = None
     if score_fn is not None and hardneg_images is not None:
         hn = _check_images(hardneg_images, "hardneg_images")
-        p_hn = np.asarray(score_fn(hn), dtype=np.float64)
+        p_hn = np.asarray(score_fn(hn, np.arange(len(hn))), dtype=np.float64)
     gates["G4"] = _gate("G4", None if p_hn is None else float(np.mean(p_hn)), cfg.g4,
                         n=0 if p_hn is None else int(p_hn.size),
                         fpr_at_0p5=None if p_hn is None else float(np.mean(p_hn >= 0.5)))
@@ -271,8 +283,9 @@ def run_gates_quick(pos_images: np.ndarray, ctrl_images: np.ndarray, theta_e_arc
     extra: Dict[str, object] = {"n": int(sel.sum())}
     if score_fn is not None and sel.any():
         occluded = np.where(masks[sel][:, None], ctrl[sel], pos[sel])
-        p_pos = np.asarray(score_fn(pos[sel]), dtype=np.float64)
-        p_occ = np.asarray(score_fn(occluded), dtype=np.float64)
+        idx = np.flatnonzero(sel)
+        p_pos = np.asarray(score_fn(pos[sel], idx), dtype=np.float64)
+        p_occ = np.asarray(score_fn(occluded, idx), dtype=np.float64)
         drop = float(np.mean(p_pos) - np.mean(p_occ))
         extra.update(mean_p_pos=float(np.mean(p_pos)), mean_p_occluded=float(np.mean(p_occ)))
     gates["G5"] = _gate("G5", drop, cfg.g5, **extra)

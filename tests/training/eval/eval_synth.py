@@ -61,7 +61,7 @@ def ring_filter_model(thetas=(1.0, 2.6, 3.0), threshold=0.6, sectors=24, raw=Fal
             filters.append(filt / np.sqrt((filt**2).sum()))
     filters = np.stack(filters)  # (T*S, H, W)
 
-    def score(images):
+    def score(images, idx=None):
         resp = np.einsum("bhw,thw->bt", images.sum(axis=1), filters).max(axis=1)
         return resp if raw else 1.0 / (1.0 + np.exp(-(resp - threshold) / 0.03))
 
@@ -75,7 +75,7 @@ def pixel_excess_model(threshold=0.5, raw=False):
     ring = np.floor(r).astype(int)
     sel = (r >= 3) & (r < 17)
 
-    def score(images):
+    def score(images, idx=None):
         img = images.sum(axis=1)
         med = np.stack([np.median(img[:, ring == k], axis=1) for k in range(ring.max() + 1)], axis=1)
         resp = (img - med[:, ring])[:, sel].max(axis=1)

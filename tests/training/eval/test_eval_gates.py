@@ -51,7 +51,7 @@ def test_morphology_blind_model_fails_hard_negatives(pairs):
 
 def test_occlusion_drop_fails_for_model_ignoring_the_arc(pairs):
     pos, ctrl, hn, theta, fwhm = pairs
-    const = lambda im: np.full(len(im), 0.01)  # noqa: E731
+    const = lambda im, idx: np.full(len(im), 0.01)  # noqa: E731
     res = run_gates_quick(pos, ctrl, theta, fwhm, hardneg_images=hn, score_fn=const)
     assert res["gates"]["G5"]["value"] == pytest.approx(0.0)
     assert res["gates"]["G5"]["status"] == "fail" and res["gates"]["G4"]["status"] == "pass"
