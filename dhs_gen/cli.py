@@ -23,6 +23,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "phase4c": ("jobs.phase4c_inject", "Phase 4c: inject lensed sources into host cutouts (Spark)"),
     "phase4d": ("jobs.phase4d_completeness", "Phase 4d: proxy completeness by theta_E/PSF and arc SNR (Spark)"),
     "sync": ("emr.sync", "Sync a training dataset from S3 to local disk and build training shards"),
+    "shards": ("training.data.shards", "Convert stamps/manifest/cutouts into local training shards"),
     "train": ("training.train", "Train a lens finder (run under torchrun)"),
     "evaluate": ("training.evaluate", "Metrics, shortcut gates, calibration and figures for a run"),
     "score": ("jobs.score", "Score stamps/cutouts with a frozen model (Spark, CPU executors)"),

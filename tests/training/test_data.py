@@ -131,3 +131,19 @@ def test_paired_batches_hold_positives_with_their_own_negatives(paired_shards):
                                rank=0, world_size=1)
     views = np.concatenate([b["view"].numpy() for b in ev])
     assert np.bincount(views).tolist() == [48, 48, 48]
+
+
+def test_cli_converts_a_cutout_folder(tmp_path, capsys):
+    from dhs_gen.cli import main as dhs
+
+    pos, _, _, _ = synth_pairs(3, 16)
+    (tmp_path / "cut").mkdir()
+    for i, x in enumerate(pos):
+        (tmp_path / "cut" / f"g{i}.npz").write_bytes(encode_stamp_npz(x))
+    assert dhs(["shards", str(tmp_path / "cut"), str(tmp_path / "out")]) == 2  # no label/split: refused
+    assert "label" in capsys.readouterr().err
+    assert dhs(["shards", str(tmp_path / "cut"), str(tmp_path / "out"), "--label", "1", "--split", "train",
+                "--layout", "arrow"]) == 0
+    store = ShardStore(str(tmp_path / "out"))
+    assert sorted(store.column("id")) == ["g0", "g1", "g2"] and set(store.column("label")) == {1}
+    assert store.layout == "arrow"

@@ -13,7 +13,7 @@ import yaml
 from dhs_gen.io.stamps import encode_stamp
 from training.data.shards import convert_to_shards
 from training.export import load_frozen_model
-from training.train import NonFiniteLoss, main, run
+from training.train import NonFiniteLoss, TrainConfig, main, run
 
 from .conftest import synth_pairs
 from .conftest import train_config as _cfg
@@ -98,3 +98,14 @@ def test_bad_config_is_rejected(tmp_path, capsys):
     cfg_path.write_text(yaml.safe_dump({"data": {"shards": "x", "batchsize": 3}, "run": {"out_dir": "o"}}))
     assert main(["--config", str(cfg_path)]) == 2
     assert "batchsize" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["train", "train_real", "train_hybrid", "train_demo"])
+def test_shipped_configs_validate(name):
+    from pathlib import Path
+
+    from dhs_gen.config import load_config
+
+    path = Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml"
+    cfg = load_config(TrainConfig, str(path))
+    assert cfg.data.mode in ("paired", "plain")

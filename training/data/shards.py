@@ -379,3 +379,36 @@ def _looks_like_cutout_dir(uri: str) -> bool:
 
     files = list_files(uri)
     return bool(files) and not any(f.endswith(".parquet") for f in files) and any(f.endswith(".npz") for f in files)
+
+
+def main(argv=None) -> int:
+    """``dhs shards SRC OUT [--layout npy]``: convert and print the index summary as JSON."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="dhs shards", description=convert_to_shards.__doc__.split("\n\n")[0])
+    parser.add_argument("src", help="stamps table, training manifest (Parquet) or cutout folder (file:// or s3://)")
+    parser.add_argument("out_dir", help="local output folder")
+    parser.add_argument("--layout", default=DEFAULT_LAYOUT, choices=LAYOUTS)
+    parser.add_argument("--rows-per-shard", type=int, default=4096)
+    parser.add_argument("--label", type=int, default=None, help="label of every row (cutout folders)")
+    parser.add_argument("--split", default=None, help="split of every row (cutout folders / tables without one)")
+    parser.add_argument("--nonfinite", default="drop", choices=("drop", "zero", "keep"))
+    parser.add_argument("--force", action="store_true", help="convert again even if an index exists")
+    args = parser.parse_args(argv)
+    try:
+        index_path = convert_to_shards(args.src, args.out_dir, layout=args.layout, rows_per_shard=args.rows_per_shard,
+                                       label=args.label, split=args.split, nonfinite=args.nonfinite, force=args.force)
+    except ShardError as exc:
+        print(f"dhs shards: {exc}", file=sys.stderr)
+        return 2
+    with open(index_path) as f:
+        index = json.load(f)
+    print(json.dumps({"index": index_path, "n_rows": index["n_rows"], "layout": index["layout"],
+                      "views": index["views"], "image_shape": index["image_shape"], "skipped": index["skipped"],
+                      "data_hash": index["data_hash"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
