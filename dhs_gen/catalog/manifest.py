@@ -57,7 +57,8 @@ def build_manifest_spark(positives, negatives, cfg: ManifestConfig, split: Split
     dropped["negatives_overlapping_positives"] = before - neg.count()
     rows = pos.unionByName(neg)
     if cutouts is not None:
-        ok = cutouts.select("galaxy_id", F.col("cutout_ok").alias("_cutout_ok"))
+        # one verdict per galaxy: a duplicated cutout row must not duplicate a manifest row
+        ok = cutouts.groupBy("galaxy_id").agg(F.min(F.col("cutout_ok").cast("boolean")).alias("_cutout_ok"))
         rows = rows.join(ok, on="galaxy_id", how="left")
         if cfg.require_cutout_ok:
             n = rows.count()
