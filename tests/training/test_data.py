@@ -147,3 +147,23 @@ def test_cli_converts_a_cutout_folder(tmp_path, capsys):
     store = ShardStore(str(tmp_path / "out"))
     assert sorted(store.column("id")) == ["g0", "g1", "g2"] and set(store.column("label")) == {1}
     assert store.layout == "arrow"
+
+
+def test_real_dr10_cutouts_to_shards_and_frozen_model_scores(tmp_path):
+    """The packaged real DR10 cutouts (101x101 g,r,z npz) convert, crop to 64 and score."""
+    from dhs_gen.data_files import data_path
+    from dhs_gen.io.stamps import decode_stamp_npz
+    from training.export import export_frozen_model, load_frozen_model
+    from training.models import build_model
+
+    folder = data_path("dr10_cutouts")
+    store = ShardStore(convert_to_shards(str(folder), str(tmp_path / "real"), label=1, split="test"))
+    assert store.shape == (3, 101, 101) and store.n_rows + sum(store.index["skipped"].values()) == 6
+    first = store.column("id")[0]
+    np.testing.assert_array_equal(store.gather("stamp", np.array([0]))[0],
+                                  decode_stamp_npz(folder / f"{first}.npz", nan_policy="report").image)
+    out = tmp_path / "frozen"
+    export_frozen_model(build_model("small_cnn").eval(), {}, str(out), data_manifest_hash=store.data_hash,
+                        preprocess={"crop": 64, "norm": "outer_mad"})
+    logits = load_frozen_model(str(out)).predict_logits(store.gather("stamp", np.arange(store.n_rows)))
+    assert logits.shape == (store.n_rows,) and np.all(np.isfinite(logits))
