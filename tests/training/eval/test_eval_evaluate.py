@@ -63,3 +63,30 @@ def test_evaluate_refuses_trained_rows(run_dir, tmp_path, capsys):
     rc = main(["--run-dir", str(run_dir), "--out-dir", str(tmp_path), "--set", "report.test_split=train",
                "--set", "report.n_boot=0"])
     assert rc == 2 and "used to train" in capsys.readouterr().err
+
+
+def test_evaluate_with_ensemble_member(run_dir, tmp_path, capsys):
+    import torch
+
+    from training.evaluate import main
+    from training.export import export_frozen_model, load_frozen_model
+    from training.models import build_model
+
+    torch.manual_seed(1)
+    member = str(tmp_path / "member")
+    export_frozen_model(build_model("small_cnn", in_chans=3), {"seed": 1}, member, data_manifest_hash="t",
+                        preprocess={"norm": "outer_mad"}, trained_ids=[])
+    out = tmp_path / "eval"
+    rc = main(["--run-dir", str(run_dir), "--out-dir", str(out), "--member", member, "--set", "report.n_boot=10",
+               "--set", "gates.cv_folds=3", "--set", "n_gallery=0", "--set", "n_six_channel=0"])
+    assert rc == 0, capsys.readouterr().err
+    result = json.loads((out / "evaluation.json").read_text())
+    ens = result["ensemble"]
+    assert set(ens["members"]) == {result["model_id"], load_frozen_model(member).model_id}
+    assert ens["best_member"] in ens["members"] and "difference" in ens["roc_auc"]
+    calib = json.loads((out / "ensemble_calibration.json").read_text())
+    assert calib["kind"] == "ensemble" and set(calib["member_temperatures"]) == set(ens["members"])
+    from training.eval.scoring import load_scorer
+
+    scorer = load_scorer([str(run_dir / "frozen"), member], calibration=calib)  # dhs score accepts it
+    assert scorer.model_id.startswith("ensemble-")
