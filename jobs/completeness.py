@@ -20,8 +20,9 @@ def _require(cfg: SelectionConfig, *names: str) -> None:
         raise SystemExit(f"dhs completeness: config needs {missing}")
 
 
-def spark_counts(spark, cfg: SelectionConfig, spec) -> pa.Table:
-    """Summed counts (``counts_schema``) over injections joined with scores, computed by Spark."""
+def spark_counts(spark, cfg: SelectionConfig, spec) -> tuple[pa.Table, dict]:
+    """Summed counts (``counts_schema``) over injections joined with scores, computed by Spark,
+    and the number of joined rows per model_id (None: injections without any score)."""
     from pyspark.sql import functions as F
 
     from dhs_gen.selection.completeness import COUNT_KEYS, INJECTION_COLUMNS, count_batch, counts_schema
@@ -33,19 +34,24 @@ def spark_counts(spark, cfg: SelectionConfig, spec) -> pa.Table:
     scores = spark.read.parquet(to_file_uri(cfg.scores)).select(
         F.col("id").alias("task_id"), "model_id", F.col("status").alias("score_status"),
         F.col(cfg.score_column).cast("double").alias("score"))
+    for df, keys, what in ((inj, ["task_id"], "injections"), (scores, ["task_id", "model_id"], "scores")):
+        dup = df.groupBy(*keys).count().filter("count > 1").take(3)
+        if dup:
+            raise ValueError(f"{what}: duplicated {keys}, e.g. {[r.asDict() for r in dup]}")
     joined = inj.join(scores, on="task_id", how="left")
     schema = counts_schema(spec.n_thresholds)
     counts = map_arrow_batches(joined, lambda b: count_batch(b, spec), schema)
     sums = [c for c in schema.names if c not in COUNT_KEYS]
     summed = counts.groupBy(*COUNT_KEYS).agg(*[F.sum(c).alias(c) for c in sums]).toPandas()
-    return pa.Table.from_pandas(summed, preserve_index=False).select(schema.names).cast(schema)
+    per_model = {r["model_id"]: r["count"] for r in joined.groupBy("model_id").count().collect()}
+    return pa.Table.from_pandas(summed, preserve_index=False).select(schema.names).cast(schema), per_model
 
 
 def run(spark, cfg: SelectionConfig) -> dict:
     """Thresholds, provenance, Spark counts, finalisation; returns the result tables and summary."""
     from pyspark.sql import functions as F
 
-    from dhs_gen.selection.completeness import assemble, build_spec, reduce_counts
+    from dhs_gen.selection.completeness import assemble, build_spec, coverage, reduce_counts
     from dhs_gen.selection.provenance import verify_provenance
     from dhs_gen.storage import to_file_uri
 
@@ -58,8 +64,8 @@ def run(spark, cfg: SelectionConfig) -> dict:
     ids = inj.select("task_id", "host_id" if "host_id" in inj.columns else F.lit(None).alias("host_id")).toPandas()
     model_ids = [r[0] for r in spark.read.parquet(to_file_uri(cfg.scores)).select("model_id").distinct().collect()]
     provenance = verify_provenance(model_ids, cfg.provenance, ids["task_id"], ids["host_id"])
-    counts = reduce_counts(spark_counts(spark, cfg, spec))
-    results = assemble(counts, spec, thresholds, cfg)
+    counts, per_model = spark_counts(spark, cfg, spec)
+    results = assemble(reduce_counts(counts), spec, thresholds, cfg, coverage(per_model, len(ids)))
     return {"results": results, "provenance": provenance, "n_injections": len(ids)}
 
 

@@ -120,7 +120,8 @@ def run_selection(cfg: SelectionConfig, from_tables: bool = False) -> dict:
     _require(cfg, "injections", "output")
     injections = read_columns(cfg.injections, [*INJECTION_COLUMNS, "host_id"])
     if from_tables:
-        results = {n: read_parquet(join_uri(cfg.output, f"{n}.parquet")) for n in ("completeness", "thresholds")}
+        results = {n: read_parquet(join_uri(cfg.output, f"{n}.parquet"))
+                   for n in ("completeness", "thresholds", "coverage")}
         provenance = read_json(join_uri(cfg.output, "selection_summary.json"))["provenance"]
     else:
         _require(cfg, "scores", "negative_scores")
@@ -139,7 +140,8 @@ def run_selection(cfg: SelectionConfig, from_tables: bool = False) -> dict:
     summary = {
         "n_injections": injections.num_rows, "provenance": provenance,
         "headline": headline(results["completeness"], results["thresholds"]),
-        "thresholds": table_records(results["thresholds"]), "observability": {"z_s": z_s, **slacs_summary},
+        "thresholds": table_records(results["thresholds"]), "coverage": table_records(results["coverage"]),
+        "observability": {"z_s": z_s, **slacs_summary},
         "realism": realism, "tables": written, "engine": "precomputed" if from_tables else "local",
     }
     if cfg.figures:

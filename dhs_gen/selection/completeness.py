@@ -348,22 +348,43 @@ def ensemble_spread(table: pa.Table) -> pa.Table:
     return pa.Table.from_pandas(agg, preserve_index=False)
 
 
+def check_unique(table: pa.Table, keys: list[str], what: str) -> None:
+    """Raise ValueError naming duplicated keys (a duplicate would be counted twice)."""
+    counts = table.select(keys).group_by(keys).aggregate([([], "count_all")])
+    dup = counts.filter(pc.greater(counts["count_all"], 1))
+    if dup.num_rows:
+        raise ValueError(f"{what}: {dup.num_rows} duplicated {keys}, e.g. {dup.slice(0, 3).to_pylist()}")
+
+
+def coverage(scored_per_model: dict, n_injections: int) -> pa.Table:
+    """Per model: injections, injections with a score row, injections without one."""
+    models = sorted(m for m in scored_per_model if m is not None)
+    scored = [int(scored_per_model[m]) for m in models]
+    return pa.table({"model_id": pa.array(models, pa.string()), "n_injections": [n_injections] * len(models),
+                     "n_scored": scored, "n_unscored": [n_injections - k for k in scored]})
+
+
 def compute_completeness(injections: pa.Table, scores: pa.Table, negatives: pa.Table,
                          cfg: SelectionConfig) -> dict[str, pa.Table]:
     """The local function: injections (stamps) + scores + negative scores -> result tables.
 
-    Returns {"completeness", "thresholds", "counts", "ensemble" (only with several models)}.
+    Returns {"completeness", "thresholds", "counts", "coverage", "ensemble" (several models)}.
     """
+    check_unique(injections, ["task_id"], "injections")
+    check_unique(scores, ["id", "model_id"], "scores")
     spec, thresholds = build_spec(cfg, negatives)
     joined = join_scores(injections, scores, cfg.score_column)
     counts = reduce_counts(pa.Table.from_batches([count_batch(joined, spec)]))
-    return assemble(counts, spec, thresholds, cfg)
+    per_model = joined.group_by("model_id").aggregate([([], "count_all")]).to_pylist()
+    cov = coverage({r["model_id"]: r["count_all"] for r in per_model}, injections.num_rows)
+    return assemble(counts, spec, thresholds, cfg, cov)
 
 
-def assemble(counts: pa.Table, spec: CountSpec, thresholds: pa.Table, cfg: SelectionConfig) -> dict[str, pa.Table]:
+def assemble(counts: pa.Table, spec: CountSpec, thresholds: pa.Table, cfg: SelectionConfig,
+             coverage_table: pa.Table) -> dict[str, pa.Table]:
     """Summed counts -> the result tables (shared by the local function and the Spark job)."""
     table = finalize(counts, spec, cfg.low_n, cfg.bootstrap.n_boot, cfg.bootstrap.seed)
-    out = {"completeness": table, "thresholds": thresholds, "counts": counts}
+    out = {"completeness": table, "thresholds": thresholds, "counts": counts, "coverage": coverage_table}
     if len(pc.unique(table["model_id"])) > 1:
         out["ensemble"] = ensemble_spread(table)
     return out

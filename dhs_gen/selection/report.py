@@ -8,7 +8,7 @@ import pyarrow as pa
 from dhs_gen.selection.binning import OVERALL
 from dhs_gen.storage import join_uri, write_json, write_parquet
 
-TABLES = ("completeness", "thresholds", "ensemble", "observability", "counts")
+TABLES = ("completeness", "thresholds", "coverage", "ensemble", "observability", "counts")
 
 
 def _json_safe(value):

@@ -44,7 +44,7 @@ def test_spark_equals_local(spark, inputs):
     out = run(spark.newSession(), cfg)["results"]
     local = compute_completeness(*tables, cfg)
     assert out["counts"].equals(local["counts"])
-    for name in ("completeness", "thresholds", "ensemble"):
+    for name in ("completeness", "thresholds", "ensemble", "coverage"):
         pd.testing.assert_frame_equal(out[name].to_pandas(), local[name].to_pandas(), check_exact=True)
     assert out["completeness"]["n"].to_numpy().sum() > 0
 

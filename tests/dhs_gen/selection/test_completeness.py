@@ -173,6 +173,18 @@ def test_ensemble_spread(result):
     assert row.c_min.item() == c.completeness.min() and row.c_max.item() == c.completeness.max()
 
 
+def test_coverage_and_duplicates(synthetic, result):
+    injections, scores, negatives = synthetic
+    cov = {r["model_id"]: r for r in result["coverage"].to_pylist()}
+    for model_id in ("m1", "m2"):
+        n_scored = pa.compute.sum(pa.compute.equal(scores["model_id"], model_id)).as_py()
+        assert cov[model_id]["n_scored"] == n_scored
+        assert cov[model_id]["n_unscored"] == injections.num_rows - n_scored > 0
+    doubled = pa.concat_tables([scores, scores.slice(0, 2)])
+    with pytest.raises(ValueError, match="scores: 2 duplicated"):
+        compute_completeness(injections, doubled, negatives, SelectionConfig(bootstrap={"n_boot": 0}))
+
+
 def test_model_without_negatives_fails_loudly(synthetic):
     injections, scores, negatives = synthetic
     only_m1 = negatives.filter(pa.compute.equal(negatives["model_id"], "m1"))
