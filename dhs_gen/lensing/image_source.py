@@ -83,28 +83,49 @@ def block_sum(t: np.ndarray, factor: int) -> np.ndarray:
 def interpolate_templates(sb: np.ndarray, scale: np.ndarray, cx: np.ndarray, cy: np.ndarray,
                           bx: np.ndarray, by: np.ndarray) -> np.ndarray:
     """Bilinear surface brightness (B, C, N) float32 of templates ``sb`` (B, C, h, w) [per arcsec^2]
-    with pixel scales ``scale`` (B,) [arcsec] centred at (cx, cy) (B,), at points bx, by (B, N)."""
+    with pixel scales ``scale`` (B,) [arcsec] centred at (cx, cy) (B,), at points bx, by (B, N).
+
+    The template gets a one-pixel zero border and coordinates are clamped onto it, so points
+    outside read exactly 0 (lenstronomy INTERPOL). The four corners of each cell are stored
+    together (16 bytes) so one gather per point and channel fetches them all."""
     b, c, h, w = sb.shape
     padded = np.zeros((b, c, h + 2, w + 2), dtype=np.float32)
     padded[:, :, 1:-1, 1:-1] = sb
+    corners = np.stack([padded[..., :-1, :-1], padded[..., :-1, 1:], padded[..., 1:, :-1], padded[..., 1:, 1:]],
+                       axis=-1)  # (b, c, h+1, w+1, 4)
+    cells = np.ascontiguousarray(corners).view(np.complex128).reshape(-1)  # one 16-byte item per cell
     inv = (1.0 / scale)[:, None].astype(np.float32)
-    fx = (bx - cx[:, None].astype(np.float32)) * inv + np.float32((w - 1) / 2 + 1)
-    fy = (by - cy[:, None].astype(np.float32)) * inv + np.float32((h - 1) / 2 + 1)
-    inside = (fx >= 0) & (fx <= w + 1) & (fy >= 0) & (fy <= h + 1)
+    fx = bx - cx[:, None].astype(np.float32)
+    fx *= inv
+    fx += np.float32((w - 1) / 2 + 1)
     np.clip(fx, 0, w + 1, out=fx)
+    fy = by - cy[:, None].astype(np.float32)
+    fy *= inv
+    fy += np.float32((h - 1) / 2 + 1)
     np.clip(fy, 0, h + 1, out=fy)
-    i0 = np.minimum(fx.astype(np.int32), w)
-    j0 = np.minimum(fy.astype(np.int32), h)
-    tx = fx - i0
-    ty = fy - j0
-    idx = j0 * (w + 2) + i0 + (np.arange(b, dtype=np.int64) * c * (h + 2) * (w + 2))[:, None]
-    flat = padded.reshape(-1)
+    i0 = fx.astype(np.int32)
+    np.minimum(i0, w, out=i0)
+    j0 = fy.astype(np.int32)
+    np.minimum(j0, h, out=j0)
+    fx -= i0  # tx
+    fy -= j0  # ty
+    j0 *= w + 1
+    j0 += i0
+    cell = (h + 1) * (w + 1)
     out = np.empty((b, c, bx.shape[1]), dtype=np.float32)
-    w00, w01, w10, w11 = (1 - tx) * (1 - ty), tx * (1 - ty), (1 - tx) * ty, tx * ty
     for ch in range(c):
-        k = idx + ch * (h + 2) * (w + 2)
-        v = w00 * flat[k] + w01 * flat[k + 1] + w10 * flat[k + w + 2] + w11 * flat[k + w + 3]
-        out[:, ch] = np.where(inside, v, np.float32(0))
+        idx = j0 + (np.arange(b, dtype=np.int32) * c * cell + ch * cell)[:, None]
+        q = cells.take(idx).view(np.float32).reshape(b, -1, 4)
+        top = q[..., 1] - q[..., 0]
+        top *= fx
+        top += q[..., 0]
+        bot = q[..., 3] - q[..., 2]
+        bot *= fx
+        bot += q[..., 2]
+        bot -= top
+        bot *= fy
+        bot += top
+        out[:, ch] = bot
     return out
 
 
@@ -137,9 +158,9 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
     if flux.shape != (n, 3) or not np.isfinite(flux).all() or (flux < 0).any():
         raise LensingInputError(f"fluxes must be finite, >= 0 nanomaggies, shape ({n}, 3); got shape {flux.shape}")
     kernels = psf_kernels(validate_psf_fwhm(psf_fwhm, n), stamp_size, pixel_scale)
-    if t.shape[1] == 1:
-        t = np.repeat(t, 3, axis=1)
-    render = _render_reference if backend == "lenstronomy" else _render_fast
+    shared = t.shape[1] == 1  # one shape for g, r, z: interpolate once, scale by the band fluxes after
+    if backend == "lenstronomy" and shared:
+        t, shared = np.repeat(t, 3, axis=1), False
     images = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
     factors = antialias_factors(geo["scale"], pixel_scale / supersampling)
     for factor in np.unique(factors):
@@ -147,15 +168,25 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
         t_rows, used = block_sum(t[rows], int(factor)) if factor > 1 else (t[rows], 1)
         g_rows = {k: v[rows] for k, v in geo.items()}
         g_rows["scale"] = g_rows["scale"] * used
-        sb = template_to_surface_brightness(t_rows, flux[rows, :, None, None], g_rows["scale"][:, None, None, None])
-        images[rows] = render({k: v[rows] for k, v in lens_p.items()}, sb.astype(np.float32), g_rows,
-                              kernels[rows], stamp_size, pixel_scale, supersampling)
+        row_flux = np.ones((len(rows), 1)) if shared else flux[rows]
+        sb = template_to_surface_brightness(t_rows, row_flux[:, :, None, None], g_rows["scale"][:, None, None, None])
+        lens_rows = {k: v[rows] for k, v in lens_p.items()}
+        if backend == "lenstronomy":
+            images[rows] = _render_reference(lens_rows, sb, g_rows, kernels[rows], stamp_size, pixel_scale,
+                                             supersampling)
+        else:
+            images[rows] = _render_fast(lens_rows, sb.astype(np.float32), g_rows, kernels[rows], stamp_size,
+                                        pixel_scale, supersampling)
+    if shared:
+        images *= flux[:, :, None, None].astype(np.float32)
     return check_finite_output(images, "render_lensed_image")
 
 
 def _render_fast(lens, sb, geo, kernels, stamp_size, pixel_scale, supersampling):
+    """(B, 3, H, W): sb (B, C, h, w) lensed, binned and convolved; C = 1 -> the same image convolved
+    with each band's kernel (unit flux), C = 3 -> each band its own template and kernel."""
     x, y = _flat_grid(stamp_size, float(pixel_scale), supersampling)
-    n = len(sb)
+    n, c = sb.shape[:2]
     out = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
     area = np.float32(pixel_scale**2)
     for start in range(0, n, FAST_CHUNK_ROWS):
@@ -164,11 +195,14 @@ def _render_fast(lens, sb, geo, kernels, stamp_size, pixel_scale, supersampling)
         vals = interpolate_templates(sb[rows], geo["scale"][rows], geo["center_x"][rows], geo["center_y"][rows],
                                      bx, by)
         m = vals.shape[0]
-        pix = fast.bin_pixels(vals.reshape(m * 3, -1), stamp_size, supersampling).reshape(m, 3, stamp_size,
+        pix = fast.bin_pixels(vals.reshape(m * c, -1), stamp_size, supersampling).reshape(m, c, stamp_size,
                                                                                           stamp_size)
         pix *= area
-        for band in range(3):
-            out[rows, band] = fast.convolve_bands(pix[:, band], kernels[rows, band:band + 1])[:, 0]
+        if c == 1:
+            out[rows] = fast.convolve_bands(pix[:, 0], kernels[rows])
+        else:
+            for band in range(3):
+                out[rows, band] = fast.convolve_bands(pix[:, band], kernels[rows, band:band + 1])[:, 0]
     return out
 
 
