@@ -52,15 +52,25 @@ def _with_cutouts(spark, manifest, cfg: Phase4cConfig):
 
 
 def _body(spark, cfg: Phase4cConfig, args) -> dict:
-    from dhs_gen.spark import map_arrow_batches
-    from dhs_gen.storage import mark_complete, to_file_uri
-
     manifest_uri = args.manifest or cfg.manifest_uri
     if not manifest_uri:
         raise SystemExit("phase4c: give --manifest or manifest_uri")
     if args.cutouts:
         cfg = cfg.model_copy(update={"cutouts_uri": args.cutouts})
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.rows_per_batch))
+    batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    previous = spark.conf.get(batch_key, None)
+    spark.conf.set(batch_key, str(cfg.rows_per_batch))
+    try:
+        return _run(spark, cfg, args, manifest_uri)
+    finally:
+        if previous is not None:
+            spark.conf.set(batch_key, previous)
+
+
+def _run(spark, cfg: Phase4cConfig, args, manifest_uri: str) -> dict:
+    from dhs_gen.spark import map_arrow_batches
+    from dhs_gen.storage import mark_complete, to_file_uri
+
     manifest = spark.read.parquet(to_file_uri(manifest_uri))
     rows_in = manifest.count()
     icfg, size = cfg.inject, cfg.cutout_size
