@@ -5,9 +5,9 @@ resnet18 64x64 train/inference throughput, each beside a baseline measured in th
   collated into a torch tensor by one process (stamps/s/core); baseline: the earlier pipeline's
   per-sample decode of compressed-npz ``stamp_npz`` blobs and ``np.stack``. Target >= 20,000.
 * ``preprocess_outer_mad_6ch_64``: batched torch median/MAD normalisation + 6-channel residual
-  (stamps/s on this CPU); baseline: per-stamp numpy median/MAD normalisation.
-* ``train_resnet18_64`` / ``infer_resnet18_64``: images/s on this CPU (float32, channels_last);
-  baseline: the same in the default NCHW memory format. On a GPU the same code uses bf16.
+  (stamps/s on this CPU); baseline: the same per stamp in numpy/scipy.
+* ``train_resnet18_64`` / ``infer_resnet18_64``: images/s on this CPU (float32, channels_last,
+  the trainer's setting); baseline: the default NCHW memory format. On a GPU the trainer adds bf16.
 """
 from __future__ import annotations
 
@@ -81,16 +81,21 @@ def bench_loader(quick: bool) -> list[dict]:
     return out
 
 
-def _numpy_outer_norm(batch: np.ndarray, r_in: float, clip: float) -> np.ndarray:
+def _numpy_preprocess_6ch(batch: np.ndarray, r_in: float, clip: float, sigma: float) -> np.ndarray:
+    """Per-stamp numpy/scipy: outer median/MAD normalisation and the 6-channel residual."""
+    from scipy.ndimage import gaussian_filter
+
     h, w = batch.shape[-2:]
     yy, xx = np.mgrid[:h, :w]
     outer = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) >= r_in
-    out = np.empty_like(batch)
+    out = np.empty((len(batch), 2 * batch.shape[1], h, w), np.float32)
     for i, img in enumerate(batch):
         v = img[:, outer]
         med = np.median(v, axis=1)[:, None, None]
         mad = np.median(np.abs(v - med[:, :, 0]), axis=1)[:, None, None]
-        out[i] = np.clip((img - med) / (1.4826 * mad), -clip, clip)
+        z = np.clip((img - med) / (1.4826 * mad), -clip, clip)
+        blur = gaussian_filter(z, sigma=(0, sigma, sigma), mode="mirror", truncate=3.0)
+        out[i] = np.concatenate([z, np.clip(z - blur, -clip, clip)])
     return out
 
 
@@ -105,10 +110,11 @@ def bench_preprocess(quick: bool) -> list[dict]:
     with torch.inference_mode():
         t = best_time(lambda: pre(x), repeats=2 if quick else 3)
     nb = batch[:32] if quick else batch[:256]
-    tb = best_time(lambda: _numpy_outer_norm(nb, 16.0, 10.0), repeats=2)
-    return [entry("preprocess_outer_mad_6ch_64", len(batch) / t, "stamps/s", "per-stamp numpy median/MAD",
-                  len(nb) / tb, notes=f"torch CPU, {torch.get_num_threads()} threads, batch {len(batch)}; "
-                                      "baseline is normalisation only (no 6-channel residual)")]
+    tb = best_time(lambda: _numpy_preprocess_6ch(nb, 16.0, 10.0, 3.0), repeats=2)
+    return [entry("preprocess_outer_mad_6ch_64", len(batch) / t, "stamps/s",
+                  "per-stamp numpy median/MAD + scipy residual", len(nb) / tb,
+                  notes=f"torch CPU, {torch.get_num_threads()} threads, batch {len(batch)}; "
+                        "on a GPU the same ops run on the device")]
 
 
 def _model_rates(model, fmt, x, y, steps: int) -> tuple[float, float]:
@@ -129,7 +135,7 @@ def _model_rates(model, fmt, x, y, steps: int) -> tuple[float, float]:
     t_train = best_time(lambda: [train_step() for _ in range(steps)], repeats=1)
     model.eval()
     with torch.inference_mode():
-        t_inf = best_time(lambda: [model(xf) for _ in range(steps)], repeats=2)
+        t_inf = best_time(lambda: [model(xf) for _ in range(steps)], repeats=1)
     return len(x) * steps / t_train, len(x) * steps / t_inf
 
 
@@ -140,15 +146,21 @@ def bench_model(quick: bool) -> list[dict]:
 
     torch.manual_seed(0)
     bs = 16 if quick else 64
-    steps = 1 if quick else 4
+    steps = 1 if quick else 2
     x = torch.randn(bs, 3, 64, 64)
     y = torch.randint(0, 2, (bs,)).float()
-    rates = {fmt: _model_rates(build_model("resnet18"), fmt, x, y, steps)
-             for fmt in (torch.channels_last, torch.contiguous_format)}
+    rates: dict = {}
+    for _ in range(1 if quick else 2):  # alternate formats: the machine's load drifts
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            r = _model_rates(build_model("resnet18"), fmt, x, y, steps)
+            old = rates.get(fmt, (0.0, 0.0))
+            rates[fmt] = (max(old[0], r[0]), max(old[1], r[1]))
     cl, nchw = rates[torch.channels_last], rates[torch.contiguous_format]
-    note = f"CPU, {torch.get_num_threads()} threads, float32, batch {bs}"
-    return [entry("train_resnet18_64", cl[0], "images/s", "resnet18 NCHW (default format)", nchw[0], notes=note),
-            entry("infer_resnet18_64", cl[1], "images/s", "resnet18 NCHW (default format)", nchw[1], notes=note)]
+    note = f"CPU, {torch.get_num_threads()} threads, float32, batch {bs}; best of alternating runs"
+    return [entry("train_resnet18_64", cl[0], "images/s", "resnet18 NCHW (default format)", nchw[0],
+                  notes=note + "; value: channels_last (the GPU setting)"),
+            entry("infer_resnet18_64", cl[1], "images/s", "resnet18 NCHW (default format)", nchw[1],
+                  notes=note + "; value: channels_last (the GPU setting)")]
 
 
 def run(quick: bool = False) -> list[dict]:

@@ -115,3 +115,12 @@ def test_blur_and_noise_are_mild():
     assert float(n.std()) == pytest.approx(0.05, rel=0.05)
     aug = Augment({"max_shift_px": 2, "blur_prob": 0.5})
     assert aug(torch.randn(4, 3, 16, 16), _gen()).shape == (4, 3, 16, 16)
+
+
+def test_matmul_blur_equals_scipy_mirror_filter():
+    from scipy.ndimage import gaussian_filter
+
+    x = np.random.default_rng(3).normal(size=(2, 3, 20, 20)).astype(np.float32)
+    got = gaussian_blur(torch.from_numpy(x), 2.0).numpy()
+    ref = gaussian_filter(x, sigma=(0, 0, 2.0, 2.0), mode="mirror", truncate=3.0)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
