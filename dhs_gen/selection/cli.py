@@ -57,7 +57,8 @@ def observability_outputs(cfg: SelectionConfig, injections: pa.Table) -> tuple[p
         zs = injections["z_s"].cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
         if np.isfinite(zs).any():
             z_s = float(np.nanmedian(zs))
-    theta = np.linspace(0.2, 3.0, 57)
+    edges = np.asarray(cfg.axes.get("theta_e_arcsec", [3.0]), dtype=float)
+    theta = np.linspace(0.1, max(3.0, float(edges[np.isfinite(edges)].max())), 61)
     z_l = np.linspace(0.05, 1.0, 39)
     if "theta_e_arcsec" in cfg.axes:
         theta = np.unique(np.r_[theta, _axis_centres(cfg.axes["theta_e_arcsec"])])

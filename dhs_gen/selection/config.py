@@ -13,12 +13,14 @@ INF = math.inf
 
 
 def _default_axes() -> Dict[str, List[float]]:
+    # Edges midway between the phase-4a grid points (theta_E every 0.25", z_l every 0.1), so each
+    # grid value sits at its bin centre, safe from float32 rounding at an edge.
     return {
-        "theta_e_arcsec": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0],
-        "z_l": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+        "theta_e_arcsec": [round(0.375 + 0.25 * i, 3) for i in range(12)],  # 0.375 .. 3.125
+        "z_l": [round(0.05 + 0.1 * i, 2) for i in range(10)],  # 0.05 .. 0.95
         # theta_E / PSF FWHM (r); the legacy resolution bins <0.4, 0.4-0.6, ..., >=1.0
         "theta_over_psf": [0.0, 0.4, 0.6, 0.8, 1.0, INF],
-        "src_mag_r": [23.0, 23.5, 24.0, 24.5, 25.0, 25.5, 26.0],
+        "src_mag_r": [round(20.0 + 0.5 * i, 1) for i in range(13)],  # 20 .. 26 AB
         "arc_snr_sum": [0.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, INF],
     }
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 from scipy.stats import norm
 
 THETA_GRID = np.array([0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5], dtype=np.float32)
-ZL_GRID = np.array([0.25, 0.35, 0.45, 0.55, 0.65], dtype=np.float32)
+ZL_GRID = np.array([0.2, 0.3, 0.4, 0.5, 0.6], dtype=np.float32)
 
 
 def analytic_completeness(theta_e, cut: float, slope: float = 2.0, theta_0: float = 1.0):

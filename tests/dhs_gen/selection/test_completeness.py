@@ -95,7 +95,9 @@ def test_recovers_analytic_curve_within_intervals(result):
                            threshold_value=fpr, axis="theta_e_arcsec")
             rows = rows[rows.n > 0]
             assert len(rows) == len(THETA_GRID)
-            truth = analytic_completeness([lo[0] for lo in rows.bin_lo], cut)
+            centres = np.array([(lo[0] + hi[0]) / 2 for lo, hi in zip(rows.bin_lo, rows.bin_hi)])
+            np.testing.assert_allclose(centres, THETA_GRID, atol=1e-6)  # grid points at bin centres
+            truth = analytic_completeness(centres, cut)
             inside = (rows.ci_lo.to_numpy() <= truth) & (truth <= rows.ci_hi.to_numpy())
             assert inside.mean() >= 0.85, (model_id, fpr, rows[["bin_lo", "completeness", "ci_lo", "ci_hi"]], truth)
             n, k = rows.n.to_numpy(), rows.k.to_numpy()
