@@ -7,9 +7,12 @@ real cutouts have. If no catalogued object sits within half a pixel of the reque
 host galaxy is placed there, copied (fluxes, type) from a real DR10 LRG chosen by the position.
 
 Noise (see docs/survey.md): a 5-sigma point-source depth m5 means a PSF-flux error
-sigma_flux = 10^((22.5 - m5)/2.5) / 5 nmgy; for white pixel noise and a PSF of Gaussian width
-sigma_psf [px] the optimal flux error is sigma_pix * sqrt(4 pi) sigma_psf, so
-sigma_pix = sigma_flux / (sqrt(4 pi) sigma_psf) (:func:`dhs_gen.units.pixel_sigma_from_depth`).
+sigma_flux = 10^((22.5 - m5)/2.5) / 5 nmgy. With white pixel noise sigma_pix the optimal
+(PSF-weighted) flux of a point source has variance sigma_pix^2 * NEA, NEA = 1 / sum(P^2) the
+noise-equivalent area of the pixelised PSF P, so sigma_pix = sigma_flux / sqrt(NEA). For a
+Gaussian PSF NEA = 4 pi sigma_psf^2, which gives :func:`dhs_gen.units.pixel_sigma_from_depth`;
+the mock uses the exact NEA of the kernel it draws with (a beta = 3.5 Moffat has a ~20% larger
+NEA than the Gaussian of the same FWHM), so a PSF-fit depth measured on mock pixels returns m5.
 Real coadds resample exposures, which correlates neighbouring pixels (lag-1 correlation ~0.33 in
 the packaged DR10 cutouts); ``correlated_noise`` smooths the white field with the unit-sum
 kernel [a, 1, a] x [a, 1, a] / (1 + 2a)^2, a = 0.175, which keeps the large-scale noise power
@@ -43,7 +46,7 @@ from dhs_gen.survey.sky import (
     satellites,
     sky_objects,
 )
-from dhs_gen.units import pixel_sigma_from_depth
+from dhs_gen.units import point_source_sigma_nmgy
 
 NOISE_KERNEL_A = 0.175
 DEFAULT_DEFECT_RATES = {"nan_patch": 0.005, "satellite_trail": 0.005, "missing_band": 0.002}
@@ -164,7 +167,7 @@ class MockDR10(CutoutProvider):
         objs, x, y = self.scene_objects(ra, dec, size)
         scene = render_scene(objs, ra, dec, size, psf).astype(np.float64)
         pkey = combine(self._seed_key, position_key([ra], [dec]))[0]
-        sigma = pixel_sigma_from_depth(mag5, psf.fwhm_arcsec)
+        sigma = point_source_sigma_nmgy(mag5) * np.sqrt((psf.kernels.astype(np.float64) ** 2).sum(axis=(1, 2)))
         image = scene.copy()
         if self.noise:
             rng = np.random.default_rng(int(pkey))

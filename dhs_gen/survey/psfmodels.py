@@ -44,29 +44,48 @@ def _psfex_model(path: str) -> PSFExModel:
     return PSFExModel.from_fits(path)
 
 
-def psfex_kernel(band: str, fwhm_arcsec: float | None = None, size: int = 33, path: str | None = None) -> np.ndarray:
-    """The real PSFEx PSF of ``band`` at its reference point, (size, size) unit sum; rescaled in
-    radius to ``fwhm_arcsec`` when given (keeps the real shape, wings and asymmetry)."""
-    from scipy.ndimage import zoom
+def _resample(kernel: np.ndarray, factor: float, size: int, centre=None) -> np.ndarray:
+    """``kernel`` magnified by ``factor`` about ``centre`` (default: its light centroid), on an
+    odd ``size`` grid centred on the middle pixel (cubic spline), unit sum."""
+    from scipy.ndimage import map_coordinates
 
+    if centre is None:
+        yy, xx = np.indices(kernel.shape)
+        centre = ((kernel * yy).sum() / kernel.sum(), (kernel * xx).sum() / kernel.sum())
+    grid = (np.arange(size) - size // 2) / factor
+    rows = centre[0] + grid[:, None] + 0.0 * grid[None, :]
+    cols = centre[1] + grid[None, :] + 0.0 * grid[:, None]
+    out = np.clip(map_coordinates(kernel, [rows, cols], order=3, mode="constant"), 0.0, None)
+    return out / out.sum()
+
+
+def halfmax_fwhm_pix(kernel: np.ndarray, upsample: int = 8) -> float:
+    """FWHM [pixels] of a centred kernel from its area above half maximum: 2 sqrt(A / pi),
+    measured on an ``upsample``-times finer cubic resampling."""
+    fine = _resample(kernel.astype(np.float64), upsample, kernel.shape[0] * upsample + 1)
+    area = (fine >= 0.5 * fine.max()).sum() / upsample**2
+    return float(2.0 * np.sqrt(area / np.pi))
+
+
+@lru_cache(maxsize=8)
+def _psfex_base(band: str, path: str | None) -> tuple[np.ndarray, float]:
     model = _psfex_model(path or str(data_path("decam_psfex", PSFEX_FILES[band])))
     kernel = model.at(model.zero[0], model.zero[1]).astype(np.float64)
-    if fwhm_arcsec is not None:
-        factor = float(fwhm_arcsec) / (model.fwhm_pix * PIXEL_SCALE_ARCSEC)
-        kernel = zoom(kernel, factor, order=3)
-        if kernel.shape[0] % 2 == 0:
-            kernel = kernel[:-1, :-1]
-    half, c = size // 2, kernel.shape[0] // 2
-    if c < half:
-        kernel = np.pad(kernel, half - c)
-        c = half
-    kernel = np.clip(kernel[c - half:c + half + 1, c - half:c + half + 1], 0.0, None)
-    return (kernel / kernel.sum()).astype(np.float32)
+    return kernel, halfmax_fwhm_pix(kernel)
+
+
+def psfex_kernel(band: str, fwhm_arcsec: float | None = None, size: int = 33, path: str | None = None) -> np.ndarray:
+    """The real PSFEx PSF of ``band`` at its reference point, recentred on its centroid, (size, size)
+    unit sum; magnified to FWHM ``fwhm_arcsec`` (half-maximum definition) when given, which keeps
+    the real shape, wings and asymmetry."""
+    kernel, fwhm_pix = _psfex_base(band, path)
+    factor = 1.0 if fwhm_arcsec is None else float(fwhm_arcsec) / PIXEL_SCALE_ARCSEC / fwhm_pix
+    return _resample(kernel, factor, size).astype(np.float32)
 
 
 def psfex_fwhm_arcsec(band: str) -> float:
-    """FWHM [arcsec] of the packaged PSFEx model of ``band`` (PSFEx ``psf_fwhm``)."""
-    return float(_psfex_model(str(data_path("decam_psfex", PSFEX_FILES[band]))).fwhm_pix * PIXEL_SCALE_ARCSEC)
+    """Half-maximum FWHM [arcsec] of the packaged PSFEx model of ``band``."""
+    return _psfex_base(band, None)[1] * PIXEL_SCALE_ARCSEC
 
 
 class PSFExPSF:
@@ -80,7 +99,5 @@ class PSFExPSF:
         self.kernels = np.stack([psfex_kernel(b, f, size) for b, f in zip(BANDS, self.fwhm_arcsec)])
 
     def shifted(self, band: int, dx: float, dy: float) -> np.ndarray:
-        from scipy.ndimage import shift
-
-        out = np.clip(shift(self.kernels[band].astype(np.float64), (dy, dx), order=3, mode="constant"), 0.0, None)
-        return out / out.sum()
+        half = self.size // 2
+        return _resample(self.kernels[band].astype(np.float64), 1.0, self.size, centre=(half - dy, half - dx))
