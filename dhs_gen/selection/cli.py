@@ -146,14 +146,15 @@ def run_selection(cfg: SelectionConfig, from_tables: bool = False) -> dict:
         "realism": realism, "tables": written, "engine": "precomputed" if from_tables else "local",
     }
     if cfg.figures:
-        summary["figures"] = make_figures(cfg, results, obs, slacs, z_s)
+        summary["figures"] = make_figures(cfg, results, obs, slacs, z_s, realism)
     write_json(join_uri(cfg.output, "selection_summary.json"), summary)
     save_resolved_config(cfg, cfg.output)
     mark_complete(cfg.output, {"n_injections": injections.num_rows})
     return summary
 
 
-def make_figures(cfg: SelectionConfig, results: dict, obs: pa.Table, slacs: dict, z_s: float) -> list[str]:
+def make_figures(cfg: SelectionConfig, results: dict, obs: pa.Table, slacs: dict, z_s: float,
+                 realism: dict | None = None) -> list[str]:
     """Write the four figures under ``<output>/figures`` for the first model (or each, ensembles)."""
     from dhs_gen.selection import figures
     from dhs_gen.selection.observability import sigma_from_theta_e, theta_e_from_sigma
@@ -171,16 +172,17 @@ def make_figures(cfg: SelectionConfig, results: dict, obs: pa.Table, slacs: dict
     sig_axis = (lambda t: sigma_from_theta_e(np.clip(t, 1e-3, None), z_mid, z_s, cosmo),
                 lambda s: theta_e_from_sigma(np.clip(s, 1e-3, None), z_mid, z_s, cosmo),
                 f"z_l={z_mid:.2f}, z_s={z_s:.2f}")
+    note = figures.realism_note(realism)
     out = []
     for model_id in sorted(df.model_id.unique()):
         tag = model_id[:12]
         grid = f"{cfg.grids[0][0]} x {cfg.grids[0][1]}" if cfg.grids else None
         if grid == "theta_e_arcsec x z_l":
             out.append(figures.heatmap(df, join_uri(fig_dir, f"selection_heatmap_{tag}.png"), model_id, fprs[0],
-                                       (theta, zl, sigma), low_n=cfg.low_n))
+                                       (theta, zl, sigma), low_n=cfg.low_n, note=note))
         one_d = tuple(a for a in ("theta_e_arcsec", "theta_over_psf", "src_mag_r", "arc_snr_sum") if a in cfg.axes)
         out.append(figures.curves(df, join_uri(fig_dir, f"selection_curves_{tag}.png"), model_id, fprs, one_d,
-                                  sig_axis, ens))
+                                  sig_axis, ens, note))
         out.append(figures.threshold_sensitivity(df, join_uri(fig_dir, f"selection_thresholds_{tag}.png"),
                                                  model_id, fprs, sorted(cfg.proxy_thresholds)))
     from dhs_gen.selection.observability import read_slacs

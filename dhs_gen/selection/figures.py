@@ -26,6 +26,26 @@ def _plt():
     return plt
 
 
+def realism_note(realism: dict | None) -> str:
+    """One line for every completeness figure: the realism probe AUCs (or why there are none)."""
+    if not realism:
+        return ""
+    if realism.get("status") != "ok":
+        return "Injection-realism probe: " + str(realism.get("status"))
+    parts = []
+    for key, label in (("pixel_stats", "pixel statistics"), ("model_features", "model features")):
+        r = realism.get(key)
+        if r:
+            parts.append(f"{label} AUC = {r['auc']:.3f} [{r['ci_lo']:.3f}, {r['ci_hi']:.3f}] (n = {r['n_real']})")
+    return ("Injection-realism probe, real lenses vs brightness-matched injections (0.5 = indistinguishable; "
+            "earlier pipeline 0.997): " + "; ".join(parts))
+
+
+def _footnote(fig, text: str) -> None:
+    if text:
+        fig.text(0.01, -0.01, text, fontsize=8, ha="left", va="top", color="0.25", wrap=True)
+
+
 def _save(fig, path: str) -> str:
     import io
 
@@ -55,7 +75,7 @@ def _centres(rows, dim: int = 0) -> np.ndarray:
 
 
 def heatmap(df, path: str, model_id: str, fpr: float, sigma_map=None, subset: str = "all",
-            axis: str = "theta_e_arcsec x z_l", low_n: int = 50) -> str:
+            axis: str = "theta_e_arcsec x z_l", low_n: int = 50, note: str = "") -> str:
     """Completeness over (theta_E, z_l): colour = C, text = C and n per cell, low-n cells hatched;
     ``sigma_map`` (theta grid, z grid, sigma [km/s]) adds iso-sigma_v contours."""
     plt = _plt()
@@ -96,11 +116,12 @@ def heatmap(df, path: str, model_id: str, fpr: float, sigma_map=None, subset: st
     ax.set_ylabel(LABELS.get(ycol, ycol))
     ax.set_title(f"Injection-recovery completeness and n per cell, {subset} injections (hatched: n < {low_n}; "
                  f"grey: none); dashed: SIS σ_v; model {model_id[:12]}", fontsize=9)
+    _footnote(fig, note)
     return _save(fig, path)
 
 
 def curves(df, path: str, model_id: str, fprs, axes=("theta_e_arcsec", "theta_over_psf", "src_mag_r", "arc_snr_sum"),
-           sigma_axis=None, ensemble=None) -> str:
+           sigma_axis=None, ensemble=None, note: str = "") -> str:
     """C vs each 1-D axis: one colour per FPR, Wilson 95% bands, 'clean' dashed, bootstrap bars;
     with ``ensemble`` (the ensemble-spread table) a grey band spans the members' min..max."""
     plt = _plt()
@@ -143,6 +164,7 @@ def curves(df, path: str, model_id: str, fprs, axes=("theta_e_arcsec", "theta_ov
     fig.suptitle(f"Completeness with Wilson 95% bands (region-bootstrap bars); dashed: clean subset; "
                  f"x: n < 50 — model {model_id[:12]}", fontsize=10)
     fig.tight_layout()
+    _footnote(fig, note)
     return _save(fig, path)
 
 

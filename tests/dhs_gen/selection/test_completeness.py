@@ -192,3 +192,12 @@ def test_model_without_negatives_fails_loudly(synthetic):
     only_m1 = negatives.filter(pa.compute.equal(negatives["model_id"], "m1"))
     with pytest.raises(ValueError, match="m2.*no negatives"):
         compute_completeness(injections, scores, only_m1, SelectionConfig(bootstrap={"n_boot": 0}))
+
+
+def test_reads_only_contract_columns():
+    from dhs_gen.schemas import get_dataset
+    from dhs_gen.selection.completeness import INJECTION_COLUMNS
+
+    stamps = set(get_dataset("stamps").schema.names)
+    assert set(INJECTION_COLUMNS) <= stamps, set(INJECTION_COLUMNS) - stamps
+    assert {"id", "logit", "model_score", "model_id", "status"} <= set(get_dataset("scores").schema.names)
