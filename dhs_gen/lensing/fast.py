@@ -189,68 +189,84 @@ def separable_grid(stamp_size: int, pixel_scale: float, supersampling: int):
     return x.reshape(1, s, 1, h), x.reshape(s, 1, h, 1)
 
 
-def lensed_sersic_row(lens: Dict[str, float], src: Dict[str, float], gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
-    """Unit-amp lensed Sérsic surface brightness on a separable grid for one row: (s, s, H, W) float32.
+ROW_COEFFICIENTS = ("xa", "xb", "xc", "ya", "yb", "yc", "eq", "e", "qs", "ua", "ub", "uc", "uA", "uB",
+                    "va", "vb", "vc", "vB", "inv2n", "bn2")
 
-    The SIE + shear ray tracing and the Sérsic ellipse map are folded into per-row constants:
-    the source-plane elliptical radius^2 / R_sersic^2 is U^2 + V^2 with U, V = (grid part, one
-    broadcast pass) + k1 A + k2 B, where A, B are the SIE's atan2 / log2 terms (see
-    :func:`_deflection_terms`). Same maths as ray_trace + sersic_profile, fewer full-size passes.
+
+def sersic_row_coefficients(lens: Dict[str, np.ndarray], src: Dict[str, np.ndarray]) -> np.ndarray:
+    """Per-row constants of :func:`lensed_sersic_row`, vectorised: (B, len(ROW_COEFFICIENTS)) float32.
+
+    SIE frame: xq = xa x + xb y + xc = q x', y' = ya x + yb y + yc (x', y' the lens frame), with
+    eq = e/q and qs = q^2 s (lenstronomy NIE: b = theta_E sqrt(q), e = sqrt(1 - q^2), s = 1e-10"/sqrt(q)).
+    Source ellipse: (U, V) = (R/R_sersic) components = grid part (ua x + ub y + uc, va x + vb y + vc)
+    + M (A, B) with A = atan2(e x', psi), B = log2((psi + e y')/(psi - e y')); (U, V) is rotated
+    (Givens) so that M is upper triangular (uA, uB / 0, vB): U^2 + V^2 is rotation invariant.
     """
     phi, q = ellipticity_to_phi_q(lens["e1"], lens["e2"])
-    phi, q = float(phi), min(float(q), Q_MAX)
-    amp = lens["theta_E"] * np.sqrt(q) / np.sqrt(1.0 - q**2)
+    q = np.minimum(q, Q_MAX)
     e = np.sqrt(1.0 - q**2)
+    amp = lens["theta_E"] * np.sqrt(q) / e
     s = NIE_CORE_ARCSEC / np.sqrt(q)
     cos, sin = np.cos(phi), np.sin(phi)
     cx, cy, g1, g2 = lens["center_x"], lens["center_y"], lens["gamma1"], lens["gamma2"]
     h = 0.5 * np.log(2.0)
     e1, e2 = src["e1"], src["e2"]
-    norm = np.sqrt(max(abs(1.0 - e1**2 - e2**2), 1e-6)) * max(src["R_sersic"], 1e-4)
+    norm = np.sqrt(np.maximum(np.abs(1.0 - e1**2 - e2**2), 1e-6)) * np.maximum(src["R_sersic"], 1e-4)
     p1, p2, p3 = (1.0 - e1) / norm, e2 / norm, (1.0 + e1) / norm
     scx, scy = src["center_x"], src["center_y"]
-    # SIE frame terms
-    xq = gx * F32(q * cos) + (gy * F32(q * sin) - F32(q * (cx * cos + cy * sin)))
-    yr = gy * F32(cos) - (gx * F32(sin) + F32(cy * cos - cx * sin))
+    # U = p1 dxs - p2 dys, V = p3 dys - p2 dxs with dxs = (1-g1)x - g2 y - alpha_x - scx, dys likewise,
+    # alpha_x = amp (A cos - h B sin), alpha_y = amp (A sin + h B cos)
+    gu = np.stack([p1 * (1 - g1) + p2 * g2, -p1 * g2 - p2 * (1 + g1), -p1 * scx + p2 * scy])
+    gv = np.stack([-p3 * g2 - p2 * (1 - g1), p3 * (1 + g1) + p2 * g2, -p3 * scy + p2 * scx])
+    m11, m12 = amp * (-p1 * cos + p2 * sin), amp * h * (p1 * sin + p2 * cos)
+    m21, m22 = amp * (-p3 * sin + p2 * cos), amp * h * (-p3 * cos - p2 * sin)
+    rho = np.hypot(m11, m21)
+    safe = rho > 0
+    c = np.where(safe, m11 / np.where(safe, rho, 1.0), 1.0)
+    sn = np.where(safe, m21 / np.where(safe, rho, 1.0), 0.0)
+    gu, gv = c * gu + sn * gv, c * gv - sn * gu
+    bn_log2e = sersic_b_n(src["n_sersic"]) / np.log(2.0)
+    cols = [q * cos, q * sin, -q * (cx * cos + cy * sin), -sin, cos, -(cy * cos - cx * sin), e / q, e, q**2 * s,
+            gu[0], gu[1], gu[2], c * m11 + sn * m21, c * m12 + sn * m22, gv[0], gv[1], gv[2], c * m22 - sn * m12,
+            0.5 / src["n_sersic"], bn_log2e]
+    return np.stack(cols, axis=1).astype(F32)
+
+
+def lensed_sersic_row(coef: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """Unit-amp lensed Sérsic surface brightness for one row on a separable grid: (s, s, H, W) float32.
+
+    ``coef`` is one row of :func:`sersic_row_coefficients`; the same maths as ray_trace +
+    sersic_profile in fewer full-size passes (call under ``np.errstate(divide="ignore")``: a
+    sub-pixel exactly at the source centre takes log2(0) = -inf, the R -> 0 limit; lenstronomy
+    floors R at 1e-4" instead, an identical value in float32).
+    """
+    xa, xb, xc, ya, yb, yc, eq, e, qs, ua, ub, uc, u_a, u_b, va, vb, vc, v_b, inv2n, bn2 = (F32(c) for c in coef)
+    xq = gx * xa + (gy * xb + xc)
+    yr = gx * ya + (gy * yb + yc)
     psi = xq * xq
     psi += yr * yr
     np.sqrt(psi, out=psi)
-    tmp = psi + F32(s)
-    xq *= F32(e / q)
-    a_term = np.arctan2(xq, tmp, out=xq)
-    psi += F32(q**2 * s)
-    yr *= F32(e)
-    np.add(psi, yr, out=tmp)
+    psi += qs  # the NIE core: psi + s and psi + q^2 s are the same in float32 except at psi = 0
+    xq *= eq
+    a_term = np.arctan2(xq, psi, out=xq)
+    yr *= e
+    tmp = psi + yr
     np.subtract(psi, yr, out=psi)
     tmp /= psi
     b_term = np.log2(tmp, out=tmp)
-    # U = p1 dxs - p2 dys, V = p3 dys - p2 dxs with dxs = (1-g1)x - g2 y - alpha_x - scx, etc.:
-    # (U, V) = grid part (affine in x, y) + M (A, B). U^2 + V^2 is rotation invariant, so rotate
-    # (U, V) by the Givens rotation that zeroes M's lower-left entry: one multiply-add pass less.
-    gu = np.array([p1 * (1 - g1) + p2 * g2, -p1 * g2 - p2 * (1 + g1), -p1 * scx + p2 * scy])
-    gv = np.array([-p3 * g2 - p2 * (1 - g1), p3 * (1 + g1) + p2 * g2, -p3 * scy + p2 * scx])
-    m = amp * np.array([[-p1 * cos + p2 * sin, h * (p1 * sin + p2 * cos)],
-                        [-p3 * sin + p2 * cos, h * (-p3 * cos - p2 * sin)]])
-    rho = np.hypot(m[0, 0], m[1, 0])
-    c, sn = (m[0, 0] / rho, m[1, 0] / rho) if rho > 0 else (1.0, 0.0)
-    gu, gv = c * gu + sn * gv, c * gv - sn * gu
-    m11, m12, m22 = c * m[0, 0] + sn * m[1, 0], c * m[0, 1] + sn * m[1, 1], c * m[1, 1] - sn * m[0, 1]
-    u = gx * F32(gu[0]) + (gy * F32(gu[1]) + F32(gu[2]))
-    u += a_term * F32(m11)
-    u += b_term * F32(m12)
-    v = gx * F32(gv[0]) + (gy * F32(gv[1]) + F32(gv[2]))
-    v += b_term * F32(m22)
+    u = gx * ua + (gy * ub + uc)
+    u += a_term * u_a
+    u += b_term * u_b
+    v = gx * va + (gy * vb + vc)
+    v += b_term * v_b
     u *= u
     v *= v
     u += v
-    # lenstronomy floors R at 1e-4": a limit, not needed here (log2(0) = -inf gives the R -> 0 value)
-    with np.errstate(divide="ignore"):
-        np.log2(u, out=u)
-    u *= F32(0.5 / src["n_sersic"])
+    np.log2(u, out=u)
+    u *= inv2n
     np.exp2(u, out=u)
-    bn_log2e = float(sersic_b_n(src["n_sersic"])) / np.log(2.0)
-    u *= F32(-bn_log2e)
-    u += F32(bn_log2e)
+    u *= -bn2
+    u += bn2
     np.maximum(u, _floor_like(u), out=u)  # an array operand: ~2x faster than a scalar in numpy 2.2
     return np.exp2(u, out=u)
 

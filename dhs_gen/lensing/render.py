@@ -93,10 +93,11 @@ def lensed_sersic_unit_images(lens: Dict[str, np.ndarray], source: Dict[str, np.
             out[i] = prof.reshape(-1, stamp_size, stamp_size).sum(axis=0)
     else:
         gx, gy = _separable_grid(stamp_size, float(pixel_scale), supersampling)
-        for i in range(n):
-            prof = fast.lensed_sersic_row({k: float(v[i]) for k, v in lens.items()},
-                                          {k: float(v[i]) for k, v in source.items()}, gx, gy)
-            out[i] = prof.reshape(-1, stamp_size, stamp_size).sum(axis=0)
+        coefs = fast.sersic_row_coefficients(lens, source)
+        with np.errstate(divide="ignore"):
+            for i in range(n):
+                prof = fast.lensed_sersic_row(coefs[i], gx, gy)
+                out[i] = prof.reshape(-1, stamp_size, stamp_size).sum(axis=0)
     out *= scale[:, None, None].astype(np.float32)
     return out
 
