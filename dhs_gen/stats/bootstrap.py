@@ -79,8 +79,16 @@ def _ci(fn: Statistic, arrays, weights, multiplicities, level: float, method: st
         raise ValueError(f"level must be in (0, 1), got {level}")
     w0 = np.ones(arrays[0].shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
     estimate = float(fn(*arrays, sample_weight=w0))
+    # Rows in descending order of the second array (the scores of a metric fn(y, s)): every
+    # replicate keeps that order, so the metric's stable sort runs on presorted data (~3x faster).
+    order = np.argsort(-np.asarray(arrays[1], dtype=np.float64), kind="stable") if len(arrays) > 1 else None
+    if order is not None:
+        arrays = [a[order] for a in arrays]
+        w0 = w0[order]
     reps = []
     for m in multiplicities:
+        if order is not None:
+            m = m[order]
         keep = m > 0
         try:
             reps.append(fn(*(a[keep] for a in arrays), sample_weight=(m * w0)[keep]))
