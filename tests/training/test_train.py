@@ -48,8 +48,9 @@ def test_learns_easy_injections_and_shuffled_labels_do_not(plain_shards, tmp_pat
 
 
 def test_paired_run_writes_metrics_checkpoints_and_frozen_model(paired_shards, tmp_path):
-    res = run(_cfg(paired_shards, tmp_path, model__theta_head=True))
+    res = run(_cfg(paired_shards, tmp_path, model__theta_head=True, run__tensorboard=True))
     out = tmp_path
+    assert list((out / "tensorboard").glob("events.*"))
     assert list(out.glob("*resolved_config.yaml"))
     for name in ("best.pt", "last.pt", "metrics.csv", "metrics.jsonl"):
         assert (out / name).exists(), name
@@ -109,3 +110,18 @@ def test_shipped_configs_validate(name):
     path = Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml"
     cfg = load_config(TrainConfig, str(path))
     assert cfg.data.mode in ("paired", "plain")
+
+
+def test_early_stopping(tmp_path):
+    pos, ctrl, hard, _ = synth_pairs(16, 16, seed=4)
+    table = pa.table({"task_id": [f"t{i}" for i in range(16)], "region_split": ["train", "val"] * 8,
+                      "stamp": pa.array([encode_stamp(x) for x in pos], pa.binary()),
+                      "ctrl_stamp": pa.array([encode_stamp(x) for x in ctrl], pa.binary())})
+    pq.write_table(table, tmp_path / "s.parquet")
+    shards = convert_to_shards(str(tmp_path / "s.parquet"), str(tmp_path / "sh"))
+    # easy data: val AUC saturates at 1.0 within a few epochs, then cannot improve; patience 1
+    res = run(_cfg(shards, tmp_path / "run", data__batch_size=4, optim__epochs=12,
+                   run__early_stopping_patience=1))
+    assert res["epoch"] == res["best_epoch"] + 1 < 11 and res["model_id"]
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert len(rows) == res["epoch"] + 2  # header + epochs 0..stop
