@@ -6,9 +6,21 @@ those stamps (max relative L2 difference) is reported alongside.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from dhs_gen.bench.timing import best_time, entry
+
+
+def _best_cpu(fn, repeats: int) -> float:
+    """Minimum process CPU time [s] of ``fn()`` (less sensitive than wall time to other load)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
 
 
 def _configs(n: int, seed: int = 0):
@@ -40,6 +52,8 @@ def _measure(name: str, lens: dict, batch: dict, psf: np.ndarray, n_ref: int, qu
     render_lensed_source(_rows(lens, 1), _rows(batch, 1), psf[:1], backend="lenstronomy")  # imports, caches
     ref_t = best_time(lambda: render_lensed_source(ref_lens, ref_src, ref_psf, backend="lenstronomy"),
                       repeats=1 if quick else 2, warmup=0)
+    fast_cpu = _best_cpu(lambda: render_lensed_source(lens, batch, psf), 1 if quick else 3) / n_fast
+    ref_cpu = _best_cpu(lambda: render_lensed_source(ref_lens, ref_src, ref_psf, backend="lenstronomy"), 1) / n_ref
     ref = render_lensed_source(ref_lens, ref_src, ref_psf, backend="lenstronomy")
     fast_img = render_lensed_source(ref_lens, ref_src, ref_psf)
     rel = np.linalg.norm((fast_img - ref).reshape(n_ref * 3, -1), axis=1) / \
@@ -49,6 +63,9 @@ def _measure(name: str, lens: dict, batch: dict, psf: np.ndarray, n_ref: int, qu
               baseline_name=f"lenstronomy {name} (same configs)", baseline_value=n_ref / ref_t,
               target=">= 20x" if name == "sersic" else "",
               notes=f"g,r,z 64x64 ss=4; fast batch {n_fast}, lenstronomy {n_ref} stamps (one ImageModel per band)"),
+        entry(f"injection_engine.{name}.fast_cpu_ms_per_stamp", fast_cpu * 1e3, "ms CPU/stamp",
+              baseline_name=f"lenstronomy {name} CPU", baseline_value=ref_cpu * 1e3, ratio=ref_cpu / fast_cpu,
+              target=">= 20x" if name == "sersic" else "", notes="process CPU time; ratio = speed-up"),
         entry(f"injection_engine.{name}.fast_vs_lenstronomy_max_rel_l2", float(rel.max()), "fraction",
               target="<= 0.01", notes="||fast - ref|| / ||ref|| per stamp and band, worst case"),
     ]
