@@ -167,3 +167,10 @@ def test_real_dr10_cutouts_to_shards_and_frozen_model_scores(tmp_path):
                         preprocess={"crop": 64, "norm": "outer_mad"})
     logits = load_frozen_model(str(out)).predict_logits(store.gather("stamp", np.arange(store.n_rows)))
     assert logits.shape == (store.n_rows,) and np.all(np.isfinite(logits))
+
+
+def test_parallel_conversion_is_identical(tmp_path):
+    src = write_stamps_table(tmp_path / "s.parquet", 48, size=16)
+    one = ShardStore(convert_to_shards(str(src), str(tmp_path / "a"), rows_per_shard=8))
+    two = ShardStore(convert_to_shards(str(src), str(tmp_path / "b"), rows_per_shard=8, workers=2))
+    assert one.data_hash == two.data_hash and len(one.index["shards"]) == 6

@@ -209,6 +209,52 @@ def _iter_cutout_dir(src_uri: str, rows_per_chunk: int, label: int | None, split
                         "label": pa.array(np.full(len(ids), label, np.int8)), "split": [split] * len(ids)})
 
 
+_REF_CACHE: dict = {}  # per process: the last referenced Parquet file of a manifest
+
+
+def _process_chunk(table: pa.Table, base: str, nonfinite: str) -> dict:
+    """Decode one source chunk: kept rows' metadata and images, and skip counts by reason."""
+    if _source_kind(table.schema) == "manifest":
+        blob_cols = {"stamp": _manifest_blobs(table, base, _REF_CACHE)}
+    else:
+        blob_cols = {}
+        for view, cands in VIEW_COLUMNS.items():
+            col = next((c for c in cands if c in table.column_names), None)
+            if col is not None:
+                blob_cols[view] = table.column(col)
+    meta = _normalise_meta(table, legacy_depth="stamp_npz" in table.column_names)
+    ok_rows, row_reasons = _row_ok(table)
+    images, ok_dec, dec_reasons, found_bands = _decode_views(blob_cols, nonfinite)
+    keep = ok_rows & ok_dec
+    skipped = Counter(row_reasons[i] or dec_reasons[i] for i in np.flatnonzero(~keep))
+    part = {"views": list(blob_cols), "skipped": skipped, "meta": None, "images": {}, "bands": found_bands}
+    if keep.any():
+        idx = np.flatnonzero(keep)
+        part["meta"] = meta.take(pa.array(idx))
+        part["images"] = {v: np.ascontiguousarray(a[idx]) for v, a in images.items()}
+    return part
+
+
+def _map_chunks(chunks: Iterator[pa.Table], base: str, nonfinite: str, workers: int) -> Iterator[dict]:
+    """_process_chunk over the chunks in order; ``workers`` > 1 decodes in a process pool with a
+    bounded number of chunks in flight (memory stays ~2 x workers chunks)."""
+    if workers <= 1:
+        for table in chunks:
+            yield _process_chunk(table, base, nonfinite)
+        return
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        for table in chunks:
+            pending.append(pool.submit(_process_chunk, table, base, nonfinite))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 # --------------------------------------------------------------------------------------------
 # writing shards
 
@@ -257,11 +303,12 @@ def _write_shard(out_dir: str, shard_no: int, layout: str, images: dict, row_gro
 
 def convert_to_shards(src_uri: str, out_dir: str, *, layout: str = DEFAULT_LAYOUT, rows_per_shard: int = 4096,
                       label: int | None = None, split: str | None = None, nonfinite: str = "drop",
-                      row_group_size: int = 256, force: bool = False) -> str:
+                      row_group_size: int = 256, force: bool = False, workers: int = 1) -> str:
     """Convert a stamps table, training manifest or cutout folder into training shards.
 
     ``layout``: npy | arrow | parquet; ``label``/``split``: for a cutout folder (and ``split`` for
-    a table without one); ``nonfinite``: drop | zero | keep rows with NaN/Inf pixels.
+    a table without one); ``nonfinite``: drop | zero | keep rows with NaN/Inf pixels;
+    ``workers``: decoding processes (chunks of ``rows_per_shard`` rows; output identical).
     An existing complete conversion of the same source and options is reused unless ``force``.
     Returns the path of ``index.json``.
     """
@@ -294,7 +341,6 @@ def convert_to_shards(src_uri: str, out_dir: str, *, layout: str = DEFAULT_LAYOU
     base = src_uri if is_dir_of_npz else _dirname(src_uri)
     skipped: Counter = Counter()
     shards, metas, views_seen, shape, bands = [], [], None, None, None
-    ref_cache: dict = {}
     pending_meta, pending_img, pending_n = [], {}, 0
 
     def flush():
@@ -307,38 +353,23 @@ def convert_to_shards(src_uri: str, out_dir: str, *, layout: str = DEFAULT_LAYOU
         metas.extend(pending_meta)
         pending_meta, pending_img, pending_n = [], {}, 0
 
-    for table in chunks:
-        kind = _source_kind(table.schema)
-        if kind == "manifest":
-            blob_cols = {"stamp": _manifest_blobs(table, base, ref_cache)}
-        else:
-            blob_cols = {}
-            for view, cands in VIEW_COLUMNS.items():
-                col = next((c for c in cands if c in table.column_names), None)
-                if col is not None:
-                    blob_cols[view] = table.column(col)
+    for part in _map_chunks(chunks, base, nonfinite, workers):
+        skipped.update(part["skipped"])
         if views_seen is None:
-            views_seen = list(blob_cols)
-        elif list(blob_cols) != views_seen:
-            raise ShardError(f"views changed between chunks: {views_seen} vs {list(blob_cols)}")
-        meta = _normalise_meta(table, legacy_depth="stamp_npz" in table.column_names)
-        ok_rows, row_reasons = _row_ok(table)
-        images, ok_dec, dec_reasons, found_bands = _decode_views(blob_cols, nonfinite)
-        keep = ok_rows & ok_dec
-        for i in np.flatnonzero(~keep):
-            skipped[row_reasons[i] or dec_reasons[i]] += 1
-        if not keep.any():
+            views_seen = part["views"]
+        elif part["views"] != views_seen:
+            raise ShardError(f"views changed between chunks: {views_seen} vs {part['views']}")
+        if part["meta"] is None:
             continue
-        first = images[views_seen[0]]
+        first = part["images"][views_seen[0]]
         if shape is None:
-            shape, bands = list(first.shape[1:]), found_bands
-        elif list(first.shape[1:]) != shape or found_bands != bands:
-            raise ShardError(f"stamp shape/bands changed: {first.shape[1:]} {found_bands!r} vs {shape} {bands!r}")
-        idx = np.flatnonzero(keep)
-        pending_meta.append(meta.take(pa.array(idx)))
+            shape, bands = list(first.shape[1:]), part["bands"]
+        elif list(first.shape[1:]) != shape or part["bands"] != bands:
+            raise ShardError(f"stamp shape/bands changed: {first.shape[1:]} {part['bands']!r} vs {shape} {bands!r}")
+        pending_meta.append(part["meta"])
         for v in views_seen:
-            pending_img.setdefault(v, []).append(images[v][idx])
-        pending_n += len(idx)
+            pending_img.setdefault(v, []).append(part["images"][v])
+        pending_n += part["meta"].num_rows
         if pending_n >= rows_per_shard:
             flush()
     flush()
@@ -395,10 +426,12 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default=None, help="split of every row (cutout folders / tables without one)")
     parser.add_argument("--nonfinite", default="drop", choices=("drop", "zero", "keep"))
     parser.add_argument("--force", action="store_true", help="convert again even if an index exists")
+    parser.add_argument("--workers", type=int, default=1, help="decoding processes")
     args = parser.parse_args(argv)
     try:
         index_path = convert_to_shards(args.src, args.out_dir, layout=args.layout, rows_per_shard=args.rows_per_shard,
-                                       label=args.label, split=args.split, nonfinite=args.nonfinite, force=args.force)
+                                       label=args.label, split=args.split, nonfinite=args.nonfinite, force=args.force,
+                                       workers=args.workers)
     except ShardError as exc:
         print(f"dhs shards: {exc}", file=sys.stderr)
         return 2
