@@ -131,21 +131,21 @@ def _count_segment(seg: Segment, seed, galaxy_density, star_density, include_lrg
     return n
 
 
+def _all_segments():
+    """Every segment of the catalogue plan, in order (real bricks, then the strip)."""
+    real = _real_brick_keys()
+    yield from (Segment(r, c, c + 1) for r, c in real)
+    yield from _strip_segments(set(real))
+
+
 def plan_catalog(n_rows: int, seed=0, galaxy_density: float = GALAXY_DENSITY, star_density: float = STAR_DENSITY,
                  include_lrgs: bool = True) -> List[Segment]:
     """The brick segments whose objects make the first ``n_rows`` rows; the last is truncated
     (``Segment.n_rows`` = rows to keep). Cheap: only object positions are generated."""
     if n_rows < 0:
         raise ValueError(f"n_rows must be >= 0, got {n_rows}")
-    real = _real_brick_keys()
-    segments = (Segment(r, c, c + 1) for r, c in real)
     plan, total = [], 0
-
-    def segs():
-        yield from segments
-        yield from _strip_segments(set(real))
-
-    for seg in segs():
+    for seg in _all_segments():
         if total >= n_rows:
             break
         n = _count_segment(seg, seed, galaxy_density, star_density, include_lrgs)
@@ -168,7 +168,15 @@ def catalog_segment(seg: Segment, seed=0, galaxy_density: float = GALAXY_DENSITY
     if seg.n_rows >= 0:
         order = order[:seg.n_rows]
     o = {k: v[order] for k, v in objs.items()}
-    return objects_table(o, brick_names(ra_c[order], dec_c[order]), seed)
+    uniq, first, inverse = np.unique(ids[order], return_index=True, return_inverse=True)
+    names = _dictionary(inverse, brick_names(ra_c[order][first], dec_c[order][first]))
+    return objects_table(o, names, seed)
+
+
+def _dictionary(codes, values) -> pa.Array:
+    """A string column from integer codes into ``values`` (built as a dictionary array)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)),
+                                          pa.array(list(values), pa.string())).cast(pa.string())
 
 
 def objects_table(o: dict, bricknames, seed=0) -> pa.Table:
@@ -180,7 +188,7 @@ def objects_table(o: dict, bricknames, seed=0) -> pa.Table:
     key = combine(seed_key(seed), position_key(o["ra"], o["dec"])) if n else np.zeros(0, np.uint64)
     cols = {
         "release": np.full(n, DR10_RELEASE, np.int16), "brickname": bricknames, "objid": o["objid"].astype(np.int32),
-        "brick_primary": np.ones(n, bool), "type": TYPES[o["type"]], "ra": o["ra"], "dec": o["dec"],
+        "brick_primary": np.ones(n, bool), "type": _dictionary(o["type"], TYPES), "ra": o["ra"], "dec": o["dec"],
         **{f"flux_{b}": o[f"flux_{b}"].astype(np.float32) for b in ("g", "r", "z", "w1")},
     }
     for b in "grz":
@@ -197,17 +205,25 @@ def objects_table(o: dict, bricknames, seed=0) -> pa.Table:
         "shape_r": o["shape_r"].astype(np.float32), "shape_e1": o["shape_e1"].astype(np.float32),
         "shape_e2": o["shape_e2"].astype(np.float32), "sersic": o["sersic"].astype(np.float32),
         "maskbits": o["maskbits"].astype(np.int32), "ebv": cond["ebv"].astype(np.float32),
-        "z_phot_median": o["z_phot"].astype(np.float32), "mock_population": POPULATIONS[o["population"]],
+        "z_phot_median": o["z_phot"].astype(np.float32), "mock_population": _dictionary(o["population"], POPULATIONS),
     })
-    arrays = [pa.array(cols[f.name], type=f.type) for f in CATALOG_SCHEMA]
+    arrays = [cols[f.name] if isinstance(cols[f.name], pa.Array) else pa.array(cols[f.name], type=f.type)
+              for f in CATALOG_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=CATALOG_SCHEMA)
 
 
 def mock_catalog(n_rows: int, seed=0, galaxy_density: float = GALAXY_DENSITY, star_density: float = STAR_DENSITY,
                  include_lrgs: bool = True) -> pa.Table:
     """The first ``n_rows`` objects of the mock sky as a Tractor-like Table (see module doc)."""
-    plan = plan_catalog(n_rows, seed, galaxy_density, star_density, include_lrgs)
-    tables = [catalog_segment(s, seed, galaxy_density, star_density, include_lrgs) for s in plan]
+    if n_rows < 0:
+        raise ValueError(f"n_rows must be >= 0, got {n_rows}")
+    tables, total = [], 0
+    for seg in _all_segments():
+        if total >= n_rows:
+            break
+        table = catalog_segment(seg, seed, galaxy_density, star_density, include_lrgs)
+        tables.append(table.slice(0, n_rows - total))
+        total += tables[-1].num_rows
     if not tables:
         return CATALOG_SCHEMA.empty_table()
     return pa.concat_tables(tables).combine_chunks()

@@ -41,36 +41,47 @@ def real_regions() -> pd.DataFrame:
     return frame.dropna(subset=cols).reset_index(drop=True)
 
 
+@lru_cache(maxsize=1)
+def _brick_arrays() -> dict:
+    return {c: real_bricks()[c].to_numpy() for c in real_bricks().columns if c != "brickname"}
+
+
+@lru_cache(maxsize=1)
+def _region_arrays() -> dict:
+    return {c: real_regions()[c].to_numpy(np.float64) for c in
+            ("median_psf_r_arcsec", "median_psfdepth_r", "median_ebv")}
+
+
 def conditions_at(ra, dec, seed=0) -> dict:
     """Per-position conditions (arrays): psfsize_<b> [arcsec FWHM], psfdepth_<b> [5-sigma AB mag],
     ebv [mag], nobs_<b>, brick_id, in_real_brick (bool). Constant within a brick."""
     ra = np.atleast_1d(np.asarray(ra, dtype=np.float64))
     dec = np.atleast_1d(np.asarray(dec, dtype=np.float64))
     ids, _, _ = brick_of(ra, dec)
-    bricks = real_bricks()
-    regions = real_regions()
+    bricks = _brick_arrays()
+    regions = _region_arrays()
     key = combine(seed_key(seed), ids.astype(np.uint64))
 
     # drawn conditions: a real region for r, a real brick's g/z offsets
-    reg = regions.iloc[np.minimum((unit(key, 1) * len(regions)).astype(np.int64), len(regions) - 1)]
-    ref = bricks.iloc[np.minimum((unit(key, 2) * len(bricks)).astype(np.int64), len(bricks) - 1)]
-    psf_r = reg["median_psf_r_arcsec"].to_numpy() * np.exp(0.03 * normal(key, 3))
-    depth_r = reg["median_psfdepth_r"].to_numpy() + 0.05 * normal(key, 4)
+    n_reg, n_brick = len(regions["median_ebv"]), len(bricks["brick_id"])
+    reg = np.minimum((unit(key, 1) * n_reg).astype(np.int64), n_reg - 1)
+    ref = np.minimum((unit(key, 2) * n_brick).astype(np.int64), n_brick - 1)
+    psf_r = regions["median_psf_r_arcsec"][reg] * np.exp(0.03 * normal(key, 3))
+    depth_r = regions["median_psfdepth_r"][reg] + 0.05 * normal(key, 4)
     out = {
         "psfsize_r": psf_r,
-        "psfsize_g": psf_r * (ref["psfsize_g"].to_numpy() / ref["psfsize_r"].to_numpy()),
-        "psfsize_z": psf_r * (ref["psfsize_z"].to_numpy() / ref["psfsize_r"].to_numpy()),
+        "psfsize_g": psf_r * (bricks["psfsize_g"][ref] / bricks["psfsize_r"][ref]),
+        "psfsize_z": psf_r * (bricks["psfsize_z"][ref] / bricks["psfsize_r"][ref]),
         "psfdepth_r": depth_r,
-        "psfdepth_g": depth_r + (ref["psfdepth_g"].to_numpy() - ref["psfdepth_r"].to_numpy()),
-        "psfdepth_z": depth_r + (ref["psfdepth_z"].to_numpy() - ref["psfdepth_r"].to_numpy()),
-        "ebv": reg["median_ebv"].to_numpy().astype(np.float64),
+        "psfdepth_g": depth_r + (bricks["psfdepth_g"][ref] - bricks["psfdepth_r"][ref]),
+        "psfdepth_z": depth_r + (bricks["psfdepth_z"][ref] - bricks["psfdepth_r"][ref]),
+        "ebv": regions["median_ebv"][reg],
     }
     # real bricks override
-    pos = np.searchsorted(bricks["brick_id"].to_numpy(), ids)
-    pos = np.minimum(pos, len(bricks) - 1)
-    hit = bricks["brick_id"].to_numpy()[pos] == ids
+    pos = np.minimum(np.searchsorted(bricks["brick_id"], ids), n_brick - 1)
+    hit = bricks["brick_id"][pos] == ids
     for name in out:
-        out[name] = np.where(hit, bricks[name].to_numpy()[pos], out[name]).astype(np.float64)
+        out[name] = np.where(hit, bricks[name][pos], out[name]).astype(np.float64)
     for i, b in enumerate(BANDS):
         extra = out[f"psfdepth_{b}"] - SINGLE_EPOCH_MAG5[b]
         nobs = np.round(10.0 ** (extra / 1.25) * np.exp(0.25 * normal(key, 10 + i)))

@@ -50,7 +50,7 @@ from dhs_gen.units import point_source_sigma_nmgy
 
 NOISE_KERNEL_A = 0.175
 DEFAULT_DEFECT_RATES = {"nan_patch": 0.005, "satellite_trail": 0.005, "missing_band": 0.002}
-_HALO_RADIUS_ARCSEC = 150.0  # stars brighter than ``halo_flux_min`` are gathered this far out
+_HALO_RADIUS_ARCSEC = 60.0  # stars brighter than r ~ 16.3 (300 nmgy) are gathered this far out
 _MARGIN_ARCSEC = 20.0
 
 

@@ -16,6 +16,8 @@ Fluxes are nanomaggies, sizes arcsec (half-light radius), Tractor ellipticities 
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.stats import poisson
 
@@ -100,14 +102,18 @@ def _empty() -> dict:
             "maskbits": np.zeros(0, np.int32)}
 
 
+@lru_cache(maxsize=8192)
+def _poisson_cdf(mu: float) -> np.ndarray:
+    return poisson.cdf(np.arange(OBJ_PER_CELL_MAX), mu)
+
+
 def _poisson_inverse(u, mu):
     """Poisson deviates from uniforms by inverse CDF, grouped by the (few) distinct means."""
     out = np.zeros(len(u), dtype=np.int64)
     values, inverse = np.unique(mu, return_inverse=True)
-    kmax = np.arange(OBJ_PER_CELL_MAX)
     for i, m in enumerate(values):
         sel = inverse == i
-        out[sel] = np.searchsorted(poisson.cdf(kmax, m), u[sel], side="right")
+        out[sel] = np.searchsorted(_poisson_cdf(float(m)), u[sel], side="right")
     return out
 
 
@@ -178,7 +184,8 @@ def lrg_objects(index, seed=0) -> dict:
     rows = frame.iloc[index]
     ra, dec = rows["ra"].to_numpy(np.float64), rows["dec"].to_numpy(np.float64)
     key = combine(seed_key(seed), position_key(ra, dec))
-    types = np.array([list(TYPES).index(t) if t in TYPES else EXP for t in rows["type"].to_numpy(str)], dtype=np.int8)
+    type_codes = {str(t): i for i, t in enumerate(TYPES)}
+    types = rows["type"].map(type_codes).fillna(EXP).to_numpy(np.int8)
     flux = {b: rows[f"flux_{b}"].to_numpy(np.float64) for b in ("g", "r", "z", "w1")}
     shape_r = np.clip(0.9 * np.exp(0.4 * normal(key, 10)), 0.2, 8.0)
     shape_r = np.select([types == PSF, types == REX], [0.0, np.clip(0.45 * shape_r, 0.05, 1.5)], shape_r)
