@@ -46,7 +46,7 @@ def normalise_templates(templates) -> np.ndarray:
         t = t[:, None]
     if t.ndim != 4 or t.shape[1] not in (1, 3) or t.shape[2] != t.shape[3] or t.shape[2] < 2:
         raise LensingInputError(f"templates must be square (B, S, S) or (B, 1|3, S, S) with S >= 2, got {t.shape}")
-    bad = ~np.isfinite(t).reshape(len(t), -1).all(axis=1)
+    bad = ~np.isfinite(t).reshape(len(t), int(np.prod(t.shape[1:]))).all(axis=1)
     if bad.any():
         raise LensingInputError(f"templates: non-finite pixels in row {int(np.flatnonzero(bad)[0])}")
     sums = t.sum(axis=(2, 3), dtype=np.float64)

@@ -122,7 +122,7 @@ def validate_grid(stamp_size: int, pixel_scale: float, supersampling: int) -> No
 
 def check_finite_output(images: np.ndarray, what: str = "rendered stamp") -> np.ndarray:
     """Raise LensingInputError naming the first row with a NaN/Inf pixel; return ``images``."""
-    flat = images.reshape(images.shape[0], -1)
+    flat = images.reshape(images.shape[0], int(np.prod(images.shape[1:])))
     bad = ~np.isfinite(flat).all(axis=1)
     if bad.any():
         rows = np.flatnonzero(bad)

@@ -49,7 +49,7 @@ def check_finite_batch(batch: dict, name: str) -> dict:
         if key == "kind":
             continue
         arr = np.asarray(value)
-        flat = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr[:, None]
+        flat = arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:]))) if arr.ndim > 1 else arr[:, None]
         bad = ~np.isfinite(flat).all(axis=1)
         if bad.any():
             raise SourceError(f"source generator {name!r}: non-finite {key} in row {int(np.flatnonzero(bad)[0])}")

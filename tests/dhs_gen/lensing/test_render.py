@@ -138,3 +138,13 @@ def test_bad_options_and_non_finite_output_are_errors(configs, monkeypatch):
     monkeypatch.setattr(fast, "convolve_bands", broken)
     with pytest.raises(LensingInputError, match=r"row\(s\) \[1\]"):
         render_lensed_sersic(lens, source, psf)
+
+
+def test_empty_batch_gives_empty_stamps():
+    e = np.zeros(0)
+    lens = dict(theta_E=e, e1=e, e2=e, center_x=e, center_y=e, gamma1=e, gamma2=e)
+    source = dict(R_sersic=e, n_sersic=e, e1=e, e2=e, center_x=e, center_y=e, flux_g=e, flux_r=e, flux_z=e)
+    for backend in ("fast", "lenstronomy"):
+        out = render_lensed_sersic(lens, source, np.zeros((0, 3)), backend=backend)
+        assert out.shape == (0, 3, 64, 64) and out.dtype == np.float32
+    assert magnification(lens, source).shape == (0,)

@@ -63,3 +63,13 @@ def test_errors_are_clear():
     with pytest.raises(SourceError, match="non-finite R_sersic in row 1"):
         check_finite_batch({"R_sersic": np.array([0.2, np.nan])}, "sersic")
     register_source("sersic", SersicSource)  # re-registering the same factory is allowed
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empty_batches_render_to_empty_stamps(name):
+    from dhs_gen.sources import render_lensed_source
+
+    e = np.zeros(0)
+    lens = dict(theta_E=e, e1=e, e2=e, center_x=e, center_y=e, gamma1=e, gamma2=e)
+    batch = get_source(name).sample_rows(1, [], theta_E=e)
+    assert render_lensed_source(lens, batch, np.zeros((0, 3))).shape == (0, 3, 64, 64)
