@@ -88,13 +88,11 @@ def _resolve(cfg: ScoreConfig, args) -> ScoreConfig:
 
 def _body(spark, cfg: ScoreConfig, args) -> dict:
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    from pyspark.sql.pandas.types import to_arrow_schema
 
     from dhs_gen.spark import map_arrow_batches
     from dhs_gen.storage import (
-        get_fs,
         join_uri,
-        list_files,
         mark_complete,
         read_json,
         read_parquet,
@@ -111,9 +109,10 @@ def _body(spark, cfg: ScoreConfig, args) -> dict:
     df = spark.read.parquet(to_file_uri(cfg.input))
     if cfg.partitions:
         df = df.repartition(cfg.partitions)
-    fs, path = get_fs(list_files(cfg.input, ".parquet")[0])
-    with fs.open(path, "rb") as f:
-        schema = output_schema(cfg, pq.read_schema(f))
+    missing = [c for c in (cfg.id_column, cfg.stamp_column, *cfg.keep_columns) if c not in df.columns]
+    if missing:
+        raise ValueError(f"{cfg.input} lacks columns {missing}; has {df.columns}")
+    schema = output_schema(cfg, to_arrow_schema(df.schema))
     cols = list(dict.fromkeys([cfg.id_column, cfg.stamp_column, *cfg.keep_columns, *scorer.meta_columns,
                                *[c for c in ("status", "cutout_ok") if c in df.columns]]))
     out = map_arrow_batches(df.select(*cols), score_batch_fn(cfg, calibration), schema)
