@@ -70,3 +70,15 @@ def test_bad_templates_raise():
         render_lensed_image(lens, good, np.array([0.05, 0.0]), np.ones((2, 3)), zero, zero, psf)
     with pytest.raises(LensingInputError, match="fluxes"):
         render_lensed_image(lens, good, np.full(2, 0.05), -np.ones((2, 3)), zero, zero, psf)
+
+
+def test_image_render_does_not_depend_on_batching(configs):
+    lens, src, psf = configs(5, seed=11)
+    fluxes = np.stack([src["flux_g"], src["flux_r"], src["flux_z"]], axis=1)
+    templates = _asymmetric_templates(5)
+    scales = np.array([0.02, 0.05, 0.1, 0.03, 0.07])  # different anti-aliasing groups
+    full = render_lensed_image(lens, templates, scales, fluxes, src["center_x"], src["center_y"], psf)
+    for i in (0, 3, 4):
+        one = render_lensed_image({k: v[i:i + 1] for k, v in lens.items()}, templates[i:i + 1], scales[i:i + 1],
+                                  fluxes[i:i + 1], src["center_x"][i:i + 1], src["center_y"][i:i + 1], psf[i:i + 1])
+        np.testing.assert_array_equal(one[0], full[i])

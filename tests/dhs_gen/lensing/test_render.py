@@ -148,3 +148,13 @@ def test_empty_batch_gives_empty_stamps():
         out = render_lensed_sersic(lens, source, np.zeros((0, 3)), backend=backend)
         assert out.shape == (0, 3, 64, 64) and out.dtype == np.float32
     assert magnification(lens, source).shape == (0,)
+
+
+def test_point_magnification_of_an_sis():
+    from dhs_gen.lensing.magnification import point_magnification
+
+    zero = np.zeros(2)
+    lens = dict(theta_E=np.array([1.0, 2.0]), e1=zero, e2=zero, center_x=zero, center_y=zero, gamma1=zero,
+                gamma2=zero)
+    # SIS: mu(r) = 1 / (1 - theta_E / r): r = 2 theta_E -> 2; r = theta_E / 2 -> -1 (saddle image)
+    np.testing.assert_allclose(point_magnification(lens, np.array([2.0, 1.0]), zero), [2.0, -1.0], rtol=1e-3)
