@@ -57,13 +57,14 @@ def run(spark, cfg: SelectionConfig) -> dict:
 
     _require(cfg, "injections", "scores", "negative_scores")
     neg = (spark.read.parquet(to_file_uri(cfg.negative_scores))
-           .select("model_id", "status", F.col(cfg.score_column).cast("double").alias(cfg.score_column)))
+           .select("id", "model_id", "status", F.col(cfg.score_column).cast("double").alias(cfg.score_column)))
     negatives = pa.Table.from_pandas(neg.toPandas(), preserve_index=False)
     spec, thresholds = build_spec(cfg, negatives)
     inj = spark.read.parquet(to_file_uri(cfg.injections))
     ids = inj.select("task_id", "host_id" if "host_id" in inj.columns else F.lit(None).alias("host_id")).toPandas()
     model_ids = [r[0] for r in spark.read.parquet(to_file_uri(cfg.scores)).select("model_id").distinct().collect()]
-    provenance = verify_provenance(model_ids, cfg.provenance, ids["task_id"], ids["host_id"])
+    provenance = verify_provenance(model_ids, cfg.provenance, ids["task_id"], ids["host_id"],
+                                   negatives["id"].to_pylist())
     counts, per_model = spark_counts(spark, cfg, spec)
     results = assemble(reduce_counts(counts), spec, thresholds, cfg, coverage(per_model, len(ids)))
     return {"results": results, "provenance": provenance, "n_injections": len(ids)}

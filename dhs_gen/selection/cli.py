@@ -130,7 +130,7 @@ def run_selection(cfg: SelectionConfig, from_tables: bool = False) -> dict:
         negatives = read_columns(cfg.negative_scores, ["id", "logit", "model_score", "model_id", "status"])
         hosts = injections["host_id"].to_pylist() if "host_id" in injections.column_names else []
         provenance = verify_provenance(pc.unique(scores["model_id"]).to_pylist(), cfg.provenance,
-                                       injections["task_id"].to_pylist(), hosts)
+                                       injections["task_id"].to_pylist(), hosts, negatives["id"].to_pylist())
         results = compute_completeness(injections, scores, negatives, cfg)
     obs, slacs, z_s = observability_outputs(cfg, injections)
     results["observability"] = obs

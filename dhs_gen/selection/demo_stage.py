@@ -1,7 +1,9 @@
 """``make demo`` stage ``selection_function``: score the demo's grid injection set and held-out
 negatives with the frozen model(s), then run the selection function (configs/selection_demo.yaml).
 
-Inputs are paths relative to the demo root; a missing input gives status "skipped" naming it.
+Inputs come from the upstream stage summaries (``<demo>/injection/summary.json``: ``grid_stamps``
+or ``stamps``; ``training``: ``frozen``; ``catalogue``: ``negative_cutouts``), else from the
+config's paths relative to the demo root; a missing input gives status "skipped" naming it.
 """
 from __future__ import annotations
 
@@ -52,6 +54,13 @@ def score_with(model_paths: List[str], table: pa.Table, id_column: str, stamp_co
         table, id_column=id_column, stamp_column=stamp_column) for p in model_paths])
 
 
+def _stage_summary(base: str, stage: str) -> dict:
+    from dhs_gen.storage import read_json
+
+    uri = join_uri(base, stage, "summary.json")
+    return read_json(uri) if exists(uri) else {}
+
+
 def run_demo_stage(root: str, force: bool = False) -> dict:
     """Run the stage under ``root`` (build/demo/selection_function); returns its JSON summary."""
     from dhs_gen.selection.cli import run_selection
@@ -59,8 +68,12 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
 
     demo = load_config(DemoSelectionConfig, str(DEMO_CONFIG))
     base = str(Path(root).parent)
-    rel = {k: join_uri(base, getattr(demo, k)) for k in ("injections", "negative_cutouts")}
-    models = [join_uri(base, p) for p in demo.frozen_models]
+    upstream = {name: _stage_summary(base, name) for name in ("injection", "training", "catalogue")}
+    rel = {"injections": upstream["injection"].get("grid_stamps") or upstream["injection"].get("stamps")
+           or join_uri(base, demo.injections),
+           "negative_cutouts": upstream["catalogue"].get("negative_cutouts") or join_uri(base, demo.negative_cutouts)}
+    frozen = upstream["training"].get("frozen")
+    models = [frozen] if frozen else [join_uri(base, p) for p in demo.frozen_models]
     missing = [u for u in [*rel.values(), *models] if not exists(u)]
     if missing:
         return {"status": "skipped", "reason": f"missing inputs {missing}"}

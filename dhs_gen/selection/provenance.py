@@ -48,15 +48,17 @@ def _trained_ids(entry: ModelProvenance) -> tuple[frozenset, dict]:
 
 
 def verify_provenance(model_ids: Iterable[str], cfg: ProvenanceConfig, task_ids: Iterable[str],
-                      host_ids: Iterable[str]) -> list[dict]:
+                      host_ids: Iterable[str], negative_ids: Iterable[str] = ()) -> list[dict]:
     """Check every scored model; return one record per model (``verified`` true/false).
 
     Raises ProvenanceError when a model trained on a selection task_id (or host, if configured),
-    or when a model has no provenance and ``allow_unverified`` is false.
+    on a negative that sets its FPR threshold (the cut would be optimistic), or when a model has
+    no provenance and ``allow_unverified`` is false.
     """
     entries = {m.model_id: m for m in cfg.models}
     tasks = {str(t) for t in task_ids}
     hosts = {str(h) for h in host_ids if h is not None}
+    negatives = {str(n) for n in negative_ids if n is not None}
     records = []
     for model_id in sorted(set(model_ids)):
         entry = entries.get(model_id)
@@ -74,6 +76,10 @@ def verify_provenance(model_ids: Iterable[str], cfg: ProvenanceConfig, task_ids:
         if task_overlap:
             raise ProvenanceError(f"model {model_id!r} was trained on {len(task_overlap)} selection injections, "
                                   f"e.g. {task_overlap[:3]}: its completeness would be biased high")
+        neg_overlap = sorted(negatives & trained)
+        if neg_overlap:
+            raise ProvenanceError(f"model {model_id!r} trained on {len(neg_overlap)} of the negatives that set its "
+                                  f"FPR threshold, e.g. {neg_overlap[:3]}: use held-out negatives")
         if host_overlap and cfg.fail_on_host_overlap:
             raise ProvenanceError(
                 f"model {model_id!r} trained on {len(host_overlap)} of the {len(hosts)} selection hosts, e.g. "

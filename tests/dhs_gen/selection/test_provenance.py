@@ -37,6 +37,13 @@ def test_trained_on_selection_task_fails(frozen):
         verify_provenance([model_id], cfg, task_ids=["t1", "taskX"], host_ids=[])
 
 
+def test_threshold_negatives_must_be_held_out(frozen):
+    path, model_id = frozen
+    cfg = ProvenanceConfig(models=[{"model_id": model_id, "frozen_model": path}])
+    with pytest.raises(ProvenanceError, match="negatives that set its FPR threshold"):
+        verify_provenance([model_id], cfg, task_ids=["t1"], host_ids=[], negative_ids=["n1", "host1"])
+
+
 def test_host_overlap_fails_by_default(frozen):
     path, model_id = frozen
     cfg = ProvenanceConfig(models=[{"model_id": model_id, "frozen_model": path}])
