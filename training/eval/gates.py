@@ -24,7 +24,7 @@ skipped (e.g. no model) and nothing evaluated failed.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Literal
 
 import numpy as np
 
@@ -38,7 +38,9 @@ ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class GateThreshold(StrictModel):
-    op: str  # "<=" or ">="
+    """A gate passes when ``value op threshold`` holds; critical gates decide the verdict."""
+
+    op: Literal["<=", ">="]
     value: float
     critical: bool
 
