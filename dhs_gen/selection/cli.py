@@ -132,6 +132,10 @@ def run_selection(cfg: SelectionConfig, from_tables: bool = False) -> dict:
         provenance = verify_provenance(pc.unique(scores["model_id"]).to_pylist(), cfg.provenance,
                                        injections["task_id"].to_pylist(), hosts, negatives["id"].to_pylist())
         results = compute_completeness(injections, scores, negatives, cfg)
+    overall = results["completeness"].filter(pc.equal(results["completeness"]["axis"], "overall"))
+    if not pc.sum(overall["n"]).as_py():
+        raise ValueError(f"{cfg.injections}: no injection is valid (status ok, cutout_ok, and a score with "
+                         f"status ok); coverage: {table_records(results['coverage'])}")
     obs, slacs, z_s = observability_outputs(cfg, injections)
     results["observability"] = obs
     realism = realism_outputs(cfg)

@@ -84,3 +84,14 @@ def test_unverified_model_refused(config):
     path, _ = config
     with pytest.raises(ProvenanceError, match="no provenance"):
         dhs_main(["selection-function", "--config", str(path), "--set", "provenance.allow_unverified=false"])
+
+
+def test_no_valid_injection_is_a_clear_error(config, tmp_path):
+    path, cfg = config
+    empty = str(tmp_path / "scores.parquet")
+    scores = read_parquet(cfg["scores"])
+    write_parquet(scores.set_column(scores.schema.get_field_index("status"), "status",
+                                    pa.array(["nan_input"] * scores.num_rows)), empty)
+    with pytest.raises(ValueError, match="no injection is valid"):
+        dhs_main(["selection-function", "--config", str(path), "--set", f"scores={empty}",
+                  "--set", f"output={tmp_path / 'out'}", "--set", "realism.enabled=false"])
