@@ -37,7 +37,8 @@ from dhs_gen.schemas import STATUS_OK, conform, get_dataset
 
 RENDER_CHUNK = 128
 STREAM_POISSON, STREAM_ARTIFACTS, STREAM_SHUFFLE = 1, 2, 3
-SUPPORTED_SOURCE_MODES = ("sersic",)
+SOURCE_MODES = ("sersic", "cosmos", "sersic_clumps")
+SOURCE_SEED = "phase4c-source"  # image-source draws: row_rng(SOURCE_SEED, task_id)
 
 
 class InjectConfig(StrictModel):
@@ -123,27 +124,47 @@ class _Hosts:
             status[dup] = status[src]
 
 
+def _source_batch(mode: str, source: Dict[str, np.ndarray], task_ids: np.ndarray, pick: np.ndarray) -> dict:
+    """The source batch of rows ``pick``: the manifest's Sérsic parameters, or for an image
+    generator (cosmos, sersic_clumps) its per-task draw with the manifest's position and fluxes."""
+    sub = {k: v[pick] for k, v in source.items()}
+    if mode == "sersic":
+        return dict(sub, kind="sersic")
+    from dhs_gen.sources import get_source
+
+    batch = get_source(mode).sample_rows(SOURCE_SEED, task_ids[pick].tolist(), theta_E=sub.pop("theta_E"),
+                                         center_x=sub["center_x"], center_y=sub["center_y"])
+    batch.update({k: sub[k] for k in ("center_x", "center_y", "flux_g", "flux_r", "flux_z")})
+    return batch
+
+
 def _render(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarray], psf: np.ndarray, cfg: InjectConfig,
-            status: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Arcs for ``rows`` in fixed-size chunks; a chunk that fails is redone row by row."""
-    from dhs_gen.lensing import LensingInputError, render_lensed_sersic
+            status: np.ndarray, rows: np.ndarray, modes: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+    """Arcs for ``rows`` by source mode in fixed-size chunks; a chunk that fails is redone row by row."""
+    from dhs_gen.lensing import LensingInputError
+    from dhs_gen.sources import SourceError, render_lensed_source
 
     out = np.zeros((len(rows), 3, cfg.stamp_size, cfg.stamp_size), dtype=np.float32)
     kwargs = dict(stamp_size=cfg.stamp_size, pixel_scale=cfg.pixel_scale, supersampling=cfg.supersampling,
                   backend=cfg.backend)
-    for start in range(0, len(rows), RENDER_CHUNK):
-        idx = np.arange(start, min(start + RENDER_CHUNK, len(rows)))
-        pick = rows[idx]
-        try:
-            out[idx] = render_lensed_sersic({k: v[pick] for k, v in lens.items()},
-                                            {k: v[pick] for k, v in source.items()}, psf[pick], **kwargs)
-        except LensingInputError:
-            for j, row in zip(idx, pick):
-                try:
-                    out[j] = render_lensed_sersic({k: v[[row]] for k, v in lens.items()},
-                                                  {k: v[[row]] for k, v in source.items()}, psf[[row]], **kwargs)[0]
-                except LensingInputError as exc:
-                    status[row] = f"render_error: {exc}"
+    src = dict(source, theta_E=lens["theta_E"])
+
+    def render(pick):
+        return render_lensed_source({k: v[pick] for k, v in lens.items()},
+                                    _source_batch(modes[pick[0]], src, task_ids, pick), psf[pick], **kwargs)
+
+    for mode in np.unique(modes[rows]):
+        mine = np.flatnonzero(modes[rows] == mode)
+        for start in range(0, len(mine), RENDER_CHUNK):
+            idx = mine[start:start + RENDER_CHUNK]
+            try:
+                out[idx] = render(rows[idx])
+            except (LensingInputError, SourceError):
+                for j in idx:
+                    try:
+                        out[j] = render(rows[[j]])[0]
+                    except (LensingInputError, SourceError) as exc:
+                        status[rows[j]] = f"render_error: {exc}"
     return out
 
 
@@ -180,10 +201,11 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
     size, pix = cfg.stamp_size, cfg.pixel_scale
     status = np.array([s if s == STATUS_OK else f"manifest: {s}" for s in table.column("status").to_pylist()],
                       dtype=object)
-    modes = table.column("source_mode").to_pylist() if "source_mode" in table.column_names else ["sersic"] * n
-    for i, mode in enumerate(modes):
-        if status[i] == STATUS_OK and (mode or "sersic") not in SUPPORTED_SOURCE_MODES:
-            status[i] = f"unsupported_source_mode: {mode}"
+    modes = np.array([m or "sersic" for m in table.column("source_mode").to_pylist()] if "source_mode" in
+                     table.column_names else ["sersic"] * n, dtype=object)
+    for i in np.flatnonzero(~np.isin(modes, SOURCE_MODES)):
+        if status[i] == STATUS_OK:
+            status[i] = f"unknown source_mode: {modes[i]}"
     if "cutout_status" in table.column_names:
         for i, reason in enumerate(table.column("cutout_status").to_pylist()):
             if status[i] == STATUS_OK and reason not in (None, STATUS_OK):
@@ -220,7 +242,8 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
     rows = np.flatnonzero(status == STATUS_OK)
     arcs = np.zeros((n, 3, size, size), dtype=np.float32)
     if len(rows):
-        arcs[rows] = _render(lens, source, psf_used, cfg, status, rows)
+        task_ids = np.asarray(table.column("task_id").to_pylist(), dtype=object)
+        arcs[rows] = _render(lens, source, psf_used, cfg, status, rows, modes, task_ids)
     rows = np.flatnonzero(status == STATUS_OK)
 
     metrics = {k: np.full(n, np.nan) for k in ("arc_snr_sum", "arc_snr_max", "magnification", "lensed_hlr_arcsec",

@@ -1,0 +1,138 @@
+"""Phase 4c end to end vs the lenstronomy kernel alone, in stamps per second per core.
+
+End to end = what one executor core does for the job: read the manifest and host-cutout Parquet
+(distinct real-DR10-based 101x101 hosts, one per row), join them on host_id, run
+:func:`dhs_gen.injection.inject_batch` batch by batch (fast renderer, 3 bands, 64x64,
+supersampling 4, metrics, hard negative, Gen8 "mild" artifacts, arc Poisson noise) and write the
+stamps Parquet (zstd). Baseline, same run: the lenstronomy renderer alone on the same lenses,
+sources and PSFs (no I/O, no products). Both are timed in CPU seconds of this process
+(``time.process_time``), which is per core and robust to other load on the machine. The full run
+also times the Spark job itself under ``local[1]`` (wall clock after session start-up).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dhs_gen.bench.timing import entry
+
+ROWS_PER_BATCH = 256
+
+
+def _inputs(n: int, root: Path, seed: int = 0):
+    """Write n distinct host cutouts (real DR10 cutouts + independent sky noise) and a manifest."""
+    from dhs_gen.data_files import DATA_DIR
+    from dhs_gen.injection.manifest import ManifestConfig, build_manifest
+    from dhs_gen.injection.metrics import outer_sigma
+    from dhs_gen.io.stamps import decode_stamp_npz, encode_stamp
+    from dhs_gen.schemas import conform
+    from dhs_gen.storage import write_parquet
+
+    real = [decode_stamp_npz(f).image for f in sorted((DATA_DIR / "dr10_cutouts").glob("*.npz"))]
+    sigma = outer_sigma(np.stack(real))
+    rng = np.random.default_rng(seed)
+    ids = [f"host{i:06d}" for i in range(n)]
+    blobs = [encode_stamp(real[i % len(real)] + (0.3 * sigma[i % len(real)])[:, None, None]
+                          * rng.standard_normal((3, 101, 101)).astype(np.float32)) for i in range(n)]
+    cutouts = conform(pa.table({"galaxy_id": ids, "ra": rng.uniform(0, 360, n), "dec": rng.uniform(-20, 30, n),
+                                "cutout": blobs, "cutout_ok": [True] * n, "status": ["ok"] * n,
+                                **{f"psfsize_{b}": rng.uniform(1.0, 1.6, n).astype(np.float32) for b in "grz"}}),
+                      "cutout_index")
+    write_parquet(cutouts, str(root / "cutouts" / "part-0.parquet"))
+    manifest = build_manifest(cutouts.select(["galaxy_id", "ra", "dec"]),
+                              ManifestConfig(variants=[{"artifact_profile": "mild"}]))
+    write_parquet(manifest, str(root / "manifest" / "part-0.parquet"))
+    return manifest, cutouts
+
+
+def _pipeline(root: Path, out: Path, limit: int | None = None) -> int:
+    """Read, join, inject and write, as one executor core does; returns the rows written."""
+    from dhs_gen.injection.inject import InjectConfig, inject_batch
+    from dhs_gen.schemas import get_dataset
+
+    manifest = pq.read_table(root / "manifest")
+    cutouts = pq.read_table(root / "cutouts", columns=["galaxy_id", "cutout", "psfsize_g", "psfsize_r", "psfsize_z"])
+    cutouts = cutouts.rename_columns(["host_id", "cutout", "cutout_psfsize_g", "cutout_psfsize_r", "cutout_psfsize_z"])
+    index = pc.index_in(manifest.column("host_id"), value_set=cutouts.column("host_id"))
+    host = cutouts.take(index)
+    joined = manifest if limit is None else manifest.slice(0, limit)
+    host = host.slice(0, joined.num_rows)
+    for name in host.column_names[1:]:
+        joined = joined.append_column(name, host.column(name))
+    cfg = InjectConfig(arc_poisson=True)
+    rows = 0
+    with pq.ParquetWriter(out, schema=get_dataset("stamps").schema, compression="zstd") as writer:
+        for batch in joined.to_batches(max_chunksize=ROWS_PER_BATCH):
+            table = inject_batch(batch, cfg)
+            writer.write_table(table)
+            rows += table.num_rows
+    return rows
+
+
+def _lenstronomy_rate(manifest: pa.Table, cutouts: pa.Table, n: int) -> float:
+    from dhs_gen.lensing import render_lensed_sersic
+
+    m = manifest.slice(0, n).to_pandas()
+    psf_frame = cutouts.select(["galaxy_id", "psfsize_g", "psfsize_r", "psfsize_z"]).to_pandas().set_index("galaxy_id")
+    psf = psf_frame.loc[m["host_id"]].to_numpy(np.float64)
+    off = 0.131
+    lens = {"theta_E": m.theta_e_arcsec.to_numpy(np.float64), "e1": m.lens_e1.to_numpy(np.float64),
+            "e2": m.lens_e2.to_numpy(np.float64), "center_x": m.lens_center_x.to_numpy(np.float64) + off,
+            "center_y": m.lens_center_y.to_numpy(np.float64) + off, "gamma1": m.shear_gamma1.to_numpy(np.float64),
+            "gamma2": m.shear_gamma2.to_numpy(np.float64)}
+    source = {"R_sersic": m.src_reff_arcsec.to_numpy(np.float64), "n_sersic": m.src_n_sersic.to_numpy(np.float64),
+              "e1": m.src_e1.to_numpy(np.float64), "e2": m.src_e2.to_numpy(np.float64),
+              "center_x": lens["center_x"] + m.src_x_arcsec.to_numpy(np.float64),
+              "center_y": lens["center_y"] + m.src_y_arcsec.to_numpy(np.float64),
+              **{f"flux_{b}": m[f"src_flux_{b}"].to_numpy(np.float64) for b in "grz"}}
+    one = {k: v[:1] for k, v in lens.items()}, {k: v[:1] for k, v in source.items()}
+    render_lensed_sersic(*one, psf[:1], backend="lenstronomy")  # imports and caches
+    t0 = time.process_time()
+    render_lensed_sersic(lens, source, psf, backend="lenstronomy")
+    return n / (time.process_time() - t0)
+
+
+def _spark_rate(root: Path, out: Path) -> float:
+    from argparse import Namespace
+
+    from dhs_gen.spark import build_spark_session
+    from jobs.phase4c_inject import Phase4cConfig, _body
+
+    spark = build_spark_session("dhs-bench-phase4c", master="local[1]")
+    try:
+        cfg = Phase4cConfig(partitions=1, rows_per_batch=ROWS_PER_BATCH)
+        t0 = time.perf_counter()
+        summary = _body(spark, cfg, Namespace(output=str(out), manifest=str(root / "manifest"),
+                                              cutouts=str(root / "cutouts")))
+        return summary["rows_out"] / (time.perf_counter() - t0)
+    finally:
+        spark.stop()
+
+
+def run(quick: bool = False) -> list:
+    n, n_ref = (96, 4) if quick else (768, 16)
+    with tempfile.TemporaryDirectory(prefix="dhs-bench-4c-") as tmp:
+        root = Path(tmp)
+        manifest, cutouts = _inputs(n, root)
+        _pipeline(root, root / "warm.parquet", limit=8)  # imports and caches, untimed
+        t0 = time.process_time()
+        rows = _pipeline(root, root / "stamps.parquet")
+        rate = rows / (time.process_time() - t0)
+        ref = _lenstronomy_rate(manifest, cutouts, n_ref)
+        results = [entry("phase4c.end_to_end_stamps_per_s_core", rate, "stamps/s/core",
+                         baseline_name="lenstronomy kernel alone (same stamps)", baseline_value=ref, target=">= 4x",
+                         notes=f"{rows} rows: read+join+inject(pos, ctrl, hard neg, metrics, mild artifacts, "
+                               f"Poisson)+write zstd Parquet; CPU seconds; lenstronomy on {n_ref} of them")]
+        if not quick:
+            spark_rate = _spark_rate(root, root / "spark_stamps")
+            results.append(entry("phase4c.spark_local1_stamps_per_s", spark_rate, "stamps/s/core",
+                                 baseline_name="lenstronomy kernel alone (same stamps)", baseline_value=ref,
+                                 target=">= 4x", notes="jobs/phase4c_inject body under local[1], wall clock after "
+                                                       "session start-up (JVM threads not counted as cores)"))
+        return results
