@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dhs_gen.selection.binning import OVERALL
 from dhs_gen.storage import join_uri, write_json, write_parquet
@@ -28,7 +29,7 @@ def table_records(table: pa.Table) -> list[dict]:
 
 def headline(completeness: pa.Table, thresholds: pa.Table) -> list[dict]:
     """Overall completeness per model, subset and threshold with its intervals (the report lines)."""
-    overall = completeness.filter(pa.compute.equal(completeness["axis"], OVERALL))
+    overall = completeness.filter(pc.equal(completeness["axis"], OVERALL))
     cols = ["model_id", "subset", "threshold_kind", "threshold_value", "n", "k", "completeness",
             "ci_lo", "ci_hi", "boot_lo", "boot_hi"]
     rows = table_records(overall.select(cols))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from scipy.stats import norm
 
@@ -112,7 +113,7 @@ def test_counts_subsets_and_marginals_consistent(synthetic, result):
     n_all = overall[(overall.model_id == "m1") & (overall.subset == ALL)].n.item()
     n_clean = overall[(overall.model_id == "m1") & (overall.subset == CLEAN)].n.item()
     inj = injections.to_pandas()
-    scored = set(scores.filter(pa.compute.equal(scores["model_id"], "m1"))["id"].to_pylist())
+    scored = set(scores.filter(pc.equal(scores["model_id"], "m1"))["id"].to_pylist())
     valid = inj[(inj.status == "ok") & inj.cutout_ok & inj.task_id.isin(scored)]
     assert n_all == len(valid)
     assert n_clean == len(valid[(valid.bad_pixel_frac <= 0.2) & (valid.artifact_profile == "none")])
@@ -179,7 +180,7 @@ def test_coverage_and_duplicates(synthetic, result):
     injections, scores, negatives = synthetic
     cov = {r["model_id"]: r for r in result["coverage"].to_pylist()}
     for model_id in ("m1", "m2"):
-        n_scored = pa.compute.sum(pa.compute.equal(scores["model_id"], model_id)).as_py()
+        n_scored = pc.sum(pc.equal(scores["model_id"], model_id)).as_py()
         assert cov[model_id]["n_scored"] == n_scored
         assert cov[model_id]["n_unscored"] == injections.num_rows - n_scored > 0
     doubled = pa.concat_tables([scores, scores.slice(0, 2)])
@@ -189,7 +190,7 @@ def test_coverage_and_duplicates(synthetic, result):
 
 def test_model_without_negatives_fails_loudly(synthetic):
     injections, scores, negatives = synthetic
-    only_m1 = negatives.filter(pa.compute.equal(negatives["model_id"], "m1"))
+    only_m1 = negatives.filter(pc.equal(negatives["model_id"], "m1"))
     with pytest.raises(ValueError, match="m2.*no negatives"):
         compute_completeness(injections, scores, only_m1, SelectionConfig(bootstrap={"n_boot": 0}))
 
