@@ -13,7 +13,6 @@ from typing import Dict
 import numpy as np
 
 from dhs_gen.lensing.geometry import NIE_CORE_ARCSEC, ellipticity_to_phi_q, sersic_b_n
-from dhs_gen.lensing.params import LensingInputError
 
 F32 = np.float32
 EXP2_FLOOR = -120.0  # 2^-120 ~ 7.5e-37, above float32's smallest normal 2^-126
@@ -40,7 +39,7 @@ def _deflection_terms(lens: Dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
     = (b/e) ln2/2 log2((d + e y') / (d - e y')), d = psi + q^2 s > e |y'|.
     """
     if "gamma" in lens:
-        raise LensingInputError("the fast backend has no EPL slope; use backend='lenstronomy' for lens 'gamma'")
+        return _epl_shear_terms(lens, x, y, with_grid)
     phi, q = ellipticity_to_phi_q(lens["e1"], lens["e2"])
     q = np.minimum(q, Q_MAX)
     b = lens["theta_E"] * np.sqrt(q)  # lenstronomy: major-axis b = theta_E sqrt(q) for the product average
@@ -83,6 +82,13 @@ def _deflection_terms(lens: Dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
     ox -= b_r * _col(sign * amp * half_ln2 * sin)
     oy += a_r * _col(sign * amp * sin)
     oy += b_r * _col(sign * amp * half_ln2 * cos)
+    _add_multipoles(lens, xs, ys, ox, oy, sign)
+    return ox, oy
+
+
+def _add_multipoles(lens, xs, ys, ox, oy, sign):
+    """Add sign x the circular m = 3, 4 multipole deflections (if present) to ox, oy in place."""
+    cx, cy = lens["center_x"], lens["center_y"]
     if "a3" in lens or "a4" in lens:
         dx = xs - _col(cx)
         dy = ys - _col(cy)
@@ -91,6 +97,72 @@ def _deflection_terms(lens: Dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
                 mx, my = _multipole_deflection(m, lens[f"a{m}"], lens[f"phi{m}"], dx, dy)
                 ox += F32(sign) * mx
                 oy += F32(sign) * my
+
+
+EPL_SERIES_TOL = 1e-7
+
+
+def epl_series_coefficients(t: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """(B, N) float64 coefficients c_n of 2F1(1, t/2; 2 - t/2; z) = sum_n c_n z^n (c_0 = 1,
+    c_n = c_{n-1} (t/2 + n - 1) / (1 - t/2 + n)), N terms so that f^N < EPL_SERIES_TOL (|z| = f)."""
+    f_max = float(np.max(f)) if len(f) else 0.0
+    n_terms = 1 if f_max <= 0 else int(np.ceil(np.log(EPL_SERIES_TOL) / np.log(f_max))) + 1
+    n = np.arange(1, n_terms)
+    ratios = (t[:, None] / 2 + n - 1) / (1 - t[:, None] / 2 + n)
+    return np.concatenate([np.ones((len(t), 1)), np.cumprod(ratios, axis=1)], axis=1)
+
+
+def _epl_shear_terms(lens: Dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, with_grid: bool):
+    """EPL (Tessore & Metcalf 2015, lenstronomy EPL conventions) + shear (+ multipoles).
+
+    In the lens frame Z = q x' + i y', R = |Z|, alpha' = 2/(1+q) (b/R)^t Z 2F1(1, t/2; 2 - t/2;
+    -f Z/conj(Z)) with b = theta_E sqrt(q), t = gamma - 1, f = (1-q)/(1+q); the hypergeometric
+    function is its power series (|z| = f < 1) summed by Horner's rule in float32.
+    """
+    phi, q = ellipticity_to_phi_q(lens["e1"], lens["e2"])
+    b = lens["theta_E"] * np.sqrt(q)
+    t = lens["gamma"] - 1.0
+    f = (1.0 - q) / (1.0 + q)
+    cos, sin = np.cos(phi), np.sin(phi)
+    cx, cy = lens["center_x"], lens["center_y"]
+    xs, ys = x[None, :], y[None, :]
+    zr = xs * _col(q * cos) + (ys * _col(q * sin) - _col(q * (cx * cos + cy * sin)))
+    zi = ys * _col(cos) - (xs * _col(sin) + _col(cy * cos - cx * sin))
+    r2 = zr * zr + zi * zi
+    np.maximum(r2, F32(1e-18), out=r2)  # lenstronomy: R >= 1e-9
+    # z = -f Z / conj(Z) = -f (zr^2 - zi^2 + 2 i zr zi) / R^2
+    inv = _col(-f) / r2
+    wr = (zr * zr - zi * zi) * inv
+    wi = (zr * zi) * (inv * F32(2.0))
+    coef = epl_series_coefficients(t, f).astype(F32)
+    fr = np.broadcast_to(coef[:, -1:], wr.shape).copy()
+    fi = np.zeros_like(wr)
+    for k in range(coef.shape[1] - 2, -1, -1):  # F <- c_k + z F
+        new_r = wr * fr
+        new_r -= wi * fi
+        new_r += coef[:, k:k + 1]
+        fi *= wr
+        fi += wi * fr
+        fr = new_r
+    # alpha' = 2/(1+q) (b/R)^t (Z F) ; (b/R)^t = 2^(t log2 b - t/2 log2 R^2)
+    np.log2(r2, out=r2)
+    r2 *= _col(-t / 2)
+    r2 += _col(t * np.log2(b))
+    np.exp2(r2, out=r2)
+    r2 *= _col(2.0 / (1.0 + q))
+    ax_r = (zr * fr - zi * fi) * r2
+    ay_r = (zr * fi + zi * fr) * r2
+    g1, g2 = lens["gamma1"], lens["gamma2"]
+    sign = -1.0 if with_grid else 1.0
+    if with_grid:
+        ox = xs * _col(1.0 - g1) - ys * _col(g2)
+        oy = ys * _col(1.0 + g1) - xs * _col(g2)
+    else:
+        ox = xs * _col(g1) + ys * _col(g2)
+        oy = xs * _col(g2) - ys * _col(g1)
+    ox += ax_r * _col(sign * cos) - ay_r * _col(sign * sin)
+    oy += ax_r * _col(sign * sin) + ay_r * _col(sign * cos)
+    _add_multipoles(lens, xs, ys, ox, oy, sign)
     return ox, oy
 
 

@@ -80,12 +80,12 @@ def lensed_sersic_unit_images(lens: Dict[str, np.ndarray], source: Dict[str, np.
     """Unconvolved (B, H, W) float32 lensed Sérsic images for 1 nanomaggy of unlensed source flux
     [nanomaggies/pixel], fast backend; inputs already validated.
 
-    SIE + shear rows use the fused per-row kernel on a separable grid; rows with multipoles use
-    the general ray_trace + sersic_profile path (same conventions)."""
+    SIE + shear rows use the fused per-row kernel on a separable grid; batches with multipoles or
+    an EPL slope use the general ray_trace + sersic_profile path (same conventions)."""
     n = len(lens["theta_E"])
     out = np.zeros((n, stamp_size, stamp_size), dtype=np.float32)
     scale = pixel_scale**2 / sersic_total_flux_per_amp(source["R_sersic"], source["n_sersic"]) / supersampling**2
-    if any(k in lens for k in ("a3", "a4")):
+    if any(k in lens for k in ("a3", "a4", "gamma")):
         x, y = _flat_grid(stamp_size, float(pixel_scale), supersampling)
         for i in range(n):
             bx, by = fast.ray_trace({k: v[i:i + 1] for k, v in lens.items()}, x, y)
@@ -109,7 +109,7 @@ def render_lensed_sersic(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarr
 
     ``lens``: dict of (B,) arrays theta_E, e1, e2, center_x, center_y, gamma1, gamma2 [arcsec;
     lenstronomy SIE + SHEAR conventions, shear about the stamp centre]; optional a3, phi3, a4,
-    phi4 (circular multipoles) and, lenstronomy backend only, gamma (EPL slope).
+    phi4 (circular multipoles) and gamma (EPL slope; SIE = 2).
     ``source``: dict of (B,) arrays R_sersic, n_sersic, e1, e2, center_x, center_y [arcsec, source
     plane] and flux_g, flux_r, flux_z [total unlensed flux, nanomaggies].
     ``psf_fwhm``: (B, 3) Moffat (beta = 3.5) FWHM [arcsec]. ``backend``: "fast" (vectorised
