@@ -29,6 +29,7 @@ class ScoreConfig(StrictModel):
     batch_size: int = Field(256, ge=1, description="stamps per model call")
     max_records_per_batch: int = Field(512, ge=1, description="Arrow batch rows (bounds executor memory)")
     partitions: int = Field(0, ge=0, description="repartition the input to this many tasks (0 = keep)")
+    exclude_trained: bool = Field(True, description="rows a model was trained on get status in_training_set")
     top_k: int = Field(100, ge=0)
     gallery: int = Field(24, ge=0, description="top candidates drawn in top_k.png")
 
@@ -57,7 +58,8 @@ def score_batch_fn(cfg: ScoreConfig, calibration: dict | None):
     def fn(batch: pa.RecordBatch) -> pa.RecordBatch:
         scorer = _scorer(models, calibration, temperature, cfg.batch_size)
         table = scorer.score_table(batch, id_column=cfg.id_column, stamp_column=cfg.stamp_column,
-                                   keep_columns=cfg.keep_columns, size=cfg.stamp_size, batch_size=cfg.batch_size)
+                                   keep_columns=cfg.keep_columns, size=cfg.stamp_size, batch_size=cfg.batch_size,
+                                   exclude_trained=cfg.exclude_trained)
         return table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist(
             [], schema=table.schema)
 

@@ -3,7 +3,8 @@
 ``Scorer.score_table(table)`` turns any table with an id column and a stamp blob column
 (canonical blobs or any legacy layout) into the ``scores`` dataset: id, logit, model_score
 (calibrated probability), model_id, status (one row per input row; rows that cannot be scored
-keep NaN scores and a reason). The same function is the Spark job's batch function
+keep NaN scores and a reason: missing_stamp, decode_error, nonfinite_pixels, shape_mismatch,
+input_not_ok, in_training_set). The same function is the Spark job's batch function
 (jobs/score.py) and the local/GPU path. torch is only imported by the frozen models themselves.
 
 Calibration file (``calibration.json``, written by ``dhs evaluate``)::
@@ -74,6 +75,7 @@ class Scorer:
     member_temperatures: List[float]
     temperature: float
     meta_columns: List[str] = field(default_factory=list)
+    _trained: frozenset | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         if not self.members or len(self.member_temperatures) != len(self.members):
@@ -97,14 +99,24 @@ class Scorer:
                  for m, t in zip(self.members, self.member_temperatures)]
         return np.mean(parts, axis=0)
 
+    def trained_ids(self) -> frozenset:
+        """Union of the ids every member was trained on (cached)."""
+        if self._trained is None:
+            self._trained = frozenset().union(*(m.trained_ids() for m in self.members))
+        return self._trained
+
     def proba(self, logits) -> np.ndarray:
         """Calibrated probability sigmoid(logit / T)."""
         return calibrated_proba(logits, self.temperature)
 
     def score_table(self, table, *, id_column: str = "id", stamp_column: str = "stamp",
                     keep_columns: Sequence[str] = (), size: int | None = None,
-                    batch_size: int = 512) -> pa.Table:
-        """Score every row of a pyarrow Table/RecordBatch -> scores table (+ ``keep_columns``)."""
+                    batch_size: int = 512, exclude_trained: bool = False) -> pa.Table:
+        """Score every row of a pyarrow Table/RecordBatch -> scores table (+ ``keep_columns``).
+
+        ``exclude_trained``: rows whose id any member was trained on get status
+        ``in_training_set`` and no score (selection-function inputs must be held out).
+        """
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         missing = [c for c in (id_column, stamp_column, *keep_columns, *self.meta_columns)
@@ -115,6 +127,10 @@ class Scorer:
         logit = np.full(n, np.nan, dtype=np.float64)
         status = np.empty(n, dtype=object)
         in_ok = _input_ok(table)
+        trained = np.zeros(n, dtype=bool)
+        if exclude_trained:
+            seen = self.trained_ids()
+            trained = np.array([str(i) in seen for i in table.column(id_column).to_pylist()], dtype=bool)
         shape = None  # every stamp of the table must share the first good stamp's (C, H, W)
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
@@ -122,9 +138,10 @@ class Scorer:
                                                      size, shape)
             if shape is None and dec_ok.any():
                 shape = images.shape[1:]
-            inp = in_ok[start:stop]
-            status[start:stop] = [s if good else "input_not_ok" for s, good in zip(statuses, inp)]
-            good = dec_ok & inp
+            inp, tr = in_ok[start:stop], trained[start:stop]
+            status[start:stop] = ["in_training_set" if t_ else (s if good else "input_not_ok")
+                                  for s, good, t_ in zip(statuses, inp, tr)]
+            good = dec_ok & inp & ~tr
             if good.any():
                 sel = np.flatnonzero(good)
                 logit[start + sel] = self.logits(images[good[dec_ok]], self._meta(table, start, stop, sel))

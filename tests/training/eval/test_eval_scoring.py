@@ -101,3 +101,13 @@ def test_top_k_is_deterministic():
                        "model_id": ["m"] * 4, "status": ["ok", "ok", "ok", "decode_error"]})
     assert top_k(scores, 3).column("id").to_pylist() == ["b", "c", "a"]
     assert top_k(scores, 1).column("id").to_pylist() == ["b"]
+
+
+def test_rows_the_model_was_trained_on_are_excluded(models):
+    table, _ = _table()
+    table = table.set_column(0, "galaxy_id", pa.array(["train-1"] + [f"g{i}" for i in range(1, 7)]))
+    scorer = load_scorer([models[0]], temperature=1.0)
+    out = scorer.score_table(table, id_column="galaxy_id", exclude_trained=True)
+    assert out.column("status").to_pylist()[:2] == ["in_training_set", "ok"]
+    assert np.isnan(out.column("model_score").to_numpy()[0])
+    assert scorer.score_table(table, id_column="galaxy_id").column("status").to_pylist()[0] == "ok"
