@@ -35,10 +35,13 @@ def real_bricks() -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def real_regions() -> pd.DataFrame:
-    """The real DR10-south regions (median r seeing/depth, E(B-V))."""
+    """The real DR10-south regions with valid median r seeing/depth and E(B-V)."""
     frame = pd.read_csv(data_path("dr10_stats", "dr10_regions_summary_psf_depth_r.csv.gz"))
     cols = ["median_psf_r_arcsec", "median_psfdepth_r", "median_ebv"]
-    return frame.dropna(subset=cols).reset_index(drop=True)
+    frame = frame.dropna(subset=cols)
+    # a few regions carry placeholder zeros (no coverage): not conditions to draw from
+    good = frame["median_psfdepth_r"].between(22.0, 27.0) & frame["median_psf_r_arcsec"].between(0.5, 4.0)
+    return frame[good].reset_index(drop=True)
 
 
 @lru_cache(maxsize=1)

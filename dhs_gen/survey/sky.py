@@ -68,8 +68,8 @@ def _colours_galaxy(key, mag_r, types):
     zp = np.clip((0.08 + 0.1 * (mag_r - 17.0)) * np.exp(0.3 * normal(key, 20)), 0.01, 1.6)
     red = unit(key, 21) < np.where((types == DEV) | (types == SER), 0.7, 0.2)
     zc = np.minimum(zp, 1.2)
-    g_r = np.where(red, 0.75 + 1.0 * zc, 0.3 + 0.5 * zc) + 0.1 * normal(key, 22)
-    r_z = np.where(red, 0.45 + 0.9 * zc, 0.3 + 0.5 * zc) + 0.1 * normal(key, 23)
+    g_r = np.where(red, 0.75 + 1.0 * zc, 0.2 + 0.35 * zc) + 0.1 * normal(key, 22)
+    r_z = np.where(red, 0.45 + 0.9 * zc, 0.25 + 0.45 * zc) + 0.1 * normal(key, 23)
     z_w1 = 0.4 + 1.1 * zc + 0.3 * normal(key, 24)
     return g_r, r_z, z_w1, zp
 
