@@ -23,13 +23,6 @@ def _col(v: np.ndarray) -> np.ndarray:
     return np.asarray(v, dtype=np.float64)[:, None].astype(F32)
 
 
-def sie_shear_deflection(lens: Dict[str, np.ndarray], x: np.ndarray, y: np.ndarray):
-    """Deflection (alpha_x, alpha_y) [arcsec], each (B, N) float32, of SIE + external shear
-    (+ optional circular m=3/m=4 multipoles) at image-plane points x, y (N,) [arcsec]."""
-    ax, ay = _deflection_terms(lens, x, y, with_grid=False)
-    return ax, ay
-
-
 def _deflection_terms(lens: Dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, with_grid: bool):
     """SIE + shear (+ multipoles): the deflection, or (with_grid) the source position x - alpha.
 
@@ -261,12 +254,9 @@ def separable_grid(stamp_size: int, pixel_scale: float, supersampling: int):
     return x.reshape(1, s, 1, h), x.reshape(s, 1, h, 1)
 
 
-ROW_COEFFICIENTS = ("xa", "xb", "xc", "ya", "yb", "yc", "eq", "e", "qs", "ua", "ub", "uc", "uA", "uB",
-                    "va", "vb", "vc", "vB", "inv2n", "bn2")
-
-
 def sersic_row_coefficients(lens: Dict[str, np.ndarray], src: Dict[str, np.ndarray]) -> np.ndarray:
-    """Per-row constants of :func:`lensed_sersic_row`, vectorised: (B, len(ROW_COEFFICIENTS)) float32.
+    """Per-row constants of :func:`lensed_sersic_row`, vectorised: (B, 20) float32, columns
+    xa, xb, xc, ya, yb, yc, eq, e, qs, ua, ub, uc, uA, uB, va, vb, vc, vB, 1/(2n), b_n/ln 2.
 
     SIE frame: xq = xa x + xb y + xc = q x', y' = ya x + yb y + yc (x', y' the lens frame), with
     eq = e/q and qs = q^2 s (lenstronomy NIE: b = theta_E sqrt(q), e = sqrt(1 - q^2), s = 1e-10"/sqrt(q)).

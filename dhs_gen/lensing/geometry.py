@@ -1,28 +1,15 @@
-"""Pixel grids and lenstronomy's ellipticity conventions, shared by both backends.
+"""lenstronomy's ellipticity and Sérsic conventions and the PSF kernel size, shared by both backends.
 
 Pixel (row, col) of an H x W stamp is centred at x = (col - (W-1)/2) * pixel_scale,
 y = (row - (H-1)/2) * pixel_scale [arcsec]. A supersampled grid splits each pixel into
-s x s equal sub-pixels whose centres are offset by ((k + 0.5)/s - 0.5) * pixel_scale.
+s x s equal sub-pixels whose centres are offset by ((k + 0.5)/s - 0.5) * pixel_scale
+(:func:`dhs_gen.lensing.fast.subpixel_grid`, :func:`dhs_gen.lensing.fast.separable_grid`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 NIE_CORE_ARCSEC = 1e-10  # lenstronomy's SIE = NIE with this core (s_scale), avoids 0/0 at the centre
-
-
-def pixel_axis(n: int, pixel_scale: float, supersampling: int = 1) -> np.ndarray:
-    """1-D sub-pixel centre coordinates [arcsec], length n * supersampling, float64."""
-    s = int(supersampling)
-    sub = (np.arange(s) + 0.5) / s - 0.5
-    centres = np.arange(n) - (n - 1) / 2.0
-    return ((centres[:, None] + sub[None, :]).ravel() * pixel_scale).astype(np.float64)
-
-
-def pixel_grid(stamp_size: int, pixel_scale: float, supersampling: int = 1):
-    """(x, y) sub-pixel centre grids [arcsec], each (H*s, W*s), row index = y, column index = x."""
-    axis = pixel_axis(stamp_size, pixel_scale, supersampling)
-    return np.meshgrid(axis, axis, indexing="xy")
 
 
 def ellipticity_to_phi_q(e1, e2):

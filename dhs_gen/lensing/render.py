@@ -19,7 +19,7 @@ import numpy as np
 
 from dhs_gen import PIXEL_SCALE_ARCSEC
 from dhs_gen.lensing import fast
-from dhs_gen.lensing.geometry import psf_kernel_size, sersic_total_flux_per_amp
+from dhs_gen.lensing.geometry import psf_kernel_size, sersic_amp_from_flux, sersic_total_flux_per_amp
 from dhs_gen.lensing.params import (
     FLUX_KEYS,
     LensingInputError,
@@ -129,7 +129,7 @@ def render_lensed_sersic(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarr
     if backend == "lenstronomy":
         from dhs_gen.lensing.reference import render_sersic_reference
 
-        amps = fluxes / sersic_total_flux_per_amp(src_p["R_sersic"], src_p["n_sersic"])[:, None]
+        amps = sersic_amp_from_flux(fluxes, src_p["R_sersic"][:, None], src_p["n_sersic"][:, None])
         images = render_sersic_reference(lens_p, src_p, amps, kernels, stamp_size, pixel_scale, supersampling)
     else:
         images = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
