@@ -105,3 +105,37 @@ def test_provider_config_factory():
 
     with pytest.raises(ConfigError, match="kind"):
         make_provider({"kind": "sdss"})
+
+
+def test_catalogue_columns_follow_the_real_dr9_tractor_file(shared_data):
+    """Names (lower-cased) and storage conventions of a real DR9 Tractor catalogue."""
+    from astropy.io import fits
+
+    with fits.open(shared_data / "dr9_tractor_schema" / "tractor-1054p567.fits") as hdul:
+        real = hdul[1].data
+        names = {n.lower() for n in real.columns.names}
+        real_ivar = float(real["PSFDEPTH_R"][0])
+    cat = MockDR10(seed=1).catalog(500)
+    ours = set(cat.column_names) - {"z_phot_median", "mock_population"}
+    assert ours <= names, sorted(ours - names)
+    # both store psfdepth as an inverse variance of the same order (hundreds of nmgy^-2 in r)
+    assert 10 < real_ivar < 1e4
+    assert 10 < float(np.median(cat.column("psfdepth_r").to_numpy())) < 1e4
+
+
+def test_catalogue_distributions_are_survey_like():
+    df = MockDR10(seed=2).catalog(20000).to_pandas()
+    gal = df[df.mock_population == "galaxy"]
+    mag_r = 22.5 - 2.5 * np.log10(gal.flux_r)
+    # rising galaxy counts: each magnitude bin ~2x the previous (slope 0.33 dex/mag)
+    counts = np.histogram(mag_r, bins=[20, 21, 22, 23])[0]
+    assert np.all(np.diff(np.log10(counts)) > 0.2)
+    frac = gal.type.value_counts(normalize=True)
+    assert 0.25 < frac["REX"] < 0.6 and frac["DEV"] > 0.05 and frac["SER"] > 0.03
+    stars = df[df.mock_population == "star"]
+    assert 0.05 < len(stars) / len(df) < 0.2 and (stars.type == "PSF").all()
+    assert gal.z_phot_median.between(0, 2).all() and (stars.z_phot_median == 0).all()
+    assert (df.maskbits != 0).mean() < 0.1
+    lrg = df[df.mock_population == "lrg"]
+    assert len(lrg) > 100  # the plan starts with the real LRG bricks
+    assert (22.5 - 2.5 * np.log10(lrg.flux_z)).median() < 20.5
