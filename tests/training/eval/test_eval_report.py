@@ -49,6 +49,9 @@ def test_report_end_to_end():
     assert {r["category"] for r in rep["confusers"]} == {"edge_on_proxy", "none", "ring_proxy"}
     assert set(rep["strata"]) == {"psfsize_r", "psfdepth_r_mag5", "nobs_z_bin"}
     assert rep["hard_negatives"]["n"] == 200 and rep["hard_negatives"]["mean_p"] < 0.2
+    vt = rep["val_vs_test"]
+    assert vt["difference"] == pytest.approx(vt["roc_auc_test"] - vt["roc_auc_val"])
+    assert vt["lo"] < vt["difference"] < vt["hi"] and vt["bootstrap"] == "region"
     fpr_val = rep["metrics"]["test"]["at_val_thresholds"]["val_fpr_0.01"]["fpr"]
     assert fpr_val < 0.03  # threshold chosen on val transfers to test
 
