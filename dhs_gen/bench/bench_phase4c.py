@@ -11,6 +11,8 @@ also times the Spark job itself under ``local[1]`` (wall clock after session sta
 """
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -104,6 +106,7 @@ def _spark_rate(root: Path, out: Path) -> float:
     from dhs_gen.spark import build_spark_session
     from jobs.phase4c_inject import Phase4cConfig, _body
 
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors run this interpreter
     spark = build_spark_session("dhs-bench-phase4c", master="local[1]")
     try:
         cfg = Phase4cConfig(partitions=1, rows_per_batch=ROWS_PER_BATCH)
