@@ -139,3 +139,18 @@ def test_catalogue_distributions_are_survey_like():
     lrg = df[df.mock_population == "lrg"]
     assert len(lrg) > 100  # the plan starts with the real LRG bricks
     assert (22.5 - 2.5 * np.log10(lrg.flux_z)).median() < 20.5
+
+
+def test_neighbour_counts_follow_the_density():
+    """Objects per cutout average density x area (26.5" square), with Poisson scatter."""
+    mock = MockDR10(seed=4, include_lrgs=False)
+    half = 101 * 0.262 / 2
+    counts = []
+    for i in range(40):
+        ra, dec = 100.0 + 0.05 * i, 10.0
+        objs, x, y = mock.scene_objects(ra, dec, 101)
+        inside = (np.abs(x - 50) <= 50.5) & (np.abs(y - 50) <= 50.5) & (objs["population"] != 3)
+        counts.append(int(inside.sum() - (objs["population"][inside] == 4).sum()))
+    expected = (mock.galaxy_density + mock.star_density) * (2 * half / 3600) ** 2
+    assert np.mean(counts) == pytest.approx(expected, rel=0.35)
+    assert np.var(counts) > 0.3 * expected
