@@ -99,6 +99,8 @@ def _body(spark, cfg: CutoutsConfig, args) -> dict:
     todo = manifest if done is None else manifest.join(done, id_col, "left_anti")
     n_todo = todo.count()
     run = (committed[-1] + 1) if committed else 0
+    log.info("cutouts: %d manifest rows, %d already fetched, fetching %d as run %d with provider %s",
+             n_in, n_in - n_todo, n_todo, run, cfg.provider.kind)
     if n_todo:
         provider_cfg = cfg.provider.model_dump()
         size, box = cfg.size, cfg.central_box
@@ -107,6 +109,7 @@ def _body(spark, cfg: CutoutsConfig, args) -> dict:
         fetched = fetched.withColumn("fetched", F.col("status") == "ok")
         fetched.write.mode("errorifexists").partitionBy("fetched").parquet(to_file_uri(join_uri(output, f"run={run}")))
         committed = prepare_output(output)
+        log.info("cutouts: run %d committed", run)
 
     result = spark.read.parquet(to_file_uri(output))
     counts = {r["status"]: r["count"] for r in result.groupBy("status").count().collect()}
