@@ -180,6 +180,7 @@ def _ensemble(pred: pd.DataFrame, names: List[str], ids: Dict[str, str], cfg: Ev
 def _figures(cfg, out_dir, pred, report, gates, store, run_dir, anchors) -> Dict[str, str]:
     from dhs_gen.storage import exists, join_uri
     from training.eval import figures as F
+    from training.eval.calibration import sigmoid
     from training.eval.report import split_frame
 
     fig_dir = join_uri(out_dir, "figures")
@@ -197,8 +198,6 @@ def _figures(cfg, out_dir, pred, report, gates, store, run_dir, anchors) -> Dict
     paths["roc"] = F.plot_roc(curves, join_uri(fig_dir, "eval_roc.png"), title="ROC (calibrated p)")
     t = report["temperature"]
     logits = test["logit"].to_numpy()
-    from training.eval.calibration import sigmoid
-
     paths["reliability"] = F.plot_reliability(test["label"].to_numpy(), {"before (T=1)": sigmoid(logits),
                                               f"after (T={t:.3f})": test["p"].to_numpy()},
                                               join_uri(fig_dir, "eval_reliability.png"), cfg.report.n_bins,
@@ -221,9 +220,9 @@ def _figures(cfg, out_dir, pred, report, gates, store, run_dir, anchors) -> Dict
         pos = test[test["label"] == 1].head(cfg.n_six_channel)
         paths["six_channel"] = F.plot_six_channel(images_for(store, pos), pos["id"].astype(str).tolist(),
                                                   join_uri(fig_dir, "eval_six_channel.png"))
-    metrics_csv = join_uri(run_dir, "metrics.csv")
-    if run_dir and exists(metrics_csv):
-        paths["training_curves"] = F.plot_training_curves(metrics_csv, join_uri(fig_dir, "eval_training_curves.png"))
+    if run_dir and exists(join_uri(run_dir, "metrics.csv")):
+        paths["training_curves"] = F.plot_training_curves(join_uri(run_dir, "metrics.csv"),
+                                                          join_uri(fig_dir, "eval_training_curves.png"))
     if anchors and len(anchors.get("_images", [])):
         frame = anchors["_frame"][anchors["_frame"]["status"] == "ok"].head(cfg.n_gallery or 24)
         imgs = anchors["_images"][:len(frame)]
