@@ -64,7 +64,7 @@ def bench_loader(quick: bool) -> list[dict]:
     from dhs_gen.io.stamps import encode_stamp
     from training.data.shards import LAYOUTS, convert_to_shards
 
-    n = 1024 if quick else 8192
+    n = 1024 if quick else 4096
     images = _stamps(n)
     baseline = _npz_baseline_rate(images[: 64 if quick else 512])
     out = []
@@ -145,7 +145,7 @@ def bench_model(quick: bool) -> list[dict]:
     from training.models import build_model
 
     torch.manual_seed(0)
-    bs = 16 if quick else 64
+    bs = 16 if quick else 32
     steps = 1 if quick else 2
     x = torch.randn(bs, 3, 64, 64)
     y = torch.randint(0, 2, (bs,)).float()
