@@ -174,3 +174,15 @@ def test_parallel_conversion_is_identical(tmp_path):
     one = ShardStore(convert_to_shards(str(src), str(tmp_path / "a"), rows_per_shard=8))
     two = ShardStore(convert_to_shards(str(src), str(tmp_path / "b"), rows_per_shard=8, workers=2))
     assert one.data_hash == two.data_hash and len(one.index["shards"]) == 6
+
+
+def test_convert_from_s3_source(s3_bucket, tmp_path):
+    from dhs_gen.storage import write_bytes
+
+    src = write_stamps_table(tmp_path / "s.parquet", 8, size=16)
+    uri = f"{s3_bucket}/phase4c/stamps/part-0.parquet"
+    write_bytes(uri, src.read_bytes())
+    store = ShardStore(convert_to_shards(f"{s3_bucket}/phase4c/stamps", str(tmp_path / "out")))
+    assert store.n_rows == 8 and store.index["source"].startswith("s3://")
+    with pytest.raises(ShardError, match="local"):
+        convert_to_shards(f"{s3_bucket}/phase4c/stamps", f"{s3_bucket}/shards")
