@@ -6,8 +6,8 @@ runs/<run id>`` on EMR, ``build/smoke/<name>`` locally) and the user's ``--uri K
 (``{tractor}``, ``{positives}``, ``{manifest}``, ``{cutouts}``, ``{input}``). A step's outputs go under ``{run}``, so
 later steps of the chain find them there. Arguments after ``--`` come last (argparse keeps the
 last value, so they can override a template). A step's config defaults to ``configs/<stem>.yaml``
-on EMR and ``configs/<stem>_demo.yaml`` for local smoke runs, else the first ``configs/<stem>*.yaml``;
-the same placeholders are filled in the config text.
+on EMR and ``configs/<stem>_demo.yaml`` for local smoke runs, else the first ``configs/<stem>*.yaml``
+(never a demo config on EMR); the same placeholders are filled in the config text.
 """
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ class StepSpec(NamedTuple):
     """One step: name, ``jobs/<script>``, config stem (None: the job's defaults), argument templates.
 
     ``optional`` holds (flag, template) pairs dropped when their placeholder is not supplied.
+    ``demo_section``: the key under which a ``<stem>_demo.yaml`` holds this job's config (the
+    catalogue's demo file wraps the job config in ``catalog:``).
     """
 
     name: str
@@ -32,28 +34,37 @@ class StepSpec(NamedTuple):
     config_stem: str | None
     args: Tuple[str, ...] = ()
     optional: Tuple[Tuple[str, str], ...] = ()
+    demo_section: str | None = None
 
+
+_NEGATIVE_POOL = StepSpec("negative-pool", "negative_pool.py", "catalog",
+                          ("--tractor", "{tractor}", "--output", "{run}/negatives_pool"), demo_section="catalog")
+_SAMPLE_NEGATIVES = StepSpec("sample-negatives", "sample_negatives.py", "catalog",
+                             ("--pool", "{run}/negatives_pool", "--output", "{run}/sampled_negatives"),
+                             (("--positives", "{positives}"),), demo_section="catalog")
+_MOCK_CATALOG = StepSpec("mock-catalog", "mock_catalog.py", "mock_catalog",
+                         ("--set", "n_rows=5000", "--output", "{run}/mock_catalog"))
+_PHASE4A = StepSpec("phase4a", "phase4a_manifest.py", "phase4a",
+                    ("--set", "manifest.host_fraction=0.03", "--output", "{run}/phase4a_manifest"))
 
 PIPELINES: Dict[str, Tuple[StepSpec, ...]] = {
     "healthcheck": (StepSpec("healthcheck", "healthcheck.py", None, ("--output", "{run}/healthcheck")),),
     "phase4c": (StepSpec("phase4c", "phase4c_inject.py", "phase4c", ("--output", "{run}/phase4c"),
                          (("--manifest", "{manifest}"), ("--cutouts", "{cutouts}"))),),
-    "negatives": (
-        StepSpec("negative-pool", "negative_pool.py", "negative_pool",
-                 ("--tractor", "{tractor}", "--output", "{run}/negatives_pool")),
-        StepSpec("sample-negatives", "sample_negatives.py", "sample_negatives",
-                 ("--pool", "{run}/negatives_pool", "--output", "{run}/sampled_negatives"),
-                 (("--positives", "{positives}"),)),
-    ),
+    "negatives": (_NEGATIVE_POOL, _SAMPLE_NEGATIVES),
     "cutouts": (StepSpec("cutouts", "cutouts.py", "cutouts", ("--output", "{run}/cutouts"),
                          (("--manifest", "{manifest}"),)),),
-    "compact": (StepSpec("compact", "compact.py", "compact", ("--input", "{input}", "--output", "{run}/compacted")),),
+    "compact": (StepSpec("compact", "compact.py", "catalog", ("--input", "{input}", "--output", "{run}/compacted"),
+                         demo_section="catalog"),),
 }
 
-# Local smoke runs make missing inputs from the mock survey: placeholder -> (step, its output).
-SMOKE_INPUTS: Dict[str, Tuple[StepSpec, str]] = {
-    "tractor": (StepSpec("mock-catalog", "mock_catalog.py", "mock_catalog",
-                         ("--set", "n_rows=5000", "--output", "{run}/mock_catalog")), "{run}/mock_catalog"),
+# Local smoke runs make missing inputs from the mock survey, per pipeline:
+# placeholder -> (steps run first, the placeholders they provide).
+SMOKE_INPUTS: Dict[str, Dict[str, Tuple[Tuple[StepSpec, ...], Dict[str, str]]]] = {
+    "negatives": {"tractor": ((_MOCK_CATALOG,), {"tractor": "{run}/mock_catalog"})},
+    "phase4c": {"manifest": ((_PHASE4A,), {"manifest": "{run}/phase4a_manifest"})},
+    "cutouts": {"manifest": ((_MOCK_CATALOG, _NEGATIVE_POOL, _SAMPLE_NEGATIVES),
+                             {"tractor": "{run}/mock_catalog", "manifest": "{run}/sampled_negatives"})},
 }
 
 
@@ -75,11 +86,11 @@ def parse_uris(items: Sequence[str]) -> Dict[str, str]:
     return uris
 
 
-def required_inputs(steps: Sequence[StepSpec]) -> List[str]:
-    """Placeholders (other than run) the steps' required arguments need, in first-use order."""
+def inputs_used(steps: Sequence[StepSpec]) -> List[str]:
+    """Placeholders (other than run) the steps' arguments use, required or optional, in first-use order."""
     found: List[str] = []
     for spec in steps:
-        for arg in spec.args:
+        for arg in (*spec.args, *(template for _, template in spec.optional)):
             found += [k for k in _PLACEHOLDER.findall(arg) if k != "run" and k not in found]
     return found
 
@@ -98,13 +109,14 @@ def check_scripts(steps: Sequence[StepSpec], root: str) -> None:
 
 def find_config(stem: str, configs_dir: str, demo: bool = False) -> str:
     """``configs/<stem>.yaml`` (``<stem>_demo.yaml`` first when ``demo``), else the first
-    ``configs/<stem>*.yaml``; ConfigError if none."""
+    ``configs/<stem>*.yaml`` (never a ``_demo`` one for a cluster run); ConfigError if none."""
     for name in ([f"{stem}_demo.yaml"] if demo else []) + [f"{stem}.yaml"]:
         if os.path.isfile(os.path.join(configs_dir, name)):
             return os.path.join(configs_dir, name)
-    found = sorted(glob.glob(os.path.join(configs_dir, f"{stem}*.yaml")))
+    found = sorted(p for p in glob.glob(os.path.join(configs_dir, f"{stem}*.yaml"))
+                   if demo or not p.endswith("_demo.yaml"))
     if not found:
-        raise ConfigError(f"no config for step {stem!r}: expected {configs_dir}/{stem}*.yaml "
+        raise ConfigError(f"no config found: expected {configs_dir}/{stem}*.yaml "
                           "(shipped with the job) or pass CONFIG=/--config")
     return found[0]
 

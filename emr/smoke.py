@@ -12,7 +12,9 @@ import subprocess
 import sys
 from typing import List, Sequence
 
-from dhs_gen.config import ConfigError
+import yaml
+
+from dhs_gen.config import ConfigError, read_yaml
 from emr import pipelines
 from emr.packaging import project_root, render_config
 
@@ -33,27 +35,41 @@ def smoke_commands(pipeline: str, out_dir: str, *, configs: Sequence[str] = (), 
     out_dir = os.path.abspath(out_dir)
     values = {**pipelines.parse_uris(uris), "run": out_dir}
     preludes = []
-    for key in pipelines.required_inputs(steps):
-        if key not in values and key in pipelines.SMOKE_INPUTS:
-            spec, output = pipelines.SMOKE_INPUTS[key]
-            try:
-                prelude_config = pipelines.find_config(spec.config_stem, configs_dir, demo=True)
-            except ConfigError:
-                prelude_config = None
-            preludes.append((spec, prelude_config))
-            values[key] = pipelines.fill(output, values)
+    makers = pipelines.SMOKE_INPUTS.get(pipeline, {})
+    for key in pipelines.inputs_used(steps):
+        if key not in values and key in makers:
+            chain, provides = makers[key]
+            for spec in chain:
+                try:
+                    prelude_config = pipelines.find_config(spec.config_stem, configs_dir, demo=True)
+                except ConfigError:
+                    prelude_config = None
+                preludes.append((spec, prelude_config))
+            for name, template in provides.items():
+                values.setdefault(name, pipelines.fill(template, values))
     pipelines.check_scripts([spec for spec, _ in preludes], root)
     commands = []
     n_preludes = len(preludes)
     for i, (spec, path) in enumerate([*preludes, *zip(steps, paths)]):
         rendered = None
         if path:
-            rendered = os.path.join(out_dir, "configs", os.path.basename(path))
+            rendered = os.path.join(out_dir, "configs", f"{spec.name}-{os.path.basename(path)}")
             render_config(path, rendered, values)
+            _keep_demo_section(rendered, spec.demo_section)
         own = i >= n_preludes  # the user's overrides and args are for the pipeline's own steps
         args = pipelines.step_args(spec, rendered, values, overrides if own else (), extra_args if own else ())
         commands.append(["spark-submit", "--master", master, os.path.join(root, "jobs", spec.script), *args])
     return commands
+
+
+def _keep_demo_section(path: str, section: str | None) -> None:
+    """Reduce a rendered demo config to the job's section when the demo file wraps it (in place)."""
+    if not section:
+        return
+    data = read_yaml(path)
+    if isinstance(data.get(section), dict):
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(yaml.safe_dump(data[section], sort_keys=False))
 
 
 def smoke_env() -> dict:

@@ -15,12 +15,13 @@ ACCOUNT = AccountSettings(s3_prefix="s3://my-bucket/dhs")
 
 @pytest.fixture
 def fake_root(tmp_path):
-    """A checkout with the two negatives jobs and their configs."""
+    """A checkout with the two negatives jobs and the catalogue config they share."""
     (tmp_path / "jobs").mkdir()
     (tmp_path / "configs").mkdir()
     for name in ("negative_pool", "sample_negatives"):
         (tmp_path / "jobs" / f"{name}.py").write_text("# job\n")
-        (tmp_path / "configs" / f"{name}_demo.yaml").write_text(f"output: '{{run}}/{name}'\n")
+    (tmp_path / "configs" / "catalog.yaml").write_text("compact: {note: '{run}/compacted'}\n")
+    (tmp_path / "configs" / "catalog_demo.yaml").write_text("catalog: {}\n")
     return tmp_path
 
 
@@ -49,13 +50,13 @@ def test_plan_two_steps_in_order_with_run_prefix(fake_root):
     assert [a[3] for a in args] == ["/opt/dhs/jobs/negative_pool.py", "/opt/dhs/jobs/sample_negatives.py"]
     run = "s3://my-bucket/dhs/runs/r1"
     assert args[0][4:] == [
-        "--config", f"{run}/artifacts/configs/negative_pool_demo.yaml", "--set", "sampling.seed=7",
+        "--config", f"{run}/artifacts/configs/catalog.yaml", "--set", "sampling.seed=7",
         "--tractor", "s3://survey/sweeps", "--output", f"{run}/negatives_pool", "--note", f"{run}/x"]
     assert args[1][4:] == [
-        "--config", f"{run}/artifacts/configs/sample_negatives_demo.yaml", "--set", "sampling.seed=7",
+        "--config", f"{run}/artifacts/configs/catalog.yaml", "--set", "sampling.seed=7",
         "--pool", f"{run}/negatives_pool", "--output", f"{run}/sampled_negatives", "--positives", "s3://p/v1",
         "--note", f"{run}/x"]
-    assert set(plan.configs) == {"negative_pool_demo.yaml", "sample_negatives_demo.yaml"}
+    assert plan.configs == {"catalog.yaml": str(fake_root / "configs" / "catalog.yaml")}  # shared, uploaded once
     assert all(s["ActionOnFailure"] == "TERMINATE_CLUSTER" for s in plan.steps)
 
 
@@ -161,9 +162,9 @@ def test_launch_uploads_and_creates_cluster_with_moto(moto_aws, fake_root, tmp_p
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="my-bucket")["Contents"]}
     base = "dhs/runs/r1/artifacts/"
     assert {base + "dark_halo_scope-9.9.9-py3-none-any.whl", base + "_MANIFEST.json",
-            base + "configs/negative_pool_demo.yaml", "dhs/runs/r1/launch.json"} <= keys
-    config = s3.get_object(Bucket="my-bucket", Key=base + "configs/negative_pool_demo.yaml")["Body"].read()
-    assert config == b"output: 's3://my-bucket/dhs/runs/r1/negative_pool'\n"
+            base + "configs/catalog.yaml", "dhs/runs/r1/launch.json"} <= keys
+    config = s3.get_object(Bucket="my-bucket", Key=base + "configs/catalog.yaml")["Body"].read()
+    assert config == b"compact: {note: 's3://my-bucket/dhs/runs/r1/compacted'}\n"
     record = json.loads(s3.get_object(Bucket="my-bucket", Key="dhs/runs/r1/launch.json")["Body"].read())
 
     emr = moto_aws.client("emr", region_name="us-east-2")

@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import pytest
+import yaml
 
 from dhs_gen.config import ConfigError
 from emr import smoke
@@ -24,13 +25,16 @@ def test_configs_are_rendered_with_the_local_run_dir(tmp_path):
     (root / "jobs").mkdir(parents=True)
     (root / "configs").mkdir()
     (root / "jobs" / "compact.py").write_text("")
-    (root / "configs" / "compact_demo.yaml").write_text("output: '{run}/compacted'\n")
+    (root / "configs" / "catalog.yaml").write_text("compact: {target_file_mb: 128}\n")
+    (root / "configs" / "catalog_demo.yaml").write_text(
+        "tractor: survey/catalog\ncatalog:\n  compact: {target_file_mb: 16}\n  note: '{run}/x'\n")
     (cmd,) = smoke.smoke_commands("compact", str(tmp_path / "run"), root=str(root), overrides=["a.b=1"],
                                   uris=["input=/data/parts"])
-    rendered = tmp_path / "run" / "configs" / "compact_demo.yaml"
+    rendered = tmp_path / "run" / "configs" / "compact-catalog_demo.yaml"
     assert cmd[4:] == ["--config", str(rendered), "--set", "a.b=1", "--input", "/data/parts",
                        "--output", str(tmp_path / "run" / "compacted")]
-    assert rendered.read_text() == f"output: '{tmp_path / 'run'}/compacted'\n"
+    # the demo file wraps the job config under `catalog:`: only that section is passed on
+    assert yaml.safe_load(rendered.read_text()) == {"compact": {"target_file_mb": 16}, "note": f"{tmp_path / 'run'}/x"}
 
 
 def test_mock_survey_supplies_a_missing_tractor_input(tmp_path):
@@ -39,8 +43,7 @@ def test_mock_survey_supplies_a_missing_tractor_input(tmp_path):
     (root / "configs").mkdir()
     for name in ("mock_catalog", "negative_pool", "sample_negatives"):
         (root / "jobs" / f"{name}.py").write_text("")
-    for name in ("negative_pool", "sample_negatives"):
-        (root / "configs" / f"{name}_demo.yaml").write_text("seed: 1\n")
+    (root / "configs" / "catalog.yaml").write_text("sampling: {seed: 1}\n")
     run = tmp_path / "run"
     cmds = smoke.smoke_commands("negatives", str(run), root=str(root), overrides=["seed=2"])
     assert [os.path.basename(c[3]) for c in cmds] == ["mock_catalog.py", "negative_pool.py", "sample_negatives.py"]
@@ -100,5 +103,40 @@ def test_demo_configs_preferred_for_smoke_exact_for_emr(tmp_path):
     assert find_config("cutouts", str(tmp_path)).endswith("/cutouts.yaml")
     assert find_config("cutouts", str(tmp_path), demo=True).endswith("/cutouts_demo.yaml")
     (tmp_path / "cutouts.yaml").unlink()
-    (tmp_path / "cutouts_demo.yaml").unlink()
-    assert find_config("cutouts", str(tmp_path), demo=True).endswith("/cutouts_big.yaml")
+    assert find_config("cutouts", str(tmp_path)).endswith("/cutouts_big.yaml")  # never a demo config on EMR
+    (tmp_path / "cutouts_big.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"cutouts\*\.yaml"):
+        find_config("cutouts", str(tmp_path))
+    assert find_config("cutouts", str(tmp_path), demo=True).endswith("/cutouts_demo.yaml")
+
+
+def test_phase4c_smoke_makes_its_manifest_with_phase4a(tmp_path):
+    root = tmp_path / "repo"
+    (root / "jobs").mkdir(parents=True)
+    (root / "configs").mkdir()
+    for name in ("phase4a_manifest", "phase4c_inject"):
+        (root / "jobs" / f"{name}.py").write_text("")
+    for name in ("phase4a_demo", "phase4c_demo"):
+        (root / "configs" / f"{name}.yaml").write_text("partitions: 4\n")
+    run = tmp_path / "run"
+    first, second = smoke.smoke_commands("phase4c", str(run), root=str(root))
+    assert os.path.basename(first[3]) == "phase4a_manifest.py"
+    assert first[4:6] == ["--config", str(run / "configs" / "phase4a-phase4a_demo.yaml")]
+    assert second[second.index("--manifest") + 1] == str(run / "phase4a_manifest")
+    (only,) = smoke.smoke_commands("phase4c", str(run), root=str(root), uris=["manifest=/data/m"])
+    assert only[only.index("--manifest") + 1] == "/data/m"
+
+
+def test_cutouts_smoke_samples_its_manifest_from_the_mock_survey(tmp_path):
+    root = tmp_path / "repo"
+    (root / "jobs").mkdir(parents=True)
+    (root / "configs").mkdir()
+    for name in ("mock_catalog", "negative_pool", "sample_negatives", "cutouts"):
+        (root / "jobs" / f"{name}.py").write_text("")
+    (root / "configs" / "cutouts_demo.yaml").write_text("size: 101\n")
+    run = tmp_path / "run"
+    cmds = smoke.smoke_commands("cutouts", str(run), root=str(root))
+    assert [os.path.basename(c[3]) for c in cmds] == [
+        "mock_catalog.py", "negative_pool.py", "sample_negatives.py", "cutouts.py"]
+    assert cmds[1][cmds[1].index("--tractor") + 1] == str(run / "mock_catalog")
+    assert cmds[3][cmds[3].index("--manifest") + 1] == str(run / "sampled_negatives")
