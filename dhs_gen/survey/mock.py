@@ -42,7 +42,7 @@ from dhs_gen.survey.sky import (
     STAR_DENSITY,
     TYPES,
     concat_objects,
-    lrg_objects,
+    lrg_core,
     satellites,
     sky_objects,
 )
@@ -125,7 +125,7 @@ class MockDR10(CutoutProvider):
     def _host(self, ra: float, dec: float, pkey) -> dict:
         n = len(_lrg_frame())
         pick = int(min(unit(pkey, 7) * n, n - 1))
-        host = {k: v[:1] for k, v in lrg_objects([pick], self.seed).items()}
+        host = lrg_core([pick], self.seed)[0]
         host.update(ra=np.array([ra]), dec=np.array([dec]), population=np.array([POP_HOST], np.int8),
                     objid=np.array([-1 - SATELLITES_MAX], np.int64))
         return concat_objects([host, satellites(host, np.array([pkey], dtype=np.uint64))])
@@ -165,16 +165,17 @@ class MockDR10(CutoutProvider):
         nobs = np.array([cond[f"nobs_{b}"][0] for b in BANDS], dtype=np.float64)
         psf = self.make_psf(fwhm)
         objs, x, y = self.scene_objects(ra, dec, size)
-        scene = render_scene(objs, ra, dec, size, psf).astype(np.float64)
+        scene = render_scene(objs, ra, dec, size, psf)
         pkey = combine(self._seed_key, position_key([ra], [dec]))[0]
         sigma = point_source_sigma_nmgy(mag5) * np.sqrt((psf.kernels.astype(np.float64) ** 2).sum(axis=(1, 2)))
         image = scene.copy()
         if self.noise:
             rng = np.random.default_rng(int(pkey))
-            white = rng.standard_normal((3, size + 2, size + 2))
+            white = rng.standard_normal((3, size + 2, size + 2), dtype=np.float32)
             white = (correlate_noise(white) if self.correlated_noise else white)[:, 1:-1, 1:-1]
-            var_src = np.clip(scene, 0.0, None) / (self.gain_e_per_nmgy * nobs[:, None, None])
-            image += white * sigma[:, None, None] + rng.standard_normal((3, size, size)) * np.sqrt(var_src)
+            var_src = np.clip(scene, 0.0, None) / np.float32(self.gain_e_per_nmgy) / nobs[:, None, None].astype(np.float32)
+            shot = rng.standard_normal((3, size, size), dtype=np.float32) * np.sqrt(var_src)
+            image += white * sigma[:, None, None].astype(np.float32) + shot
         defects = self._apply_defects(image, scene, objs, x, y, pkey, psf, sigma)
         missing = [BANDS[c] for c in range(3) if "missing_band" in defects and not np.any(image[c])]
         psf_out = np.where([b in missing for b in BANDS], np.nan, psf.fwhm_arcsec)

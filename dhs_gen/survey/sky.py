@@ -174,29 +174,42 @@ def generated_objects(iy, ix, seed=0, galaxy_density=GALAXY_DENSITY, star_densit
     }
 
 
-def lrg_objects(index, seed=0) -> dict:
-    """Columns of real DR10 LRGs (rows ``index`` of the LRG sample): real position, fluxes and type;
-    shape, ellipticity, Sersic index and photo-z drawn from the position."""
+@lru_cache(maxsize=1)
+def _lrg_arrays() -> dict:
     frame = _lrg_frame()
-    index = np.asarray(index, dtype=np.int64)
-    if not len(index):
-        return _empty()
-    rows = frame.iloc[index]
-    ra, dec = rows["ra"].to_numpy(np.float64), rows["dec"].to_numpy(np.float64)
-    key = combine(seed_key(seed), position_key(ra, dec))
     type_codes = {str(t): i for i, t in enumerate(TYPES)}
-    types = rows["type"].map(type_codes).fillna(EXP).to_numpy(np.int8)
-    flux = {b: rows[f"flux_{b}"].to_numpy(np.float64) for b in ("g", "r", "z", "w1")}
+    out = {c: frame[c].to_numpy(np.float64) for c in ("ra", "dec", "flux_g", "flux_r", "flux_z", "flux_w1",
+                                                       "r_minus_z")}
+    out["type"] = frame["type"].map(type_codes).fillna(EXP).to_numpy(np.int8)
+    return out
+
+
+def lrg_core(index, seed=0) -> tuple[dict, np.ndarray]:
+    """(columns, keys) of real DR10 LRGs (rows ``index`` of the LRG sample) without companions:
+    real position, fluxes and type; shape, ellipticity, Sersic index and photo-z from the position."""
+    arr = _lrg_arrays()
+    index = np.asarray(index, dtype=np.int64)
+    ra, dec = arr["ra"][index], arr["dec"][index]
+    key = combine(seed_key(seed), position_key(ra, dec))
+    types = arr["type"][index]
     shape_r = np.clip(0.9 * np.exp(0.4 * normal(key, 10)), 0.2, 8.0)
     shape_r = np.select([types == PSF, types == REX], [0.0, np.clip(0.45 * shape_r, 0.05, 1.5)], shape_r)
     e1, e2 = _ellipticity(key, types, 11)
     sersic = np.select([types == DEV, types == SER, types == PSF], [4.0, 2.5 + 3.5 * unit(key, 16), 0.0], 1.0)
-    r_z = rows["r_minus_z"].to_numpy(np.float64)
-    zp = np.clip(0.12 + 0.45 * (r_z - 0.6) + 0.03 * normal(key, 20), 0.05, 1.3)
-    lrgs = {"ra": ra, "dec": dec, "objid": LRG_OBJID_OFFSET + index * (SATELLITES_MAX + 1),
-            "population": np.full(len(index), POP_LRG, np.int8),
-            "type": types, **{f"flux_{b}": v for b, v in flux.items()}, "shape_r": shape_r, "shape_e1": e1,
-            "shape_e2": e2, "sersic": sersic, "z_phot": zp, "maskbits": np.zeros(len(index), np.int32)}
+    zp = np.clip(0.12 + 0.45 * (arr["r_minus_z"][index] - 0.6) + 0.03 * normal(key, 20), 0.05, 1.3)
+    cols = {"ra": ra, "dec": dec, "objid": LRG_OBJID_OFFSET + index * (SATELLITES_MAX + 1),
+            "population": np.full(len(index), POP_LRG, np.int8), "type": types,
+            **{f"flux_{b}": arr[f"flux_{b}"][index] for b in ("g", "r", "z", "w1")},
+            "shape_r": shape_r, "shape_e1": e1, "shape_e2": e2, "sersic": sersic, "z_phot": zp,
+            "maskbits": np.zeros(len(index), np.int32)}
+    return cols, key
+
+
+def lrg_objects(index, seed=0) -> dict:
+    """Columns of real DR10 LRGs (rows ``index`` of the LRG sample) and their companions."""
+    if not len(np.atleast_1d(index)):
+        return _empty()
+    lrgs, key = lrg_core(index, seed)
     return concat_objects([lrgs, satellites(lrgs, key)])
 
 
