@@ -156,3 +156,28 @@ def test_pixel_statistics_match_real_dr10_cutouts(project_data):
     real_core = np.median([r[1] for r in real])
     fake_core = np.median([f[1] for f in fake])
     assert 1 / 3 < fake_core / real_core < 3
+
+
+def _lag1(image):
+    """Mean lag-1 autocorrelation (x and y) of sigma-clipped background pixels, per band."""
+    out = []
+    for band in image:
+        d = band - np.nanmedian(band)
+        sig = 1.4826 * np.nanmedian(np.abs(d))
+        m = np.abs(d) < 3 * sig
+        mx, my = m[:, 1:] & m[:, :-1], m[1:, :] & m[:-1, :]
+        var = (d[m] ** 2).mean()
+        out.append(0.5 * ((d[:, 1:] * d[:, :-1])[mx].mean() + (d[1:, :] * d[:-1, :])[my].mean()) / var)
+    return np.array(out)
+
+
+def test_coadd_noise_correlation_matches_real_cutouts(project_data):
+    from dhs_gen.survey.gallery import real_cutouts
+
+    real = np.median([_lag1(s.image) for _, s in real_cutouts()], axis=0)
+    assert np.all((real > 0.2) & (real < 0.5))
+    mock = MockDR10(seed=6, **dict(EMPTY, star_density=0))
+    corr = np.median([_lag1(mock.get_cutout(80.0 + 0.01 * i, 1.0).image) for i in range(6)], axis=0)
+    white = _lag1(MockDR10(seed=6, correlated_noise=False, **EMPTY).get_cutout(80.0, 1.0).image)
+    np.testing.assert_allclose(corr, real, atol=0.1)
+    assert np.all(np.abs(white) < 0.05)
