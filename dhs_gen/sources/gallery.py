@@ -126,7 +126,7 @@ def gallery(name: str, out: Path, seed: int = 1) -> Path:
     fig.suptitle(f"source generator '{name}': 64x64 stamps, 0.262\"/px, same asinh stretch", fontsize=9)
     fig.tight_layout()
     path = out / f"sources_{name}.png"
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
     return path
 
