@@ -23,6 +23,7 @@ import numpy as np
 WEIGHTS = "weights.pt"
 MODEL_JSON = "model.json"
 TRAINED_IDS = "trained_ids.txt"
+TRAINED_HOSTS = "trained_host_ids.txt"
 FORMAT_VERSION = 1
 
 
@@ -68,12 +69,14 @@ def _state_bytes(model) -> bytes:
 
 
 def export_frozen_model(model, config: dict, out_dir: str, *, data_manifest_hash: str, preprocess: dict,
-                        trained_ids: Iterable[str] | None = None) -> str:
+                        trained_ids: Iterable[str] | None = None,
+                        trained_host_ids: Iterable[str] | None = None) -> str:
     """Write a frozen model to ``out_dir`` (file:// or s3://); return its model_id.
 
     ``model``: a LensModel from training.models.build_model (or DDP-wrapped); ``config``: the
     resolved training config (JSON-able); ``preprocess``: the PreprocessSpec dict applied to raw
-    nanomaggie stamps; ``trained_ids``: ids of every training row (kept to prove disjointness).
+    nanomaggie stamps; ``trained_ids``: ids of every training row and ``trained_host_ids`` the host
+    galaxies of injection rows (both kept to prove disjointness from a selection set).
     Each file is written atomically and ``_SUCCESS`` last; loaders refuse unmarked directories.
     """
     from dhs_gen.storage import join_uri, mark_complete, remove, write_bytes, write_text
@@ -86,6 +89,7 @@ def export_frozen_model(model, config: dict, out_dir: str, *, data_manifest_hash
     preprocess = PreprocessSpec(**preprocess).model_dump()
     weights = _state_bytes(module)
     ids = sorted({str(i) for i in trained_ids}) if trained_ids is not None else []
+    hosts = sorted({str(i) for i in trained_host_ids}) if trained_host_ids is not None else []
     digest = hashlib.sha256(weights)
     digest.update(_canonical_json({"build_spec": spec, "preprocess": preprocess, "config": config}))
     model_id = digest.hexdigest()
@@ -98,6 +102,8 @@ def export_frozen_model(model, config: dict, out_dir: str, *, data_manifest_hash
         "data_manifest_hash": str(data_manifest_hash),
         "trained_ids_hash": ids_hash(ids),
         "n_trained_ids": len(ids),
+        "trained_host_ids_hash": ids_hash(hosts),
+        "n_trained_host_ids": len(hosts),
         "code_version": code_version(),
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -105,6 +111,7 @@ def export_frozen_model(model, config: dict, out_dir: str, *, data_manifest_hash
     remove(join_uri(out_dir, "_SUCCESS"))
     write_bytes(join_uri(out_dir, WEIGHTS), weights)
     write_text(join_uri(out_dir, TRAINED_IDS), "".join(f"{i}\n" for i in ids))
+    write_text(join_uri(out_dir, TRAINED_HOSTS), "".join(f"{i}\n" for i in hosts))
     write_bytes(join_uri(out_dir, MODEL_JSON), json.dumps(record, indent=2, sort_keys=True, default=str).encode())
     mark_complete(out_dir, {"model_id": model_id})
     return model_id
@@ -120,7 +127,7 @@ class FrozenModel:
     path: str
     device: str = "cpu"
     batch_size: int = 256
-    _trained_ids: frozenset | None = field(default=None, repr=False)
+    _id_sets: dict = field(default_factory=dict, repr=False)
 
     @property
     def model_id(self) -> str:
@@ -142,23 +149,33 @@ class FrozenModel:
     def code_version(self) -> str:
         return self.record["code_version"]
 
-    def trained_ids(self) -> frozenset:
-        """The ids this model was trained on (verified against ``trained_ids_hash``)."""
-        if self._trained_ids is None:
+    def _id_set(self, name: str, hash_key: str) -> frozenset:
+        if name not in self._id_sets:
             from dhs_gen.storage import join_uri, read_text
 
-            ids = [line for line in read_text(join_uri(self.path, TRAINED_IDS)).splitlines() if line]
-            if ids_hash(ids) != self.trained_ids_hash:
-                raise ValueError(f"{self.path}: trained_ids.txt does not match trained_ids_hash")
-            self._trained_ids = frozenset(ids)
-        return self._trained_ids
+            ids = [line for line in read_text(join_uri(self.path, name)).splitlines() if line]
+            if ids_hash(ids) != self.record[hash_key]:
+                raise ValueError(f"{self.path}: {name} does not match {hash_key}")
+            self._id_sets[name] = frozenset(ids)
+        return self._id_sets[name]
 
-    def assert_disjoint(self, ids: Iterable[str]) -> None:
-        """Raise ValueError if any of ``ids`` was in this model's training set."""
-        overlap = self.trained_ids().intersection(str(i) for i in ids)
-        if overlap:
-            raise ValueError(f"{len(overlap)} ids were used to train model {self.model_id[:12]}, "
-                             f"e.g. {sorted(overlap)[:3]}")
+    def trained_ids(self) -> frozenset:
+        """The row ids this model was trained on (verified against ``trained_ids_hash``)."""
+        return self._id_set(TRAINED_IDS, "trained_ids_hash")
+
+    def trained_host_ids(self) -> frozenset:
+        """Host galaxy ids of the injections it was trained on (verified against their hash)."""
+        return self._id_set(TRAINED_HOSTS, "trained_host_ids_hash")
+
+    def assert_disjoint(self, ids: Iterable[str], host_ids: Iterable[str] | None = None) -> None:
+        """Raise ValueError if any of ``ids`` (or of ``host_ids``) was in this model's training set."""
+        for what, known, given in (("ids", self.trained_ids(), ids),
+                                   ("host ids", self.trained_host_ids() if host_ids is not None else frozenset(),
+                                    host_ids or ())):
+            overlap = known.intersection(str(i) for i in given)
+            if overlap:
+                raise ValueError(f"{len(overlap)} {what} were used to train model {self.model_id[:12]}, "
+                                 f"e.g. {sorted(overlap)[:3]}")
 
     def _run(self, images: np.ndarray, meta: np.ndarray | None, what: str) -> np.ndarray:
         import torch

@@ -513,9 +513,12 @@ class Trainer:
         if os.path.exists(best):
             self.model.load_state_dict(load_checkpoint(best)["model"])
         ids = self.store.column("id")[self.train_rows].tolist()
+        hosts = (self.store.column("host_id")[self.train_rows].tolist()
+                 if "host_id" in self.store.meta.column_names else None)
         model_id = export_frozen_model(self.model.to("cpu").to(memory_format=_contiguous()), self.config_dict,
                                        os.path.join(self.out_dir, "frozen"), data_manifest_hash=self.store.data_hash,
-                                       preprocess=self.cfg.preprocess.model_dump(), trained_ids=ids)
+                                       preprocess=self.cfg.preprocess.model_dump(), trained_ids=ids,
+                                       trained_host_ids=hosts)
         log.info("exported frozen model %s to %s", model_id, os.path.join(self.out_dir, "frozen"))
         return model_id
 

@@ -42,6 +42,7 @@ def write_stamps_table(path, n: int, size: int = 32, seed: int = 0, splits=("tra
     split_of = np.array(splits)[np.arange(n) % len(splits)]
     table = pa.table({
         "task_id": [f"t{seed}_{i:05d}" for i in range(n)],
+        "host_id": [f"h{seed}_{i:05d}" for i in range(n)],
         "region_split": split_of.tolist(),
         "theta_e_arcsec": theta * 0.262,
         "psfsize_r": np.full(n, 1.2, np.float32),

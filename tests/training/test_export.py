@@ -24,7 +24,7 @@ def test_round_trip_predictions_and_provenance(tmp_path):
     model = _model()
     out = str(tmp_path / "frozen")
     mid = export_frozen_model(model, {"seed": 1}, out, data_manifest_hash="abc", preprocess=PRE,
-                              trained_ids=["b", "a", "c"])
+                              trained_ids=["b", "a", "c"], trained_host_ids=["h1", "h2"])
     fm = load_frozen_model(out)
     assert fm.model_id == mid and len(mid) == 64
     assert fm.data_manifest_hash == "abc" and fm.config == {"seed": 1}
@@ -43,6 +43,10 @@ def test_round_trip_predictions_and_provenance(tmp_path):
     fm.assert_disjoint(["x", "y"])
     with pytest.raises(ValueError, match="used to train"):
         fm.assert_disjoint(["x", "b"])
+    assert fm.trained_host_ids() == {"h1", "h2"}
+    fm.assert_disjoint(["x"], host_ids=["h3"])
+    with pytest.raises(ValueError, match="host ids were used"):
+        fm.assert_disjoint(["x"], host_ids=["h3", "h2"])
     with pytest.raises(ValueError, match="float32"):
         fm.predict_logits(images.astype(np.float64), meta)
 

@@ -69,6 +69,7 @@ def test_paired_run_writes_metrics_checkpoints_and_frozen_model(paired_shards, t
     assert fm.data_manifest_hash == store.data_hash
     train_ids = set(store.column("id")[store.column("split") == "train"])
     assert fm.trained_ids() == train_ids
+    assert fm.trained_host_ids() == set(store.column("host_id")[store.column("split") == "train"])
     fm.assert_disjoint(store.column("id")[store.column("split") == "val"])
     imgs = store.gather("stamp", np.arange(4))
     assert fm.predict_logits(imgs).shape == (4,)
