@@ -40,7 +40,8 @@ def test_legacy_npz_table_and_bad_rows_are_skipped_and_counted(tmp_path):
     blobs[3] = encode_stamp_npz(bad)
     table = pa.table({"task_id": [f"t{i}" for i in range(6)], "stamp_npz": pa.array(blobs, pa.binary()),
                       "ctrl_stamp_npz": pa.array([encode_stamp_npz(x) for x in ctrl], pa.binary()),
-                      "psfdepth_r": np.full(6, 23.9), "cutout_ok": [1, 1, 1, 1, 0, 1]})
+                      "psfdepth_r": np.full(6, 23.9), "cutout_ok": [1, 1, 1, 1, 0, 1],
+                      "is_control": [0, 1, 0, 0, 0, 0]})
     (tmp_path / "src" / "region_split=train").mkdir(parents=True)
     pq.write_table(table, tmp_path / "src" / "region_split=train" / "part-0.parquet")
     store = ShardStore(convert_to_shards(str(tmp_path / "src"), str(tmp_path / "out")))
@@ -48,6 +49,11 @@ def test_legacy_npz_table_and_bad_rows_are_skipped_and_counted(tmp_path):
     assert store.index["skipped"] == {"stamp:decode_error": 1, "stamp:nonfinite_pixels": 1, "cutout_not_ok": 1}
     np.testing.assert_allclose(store.column("psfdepth_r_mag5"), 23.9)
     assert set(store.column("split")) == {"train"}
+    assert dict(zip(store.column("id"), store.column("label"))) == {"t0": 1, "t1": 0, "t5": 1}
+    loader = build_training_loader(str(tmp_path / "out"), "train", batch_pairs=1, train=False, num_workers=0,
+                                   rank=0, world_size=1, store=store)
+    ids = store.column("id")
+    assert sorted({ids[r] for b in loader for r in b["row"].numpy()}) == ["t0", "t5"]  # control row t1 is no pair
 
 
 def test_manifest_with_refs(tmp_path):

@@ -196,8 +196,9 @@ def build_training_loader(index_path: str, split: str = "train", *, batch_size: 
                           prefetch_factor: int = 4) -> torch.utils.data.DataLoader:
     """A DataLoader of collated raw batches for one split of a shard set.
 
-    Plain mode: ``batch_size`` rows per batch. Paired mode: ``batch_pairs`` positives with their
-    own negatives (2 x batch_pairs per batch); in evaluation every view of a pair is scored.
+    Plain mode: ``batch_size`` rows per batch. Paired mode: ``batch_pairs`` positives (rows with
+    label 1) with their own negatives (2 x batch_pairs per batch); in evaluation every view of a
+    pair is scored.
     ``rank``/``world_size`` default to torch.distributed's. Call ``loader.sampler.set_epoch(e)``
     before each epoch. Training drops the last partial batch by default, evaluation never does.
     """
@@ -210,7 +211,12 @@ def build_training_loader(index_path: str, split: str = "train", *, batch_size: 
     store = store or ShardStore(index_path)
     paired = batch_pairs is not None
     dataset = StampBatchDataset(store, paired=paired, meta_columns=meta_columns, tier_weights=tier_weights)
-    sampler = EpochBatchSampler(split_rows(store, split), store.views, batch_size=(2 * batch_pairs if paired else batch_size),
+    rows = split_rows(store, split)
+    if paired:  # pairs are built around injected positives; control rows of legacy tables are not pairs
+        rows = rows[dataset.label[rows] > 0]
+        if not len(rows):
+            raise ValueError(f"paired mode: no injected (label 1) rows in split {split!r}")
+    sampler = EpochBatchSampler(rows, store.views, batch_size=(2 * batch_pairs if paired else batch_size),
                                 paired=paired, train=train, seed=seed, rank=rank, world_size=world_size,
                                 hard_neg=hard_neg, drop_last=train if drop_last is None else drop_last)
     if pin_memory is None:

@@ -93,12 +93,24 @@ def _normalise_meta(table: pa.Table, legacy_depth: bool) -> pa.Table:
     if "split" not in t.column_names:
         raise ShardError("source has no split (split or region_split column, or the split argument)")
     if "label" not in t.column_names:
-        t = t.append_column("label", pa.array(np.ones(n, np.int8)))
+        t = t.append_column("label", pa.array(_injection_labels(t)))
     if "sample_weight" not in t.column_names:
         t = t.append_column("sample_weight", pa.array(np.ones(n, np.float32)))
     if "tier" not in t.column_names:
         t = t.append_column("tier", pa.nulls(n, pa.string()))
     return t
+
+
+def _injection_labels(t: pa.Table) -> np.ndarray:
+    """Labels of a stamps table without a ``label`` column: 1 (injected lens) unless the row is a
+    control (legacy ``is_control`` true, or ``lens_model``/``config_id`` "CONTROL")."""
+    control = np.zeros(t.num_rows, bool)
+    if "is_control" in t.column_names:
+        control |= np.array([bool(v) for v in t.column("is_control").to_pylist()])
+    for name in ("lens_model", "config_id"):
+        if name in t.column_names:
+            control |= np.array([str(v).upper() == "CONTROL" for v in t.column(name).to_pylist()])
+    return (~control).astype(np.int8)
 
 
 def _row_ok(table: pa.Table) -> tuple[np.ndarray, list]:
