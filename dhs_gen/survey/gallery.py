@@ -64,6 +64,6 @@ def render_gallery(out_png: str, mock=None, n_mock: int = 12, positions=None) ->
     from pathlib import Path
 
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=90)
+    fig.savefig(out_png, dpi=72)
     plt.close(fig)
     return out_png
