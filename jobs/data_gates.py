@@ -1,7 +1,8 @@
-"""Pre-training data gates on a training manifest: split proportions, label overlap, HEALPix
-disjointness, weights per tier, and (with --cutouts) no non-finite pixel in the central box.
+"""Pre-training data gates on a training manifest; exit status 1 when any gate fails.
 
-Prints one JSON line with every gate's verdict and message; exit status 1 when any fails.
+Gates: split proportions, label overlap, HEALPix disjointness, weights per tier, and (with
+--cutouts) no non-finite pixel in the central box of any stamp. Prints one JSON line with
+every gate's verdict and message.
 """
 from __future__ import annotations
 
