@@ -57,14 +57,19 @@ def _body(spark, cfg: Phase4cConfig, args) -> dict:
         raise SystemExit("phase4c: give --manifest or manifest_uri")
     if args.cutouts:
         cfg = cfg.model_copy(update={"cutouts_uri": args.cutouts})
-    batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    previous = spark.conf.get(batch_key, None)
-    spark.conf.set(batch_key, str(cfg.rows_per_batch))
+    # Arrow batches of rows_per_batch rows; the join's shuffle gives `partitions` partitions (so the
+    # ~120 KB cutouts cross the network once). Session settings are restored afterwards.
+    settings = {"spark.sql.execution.arrow.maxRecordsPerBatch": str(cfg.rows_per_batch),
+                "spark.sql.shuffle.partitions": str(cfg.partitions)}
+    previous = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
     try:
         return _run(spark, cfg, args, manifest_uri)
     finally:
-        if previous is not None:
-            spark.conf.set(batch_key, previous)
+        for key, value in previous.items():
+            if value is not None:
+                spark.conf.set(key, value)
 
 
 def _run(spark, cfg: Phase4cConfig, args, manifest_uri: str) -> dict:
@@ -75,7 +80,7 @@ def _run(spark, cfg: Phase4cConfig, args, manifest_uri: str) -> dict:
     rows_in = manifest.count()
     icfg, size = cfg.inject, cfg.cutout_size
     if cfg.cutouts_uri:
-        frame = _with_cutouts(spark, manifest, cfg).repartition(cfg.partitions)
+        frame = _with_cutouts(spark, manifest, cfg)
 
         def fn(b):
             return stamps_batch(b, icfg)
