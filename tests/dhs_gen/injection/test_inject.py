@@ -152,3 +152,21 @@ def test_image_source_modes_render_with_the_manifest_flux(mode, real_hosts, with
     assert np.all(mu > 1.5) and np.all(mu < 60)
     for i in range(3):
         assert np.isfinite(_img(out, "stamp", i)).all()
+
+
+def test_cutouts_from_a_provider_carry_their_own_psf():
+    from dhs_gen.injection.inject import attach_provider_cutouts
+    from dhs_gen.survey import make_provider
+
+    hosts = pa.table({"galaxy_id": ["a", "b"], "ra": [150.1, 150.2], "dec": [2.1, 2.2]})
+    m = build_manifest(hosts, ManifestConfig(injections_per_host=2))
+    provider = make_provider({"kind": "mock", "mock": {"seed": 0}})
+    t = attach_provider_cutouts(m, provider, size=101)
+    assert t.column("cutout").null_count == 0
+    expected = provider.get_cutout(150.1, 2.1, size=101).psf_fwhm
+    np.testing.assert_allclose([t.column(f"cutout_psfsize_{b}")[0].as_py() for b in "grz"], expected, rtol=1e-6)
+    out = inject_batch(t, InjectConfig())
+    ok = np.array(out.column("status").to_pylist()) == "ok"
+    assert ok.sum() >= 3
+    np.testing.assert_allclose(out.column("psf_fwhm_used_r").to_numpy()[ok],
+                               t.column("cutout_psfsize_r").to_numpy()[ok], rtol=1e-6)
