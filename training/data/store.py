@@ -15,30 +15,43 @@ import pyarrow.parquet as pq
 
 from training.data.shards import FORMAT, LAYOUTS, ShardError
 
+PARQUET_CACHE_GROUPS = 8  # decoded row groups kept per process (parquet layout only)
+
+
+class _GroupCache:
+    """LRU of decoded Parquet row groups shared by all shards of a store (bounded memory)."""
+
+    def __init__(self, max_groups: int):
+        self.max_groups = max_groups
+        self.items: OrderedDict = OrderedDict()
+
+    def get(self, key, load):
+        if key not in self.items:
+            self.items[key] = load()
+            while len(self.items) > self.max_groups:
+                self.items.popitem(last=False)
+        self.items.move_to_end(key)
+        return self.items[key]
+
 
 class _ParquetShard:
-    """One Parquet shard of one view: row groups decoded on demand, a few kept in memory."""
+    """One Parquet shard of one view: row groups decoded on demand into the store's shared cache."""
 
-    def __init__(self, path: str, view: str, shape: tuple, cache_groups: int = 8):
+    def __init__(self, path: str, view: str, shape: tuple, cache: _GroupCache):
         self.file = pq.ParquetFile(path)
-        self.view, self.shape = view, shape
+        self.path, self.view, self.shape, self.cache = path, view, shape, cache
         md = self.file.metadata
         sizes = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
         self.starts = np.concatenate([[0], np.cumsum(sizes)])
-        self.cache: OrderedDict = OrderedDict()
-        self.cache_groups = cache_groups
+
+    def _load(self, g: int) -> np.ndarray:
+        col = self.file.read_row_group(g, columns=[self.view]).column(0).combine_chunks()
+        data = np.frombuffer(col.buffers()[2], dtype="<f4")
+        start = int(np.frombuffer(col.buffers()[1], dtype=np.int32)[0]) // 4
+        return data[start:start + len(col) * int(np.prod(self.shape))].reshape((len(col), *self.shape))
 
     def _group(self, g: int) -> np.ndarray:
-        if g not in self.cache:
-            col = self.file.read_row_group(g, columns=[self.view]).column(0).combine_chunks()
-            data = np.frombuffer(col.buffers()[2], dtype="<f4")
-            offsets = np.frombuffer(col.buffers()[1], dtype=np.int32)[: len(col) + 1]
-            start = offsets[0] // 4
-            self.cache[g] = data[start:start + len(col) * int(np.prod(self.shape))].reshape((len(col), *self.shape))
-            while len(self.cache) > self.cache_groups:
-                self.cache.popitem(last=False)
-        self.cache.move_to_end(g)
-        return self.cache[g]
+        return self.cache.get((self.path, self.view, g), lambda: self._load(g))
 
     def __getitem__(self, idx: np.ndarray) -> np.ndarray:
         out = np.empty((len(idx), *self.shape), np.float32)
@@ -89,6 +102,7 @@ class ShardStore:
 
     def _open(self) -> None:
         self._arrays = {v: [] for v in self.views}
+        self._group_cache = _GroupCache(PARQUET_CACHE_GROUPS)
         for i, shard in enumerate(self.index["shards"]):
             stem = os.path.join(self.root, f"shard-{i:05d}")
             if self.layout == "npy":
@@ -106,7 +120,7 @@ class ShardStore:
                     self._arrays[v].append(arr.reshape((len(col), *self.shape)))
             else:
                 for v in self.views:
-                    self._arrays[v].append(_ParquetShard(f"{stem}.parquet", v, self.shape))
+                    self._arrays[v].append(_ParquetShard(f"{stem}.parquet", v, self.shape, self._group_cache))
         self._pid = os.getpid()
 
     def gather(self, view: str, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
