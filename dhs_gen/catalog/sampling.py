@@ -125,10 +125,23 @@ def _thresholds(plan: pd.DataFrame, margin: float) -> pd.Series:
     return pd.Series(np.where(frac >= 1.0, HASH_SPACE, np.ceil(frac * HASH_SPACE)).astype(np.int64))
 
 
+def _per_group(plan: pd.DataFrame, values) -> object:
+    """Spark column: ``values[i]`` for rows of plan group i (a CASE over the few groups), else null."""
+    from pyspark.sql import functions as F
+
+    expr = F.lit(None).cast("long")
+    for row, value in zip(plan.itertuples(index=False), values):
+        cond = ((F.col("nobs_z_bin") == row.nobs_z_bin) & (F.col("type_bin") == row.type_bin)
+                & (F.col("pool") == row.pool))
+        expr = F.when(cond, F.lit(int(value))).otherwise(expr)
+    return expr
+
+
 def sample_spark(spark, pool_df, cfg: SamplingConfig, positive_strata: pd.DataFrame | None = None):
     """Spark sampling: returns (sampled DataFrame with ``sample_hash``, per-group report, passes).
 
     ``passes`` counts candidate rankings (1 unless a prefilter was too tight for some group).
+    Per-group quotas and hash thresholds are CASE expressions over the few groups (no join).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -137,22 +150,19 @@ def sample_spark(spark, pool_df, cfg: SamplingConfig, positive_strata: pd.DataFr
 
     pool_df = pool_df.filter(F.col("nobs_z_bin").isin(cfg.nobs_z_bins) & F.col("type_bin").isin(cfg.type_bins))
     counts = pool_df.groupBy(*GROUP).count().toPandas().rename(columns={"count": "available"})
-    plan = quotas(stratum_targets(positive_strata, counts, cfg), counts, cfg.n2_fraction)
-    plan = plan[plan["quota"] > 0].reset_index(drop=True)
+    full_plan = quotas(stratum_targets(positive_strata, counts, cfg), counts, cfg.n2_fraction)
+    plan = full_plan[full_plan["quota"] > 0].reset_index(drop=True)
     hashed = pool_df.withColumn("sample_hash", stable_hash64_col(cfg.seed, "galaxy_id"))
     thresholds = _thresholds(plan, cfg.candidate_margin)
     window = Window.partitionBy(*GROUP).orderBy("sample_hash", "galaxy_id")
     passes = 0
     while True:
         passes += 1
-        groups = plan[list(GROUP) + ["quota"]].assign(hash_threshold=thresholds.to_numpy())
-        groups_df = spark.createDataFrame(
-            groups, "nobs_z_bin string, type_bin string, pool string, quota long, hash_threshold long")
-        cand = hashed.join(F.broadcast(groups_df), on=list(GROUP), how="inner")
-        cand = cand.filter(F.col("sample_hash") < F.col("hash_threshold"))
+        cand = hashed.filter(F.col("sample_hash") < F.lit(int(thresholds.max() if len(plan) else 0)))
+        cand = cand.filter(F.col("sample_hash") < _per_group(plan, thresholds.to_numpy()))
         sampled = (cand.withColumn("_rank", F.row_number().over(window))
-                   .filter(F.col("_rank") <= F.col("quota"))
-                   .drop("_rank", "quota", "hash_threshold")).persist()
+                   .filter(F.col("_rank") <= _per_group(plan, plan["quota"].to_numpy()))
+                   .drop("_rank")).persist()
         taken = sampled.groupBy(*GROUP).count().toPandas().rename(columns={"count": "taken"})
         check = plan.merge(taken, on=list(GROUP), how="left").fillna({"taken": 0})
         short = (check["taken"] < np.minimum(check["quota"], check["available"])).to_numpy()
@@ -160,7 +170,6 @@ def sample_spark(spark, pool_df, cfg: SamplingConfig, positive_strata: pd.DataFr
             break
         sampled.unpersist()
         thresholds = thresholds.where(~short, HASH_SPACE)
-    full_plan = quotas(stratum_targets(positive_strata, counts, cfg), counts, cfg.n2_fraction)
     return sampled, finish_report(full_plan, taken), passes
 
 
