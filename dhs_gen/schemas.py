@@ -185,7 +185,7 @@ _INJECTION_DESIGN = [
     col("src_e2", pa.float32()),
     col("src_x_arcsec", pa.float32(), "arcsec", "source-plane offset"),
     col("src_y_arcsec", pa.float32(), "arcsec", "source-plane offset"),
-    col("cosmos_index", pa.int32()),
+    col("cosmos_index", pa.int32(), "", "COSMOS catalogue IDENT of the source template (cosmos rows)"),
     col("stamp_size", pa.int32(), "pixel"),
     col("bandset", pa.string()),
     *_conditions(),

@@ -139,33 +139,37 @@ def _source_batch(mode: str, source: Dict[str, np.ndarray], task_ids: np.ndarray
 
 
 def _render(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarray], psf: np.ndarray, cfg: InjectConfig,
-            status: np.ndarray, rows: np.ndarray, modes: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
-    """Arcs for ``rows`` by source mode in fixed-size chunks; a chunk that fails is redone row by row."""
+            status: np.ndarray, rows: np.ndarray, modes: np.ndarray, task_ids: np.ndarray):
+    """Arcs for ``rows`` by source mode in fixed-size chunks (a chunk that fails is redone row by
+    row), and the COSMOS catalogue IDENT of each row's template (-1 for other generators)."""
     from dhs_gen.lensing import LensingInputError
     from dhs_gen.sources import SourceError, render_lensed_source
 
     out = np.zeros((len(rows), 3, cfg.stamp_size, cfg.stamp_size), dtype=np.float32)
     kwargs = dict(stamp_size=cfg.stamp_size, pixel_scale=cfg.pixel_scale, supersampling=cfg.supersampling,
                   backend=cfg.backend)
+    idents = np.full(len(rows), -1, dtype=np.int64)
     src = dict(source, theta_E=lens["theta_E"])
 
     def render(pick):
-        return render_lensed_source({k: v[pick] for k, v in lens.items()},
-                                    _source_batch(modes[pick[0]], src, task_ids, pick), psf[pick], **kwargs)
+        batch = _source_batch(modes[pick[0]], src, task_ids, pick)
+        images = render_lensed_source({k: v[pick] for k, v in lens.items()}, batch, psf[pick], **kwargs)
+        return images, batch.get("cosmos_ident", np.full(len(pick), -1))
 
     for mode in np.unique(modes[rows]):
         mine = np.flatnonzero(modes[rows] == mode)
         for start in range(0, len(mine), RENDER_CHUNK):
             idx = mine[start:start + RENDER_CHUNK]
             try:
-                out[idx] = render(rows[idx])
+                out[idx], idents[idx] = render(rows[idx])
             except (LensingInputError, SourceError):
                 for j in idx:
                     try:
-                        out[j] = render(rows[[j]])[0]
+                        images, ident = render(rows[[j]])
+                        out[j], idents[j] = images[0], ident[0]
                     except (LensingInputError, SourceError) as exc:
                         status[rows[j]] = f"render_error: {exc}"
-    return out
+    return out, idents
 
 
 def attach_provider_cutouts(table: pa.Table, provider, size: int = 101) -> pa.Table:
@@ -241,9 +245,10 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
               **{f"flux_{b}": _column(table, f"src_flux_{b}", n) for b in "grz"}}
     rows = np.flatnonzero(status == STATUS_OK)
     arcs = np.zeros((n, 3, size, size), dtype=np.float32)
+    cosmos_ident = np.full(n, -1, dtype=np.int64)
     if len(rows):
         task_ids = np.asarray(table.column("task_id").to_pylist(), dtype=object)
-        arcs[rows] = _render(lens, source, psf_used, cfg, status, rows, modes, task_ids)
+        arcs[rows], cosmos_ident[rows] = _render(lens, source, psf_used, cfg, status, rows, modes, task_ids)
     rows = np.flatnonzero(status == STATUS_OK)
 
     metrics = {k: np.full(n, np.nan) for k in ("arc_snr_sum", "arc_snr_max", "magnification", "lensed_hlr_arcsec",
@@ -275,6 +280,7 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
            if name in get_dataset("injection_manifest").schema.names and name != "status"}
     out.update({
         "stamp_size": pa.array(np.full(n, size, np.int32)),
+        "cosmos_index": pa.array(cosmos_ident.astype(np.int32), mask=cosmos_ident < 0),
         "stamp": pa.array(pos_col, pa.binary()), "ctrl_stamp": pa.array(ctrl_col, pa.binary()),
         "hardneg_stamp": pa.array(hard_col, pa.binary()),
         "cutout_ok": pa.array(hosts.ok), "n_images": pa.array(np.where(n_images >= 0, n_images, 0).astype(np.int8),

@@ -170,3 +170,14 @@ def test_cutouts_from_a_provider_carry_their_own_psf():
     assert ok.sum() >= 3
     np.testing.assert_allclose(out.column("psf_fwhm_used_r").to_numpy()[ok],
                                t.column("cutout_psfsize_r").to_numpy()[ok], rtol=1e-6)
+
+
+def test_cosmos_rows_record_their_template(real_hosts, with_cutouts):
+    hosts, blobs = real_hosts
+    m = build_manifest(hosts, ManifestConfig(injections_per_host=2, variants=[{"source_mode": "cosmos"},
+                                                                              {"source_mode": "sersic"}]))
+    out = inject_batch(with_cutouts(m, blobs), InjectConfig())
+    modes = out.column("source_mode").to_pylist()
+    assert {"cosmos", "sersic"} <= set(modes)
+    idents = out.column("cosmos_index").to_pylist()
+    assert all((i is not None and i >= 0) == (mode == "cosmos") for mode, i in zip(modes, idents))
