@@ -65,6 +65,8 @@ SMOKE_INPUTS: Dict[str, Dict[str, Tuple[Tuple[StepSpec, ...], Dict[str, str]]]] 
     "phase4c": {"manifest": ((_PHASE4A,), {"manifest": "{run}/phase4a_manifest"})},
     "cutouts": {"manifest": ((_MOCK_CATALOG, _NEGATIVE_POOL, _SAMPLE_NEGATIVES),
                              {"tractor": "{run}/mock_catalog", "manifest": "{run}/sampled_negatives"})},
+    "compact": {"input": ((_MOCK_CATALOG, _NEGATIVE_POOL),
+                          {"tractor": "{run}/mock_catalog", "input": "{run}/negatives_pool"})},
 }
 
 
