@@ -3,7 +3,7 @@
 Rows are generated per host (a bounded count per host), never by a cross join of hosts and
 configurations, unless the design asks for every cell on every host (``all_cells_per_host``).
 A row's identity is ``task_id`` = SHA-256 hex of its design key
-``"{experiment_id}|{design}|{host_id}|{cell}|{replicate}"``; its seed is
+``"{experiment_id}|{seed}|{design}|{host_id}|{cell}|{replicate}"``; its seed is
 ``task_seed64 = stable_hash64(seed, task_id)``, and every random parameter is drawn from
 ``numpy.random.default_rng(task_seed64)``, so a row never depends on its partition.
 """
@@ -98,9 +98,9 @@ def normalize_hosts(hosts: pa.Table) -> pa.Table:
     return hosts
 
 
-def task_ids_for(experiment_id: str, design: str, host_ids, cells, replicates) -> List[str]:
+def task_ids_for(experiment_id: str, seed: int, design: str, host_ids, cells, replicates) -> List[str]:
     """SHA-256 hex of each row's design key (see module docstring)."""
-    return [hashlib.sha256(f"{experiment_id}|{design}|{h}|{c}|{r}".encode()).hexdigest()
+    return [hashlib.sha256(f"{experiment_id}|{seed}|{design}|{h}|{c}|{r}".encode()).hexdigest()
             for h, c, r in zip(host_ids, cells, replicates)]
 
 
@@ -137,7 +137,7 @@ def build_manifest(hosts: pa.Table, cfg: ManifestConfig) -> pa.Table:
     else:
         start = np.array([stable_hash64(f"{cfg.seed}:cell", h) % grid.n_cells for h in host_ids], dtype=np.int64)
         cells = (start[host_index] + replicate * _coprime_stride(grid.n_cells)) % grid.n_cells
-    task_ids = task_ids_for(cfg.experiment_id, cfg.design, host_ids[host_index], cells, replicate)
+    task_ids = task_ids_for(cfg.experiment_id, cfg.seed, cfg.design, host_ids[host_index], cells, replicate)
     seeds = np.array([stable_hash64(cfg.seed, t) for t in task_ids], dtype=np.int64)
     u = _row_uniforms(seeds)
     if grid is None:

@@ -25,7 +25,7 @@ def test_random_design_on_real_lrgs(lrg_hosts):
     validate_table(m, "injection_manifest", allow_extra=False)
     assert m.num_rows == 3 * lrg_hosts.num_rows
     row = m.slice(4, 1).to_pylist()[0]
-    key = f"e1|random|{row['host_id']}|-1|1"
+    key = f"e1|7|random|{row['host_id']}|-1|1"
     assert row["task_id"] == hashlib.sha256(key.encode()).hexdigest()
     assert row["task_seed64"] == stable_hash64(7, row["task_id"])
     theta = m.column("theta_e_arcsec").to_numpy()
