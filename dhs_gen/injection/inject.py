@@ -172,6 +172,26 @@ def _render(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarray], psf: np.
     return out, idents
 
 
+def _products(hosts: np.ndarray, arcs: np.ndarray, rows: np.ndarray, lens: Dict[str, np.ndarray],
+              fwhm_pix: np.ndarray, seeds: np.ndarray, draws: List, task_ids: List, cfg: InjectConfig) -> dict:
+    """Encoded positive, control and hard-negative stamps of ``rows`` (None elsewhere): optional
+    arc Poisson noise, the azimuthal shuffle, and the row's artifact draw applied to all three."""
+    pix = cfg.pixel_scale
+    out = {"stamp": [None] * len(hosts), "ctrl_stamp": [None] * len(hosts), "hardneg_stamp": [None] * len(hosts)}
+    for i in rows:
+        host, arc = hosts[i], arcs[i]
+        if cfg.arc_poisson:
+            counts = np.clip(arc, 0.0, None).astype(np.float64) * cfg.gain_e_per_nmgy
+            arc = (_rng(seeds[i], STREAM_POISSON).poisson(counts) / cfg.gain_e_per_nmgy).astype(np.float32)
+        center = (lens["center_x"][i] / pix, lens["center_y"][i] / pix)
+        shuffled = shuffle_delta(arc, lens["theta_E"][i] / pix, fwhm_pix[i], _rng(seeds[i], STREAM_SHUFFLE), center)
+        meta, draw = {"task_id": task_ids[i]}, draws[i]
+        out["stamp"][i] = encode_stamp(draw.apply(host + arc), "grz", {**meta, "kind": "positive"})
+        out["ctrl_stamp"][i] = encode_stamp(draw.apply(host), "grz", {**meta, "kind": "control"})
+        out["hardneg_stamp"][i] = encode_stamp(draw.apply(host + shuffled), "grz", {**meta, "kind": "hard_negative"})
+    return out
+
+
 def attach_provider_cutouts(table: pa.Table, provider, size: int = 101) -> pa.Table:
     """``table`` plus ``cutout`` (canonical blob) and ``cutout_psfsize_{g,r,z}`` [arcsec] fetched from
     a CutoutProvider (each distinct host once); a failed fetch leaves a null cutout and its reason
@@ -259,30 +279,15 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
             metrics[key][rows] = values
         n_images[rows] = count_images({k: v[rows] for k, v in lens.items()}, source["center_x"][rows],
                                       source["center_y"][rows])
-    pos_col, ctrl_col, hard_col = [None] * n, [None] * n, [None] * n
-    fwhm_pix = psf_used[:, 1] / pix
-    for i in rows:
-        host = hosts.images[i]
-        arc = arcs[i]
-        if cfg.arc_poisson:
-            counts = np.clip(arc, 0.0, None).astype(np.float64) * cfg.gain_e_per_nmgy
-            arc = (_rng(seeds[i], STREAM_POISSON).poisson(counts) / cfg.gain_e_per_nmgy).astype(np.float32)
-        center = (lens["center_x"][i] / pix, lens["center_y"][i] / pix)
-        shuffled = shuffle_delta(arc, lens["theta_E"][i] / pix, fwhm_pix[i], _rng(seeds[i], STREAM_SHUFFLE),
-                                 center)
-        meta = {"task_id": table.column("task_id")[i].as_py()}
-        draw = draws[i]
-        pos_col[i] = encode_stamp(draw.apply(host + arc), "grz", {**meta, "kind": "positive"})
-        ctrl_col[i] = encode_stamp(draw.apply(host), "grz", {**meta, "kind": "control"})
-        hard_col[i] = encode_stamp(draw.apply(host + shuffled), "grz", {**meta, "kind": "hard_negative"})
+    task_id_list = table.column("task_id").to_pylist()
+    products = _products(hosts.images, arcs, rows, lens, psf_used[:, 1] / pix, seeds, draws, task_id_list, cfg)
 
     out = {name: table.column(name) for name in table.column_names
            if name in get_dataset("injection_manifest").schema.names and name != "status"}
     out.update({
         "stamp_size": pa.array(np.full(n, size, np.int32)),
         "cosmos_index": pa.array(cosmos_ident.astype(np.int32), mask=cosmos_ident < 0),
-        "stamp": pa.array(pos_col, pa.binary()), "ctrl_stamp": pa.array(ctrl_col, pa.binary()),
-        "hardneg_stamp": pa.array(hard_col, pa.binary()),
+        **{name: pa.array(blobs, pa.binary()) for name, blobs in products.items()},
         "cutout_ok": pa.array(hosts.ok), "n_images": pa.array(np.where(n_images >= 0, n_images, 0).astype(np.int8),
                                                               mask=n_images < 0),
         "x_ratio": pa.array(lens["theta_E"] / psf_used[:, 1], mask=~np.isfinite(psf_used[:, 1])),
