@@ -1,7 +1,10 @@
 """``make demo``: the whole chain on one machine on the built-in mock DR10 survey.
 
-Stages run in order through the same code paths the cluster uses; each writes a JSON summary
-under build/demo/<stage>/ and is skipped on a rerun once finished (``--force`` redoes them).
+Stages run in order through the same code paths the cluster uses (``spark-submit --master
+local[2]`` for Spark jobs, ``torchrun`` with one process for training; see dhs_gen.demo_jobs); each
+writes a JSON summary under build/demo/<stage>/ and is skipped on a rerun once finished
+(``--force`` redoes them). ``build/demo/summary.json`` holds the headline numbers and every
+stage summary; ``build/demo/report/index.html`` is the page to look at.
 Stages whose code has not landed yet are reported as "not yet implemented".
 """
 from __future__ import annotations
@@ -60,7 +63,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     summaries = {name: run_stage(name, module, args.root, args.force) for name, module in DEMO_STAGES}
-    write_json(join_uri(args.root, "summary.json"), summaries)
+    headlines = summaries.get("report", {}).get("headlines")
+    write_json(join_uri(args.root, "summary.json"), {"headlines": headlines, "stages": summaries})
     failed = [n for n, s in summaries.items() if s.get("status") not in ("ok", "not_implemented")]
     print(f"[demo] done: {len(summaries)} stages, failed: {failed or 'none'}; summary in {args.root}/summary.json")
     return 1 if failed else 0

@@ -1,8 +1,8 @@
 """``make demo`` stage ``catalogue``: the survey stage's mock catalogue through every catalogue job.
 
 positives (lenscat x catalogue) -> negative pool -> stratified sample -> mock cutouts of the
-sample (jobs/cutouts.py) with their split -> training manifest -> data gates. Each job runs
-through its ``main`` with ``--master local[2]`` (the spark-submit code path); configs in
+sample (jobs/cutouts.py) with their split -> training manifest -> data gates. Each Spark job runs
+through ``spark-submit --master local[2]`` (dhs_gen.demo_jobs); configs in
 ``configs/catalog_demo.yaml``. A missing catalogue gives status "skipped" naming it.
 """
 from __future__ import annotations
@@ -24,12 +24,11 @@ class DemoCatalogConfig(StrictModel):
     catalog: CatalogConfig = CatalogConfig()
 
 
-def _run(module: str, args: list) -> None:
-    import importlib
+def _run(module: str, args: list, master: str) -> None:
+    """Run ``jobs/<name>.py`` through spark-submit (raises DemoJobError on failure)."""
+    from dhs_gen.demo_jobs import spark_submit
 
-    rc = importlib.import_module(module).main(args)
-    if rc:
-        raise RuntimeError(f"demo catalogue: {module} {' '.join(args)} exited with {rc}")
+    spark_submit(module.rsplit(".", 1)[-1], args, master=master)
 
 
 def add_split(cutouts_uri: str, sampled_uri: str, out_uri: str) -> int:
@@ -63,17 +62,19 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
     write_text(cfg_uri, yaml.safe_dump(config_to_dict(demo.catalog), sort_keys=False))
     out = {k: join_uri(root, k) for k in ("positives", "negatives_pool", "sampled_negatives",
                                           "negative_cutouts_index", "training_manifest")}
-    common = ["--master", demo.master, "--config", cfg_uri]
-    _run("jobs.positives", [*common, "--tractor", tractor, "--output", out["positives"]])
-    _run("jobs.negative_pool", [*common, "--tractor", tractor, "--output", out["negatives_pool"]])
-    _run("jobs.sample_negatives", [*common, "--pool", out["negatives_pool"], "--output", out["sampled_negatives"]])
-    _run("jobs.cutouts", ["--master", demo.master, "--config", str(ROOT / demo.cutouts_config),
-                          "--manifest", out["sampled_negatives"], "--output", out["negative_cutouts_index"]])
+    common = ["--config", cfg_uri]
+    _run("jobs.positives", [*common, "--tractor", tractor, "--output", out["positives"]], demo.master)
+    _run("jobs.negative_pool", [*common, "--tractor", tractor, "--output", out["negatives_pool"]], demo.master)
+    _run("jobs.sample_negatives", [*common, "--pool", out["negatives_pool"], "--output", out["sampled_negatives"]],
+         demo.master)
+    _run("jobs.cutouts", ["--config", str(ROOT / demo.cutouts_config),
+                          "--manifest", out["sampled_negatives"], "--output", out["negative_cutouts_index"]],
+         demo.master)
     negative_cutouts = join_uri(root, "negative_cutouts", "part-00000.parquet")
     n_cutouts = add_split(out["negative_cutouts_index"], out["sampled_negatives"], negative_cutouts)
     _run("jobs.training_manifest", [*common, "--positives", out["positives"], "--negatives",
                                     out["sampled_negatives"], "--cutouts", out["negative_cutouts_index"],
-                                    "--output", out["training_manifest"]])
+                                    "--output", out["training_manifest"]], demo.master)
     from jobs.data_gates import run_gates
 
     gates = run_gates(out["training_manifest"], demo.catalog, out["negative_cutouts_index"])

@@ -9,7 +9,7 @@ import html
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Sequence
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#1d2330;background:#f6f7fb}
@@ -37,7 +37,7 @@ class Headline:
     name: str
     value: str
     meaning: str
-    verdict: Optional[str] = None  # pass | fail | marginal | na
+    verdict: str | None = None  # pass | fail | marginal | na
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Section:
     title: str
     text: str = ""
     figures: Sequence[Figure] = field(default_factory=list)
-    table: Optional[Sequence[Sequence[str]]] = None  # first row is the header
+    table: Sequence[Sequence[str]] | None = None  # first row is the header
 
 
 def format_value(value, fmt: str = "{:.3f}", missing: str = "n/a") -> str:

@@ -17,16 +17,16 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from dhs_gen.storage import join_uri, local_path, mark_complete, read_json, remove, write_parquet
+    from dhs_gen.demo_jobs import spark_submit
+    from dhs_gen.storage import join_uri, local_path, read_parquet, remove, write_parquet
     from dhs_gen.survey import MockDR10
     from dhs_gen.survey.gallery import render_gallery
-    from jobs import cutouts
 
     mock = MockDR10(seed=DEMO_SEED)
-    catalog = mock.catalog(DEMO_CATALOG_ROWS)
     cat_uri = join_uri(root, "catalog")
-    write_parquet(catalog, join_uri(cat_uri, "part-0.parquet"))
-    mark_complete(cat_uri, {"rows": catalog.num_rows, "seed": DEMO_SEED})
+    spark_submit("mock_catalog", ["--output", cat_uri, "--set", f"n_rows={DEMO_CATALOG_ROWS}",
+                                  "--set", f"seed={DEMO_SEED}", "--set", "partitions=4"])
+    catalog = read_parquet(cat_uri)
 
     extended = pc.is_in(catalog["type"], pa.array(["DEV", "SER", "REX", "EXP"]))
     hosts = catalog.filter(pc.and_(extended, pc.greater(catalog["flux_z"], 5.0))).slice(0, DEMO_CUTOUTS)
@@ -38,10 +38,9 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
     out = join_uri(root, "cutouts")
     if force:
         remove(out)  # otherwise a rerun resumes: fetched rows are kept
-    code = cutouts.main(["--master", "local[2]", "--manifest", manifest_uri, "--output", out,
-                         "--set", f"provider.mock.seed={DEMO_SEED}", "--set", "partitions=4"])
-    summary = read_json(join_uri(out, "_summary.json"))
+    summary = spark_submit("cutouts", ["--manifest", manifest_uri, "--output", out,
+                                       "--set", f"provider.mock.seed={DEMO_SEED}", "--set", "partitions=4"])
     gallery = render_gallery(local_path(join_uri(root, "mock_vs_real.png")), mock=mock)
-    return {"status": "ok" if code == 0 else "failed", "catalog_rows": catalog.num_rows,
+    return {"status": "ok", "catalog_rows": catalog.num_rows,
             "manifest_rows": manifest.num_rows, "cutouts": json.loads(json.dumps(summary, default=str)),
             "gallery": gallery}

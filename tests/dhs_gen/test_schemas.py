@@ -74,3 +74,12 @@ def test_contract_export(tmp_path):
     cols = {c["name"]: c for c in contract["stamps"]["columns"]}
     assert cols["theta_e_arcsec"]["unit"] == "arcsec"
     assert contract["scores"]["id_columns"] == ["id", "model_id"]
+
+
+def test_committed_contract_is_up_to_date():
+    """docs/contracts/dataset_contract.json must be regenerated when a schema changes."""
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parents[2] / "docs" / "contracts" / "dataset_contract.json"
+    assert json.loads(committed.read_text()) == schemas.export_contract(), (
+        "regenerate with: python -m dhs_gen.schemas --export docs/contracts/dataset_contract.json")

@@ -38,16 +38,13 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
 
     stamps = _summary(demo_root, "injection").get("stamps")
     if stamps:
-        from jobs.score import main as score_main
+        from dhs_gen.demo_jobs import spark_submit
 
         scores = join_uri(root, "scores")
-        rc = score_main(["--config", str(CONFIGS / "eval_score_demo.yaml"), "--master", "local[2]",
-                         "--input", stamps, "--output", scores, "--model", join_uri(run_dir, "frozen"),
-                         "--calibration", join_uri(root, "eval", "calibration.json")])
+        summary["score_job"] = spark_submit("score", [
+            "--config", str(CONFIGS / "eval_score_demo.yaml"), "--input", stamps, "--output", scores,
+            "--model", join_uri(run_dir, "frozen"), "--calibration", join_uri(root, "eval", "calibration.json")])
         summary["scores"] = scores
-        summary["score_exit_code"] = rc
-        if rc != 0:
-            summary["status"] = "score_failed"
     else:
         log.info("injection stage published no 'stamps' dataset: scoring skipped")
     return summary
