@@ -172,8 +172,10 @@ def sync_from_s3(src_uri: str, dest_dir: str, *, workers: int = 16, verify_exist
         except Exception as exc:  # noqa: BLE001 - every failure is reported below, the rest keep going
             return rel, 0, f"{type(exc).__name__}: {exc}"
 
+    from dhs_gen.log import progress
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(_one, todo))
+        results = list(progress(pool.map(_one, todo), total=len(todo), desc="sync", unit="file"))
     failures = {rel: err for rel, _, err in results if err}
     if failures:
         shown = "; ".join(f"{rel}: {err}" for rel, err in sorted(failures.items())[:5])

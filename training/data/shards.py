@@ -365,7 +365,9 @@ def convert_to_shards(src_uri: str, out_dir: str, *, layout: str = DEFAULT_LAYOU
         metas.extend(pending_meta)
         pending_meta, pending_img, pending_n = [], {}, 0
 
-    for part in _map_chunks(chunks, base, nonfinite, workers):
+    from dhs_gen.log import progress
+
+    for part in progress(_map_chunks(chunks, base, nonfinite, workers), desc="shards", unit="chunk"):
         skipped.update(part["skipped"])
         if views_seen is None:
             views_seen = part["views"]
