@@ -13,16 +13,6 @@ import numpy as np
 from dhs_gen.bench.timing import best_time, entry
 
 
-def _best_cpu(fn, repeats: int) -> float:
-    """Minimum process CPU time [s] of ``fn()`` (less sensitive than wall time to other load)."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
-
-
 def _configs(n: int, seed: int = 0):
     from dhs_gen.sources import get_source
 
@@ -52,8 +42,10 @@ def _measure(name: str, lens: dict, batch: dict, psf: np.ndarray, n_ref: int, qu
     render_lensed_source(_rows(lens, 1), _rows(batch, 1), psf[:1], backend="lenstronomy")  # imports, caches
     ref_t = best_time(lambda: render_lensed_source(ref_lens, ref_src, ref_psf, backend="lenstronomy"),
                       repeats=1 if quick else 2, warmup=0)
-    fast_cpu = _best_cpu(lambda: render_lensed_source(lens, batch, psf), 1 if quick else 3) / n_fast
-    ref_cpu = _best_cpu(lambda: render_lensed_source(ref_lens, ref_src, ref_psf, backend="lenstronomy"), 1) / n_ref
+    fast_cpu = best_time(lambda: render_lensed_source(lens, batch, psf), repeats=1 if quick else 3,
+                         warmup=0, clock=time.process_time) / n_fast
+    ref_cpu = best_time(lambda: render_lensed_source(ref_lens, ref_src, ref_psf, backend="lenstronomy"),
+                        repeats=1, warmup=0, clock=time.process_time) / n_ref
     ref = render_lensed_source(ref_lens, ref_src, ref_psf, backend="lenstronomy")
     fast_img = render_lensed_source(ref_lens, ref_src, ref_psf)
     rel = np.linalg.norm((fast_img - ref).reshape(n_ref * 3, -1), axis=1) / \
