@@ -139,7 +139,11 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
                 "Recovery = calibrated score above the threshold that gives the stated FPR on held-out mock-survey "
                 "negatives. Bins carry Wilson 95% intervals (n < 50 flagged) and a HEALPix region bootstrap. The "
                 "observability map converts θ_E to velocity dispersion and enclosed mass (Planck18), checked "
-                f"against SLACS (median σ_SIE/σ_measured {f(heads['slacs_sigma_ratio_median'], '{:.3f}')}).",
+                f"against SLACS (median σ_SIE/σ_measured {f(heads['slacs_sigma_ratio_median'], '{:.3f}')})."
+                "\n\nRead these numbers with care: the demo model is trained on the same injection family it "
+                "is measured on, in a mock survey, so its completeness is optimistic; the injection-realism "
+                "AUC above says how far injections are from real lenses (with only the six packaged real "
+                "cutouts its interval is wide). Shortcut and data gates that fail are reported as they are.",
                 [Figure(p, os.path.basename(p).replace("selection_", "").replace(".png", "").replace("_", " "))
                  for p in _figures(base, "selection_function/**/selection_*.png")]),
     ]
