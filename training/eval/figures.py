@@ -213,12 +213,14 @@ def plot_training_curves(metrics_csv: str, out_png: str) -> str:
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
     ax1.legend(fontsize=7)
+    # metrics on a 0-1 scale only (counts such as val_n would flatten the curves)
     metric_cols: List[str] = [c for c in frame.columns if c.startswith("val_") and not c.endswith("loss")
-                              and pd.api.types.is_numeric_dtype(frame[c])]
+                              and pd.api.types.is_numeric_dtype(frame[c]) and frame[c].abs().max() <= 1.0]
     for col in metric_cols:
         ax2.plot(frame["epoch"], frame[col], marker="o", ms=3, label=col)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("validation metric")
+    ax2.set_ylim(0, 1.02)
     ax2.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, out_png)
