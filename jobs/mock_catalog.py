@@ -7,6 +7,7 @@ partitioning.
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
 from pydantic import Field
 
@@ -24,6 +25,9 @@ class MockCatalogConfig(StrictModel):
     galaxy_density: float = Field(GALAXY_DENSITY, ge=0)
     star_density: float = Field(STAR_DENSITY, ge=0)
     include_lrgs: bool = True
+    include_lenses: bool = True  # known lenses (lenscat or lens_table) are part of the sky
+    lens_table: Optional[str] = None  # noqa: UP045 (pydantic on Python 3.9); None: lenscat
+    lens_patches: int = Field(0, ge=0)  # catalogue starts with the cells of this many lenscat DESI lenses
     partitions: int = Field(8, ge=1)
 
 
@@ -37,7 +41,8 @@ def _body(spark, cfg: MockCatalogConfig, args) -> dict:
     if not output:
         raise SystemExit("mock-catalog: --output (or config output) is required")
     opts = {"seed": cfg.seed, "galaxy_density": cfg.galaxy_density, "star_density": cfg.star_density,
-            "include_lrgs": cfg.include_lrgs}
+            "include_lrgs": cfg.include_lrgs, "include_lenses": cfg.include_lenses, "lens_table": cfg.lens_table,
+            "lens_patches": cfg.lens_patches}
     plan = plan_catalog(cfg.n_rows, **opts)
     rows = [(i, s.row, s.col0, s.col1, s.n_rows) for i, s in enumerate(plan)]
     segs = spark.createDataFrame(rows or [(0, 0, 0, 0, 0)], "seg long, row long, col0 long, col1 long, n long")

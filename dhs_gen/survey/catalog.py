@@ -16,15 +16,26 @@ real conditions), then a strip of bricks from ra = 150 deg, dec = -5 deg northwa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import List
 
 import numpy as np
 import pyarrow as pa
 
-from dhs_gen.survey.bricks import BRICK_HEIGHT_DEG, _ncols, brick_names, brick_of, brick_row, cells_in_box
+from dhs_gen.survey.bricks import (
+    BRICK_HEIGHT_DEG,
+    N_CELL_COLS,
+    _ncols,
+    brick_names,
+    brick_of,
+    brick_row,
+    cell_index,
+    cells_in_box,
+)
 from dhs_gen.survey.conditions import conditions_at, real_bricks
 from dhs_gen.survey.hashing import combine, normal, position_key, seed_key
 from dhs_gen.survey.hosts import _lrg_frame, lrgs_in_cells
+from dhs_gen.survey.lenses import LENSCAT, lens_galaxies, lenses_in_cells, load_lens_table, patch_lenses
 from dhs_gen.survey.sky import (
     GALAXY_DENSITY,
     POPULATIONS,
@@ -40,6 +51,8 @@ from dhs_gen.units import FWHM_PER_SIGMA, mag5_to_psfdepth_ivar
 DR10_RELEASE = 10000
 STRIP_RA0, STRIP_DEC0, STRIP_RA_SPAN = 150.0, -5.0, 90.0
 SEGMENT_BRICKS = 32
+PATCH_ROW = -1  # Segment.row of a lens-patch segment: col0:col1 index the plan's patch cells
+PATCH_CELLS_PER_SEGMENT = 64
 # half-light radius [arcsec] of the reference galaxy (round exponential) behind galdepth
 _GALDEPTH_REF_SIGMA = 0.45 / 1.2
 
@@ -63,7 +76,8 @@ UNITS = {**{f"flux_{b}": "nanomaggies" for b in ("g", "r", "z", "w1")},
 
 @dataclass(frozen=True)
 class Segment:
-    """Consecutive bricks ``col0 <= col < col1`` of brick row ``row``, holding ``n_rows`` objects."""
+    """Consecutive bricks ``col0 <= col < col1`` of brick row ``row``, holding ``n_rows`` objects;
+    with ``row == PATCH_ROW`` the lens-patch cells ``col0:col1`` of :func:`patch_cells`."""
 
     row: int
     col0: int
@@ -121,34 +135,96 @@ def _lrg_cells(seg: Segment):
     return cells_in_box(ra0 - dra, ra1 + dra, dec0 - pad, dec1 + pad)
 
 
-def _count_segment(seg: Segment, seed, galaxy_density, star_density, include_lrgs) -> int:
-    iy, ix = cells_in_box(*_segment_box(seg))
+def _lens_source(include_lenses: bool, lens_table: str | None) -> str | None:
+    return (lens_table or LENSCAT) if include_lenses else None
+
+
+@lru_cache(maxsize=8)
+def patch_cells(lens_patches: int, seed=0, lens_table: str | None = None) -> np.ndarray:
+    """Cell keys (iy * 2^32 + ix) of the catalogue's lens patches, in plan order: the cells of
+    the first ``lens_patches`` lenses of :func:`dhs_gen.survey.lenses.patch_lenses`."""
+    if lens_patches <= 0:
+        return np.zeros(0, dtype=np.int64)
+    table = load_lens_table(lens_table or LENSCAT)
+    rows = patch_lenses(lens_patches, lens_table or LENSCAT, seed)
+    iy, ix = cell_index(table["ra"].to_numpy()[rows], table["dec"].to_numpy()[rows])
+    keys = iy * (1 << 32) + ix
+    _, first = np.unique(keys, return_index=True)
+    return keys[np.sort(first)]
+
+
+def _cell_keys(ra, dec) -> np.ndarray:
+    iy, ix = cell_index(ra, dec)
+    return iy * (1 << 32) + ix
+
+
+def _segment_cells(seg: Segment, patches: np.ndarray):
+    """(iy, ix) of the cells a segment generates: a lens patch's cells or the brick box's."""
+    if seg.row == PATCH_ROW:
+        keys = patches[seg.col0:seg.col1]
+        return keys >> 32, keys & ((1 << 32) - 1)
+    return cells_in_box(*_segment_box(seg))
+
+
+def _segment_lrg_cells(seg: Segment, patches: np.ndarray):
+    """Cells whose LRGs (with satellites up to 15" away) can fall in the segment."""
+    if seg.row != PATCH_ROW:
+        return _lrg_cells(seg)
+    iy, ix = _segment_cells(seg, patches)
+    d = np.array([-1, 0, 1])
+    gy = (iy[:, None, None] + d[None, :, None] + 0 * d[None, None, :]).ravel()
+    gx = ((ix[:, None, None] + d[None, None, :] + 0 * d[None, :, None]) % N_CELL_COLS).ravel()
+    return gy, gx
+
+
+def _keep(ra, dec, seg: Segment, patches: np.ndarray) -> np.ndarray:
+    """Objects that are rows of the segment: inside its patch cells, or inside its bricks and
+    outside every lens patch (each object belongs to exactly one segment)."""
+    keys = _cell_keys(ra, dec)
+    if seg.row == PATCH_ROW:
+        return np.isin(keys, patches[seg.col0:seg.col1])
+    keep = _in_segment(ra, dec, seg)
+    if len(patches):
+        keep &= ~np.isin(keys, patches)
+    return keep
+
+
+def _count_segment(seg: Segment, seed, galaxy_density, star_density, include_lrgs, lenses, patches) -> int:
+    iy, ix = _segment_cells(seg, patches)
     pos = generated_objects(iy, ix, seed, galaxy_density, star_density, positions_only=True)
-    n = int(_in_segment(pos["ra"], pos["dec"], seg).sum())
+    n = int(_keep(pos["ra"], pos["dec"], seg, patches).sum())
     if include_lrgs:
-        lrg = lrg_objects(lrgs_in_cells(*_lrg_cells(seg)), seed)
-        n += int(_in_segment(lrg["ra"], lrg["dec"], seg).sum())
+        lrg = lrg_objects(lrgs_in_cells(*_segment_lrg_cells(seg, patches)), seed)
+        n += int(_keep(lrg["ra"], lrg["dec"], seg, patches).sum())
+    if lenses:
+        gal = lens_galaxies(lenses_in_cells(iy, ix, lenses), seed, lenses, include_lrgs)
+        n += int(_keep(gal["ra"], gal["dec"], seg, patches).sum())
     return n
 
 
-def _all_segments():
-    """Every segment of the catalogue plan, in order (real bricks, then the strip)."""
+def _all_segments(patches: np.ndarray):
+    """Every segment of the catalogue plan, in order (lens patches, real bricks, then the strip)."""
+    for start in range(0, len(patches), PATCH_CELLS_PER_SEGMENT):
+        yield Segment(PATCH_ROW, start, min(start + PATCH_CELLS_PER_SEGMENT, len(patches)))
     real = _real_brick_keys()
     yield from (Segment(r, c, c + 1) for r, c in real)
     yield from _strip_segments(set(real))
 
 
 def plan_catalog(n_rows: int, seed=0, galaxy_density: float = GALAXY_DENSITY, star_density: float = STAR_DENSITY,
-                 include_lrgs: bool = True) -> List[Segment]:
-    """The brick segments whose objects make the first ``n_rows`` rows; the last is truncated
+                 include_lrgs: bool = True, include_lenses: bool = True, lens_table: str | None = None,
+                 lens_patches: int = 0) -> List[Segment]:
+    """The segments whose objects make the first ``n_rows`` rows; the last is truncated
     (``Segment.n_rows`` = rows to keep). Cheap: only object positions are generated."""
     if n_rows < 0:
         raise ValueError(f"n_rows must be >= 0, got {n_rows}")
+    lenses = _lens_source(include_lenses, lens_table)
+    patches = patch_cells(lens_patches, seed, lens_table) if lenses else patch_cells(0)
     plan, total = [], 0
-    for seg in _all_segments():
+    for seg in _all_segments(patches):
         if total >= n_rows:
             break
-        n = _count_segment(seg, seed, galaxy_density, star_density, include_lrgs)
+        n = _count_segment(seg, seed, galaxy_density, star_density, include_lrgs, lenses, patches)
         if n == 0:
             continue
         keep = min(n, n_rows - total)
@@ -158,12 +234,16 @@ def plan_catalog(n_rows: int, seed=0, galaxy_density: float = GALAXY_DENSITY, st
 
 
 def catalog_segment(seg: Segment, seed=0, galaxy_density: float = GALAXY_DENSITY,
-                    star_density: float = STAR_DENSITY, include_lrgs: bool = True) -> pa.Table:
+                    star_density: float = STAR_DENSITY, include_lrgs: bool = True, include_lenses: bool = True,
+                    lens_table: str | None = None, lens_patches: int = 0) -> pa.Table:
     """The catalogue rows of one segment (ordered by brick, objid), first ``seg.n_rows`` of them."""
-    iy, ix = cells_in_box(*_segment_box(seg))
-    objs = sky_objects(iy, ix, seed, galaxy_density, star_density, include_lrgs, lrg_cells=_lrg_cells(seg))
+    lenses = _lens_source(include_lenses, lens_table)
+    patches = patch_cells(lens_patches, seed, lens_table) if lenses else patch_cells(0)
+    iy, ix = _segment_cells(seg, patches)
+    objs = sky_objects(iy, ix, seed, galaxy_density, star_density, include_lrgs,
+                       lrg_cells=_segment_lrg_cells(seg, patches), lenses=lenses)
     ids, ra_c, dec_c = brick_of(objs["ra"], objs["dec"])
-    keep = _in_segment(objs["ra"], objs["dec"], seg)
+    keep = _keep(objs["ra"], objs["dec"], seg, patches)
     order = np.flatnonzero(keep)[np.lexsort((objs["objid"][keep], ids[keep]))]
     if seg.n_rows >= 0:
         order = order[:seg.n_rows]
@@ -213,15 +293,20 @@ def objects_table(o: dict, bricknames, seed=0) -> pa.Table:
 
 
 def mock_catalog(n_rows: int, seed=0, galaxy_density: float = GALAXY_DENSITY, star_density: float = STAR_DENSITY,
-                 include_lrgs: bool = True) -> pa.Table:
+                 include_lrgs: bool = True, include_lenses: bool = True, lens_table: str | None = None,
+                 lens_patches: int = 0) -> pa.Table:
     """The first ``n_rows`` objects of the mock sky as a Tractor-like Table (see module doc)."""
     if n_rows < 0:
         raise ValueError(f"n_rows must be >= 0, got {n_rows}")
+    opts = {"seed": seed, "galaxy_density": galaxy_density, "star_density": star_density, "include_lrgs": include_lrgs,
+            "include_lenses": include_lenses, "lens_table": lens_table, "lens_patches": lens_patches}
+    lenses = _lens_source(include_lenses, lens_table)
+    patches = patch_cells(lens_patches, seed, lens_table) if lenses else patch_cells(0)
     tables, total = [], 0
-    for seg in _all_segments():
+    for seg in _all_segments(patches):
         if total >= n_rows:
             break
-        table = catalog_segment(seg, seed, galaxy_density, star_density, include_lrgs)
+        table = catalog_segment(seg, **opts)
         tables.append(table.slice(0, n_rows - total))
         total += tables[-1].num_rows
     if not tables:

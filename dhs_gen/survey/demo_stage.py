@@ -11,6 +11,7 @@ import json
 DEMO_CATALOG_ROWS = 20_000
 DEMO_CUTOUTS = 300
 DEMO_SEED = 0
+DEMO_LENS_PATCHES = 300  # the catalogue starts with the cells of 300 lenscat DESI lenses (positives)
 
 
 def run_demo_stage(root: str, force: bool = False) -> dict:
@@ -25,7 +26,8 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
     mock = MockDR10(seed=DEMO_SEED)
     cat_uri = join_uri(root, "catalog")
     spark_submit("mock_catalog", ["--output", cat_uri, "--set", f"n_rows={DEMO_CATALOG_ROWS}",
-                                  "--set", f"seed={DEMO_SEED}", "--set", "partitions=4"])
+                                  "--set", f"seed={DEMO_SEED}", "--set", "partitions=4",
+                                  "--set", f"lens_patches={DEMO_LENS_PATCHES}"])
     catalog = read_parquet(cat_uri)
 
     extended = pc.is_in(catalog["type"], pa.array(["DEV", "SER", "REX", "EXP"]))

@@ -31,6 +31,7 @@ from dhs_gen.survey.bricks import brickname_of, cells_in_box
 from dhs_gen.survey.conditions import conditions_at
 from dhs_gen.survey.hashing import combine, position_key, seed_key, unit
 from dhs_gen.survey.hosts import _lrg_frame
+from dhs_gen.survey.lenses import LENSCAT, THETA_E_RANGE, arc_stamps, lens_systems, lenses_in_cells
 from dhs_gen.survey.psfmodels import MoffatPSF, PSFExPSF
 from dhs_gen.survey.render import render_scene, sky_to_pixel
 from dhs_gen.survey.sky import (
@@ -73,7 +74,9 @@ def correlated_sigma_factor(a: float = NOISE_KERNEL_A) -> float:
 class MockDR10(CutoutProvider):
     """The mock DR10 survey. ``psf_model`` "moffat" (from psfsize) or "psfex" (real DECam PSFEx
     shapes rescaled to psfsize); densities per deg^2; ``defect_rates`` fractions of cutouts with
-    a NaN patch, a satellite trail, a band without coverage."""
+    a NaN patch, a satellite trail, a band without coverage; ``include_lenses`` paints the known
+    lenses of ``lens_table`` (None: lenscat) into the sky (:mod:`dhs_gen.survey.lenses`),
+    ``lens_arcs=False`` keeps their lens galaxies but leaves out the lensed arcs."""
 
     kind = "mock"
 
@@ -81,7 +84,8 @@ class MockDR10(CutoutProvider):
                  galaxy_density: float = GALAXY_DENSITY, star_density: float = STAR_DENSITY,
                  noise: bool = True, correlated_noise: bool = True, gain_e_per_nmgy: float = 3000.0,
                  defect_rates: dict | None = None, saturation_nmgy: float = 800.0, include_lrgs: bool = True,
-                 add_host: bool = True):
+                 add_host: bool = True, include_lenses: bool = True, lens_table: str | None = None,
+                 lens_arcs: bool = True):
         if psf_model not in ("moffat", "psfex"):
             raise ValueError(f"psf_model must be 'moffat' or 'psfex', got {psf_model!r}")
         rates = dict(DEFAULT_DEFECT_RATES)
@@ -102,6 +106,10 @@ class MockDR10(CutoutProvider):
         self.saturation_nmgy = saturation_nmgy
         self.include_lrgs = include_lrgs
         self.add_host = add_host
+        self.include_lenses = include_lenses
+        self.lens_table = lens_table
+        self.lens_arcs = lens_arcs
+        self.lenses = (lens_table or LENSCAT) if include_lenses else None
         self._seed_key = seed_key(seed)
 
     # ---------------------------------------------------------------- sky and conditions
@@ -114,7 +122,23 @@ class MockDR10(CutoutProvider):
         dra = half_arcsec / 3600.0 / max(np.cos(np.radians(dec)), 1e-3)
         ddec = half_arcsec / 3600.0
         iy, ix = cells_in_box(ra - dra, ra + dra, dec - ddec, dec + ddec)
-        return sky_objects(iy, ix, self.seed, self.galaxy_density, self.star_density, self.include_lrgs)
+        return sky_objects(iy, ix, self.seed, self.galaxy_density, self.star_density, self.include_lrgs,
+                           lenses=self.lenses)
+
+    def arcs_near(self, ra: float, dec: float, size: int) -> list:
+        """Unconvolved arcs of the known lenses whose light can reach the cutout
+        (:func:`dhs_gen.survey.lenses.arc_stamps`, pixel positions in this cutout)."""
+        if not (self.lenses and self.lens_arcs):
+            return []
+        half = size * PIXEL_SCALE_ARCSEC / 2.0 + 2.0 * THETA_E_RANGE[1] + 3.0
+        dra = half / 3600.0 / max(np.cos(np.radians(dec)), 1e-3)
+        iy, ix = cells_in_box(ra - dra, ra + dra, dec - half / 3600.0, dec + half / 3600.0)
+        index = lenses_in_cells(iy, ix, self.lenses)
+        if not len(index):
+            return []
+        systems = lens_systems(index, self.seed, self.lenses)
+        x, y = sky_to_pixel(systems["ra"], systems["dec"], ra, dec, size)
+        return arc_stamps(systems, x, y, self.seed)
 
     def make_psf(self, fwhm_arcsec):
         """The per-band PSF object for FWHMs [arcsec]."""
@@ -165,7 +189,8 @@ class MockDR10(CutoutProvider):
         nobs = np.array([cond[f"nobs_{b}"][0] for b in BANDS], dtype=np.float64)
         psf = self.make_psf(fwhm)
         objs, x, y = self.scene_objects(ra, dec, size)
-        scene = render_scene(objs, ra, dec, size, psf)
+        arcs = self.arcs_near(ra, dec, size)
+        scene = render_scene(objs, ra, dec, size, psf, arcs=arcs)
         pkey = combine(self._seed_key, position_key([ra], [dec]))[0]
         sigma = point_source_sigma_nmgy(mag5) * np.sqrt((psf.kernels.astype(np.float64) ** 2).sum(axis=(1, 2)))
         image = scene.copy()
@@ -189,6 +214,9 @@ class MockDR10(CutoutProvider):
             "nobs": [int(n) for n in nobs], "ebv": float(cond["ebv"][0]),
             "request_url": self.describe(ra, dec, size),
         }
+        central_arcs = [a for a in arcs if abs(a[0] - size // 2) <= 1 and abs(a[1] - size // 2) <= 1]
+        if central_arcs:
+            meta["lens"] = central_arcs[0][4]
         if centre is not None:
             meta.update(central_population=str(POPULATIONS[objs["population"][centre]]),
                         central_type=str(TYPES[objs["type"][centre]]),
@@ -241,4 +269,5 @@ class MockDR10(CutoutProvider):
         from dhs_gen.survey.catalog import mock_catalog
 
         return mock_catalog(n_rows, seed=self.seed if seed is None else seed, galaxy_density=self.galaxy_density,
-                            star_density=self.star_density, include_lrgs=self.include_lrgs, **kwargs)
+                            star_density=self.star_density, include_lrgs=self.include_lrgs,
+                            include_lenses=self.include_lenses, lens_table=self.lens_table, **kwargs)

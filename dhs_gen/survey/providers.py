@@ -12,7 +12,8 @@ from dhs_gen.survey.sky import GALAXY_DENSITY, STAR_DENSITY
 
 
 class MockOptions(StrictModel):
-    """MockDR10 options (densities per deg^2; defect_rates: nan_patch, satellite_trail, missing_band)."""
+    """MockDR10 options (densities per deg^2; defect_rates: nan_patch, satellite_trail, missing_band;
+    lens_table: CSV/Parquet URI with ra, dec [deg] and optional name, grading, theta_e [arcsec])."""
 
     seed: int = 0
     psf_model: Literal["moffat", "psfex"] = "moffat"
@@ -23,6 +24,9 @@ class MockOptions(StrictModel):
     correlated_noise: bool = True
     defect_rates: Dict[str, float] = Field(default_factory=dict)
     include_lrgs: bool = True
+    include_lenses: bool = True  # the known lenses of lens_table (None: lenscat) with their arcs
+    lens_table: Optional[str] = None  # noqa: UP045 (pydantic on Python 3.9)
+    lens_arcs: bool = True
 
 
 class ServiceOptions(StrictModel):

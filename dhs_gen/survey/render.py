@@ -90,10 +90,12 @@ def halo_profile(dx: np.ndarray, dy: np.ndarray, r_h_pix: float = 12.0, beta: fl
 
 
 def render_scene(objects: dict, ra0: float, dec0: float, size: int, psf, halo_frac: float = 0.04,
-                 halo_flux_min: float = 300.0) -> np.ndarray:
+                 halo_flux_min: float = 300.0, arcs=()) -> np.ndarray:
     """Noise-free (3, size, size) float32 image [nmgy/px] of ``objects`` (columns as in
     :mod:`dhs_gen.survey.sky`) seen through ``psf`` (an object with ``kernels`` (3, S, S) and
-    ``shifted(band, dx, dy)`` -> (S, S) unit-sum PSF centred at sub-pixel offset (dx, dy))."""
+    ``shifted(band, dx, dy)`` -> (S, S) unit-sum PSF centred at sub-pixel offset (dx, dy)).
+    ``arcs``: unconvolved lensed images (row, col, image (S, S), fluxes (3,), ...) as from
+    :func:`dhs_gen.survey.lenses.arc_stamps`, added before the PSF convolution."""
     kernels = psf.kernels
     pad = kernels.shape[-1] // 2
     full = size + 2 * pad
@@ -108,6 +110,8 @@ def render_scene(objects: dict, ra0: float, dec0: float, size: int, psf, halo_fr
         if win is not None:
             rows, cols, prof = win
             galaxies[:, rows, cols] += fluxes[i][:, None, None] * prof[None]
+    for row, col, arc, arc_fluxes, *_ in arcs:
+        add_stamp(galaxies, arc, np.asarray(arc_fluxes, dtype=np.float64), row + pad, col + pad)
     image = _convolve_bands(galaxies, kernels)
     image = image[:, pad:pad + size, pad:pad + size].astype(np.float64)
     xs, ys = x - pad, y - pad

@@ -28,8 +28,8 @@ from dhs_gen.units import mag_to_nmgy
 
 TYPES = np.array(["PSF", "REX", "EXP", "DEV", "SER"], dtype=object)
 PSF, REX, EXP, DEV, SER = range(5)
-POP_GALAXY, POP_STAR, POP_LRG, POP_HOST, POP_SATELLITE = 0, 1, 2, 3, 4
-POPULATIONS = np.array(["galaxy", "star", "lrg", "host", "satellite"], dtype=object)
+POP_GALAXY, POP_STAR, POP_LRG, POP_HOST, POP_SATELLITE, POP_LENS = 0, 1, 2, 3, 4, 5
+POPULATIONS = np.array(["galaxy", "star", "lrg", "host", "satellite", "lens"], dtype=object)
 LRG_OBJID_OFFSET = 16 * 4096 * OBJ_PER_CELL_MAX
 SATELLITES_MAX = 15
 SATELLITE_MEAN = 2.5
@@ -256,11 +256,16 @@ def concat_objects(parts: list) -> dict:
 
 
 def sky_objects(iy, ix, seed=0, galaxy_density=GALAXY_DENSITY, star_density=STAR_DENSITY,
-                include_lrgs: bool = True, lrg_cells=None) -> dict:
-    """All objects of the given cells: generated galaxies and stars, then the real LRGs (and
-    their satellites) of ``lrg_cells`` (default: the same cells)."""
+                include_lrgs: bool = True, lrg_cells=None, lenses: str | None = None) -> dict:
+    """All objects of the given cells: generated galaxies and stars, the real LRGs (and their
+    satellites) of ``lrg_cells`` (default: the same cells), then the lens galaxies of the lens
+    table ``lenses`` (``"lenscat"`` or a table URI, see :mod:`dhs_gen.survey.lenses`; None: no lenses)."""
     parts = [generated_objects(iy, ix, seed, galaxy_density, star_density)]
     if include_lrgs:
         ly, lx = (iy, ix) if lrg_cells is None else lrg_cells
         parts.append(lrg_objects(lrgs_in_cells(ly, lx), seed))
+    if lenses:
+        from dhs_gen.survey.lenses import lens_galaxies, lenses_in_cells
+
+        parts.append(lens_galaxies(lenses_in_cells(iy, ix, lenses), seed, lenses, include_lrgs))
     return concat_objects(parts)
