@@ -131,7 +131,7 @@ def score_splits(models: Dict[str, object], store, mode: str, splits, n_max: int
 # ------------------------------------------------------------------------------------ stages
 def _gates(cfg: EvaluateConfig, store, mode: str, model, temperature: float, meta_columns) -> dict:
     from training.eval.calibration import calibrated_proba
-    from training.eval.gates import run_data_gates, run_gates_quick
+    from training.eval.gates import run_data_gates, run_gates_quick, run_paired_data_gates
 
     rows = _sample_rows(store, cfg.report.test_split, cfg.gate_max_pairs, cfg.seed + 1)
     out = {}
@@ -149,10 +149,8 @@ def _gates(cfg: EvaluateConfig, store, mode: str, model, temperature: float, met
         out["shortcut_gates"] = run_gates_quick(pos, ctrl, store.column("theta_e_arcsec")[rows],
                                                 store.column(fwhm_col)[rows], hardneg_images=hn,
                                                 score_fn=score_fn, config=cfg.gates)
-        images = np.concatenate([pos, ctrl])
-        labels = np.r_[np.ones(len(rows)), np.zeros(len(rows))]
-        groups = np.r_[np.arange(len(rows)), np.arange(len(rows))]
-        out["data_gates"] = run_data_gates(images, labels, groups=groups, config=cfg.gates)
+        out["data_gates"] = run_paired_data_gates(pos, ctrl, store.column("theta_e_arcsec")[rows],
+                                                  store.column(fwhm_col)[rows], config=cfg.gates)
     else:
         out["data_gates"] = run_data_gates(store.gather("stamp", rows), store.column("label")[rows],
                                            config=cfg.gates)

@@ -4,10 +4,15 @@ Definitions (stamps are raw float32 (B, C, H, W) nanomaggies, g, r, z; geometry 
 stamp centre ((W-1)/2, (H-1)/2); ``x_ratio`` = theta_E / PSF FWHM (r band)):
 
 * G1 core-only AUC: logistic regression on the central ``core_size_px`` x ``core_size_px`` pixels
-  of every band (legacy: 10 x 10), positives vs their paired controls, x_ratio >= ``x_min``.
-  A high AUC means the centre alone separates the classes: a shortcut. Critical, <= 0.60.
+  of every band (legacy: 10 x 10), positives vs their paired controls, x_ratio >= ``x_min``, with
+  each pair's arc footprint [max(2, theta_pix - 1.5 FWHM_pix), theta_pix + ``exclude_outer_fwhm``
+  FWHM_pix) zeroed in both stamps (``exclude_arc_annulus``): the box half-diagonal (1.85") exceeds
+  theta_E for many x >= 1 pairs, so without the exclusion the probe sees the arc itself. A high AUC means the centre separates the classes by something other than
+  the arc: a shortcut. Critical, <= 0.60. The AUC with the annulus kept is reported alongside.
 * G2 radial-profile AUC: logistic regression on the azimuthal-median profile (1-px rings out to
-  ``radial_max_px``) of each band. Critical, <= 0.60.
+  ``radial_max_px``) of each band, arc-footprint pixels excluded likewise (a profile through the
+  arc is the arc's own light, which G3 requires to be visible; the footprint reaches 2.5 FWHM out
+  because PSF wings put ~6% of the arc's flux beyond the 1.5-FWHM annulus). Critical, <= 0.60.
 * G3 arc-annulus AUC: logistic regression on 7 statistics per band (mean, std, median, MAD,
   p10, p90, max) in the annulus [max(2, theta_pix - 1.5 FWHM_pix), theta_pix + 1.5 FWHM_pix):
   the arc must be visible where it should be. Important, >= 0.75.
@@ -15,6 +20,16 @@ stamp centre ((W-1)/2, (H-1)/2); ``x_ratio`` = theta_E / PSF FWHM (r band)):
   hard negatives. Critical, <= 0.05. Needs a model.
 * G5 arc-occlusion drop: mean p(positive) - mean p(positive with the annulus replaced by the
   paired control's pixels). Important, >= 0.30. Needs a model.
+
+Pre-training data gates (:func:`run_paired_data_gates`, no model), on positives vs their own
+controls with x_ratio >= ``x_min``: r-band core brightness ratio mean(pos)/mean(ctrl) in
+``core_brightness_ratio``; the G1 core probe's AUC < ``data_core_auc_max``; and the noise-statistics
+AUC < ``data_noise_auc_max``: logistic regression on log robust sigma (1.4826 MAD) of the residual
+of a local quadratic fit (Savitzky-Golay, ``noise_fit_px`` square; it removes PSF-scale structure,
+which every real sky signal has, and keeps pixel-scale noise) per band in the core box and in the
+arc annulus. The pixel probes are linear in flux and blind to variance; the noise probe catches
+noise added to one class only (e.g. arc shot noise at a gain inconsistent with the host's own
+noise) and structure sharper than the PSF.
 
 Classifier AUCs are computed on out-of-fold predictions (pair-grouped stratified K-fold, so a
 positive and its control never sit on opposite sides of a fold), never on the data they were
@@ -62,8 +77,12 @@ class GateConfig(StrictModel):
     g3: GateThreshold = GateThreshold(op=">=", value=0.75, critical=False)
     g4: GateThreshold = GateThreshold(op="<=", value=0.05, critical=True)
     g5: GateThreshold = GateThreshold(op=">=", value=0.30, critical=False)
+    exclude_arc_annulus: bool = True
+    exclude_outer_fwhm: float = 2.5
+    noise_fit_px: int = 5
     core_brightness_ratio: List[float] = [0.9, 1.1]
     data_core_auc_max: float = 0.60
+    data_noise_auc_max: float = 0.60
 
 
 GATE_NAMES = {
@@ -101,19 +120,69 @@ def core_features(images: np.ndarray, size: int = 10) -> np.ndarray:
     return images[:, :, y0:y0 + size, x0:x0 + size].reshape(len(images), -1)
 
 
-def radial_profile_features(images: np.ndarray, max_px: int = 32) -> np.ndarray:
-    """(B, C*R) azimuthal-median profile in 1-px rings r in [k, k+1), k < max_px."""
+def radial_profile_features(images: np.ndarray, max_px: int = 32, exclude: np.ndarray | None = None) -> np.ndarray:
+    """(B, C*R) azimuthal-median profile in 1-px rings r in [k, k+1), k < max_px.
+
+    ``exclude``: optional (B, H, W) bool pixels left out of each stamp's rings (a ring with no
+    pixels left reads 0)."""
     b, c, h, w = images.shape
     ring = np.floor(radius_grid(h, w)).astype(np.int64).ravel()
     flat = images.reshape(b, c, h * w)
+    if exclude is not None:
+        flat = np.where(exclude.reshape(b, 1, h * w), np.nan, flat)
+    med = np.median if exclude is None else _nanmedian0
     rings = [k for k in range(max_px) if np.any(ring == k)]
-    prof = np.stack([np.median(flat[:, :, ring == k], axis=-1) for k in rings], axis=-1)
+    prof = np.stack([med(flat[:, :, ring == k], axis=-1) for k in rings], axis=-1)
     return prof.reshape(b, -1)
 
 
+def _nanmedian0(x: np.ndarray, axis: int) -> np.ndarray:
+    """nanmedian with all-NaN slices read as 0 (no warning)."""
+    empty = np.isnan(x).all(axis=axis)
+    out = np.nanmedian(np.where(empty[..., None], 0.0, x), axis=axis)
+    return np.where(empty, 0.0, out)
+
+
+def exclude_pixels(images: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
+    """``images`` with the (B, H, W) ``exclude`` pixels set to 0 in every band (a copy)."""
+    return images if exclude is None else np.where(exclude[:, None], np.float32(0), images)
+
+
+def quadratic_fit_kernel(n: int = 5) -> np.ndarray:
+    """(n, n) weights giving the centre value of a least-squares 2-D quadratic fit over an n x n
+    window (Savitzky-Golay); n odd >= 3."""
+    if n < 3 or n % 2 == 0:
+        raise ValueError(f"quadratic fit window must be odd and >= 3, got {n}")
+    yy, xx = (np.mgrid[0:n, 0:n] - n // 2).astype(np.float64)
+    design = np.stack([np.ones_like(xx), xx, yy, xx ** 2, xx * yy, yy ** 2], axis=-1).reshape(-1, 6)
+    return np.linalg.pinv(design)[0].reshape(n, n)
+
+
+def noise_features(images: np.ndarray, core_size: int = 10, masks: np.ndarray | None = None,
+                   fit_px: int = 5) -> np.ndarray:
+    """(B, C*K) log10 robust sigma [nmgy/pixel] (1.4826 MAD) of image - local quadratic fit
+    (:func:`quadratic_fit_kernel`) per band, in the central core box and (K=2) in ``masks``."""
+    from scipy.ndimage import correlate
+
+    b, c, h, w = images.shape
+    kernel = quadratic_fit_kernel(fit_px).astype(np.float32)[None, None]
+    hp = images - correlate(images, kernel, mode="nearest")
+    core = np.zeros((h, w), bool)
+    y0, x0 = (h - core_size) // 2, (w - core_size) // 2
+    core[y0:y0 + core_size, x0:x0 + core_size] = True
+    regions = [np.broadcast_to(core, (b, h, w))] + ([] if masks is None else [masks])
+    feats = []
+    for region in regions:
+        v = np.where(region[:, None], hp, np.nan).reshape(b, c, h * w)
+        mad = _nanmedian0(np.abs(v - _nanmedian0(v, axis=-1)[..., None]), axis=-1)
+        feats.append(np.log10(1.4826 * mad + 1e-12))
+    return np.concatenate(feats, axis=1)
+
+
 def annulus_masks(shape, theta_e_arcsec, psf_fwhm_arcsec, min_px: float = 2.0,
-                  half_width_fwhm: float = 1.5) -> np.ndarray:
-    """(B, H, W) bool arc annulus [max(min_px, th - k*fwhm), th + k*fwhm) in pixels per stamp."""
+                  half_width_fwhm: float = 1.5, outer_fwhm: float | None = None) -> np.ndarray:
+    """(B, H, W) bool arc annulus [max(min_px, th - k*fwhm), th + k_out*fwhm) in pixels per stamp
+    (k = ``half_width_fwhm``; k_out = ``outer_fwhm``, default k)."""
     b, _, h, w = shape
     theta = np.asarray(theta_e_arcsec, dtype=np.float32).reshape(b, 1, 1) / PIXEL_SCALE_ARCSEC
     fwhm = np.asarray(psf_fwhm_arcsec, dtype=np.float32).reshape(b, 1, 1) / PIXEL_SCALE_ARCSEC
@@ -121,7 +190,8 @@ def annulus_masks(shape, theta_e_arcsec, psf_fwhm_arcsec, min_px: float = 2.0,
         raise ValueError("theta_e_arcsec and psf_fwhm_arcsec must be finite with FWHM > 0")
     r = radius_grid(h, w)[None]
     lo = np.maximum(min_px, theta - half_width_fwhm * fwhm)
-    return (r >= lo) & (r < theta + half_width_fwhm * fwhm)
+    k_out = half_width_fwhm if outer_fwhm is None else outer_fwhm
+    return (r >= lo) & (r < theta + k_out * fwhm)
 
 
 def annulus_features(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -190,6 +260,10 @@ def _paired(features_pos: np.ndarray, features_ctrl: np.ndarray):
     y = np.r_[np.ones(n, dtype=int), np.zeros(n, dtype=int)]
     groups = np.r_[np.arange(n), np.arange(n)]
     return x, y, groups
+
+
+def _finite(value) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
 
 
 def _status(value: float, thr: GateThreshold) -> str:
@@ -261,18 +335,26 @@ def run_gates_quick(pos_images: np.ndarray, ctrl_images: np.ndarray, theta_e_arc
     sel = x_ratio >= cfg.x_min
     masks = annulus_masks(pos.shape, theta, fwhm, cfg.annulus_min_px, cfg.annulus_half_width_fwhm)
 
+    excl = annulus_masks(pos.shape, theta, fwhm, cfg.annulus_min_px, cfg.annulus_half_width_fwhm,
+                         cfg.exclude_outer_fwhm) if cfg.exclude_arc_annulus else None
     probes = {
-        "G1": lambda im: core_features(im, cfg.core_size_px),
-        "G2": lambda im: radial_profile_features(im, cfg.radial_max_px),
-        "G3": lambda im: annulus_features(im, masks),
+        "G1": lambda im, ex: core_features(exclude_pixels(im, ex), cfg.core_size_px),
+        "G2": lambda im, ex: radial_profile_features(im, cfg.radial_max_px, ex),
+        "G3": lambda im, ex: annulus_features(im, masks),
     }
     gates: Dict[str, dict] = {}
     for name, feat in probes.items():
-        fp, fc = feat(pos), feat(ctrl)
+        fp, fc = feat(pos, excl), feat(ctrl, excl)
         x, y, g = _paired(fp[sel], fc[sel])
         res = cv_auc(x, y, g, cfg.cv_folds, cfg.logreg_c, cfg.seed)
+        extra = {}
+        if name != "G3":
+            extra["arc_annulus_excluded"] = excl is not None
+            if excl is not None:  # diagnostic: the same probe with the arc's own pixels kept
+                xa, _, _ = _paired(feat(pos[sel], None), feat(ctrl[sel], None))
+                extra["auc_with_arc_annulus"] = _finite(cv_auc(xa, y, g, cfg.cv_folds, cfg.logreg_c, cfg.seed)["auc"])
         gates[name] = _gate(name, res["auc"], getattr(cfg, name.lower()), n_pairs=int(sel.sum()),
-                            x_min=cfg.x_min, by_stratum=_stratified_probe(fp, fc, x_ratio, cfg))
+                            x_min=cfg.x_min, by_stratum=_stratified_probe(fp, fc, x_ratio, cfg), **extra)
 
     p_hn = None
     if score_fn is not None and hardneg_images is not None:
@@ -294,11 +376,18 @@ def run_gates_quick(pos_images: np.ndarray, ctrl_images: np.ndarray, theta_e_arc
     return {"gates": gates, **gate_verdict(gates), "n_pairs": int(len(pos)), "model": score_fn is not None}
 
 
-def run_data_gates(images: np.ndarray, labels, *, groups=None,
-                   config: GateConfig | None = None) -> Dict[str, object]:
-    """Pre-training gates on a labelled stamp set (no model): r-band core brightness ratio
-    mean(pos)/mean(neg) within ``core_brightness_ratio`` and a cross-validated core-only AUC
-    below ``data_core_auc_max``. Returns {"core_brightness_ratio", "core_only_auc", "overall"}."""
+def run_data_gates(images: np.ndarray, labels, *, groups=None, masks: np.ndarray | None = None,
+                   exclude: np.ndarray | None = None, config: GateConfig | None = None) -> Dict[str, object]:
+    """Pre-training gates on a labelled stamp set (no model).
+
+    * ``core_brightness_ratio``: r-band core flux mean(pos)/mean(neg) within ``core_brightness_ratio``;
+    * ``core_only_auc``: cross-validated core-pixel AUC < ``data_core_auc_max`` (``exclude`` pixels,
+      (B, H, W) bool - each stamp's arc footprint - zeroed first when ``exclude_arc_annulus``);
+    * ``noise_auc``: cross-validated AUC of :func:`noise_features` (core box, plus ``masks``)
+      < ``data_noise_auc_max``.
+
+    ``groups`` keeps a positive and its control in one fold. Returns the three gates and "overall".
+    """
     cfg = config or GateConfig()
     images = _check_images(images, "images")
     y = np.asarray(labels).astype(int).ravel()
@@ -306,14 +395,62 @@ def run_data_gates(images: np.ndarray, labels, *, groups=None,
         raise ValueError("labels must be 0/1 with one per image")
     if y.min() == y.max():
         raise ValueError("data gates need both positives and negatives")
+    for name, m in (("masks", masks), ("exclude", exclude)):
+        if m is not None and m.shape != (len(images), *images.shape[2:]):
+            raise ValueError(f"{name} must be (B, H, W) = {(len(images), *images.shape[2:])}, got {m.shape}")
     core = core_brightness(images, cfg.core_size_px)
     neg_mean = float(core[y == 0].mean())
     ratio = float(core[y == 1].mean()) / neg_mean if neg_mean != 0 else float("nan")
     lo, hi = cfg.core_brightness_ratio
-    brightness = {"value": ratio, "range": [lo, hi],
+    brightness = {"value": _finite(ratio), "range": [lo, hi],
                   "status": "pass" if np.isfinite(ratio) and lo <= ratio <= hi else "fail"}
-    res = cv_auc(core_features(images, cfg.core_size_px), y, groups, cfg.cv_folds, cfg.logreg_c, cfg.seed)
-    auc_ok = np.isfinite(res["auc"]) and res["auc"] < cfg.data_core_auc_max
-    core_auc = {**res, "max": cfg.data_core_auc_max, "status": "pass" if auc_ok else "fail"}
-    overall = "pass" if brightness["status"] == core_auc["status"] == "pass" else "fail"
-    return {"core_brightness_ratio": brightness, "core_only_auc": core_auc, "overall": overall}
+
+    def probe(features, limit):
+        res = cv_auc(features, y, groups, cfg.cv_folds, cfg.logreg_c, cfg.seed)
+        ok = np.isfinite(res["auc"]) and res["auc"] < limit
+        return {**res, "auc": _finite(res["auc"]), "max": limit, "status": "pass" if ok else "fail"}
+
+    excl = exclude if cfg.exclude_arc_annulus else None
+    core_auc = probe(core_features(exclude_pixels(images, excl), cfg.core_size_px), cfg.data_core_auc_max)
+    core_auc["arc_annulus_excluded"] = excl is not None
+    noise_auc = probe(noise_features(images, cfg.core_size_px, masks, cfg.noise_fit_px), cfg.data_noise_auc_max)
+    noise_auc["regions"] = ["core"] + ([] if masks is None else ["arc_annulus"])
+    gates = {"core_brightness_ratio": brightness, "core_only_auc": core_auc, "noise_auc": noise_auc}
+    overall = "pass" if all(g["status"] == "pass" for g in gates.values()) else "fail"
+    return {**gates, "overall": overall}
+
+
+def run_paired_data_gates(pos_images: np.ndarray, ctrl_images: np.ndarray, theta_e_arcsec, psf_fwhm_arcsec,
+                          config: GateConfig | None = None) -> Dict[str, object]:
+    """:func:`run_data_gates` on paired injections: positives vs their own controls (one fold group
+    per pair), pairs with theta_E / FWHM_r >= ``x_min`` only (below it the arc is unresolved and
+    physically fills the core), arc annulus (noise probe) and arc footprint (core probe) per pair as in
+    G3 and G1; "incomplete" (with a reason) when fewer than ``cv_folds`` pairs qualify. Adds ``n_pairs``, ``x_min`` and the
+    brightness ratio per x_ratio stratum (``x_bins``) for context."""
+    cfg = config or GateConfig()
+    pos = _check_images(pos_images, "pos_images")
+    ctrl = _check_images(ctrl_images, "ctrl_images")
+    if pos.shape != ctrl.shape:
+        raise ValueError(f"positives {pos.shape} and controls {ctrl.shape} must pair row by row")
+    theta = np.asarray(theta_e_arcsec, dtype=np.float64).ravel()
+    fwhm = np.asarray(psf_fwhm_arcsec, dtype=np.float64).ravel()
+    if theta.size != len(pos) or fwhm.size != len(pos):
+        raise ValueError("theta_e_arcsec and psf_fwhm_arcsec need one value per pair")
+    x_ratio = theta / fwhm
+    sel = x_ratio >= cfg.x_min
+    if sel.sum() < cfg.cv_folds:
+        return {"overall": "incomplete", "n_pairs": int(sel.sum()), "x_min": cfg.x_min,
+                "reason": f"fewer than {cfg.cv_folds} pairs with theta_E/FWHM >= {cfg.x_min}"}
+    geometry = (pos[sel].shape, theta[sel], fwhm[sel], cfg.annulus_min_px, cfg.annulus_half_width_fwhm)
+    masks = annulus_masks(*geometry)
+    footprint = annulus_masks(*geometry, cfg.exclude_outer_fwhm)
+    n = int(sel.sum())
+    out = run_data_gates(np.concatenate([pos[sel], ctrl[sel]]), np.r_[np.ones(n), np.zeros(n)],
+                         groups=np.r_[np.arange(n), np.arange(n)], masks=np.concatenate([masks, masks]),
+                         exclude=np.concatenate([footprint, footprint]), config=cfg)
+    labels = bin_labels(x_ratio, cfg.x_bins)
+    cp, cc = core_brightness(pos, cfg.core_size_px), core_brightness(ctrl, cfg.core_size_px)
+    out["core_brightness_ratio"]["by_stratum"] = [
+        {"x_ratio_bin": str(b), "n_pairs": int((labels == b).sum()),
+         "value": _finite(cp[labels == b].mean() / cc[labels == b].mean())} for b in np.unique(labels)]
+    return {**out, "n_pairs": n, "x_min": cfg.x_min}
