@@ -35,6 +35,20 @@ def run(quick: bool = False) -> list:
     r_moffat = _rate(cutouts(moffat), n_cut, repeats)
     r_psfex = _rate(cutouts(psfex), n_cut, repeats)
 
+    from dhs_gen.survey.lenses import load_lens_table, patch_lenses
+
+    lens_table = load_lens_table()
+    rows = patch_lenses(n_cut)
+    lens_positions = list(zip(lens_table["ra"].to_numpy()[rows], lens_table["dec"].to_numpy()[rows]))
+    no_lenses = MockDR10(seed=0, include_lenses=False)
+
+    def lens_cutouts(mock):
+        return lambda: [mock.get_cutout(ra, dec) for ra, dec in lens_positions]
+
+    lens_cutouts(moffat)()  # warm the arc renderer
+    r_lens = _rate(lens_cutouts(moffat), n_cut, repeats)
+    r_plain = _rate(lens_cutouts(no_lenses), n_cut, repeats)
+
     n_rows = 20_000 if quick else 200_000
     n_naive = 2_000 if quick else 10_000
     mock_catalog(1000)  # warm caches (packaged tables)
@@ -50,6 +64,9 @@ def run(quick: bool = False) -> list:
     return [
         entry("mock_cutouts_per_s_core", r_moffat, "cutouts/s", "psfex_path_cutouts_per_s_core", r_psfex,
               notes=f"101x101x3 float32, Moffat PSF, noise+neighbours+defects; {n_cut} positions"),
+        entry("mock_lens_cutouts_per_s_core", r_lens, "cutouts/s", "same_positions_lenses_off_per_s_core", r_plain,
+              notes=f"{n_cut} lenscat positions: lens galaxy + SIE-lensed Sersic arcs (4x supersampled) vs "
+                    "a host galaxy without arcs"),
         entry("mock_catalog_rows_per_s", r_cat, "rows/s", "per_row_generator_rows_per_s", r_naive,
               notes=f"{n_rows} Tractor-like rows (all columns) vs {n_naive} rows of per-row Generators"),
     ]

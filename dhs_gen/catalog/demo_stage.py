@@ -34,6 +34,16 @@ def _run(module: str, args: list, master: str) -> None:
     spark_submit(module.rsplit(".", 1)[-1], args, master=master)
 
 
+def spark_readable(table):
+    """``table`` with nanosecond timestamps cast to microseconds (Spark rejects TIMESTAMP(NANOS))."""
+    import pyarrow as pa
+
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.unit == "ns":
+            table = table.set_column(i, field.name, table[field.name].cast(pa.timestamp("us", tz=field.type.tz)))
+    return table
+
+
 def add_split(cutouts_uri: str, sampled_uri: str, out_uri: str) -> int:
     """The cutout index of the sampled negatives with their ``split`` (one Parquet file)."""
     import pyarrow.compute as pc
@@ -45,7 +55,7 @@ def add_split(cutouts_uri: str, sampled_uri: str, out_uri: str) -> int:
     splits = read_parquet(sampled_uri, columns=["galaxy_id", "split"])
     table = cut.join(splits.cast(splits.schema), "galaxy_id", join_type="inner")
     table = table.set_column(table.schema.get_field_index("split"), "split", pc.cast(table["split"], "string"))
-    write_parquet(table, out_uri)
+    write_parquet(spark_readable(table), out_uri)
     return table.num_rows
 
 
@@ -63,14 +73,14 @@ def positives_manifest(positives_uri: str, out_uri: str) -> int:
 
 
 def merge_cutout_indexes(uris: list, out_uri: str) -> int:
-    """Concatenate cutout-index Parquet files (same schema) into one file; returns its rows."""
+    """Concatenate cutout-index Parquet files (same schema) into one Spark-readable file; returns its rows."""
     import pyarrow as pa
 
     from dhs_gen.storage import read_parquet, write_parquet
 
     tables = [read_parquet(u) for u in uris]
     table = pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
-    write_parquet(table, out_uri)
+    write_parquet(spark_readable(table), out_uri)
     return table.num_rows
 
 

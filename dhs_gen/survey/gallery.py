@@ -30,9 +30,10 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
                            minimum=0.0, stretch=LUPTON_STRETCH, Q=LUPTON_Q)
 
 
-def render_gallery(out_png: str, mock=None, n_mock: int = 12, positions=None) -> str:
+def render_gallery(out_png: str, mock=None, n_mock: int = 12, positions=None, n_lenses: int = 6) -> str:
     """PNG: the real DR10 cutouts in the first row, mock cutouts below (at real LRG positions
-    unless ``positions`` [(ra, dec), ...] is given). Returns the output path."""
+    unless ``positions`` [(ra, dec), ...] is given), then ``n_lenses`` mock cutouts of known
+    lenscat lenses (lens galaxy + arcs, when the mock paints lenses). Returns the output path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,6 +49,14 @@ def render_gallery(out_png: str, mock=None, n_mock: int = 12, positions=None) ->
         pick = lrg.iloc[np.linspace(0, len(lrg) - 1, n_mock).astype(int)]
         positions = list(zip(pick["ra"], pick["dec"]))
     mocks = [(f"mock {ra:.3f},{dec:+.3f}", mock.get_cutout(ra, dec)) for ra, dec in positions]
+    if n_lenses and mock.lenses:
+        from dhs_gen.survey.lenses import load_lens_table, patch_lenses
+
+        table = load_lens_table(mock.lenses)
+        for i in patch_lenses(n_lenses, mock.lenses, mock.seed):
+            cut = mock.get_cutout(table["ra"].iloc[i], table["dec"].iloc[i])
+            lens = cut.meta.get("lens", {})
+            mocks.append((f"mock lens {table['grading'].iloc[i]} θE={lens.get('theta_E', 0):.1f}\"", cut))
     ncol = len(reals)
     nrow = 1 + int(np.ceil(len(mocks) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(2.0 * ncol, 2.1 * nrow))
@@ -59,7 +68,8 @@ def render_gallery(out_png: str, mock=None, n_mock: int = 12, positions=None) ->
         ax = axes[row, col]
         ax.imshow(to_rgb(image), origin="lower")
         ax.set_title(name, fontsize=6)
-    fig.suptitle("top row: real DR10 cutouts; below: MockDR10 (same Lupton stretch, 101 px = 26.5\")", fontsize=8)
+    fig.suptitle("top row: real DR10 cutouts; below: MockDR10 LRGs, then known lenscat lenses "
+                 "(same Lupton stretch, 101 px = 26.5\")", fontsize=8)
     fig.tight_layout()
     from pathlib import Path
 

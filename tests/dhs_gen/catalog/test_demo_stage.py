@@ -49,3 +49,14 @@ def test_positives_manifest_and_merge(tmp_path, demo_positives):
     write_parquet(pa.table({"galaxy_id": ["y", "z"], "cutout_ok": [True, False]}), b)
     assert merge_cutout_indexes([a, b], str(tmp_path / "c" / "part-00000.parquet")) == 3
     assert read_parquet(str(tmp_path / "c"))["galaxy_id"].to_pylist() == ["x", "y", "z"]
+
+
+def test_merged_index_has_no_nanosecond_timestamps(tmp_path):
+    import datetime
+
+    a = str(tmp_path / "a.parquet")
+    ts = pa.array([datetime.datetime(2026, 1, 1)], pa.timestamp("ns", tz="UTC"))
+    write_parquet(pa.table({"galaxy_id": ["x"], "fetched_at": ts}), a)
+    merge_cutout_indexes([a], str(tmp_path / "c.parquet"))
+    field = read_parquet(str(tmp_path / "c.parquet")).schema.field("fetched_at")
+    assert field.type == pa.timestamp("us", tz="UTC")
