@@ -8,13 +8,19 @@ manifest row with ``status``.
 from __future__ import annotations
 
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Literal, Optional
 
 import pyarrow as pa
 from pydantic import Field
 
 from dhs_gen.config import StrictModel
-from dhs_gen.injection.inject import InjectConfig, attach_provider_cutouts, inject_batch
+from dhs_gen.injection.inject import (
+    PREPARED_HOSTS_SCHEMA,
+    InjectConfig,
+    attach_provider_cutouts,
+    inject_batch,
+    prepare_host_cutouts,
+)
 from dhs_gen.schemas import get_dataset
 from jobs.common import job_parser, run_spark_job
 
@@ -27,6 +33,8 @@ class Phase4cConfig(StrictModel):
     cutout_size: int = Field(101, ge=8, description="provider cutout side [pixels]")
     partitions: int = Field(8, ge=1)
     rows_per_batch: int = Field(256, ge=1, description="Arrow batch size (rows carry ~120 KB cutouts)")
+    compression: Literal["lz4_raw", "zstd", "snappy", "none"] = Field(
+        "lz4_raw", description="stamps Parquet codec (docs/injection_jobs.md: lz4_raw ~ zstd size, less CPU)")
     inject: InjectConfig = Field(default_factory=InjectConfig)
 
 
@@ -39,16 +47,25 @@ def stamps_batch(batch: pa.RecordBatch, cfg: InjectConfig, provider=None, cutout
     return out[0] if out else pa.RecordBatch.from_pylist([], schema=get_dataset("stamps").schema)
 
 
+def hosts_batch(batch: pa.RecordBatch, size: int) -> pa.RecordBatch:
+    """Batch function: cutout_index rows → prepared host rows (stamp-size crops, noise, offset)."""
+    out = prepare_host_cutouts(batch, size).combine_chunks().to_batches()
+    return out[0] if out else pa.RecordBatch.from_pylist([], schema=PREPARED_HOSTS_SCHEMA)
+
+
 def _with_cutouts(spark, manifest, cfg: Phase4cConfig):
+    """Manifest rows left-joined to their hosts, cropped to the stamp size before the join's
+    shuffle (:func:`prepare_host_cutouts`): 64x64 crops travel instead of 101x101 cutouts."""
     from pyspark.sql import functions as F
 
+    from dhs_gen.spark import map_arrow_batches
     from dhs_gen.storage import to_file_uri
 
-    cutouts = spark.read.parquet(to_file_uri(cfg.cutouts_uri))
-    cutouts = cutouts.filter(F.col("cutout").isNotNull()).dropDuplicates(["galaxy_id"]).select(
-        F.col("galaxy_id").alias("host_id"), "cutout", F.col("status").alias("cutout_status"),
-        *[F.col(f"psfsize_{b}").alias(f"cutout_psfsize_{b}") for b in "grz"])
-    return manifest.join(cutouts, "host_id", "left")
+    size = cfg.inject.stamp_size
+    cutouts = spark.read.parquet(to_file_uri(cfg.cutouts_uri)).filter(F.col("cutout").isNotNull())
+    cutouts = cutouts.select("galaxy_id", "cutout", "status", *[f"psfsize_{b}" for b in "grz"])
+    hosts = map_arrow_batches(cutouts, lambda b: hosts_batch(b, size), PREPARED_HOSTS_SCHEMA)
+    return manifest.join(hosts.dropDuplicates(["host_id"]), "host_id", "left")
 
 
 def _body(spark, cfg: Phase4cConfig, args) -> dict:
@@ -96,10 +113,11 @@ def _run(spark, cfg: Phase4cConfig, args, manifest_uri: str) -> dict:
                 state["provider"] = make_provider(pcfg)
             return stamps_batch(b, icfg, state["provider"], size)
     out = map_arrow_batches(frame, fn, get_dataset("stamps").schema)
-    out.write.mode("overwrite").parquet(to_file_uri(args.output))
-    written = spark.read.parquet(to_file_uri(args.output))
+    out.write.mode("overwrite").option("compression", cfg.compression).parquet(to_file_uri(args.output))
+    # Counts from what was written: one pass over the status column only (no pixels are read).
+    written = spark.read.parquet(to_file_uri(args.output)).select("status")
     by_status = {r["status"]: r["count"] for r in written.groupBy("status").count().collect()}
-    summary = {"rows_in": rows_in, "rows_out": written.count(), "ok": by_status.get("ok", 0),
+    summary = {"rows_in": rows_in, "rows_out": sum(by_status.values()), "ok": by_status.get("ok", 0),
                "by_status": by_status, "cutouts": "dataset" if cfg.cutouts_uri else f"provider:{cfg.provider}"}
     mark_complete(args.output, summary)
     return summary

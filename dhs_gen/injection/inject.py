@@ -69,16 +69,44 @@ def _column(table: pa.Table, name: str, n: int, dtype=np.float64) -> np.ndarray:
     return table.column(name).to_numpy(zero_copy_only=False).astype(dtype)
 
 
+def _decode_host(blob, size: int):
+    """(float32 (3, S0, S0) image, None) of a host cutout blob, or (None, bad_cutout reason)."""
+    try:
+        img = _decode(blob)
+    except StampDecodeError as exc:
+        return None, f"bad_cutout: {exc}"
+    if img.ndim != 3 or img.shape[0] != 3 or img.shape[1] != img.shape[2] or img.shape[1] < size:
+        return None, f"bad_cutout: shape {img.shape}, need (3, S, S) with S >= {size}"
+    return img, None
+
+
+def _centre_crop(img: np.ndarray, size: int):
+    """(centre crop (3, size, size), offset [pixels] of the cutout centre from the crop centre)."""
+    s0 = img.shape[1]
+    a = (s0 - size) // 2
+    return img[:, a:a + size, a:a + size], (s0 - 1) / 2.0 - (a + (size - 1) / 2.0)
+
+
+def _sigma_by_size(images: Dict[int, list], sigma: np.ndarray) -> None:
+    """Fill ``sigma[i]`` with :func:`outer_sigma` of each full cutout, stacked by cutout size."""
+    for group in images.values():
+        sigma[[i for i, _ in group]] = outer_sigma(np.stack([img for _, img in group]))
+
+
 class _Hosts:
     """Decoded, cropped host stamps of a batch with their noise, bad-pixel fractions and status.
 
-    A host repeated in the batch (several injections per host) is decoded once."""
+    A host repeated in the batch (several injections per host) is decoded once. Rows with a
+    finite ``offset_pix`` come pre-cropped by :func:`prepare_host_cutouts` (their noise and offset
+    measured on the full cutout there)."""
 
-    def __init__(self, host_ids: List, blobs: List, size: int, max_central_bad: float, status: np.ndarray):
+    def __init__(self, host_ids: List, blobs: List, size: int, max_central_bad: float, status: np.ndarray,
+                 sigma: np.ndarray, offset_pix: np.ndarray):
         n = len(blobs)
         self.images = np.zeros((n, 3, size, size), dtype=np.float32)
-        self.sigma = np.full((n, 3), np.nan)
-        self.offset_pix = np.zeros(n)
+        prepared = np.isfinite(offset_pix)
+        self.sigma = np.where(prepared[:, None], sigma, np.nan)
+        self.offset_pix = np.where(prepared, offset_pix, 0.0)
         self.bad_frac = np.full(n, np.nan)
         self.ok = np.zeros(n, dtype=bool)
         first: Dict[object, int] = {}
@@ -93,35 +121,72 @@ class _Hosts:
             rep[i] = first.setdefault((host_ids[i], len(blob)), i)
             if rep[i] != i:
                 continue
-            try:
-                img = _decode(blob)
-            except StampDecodeError as exc:
-                status[i] = f"bad_cutout: {exc}"
+            img, reason = _decode_host(blob, size)
+            if img is None:
+                status[i] = reason
                 continue
-            if img.ndim != 3 or img.shape[0] != 3 or img.shape[1] != img.shape[2] or img.shape[1] < size:
-                status[i] = f"bad_cutout: shape {img.shape}, need (3, S, S) with S >= {size}"
-                continue
-            s0 = img.shape[1]
-            a = (s0 - size) // 2
-            crop = img[:, a:a + size, a:a + size]
+            crop, offset = _centre_crop(img, size)
             bad = ~np.isfinite(crop)
             c = size // 4
             self.bad_frac[i] = bad.mean()
             self.ok[i] = bad[:, c:size - c, c:size - c].mean() < max_central_bad
             self.images[i] = np.where(bad, 0.0, crop)
-            self.offset_pix[i] = (s0 - 1) / 2.0 - (a + (size - 1) / 2.0)
-            full.setdefault(s0, []).append((i, img))
+            if not prepared[i]:
+                self.offset_pix[i] = offset
+                full.setdefault(img.shape[1], []).append((i, img))
             if not self.ok[i]:
                 status[i] = "bad_cutout: central non-finite fraction too high"
-        for group in full.values():
-            rows = [i for i, _ in group]
-            self.sigma[rows] = outer_sigma(np.stack([img for _, img in group]))
+        _sigma_by_size(full, self.sigma)
         dup = np.flatnonzero(rep != np.arange(n))
         if len(dup):
             src = rep[dup]
             for name in ("images", "sigma", "offset_pix", "bad_frac", "ok"):
                 getattr(self, name)[dup] = getattr(self, name)[src]
             status[dup] = status[src]
+
+
+PREPARED_HOSTS_SCHEMA = pa.schema(
+    [("host_id", pa.string()), ("cutout", pa.binary()), ("cutout_status", pa.string())]
+    + [(f"cutout_psfsize_{b}", pa.float64()) for b in "grz"]
+    + [(f"cutout_sigma_{b}", pa.float64()) for b in "grz"] + [("cutout_offset_pix", pa.float64())])
+
+
+def prepare_host_cutouts(table, size: int) -> pa.Table:
+    """Host cutouts (``cutout_index`` rows: galaxy_id, cutout, status, psfsize_{g,r,z}) cropped to
+    the stamp size before they travel to the manifest rows, with what the crop loses measured on
+    the full cutout: ``cutout_sigma_{g,r,z}`` (outer-annulus noise [nmgy/pixel]) and
+    ``cutout_offset_pix`` (cutout centre minus crop centre [pixels]).
+
+    Output columns: host_id, cutout (canonical blob of the crop, non-finite pixels kept),
+    cutout_status, cutout_psfsize_{g,r,z} [arcsec], cutout_sigma_{g,r,z}, cutout_offset_pix.
+    :func:`inject_batch` gives the same stamps from these rows as from the full cutouts."""
+    table = pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch) else table
+    n = table.num_rows
+    blobs = table.column("cutout").to_pylist()
+    given = table.column("status").to_pylist() if "status" in table.column_names else [STATUS_OK] * n
+    crops: List = [None] * n
+    status = list(given)
+    sigma, offset = np.full((n, 3), np.nan), np.full(n, np.nan)
+    full: Dict[int, list] = {}
+    for i, blob in enumerate(blobs):
+        if blob is None:
+            continue
+        img, reason = _decode_host(blob, size)
+        if img is None:
+            status[i] = reason
+            continue
+        crop, offset[i] = _centre_crop(img, size)
+        crops[i] = encode_stamp(np.ascontiguousarray(crop), "grz")
+        full.setdefault(img.shape[1], []).append((i, img))
+    _sigma_by_size(full, sigma)
+    out = {"host_id": table.column("galaxy_id"), "cutout": pa.array(crops, pa.binary()),
+           "cutout_status": pa.array(status, pa.string())}
+    for b in "grz":
+        out[f"cutout_psfsize_{b}"] = pa.array(_column(table, f"psfsize_{b}", n))
+    for j, b in enumerate("grz"):
+        out[f"cutout_sigma_{b}"] = pa.array(sigma[:, j])
+    out["cutout_offset_pix"] = pa.array(offset)
+    return pa.table(out).cast(PREPARED_HOSTS_SCHEMA)
 
 
 def _source_batch(mode: str, source: Dict[str, np.ndarray], task_ids: np.ndarray, pick: np.ndarray) -> dict:
@@ -235,7 +300,9 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
             if status[i] == STATUS_OK and reason not in (None, STATUS_OK):
                 status[i] = reason
     blobs = table.column("cutout").to_pylist() if "cutout" in table.column_names else [None] * n
-    hosts = _Hosts(table.column("host_id").to_pylist(), blobs, size, cfg.max_central_bad_frac, status)
+    sigma = np.stack([_column(table, f"cutout_sigma_{b}", n) for b in "grz"], axis=1)
+    hosts = _Hosts(table.column("host_id").to_pylist(), blobs, size, cfg.max_central_bad_frac, status, sigma,
+                   _column(table, "cutout_offset_pix", n))
 
     psf = np.stack([_column(table, f"cutout_psfsize_{b}", n) for b in "grz"], axis=1)
     fallback = np.stack([_column(table, f"psfsize_{b}", n) for b in "grz"], axis=1)
