@@ -5,12 +5,14 @@ Columns follow the DR9/DR10 Tractor data model, lower-cased (``brickname``, ``ob
 ``shape_e1``, ``shape_e2``, ``sersic``, ``nobs_g/r/z``, ``psfsize_g/r/z`` [arcsec FWHM],
 ``psfdepth_g/r/z`` and ``galdepth_g/r/z`` as inverse variances [nmgy^-2] exactly as sweeps store
 them, ``maskbits``, ``ebv`` [mag], ``z_phot_median`` (photo-z), ``brick_primary``, ``release``)
-plus ``mock_population`` (galaxy | star | lrg: the truth, not a Tractor column).
+plus ``mock_population`` (galaxy | star | lrg | satellite | lens: the truth, not a Tractor column).
 
 Rows are the objects of whole bricks taken in a fixed plan: the real DR10 bricks that hold the
 LRG sample and the real-conditions bricks first (so small catalogues contain the real LRGs and
 real conditions), then a strip of bricks from ra = 150 deg, dec = -5 deg northwards; the first
-``n_rows`` in that order (brick order, then objid) form the catalogue. A cutout of
+``n_rows`` in that order (brick order, then objid) form the catalogue. With ``lens_patches=N``
+the plan starts with the sky cells of N lenscat DESI lenses (:func:`patch_cells`; segments with
+``row == PATCH_ROW``) and the bricks leave those cells out, so each object is still one row. A cutout of
 :class:`~dhs_gen.survey.MockDR10` (same seed) at any row's (ra, dec) shows that object centred.
 """
 from __future__ import annotations
@@ -171,10 +173,8 @@ def _segment_lrg_cells(seg: Segment, patches: np.ndarray):
     if seg.row != PATCH_ROW:
         return _lrg_cells(seg)
     iy, ix = _segment_cells(seg, patches)
-    d = np.array([-1, 0, 1])
-    gy = (iy[:, None, None] + d[None, :, None] + 0 * d[None, None, :]).ravel()
-    gx = ((ix[:, None, None] + d[None, None, :] + 0 * d[None, :, None]) % N_CELL_COLS).ravel()
-    return gy, gx
+    dy, dx = (d.ravel() for d in np.meshgrid([-1, 0, 1], [-1, 0, 1], indexing="ij"))
+    return (iy[:, None] + dy[None, :]).ravel(), ((ix[:, None] + dx[None, :]) % N_CELL_COLS).ravel()
 
 
 def _keep(ra, dec, seg: Segment, patches: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """MockDR10: the embedded survey that behaves like DESI Legacy Surveys DR10 g/r/z cutouts.
 
 A cutout at (ra, dec) shows the mock sky (:mod:`dhs_gen.survey.sky`: generated galaxies and
-stars plus the real DR10 LRGs), under the real DR10 conditions of that brick
+stars, the real DR10 LRGs, and the known lenses with their lensed arcs, :mod:`dhs_gen.survey.lenses`), under the real DR10 conditions of that brick
 (:mod:`dhs_gen.survey.conditions`), with noise derived from the 5-sigma depth, and the defects
 real cutouts have. If no catalogued object sits within half a pixel of the requested position a
 host galaxy is placed there, copied (fluxes, type) from a real DR10 LRG chosen by the position.
