@@ -62,10 +62,14 @@ def _with_cutouts(spark, manifest, cfg: Phase4cConfig):
     from dhs_gen.storage import to_file_uri
 
     size = cfg.inject.stamp_size
-    cutouts = spark.read.parquet(to_file_uri(cfg.cutouts_uri)).filter(F.col("cutout").isNotNull())
+    index = spark.read.parquet(to_file_uri(cfg.cutouts_uri))
+    # Ids are checked for duplicates on the id column alone; only a dataset that has some pays for
+    # de-duplicating rows that carry pixels (one output row per manifest row either way).
+    duplicated = index.groupBy("galaxy_id").count().filter(F.col("count") > 1).limit(1).count() > 0
+    cutouts = index.filter(F.col("cutout").isNotNull())
     cutouts = cutouts.select("galaxy_id", "cutout", "status", *[f"psfsize_{b}" for b in "grz"])
     hosts = map_arrow_batches(cutouts, lambda b: hosts_batch(b, size), PREPARED_HOSTS_SCHEMA)
-    return manifest.join(hosts.dropDuplicates(["host_id"]), "host_id", "left")
+    return manifest.join(hosts.dropDuplicates(["host_id"]) if duplicated else hosts, "host_id", "left")
 
 
 def _body(spark, cfg: Phase4cConfig, args) -> dict:

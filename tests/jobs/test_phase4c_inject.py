@@ -62,6 +62,21 @@ def test_one_vs_four_partitions_give_identical_bytes(spark, inputs, tmp_path):
 
 
 @pytest.mark.spark
+def test_duplicated_cutout_ids_still_give_one_row_per_manifest_row(spark, inputs, tmp_path):
+    manifest, cutouts, n = inputs
+    table = storage.read_parquet(cutouts)
+    for part in range(2):  # every host twice, in two files
+        storage.write_parquet(table, str(tmp_path / "dup" / f"part-{part}.parquet"))
+    cfg = Phase4cConfig(partitions=2, inject=InjectConfig(arc_poisson=True))
+    outs = []
+    for name, uri in (("once", cutouts), ("twice", str(tmp_path / "dup"))):
+        summary = _body(spark, cfg, Namespace(output=str(tmp_path / name), manifest=manifest, cutouts=uri))
+        assert summary["rows_in"] == summary["rows_out"] == n
+        outs.append(storage.read_parquet(str(tmp_path / name)).sort_by("task_id"))
+    assert outs[0].equals(outs[1])
+
+
+@pytest.mark.spark
 def test_spark_submit_local(tmp_path, inputs):
     manifest, cutouts, n = inputs
     out = tmp_path / "stamps"
