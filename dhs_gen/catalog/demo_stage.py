@@ -90,7 +90,7 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
     import yaml
 
     from dhs_gen.config import config_to_dict, load_config
-    from dhs_gen.storage import exists, join_uri, read_json, read_parquet, write_text
+    from dhs_gen.storage import exists, join_uri, read_json, read_parquet, remove, write_text
 
     demo = load_config(DemoCatalogConfig, str(DEMO_CONFIG))
     base = str(Path(root).parent)
@@ -103,6 +103,8 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
                                           "negative_cutouts_index", "positive_cutouts_index", "training_manifest")}
     common = ["--config", cfg_uri]
     cutouts_cfg = str(ROOT / demo.cutouts_config)
+    for key in ("negative_cutouts_index", "positive_cutouts_index"):
+        remove(out[key])  # the cutout job resumes by galaxy_id: rows of an earlier sample would stay
     _run("jobs.positives", [*common, "--tractor", tractor, "--output", out["positives"]], demo.master)
     _run("jobs.negative_pool", [*common, "--tractor", tractor, "--output", out["negatives_pool"]], demo.master)
     _run("jobs.sample_negatives", [*common, "--pool", out["negatives_pool"], "--output", out["sampled_negatives"]],
