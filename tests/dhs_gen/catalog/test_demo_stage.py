@@ -5,7 +5,12 @@ import pyarrow as pa
 import pytest
 
 from dhs_gen.catalog.config import PositivesConfig, SplitConfig
-from dhs_gen.catalog.demo_stage import DEMO_CONFIG, DemoCatalogConfig, merge_cutout_indexes, positives_manifest
+from dhs_gen.catalog.demo_stage import (
+    DEMO_CONFIG,
+    DemoCatalogConfig,
+    merge_cutout_indexes,
+    positives_manifest,
+)
 from dhs_gen.catalog.positives import build_positives_local
 from dhs_gen.config import load_config
 from dhs_gen.storage import read_parquet, write_parquet
