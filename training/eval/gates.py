@@ -312,6 +312,19 @@ def _stratified_probe(feat_pos, feat_ctrl, x_ratio, cfg: GateConfig) -> List[dic
     return rows
 
 
+def _check_pairs(pos_images, ctrl_images, theta_e_arcsec, psf_fwhm_arcsec):
+    """Validated (positives, controls, theta_E [arcsec], PSF FWHM [arcsec]) of paired stamps."""
+    pos = _check_images(pos_images, "pos_images")
+    ctrl = _check_images(ctrl_images, "ctrl_images")
+    if pos.shape != ctrl.shape:
+        raise ValueError(f"positives {pos.shape} and controls {ctrl.shape} must pair row by row")
+    theta = np.asarray(theta_e_arcsec, dtype=np.float64).ravel()
+    fwhm = np.asarray(psf_fwhm_arcsec, dtype=np.float64).ravel()
+    if theta.size != len(pos) or fwhm.size != len(pos):
+        raise ValueError("theta_e_arcsec and psf_fwhm_arcsec need one value per pair")
+    return pos, ctrl, theta, fwhm
+
+
 def run_gates_quick(pos_images: np.ndarray, ctrl_images: np.ndarray, theta_e_arcsec, psf_fwhm_arcsec,
                     *, hardneg_images: np.ndarray | None = None, score_fn: ScoreFn | None = None,
                     config: GateConfig | None = None) -> Dict[str, object]:
@@ -323,14 +336,7 @@ def run_gates_quick(pos_images: np.ndarray, ctrl_images: np.ndarray, theta_e_arc
     with per-gate results (also per x_ratio stratum for G1-G3) and the overall verdict.
     """
     cfg = config or GateConfig()
-    pos = _check_images(pos_images, "pos_images")
-    ctrl = _check_images(ctrl_images, "ctrl_images")
-    if pos.shape != ctrl.shape:
-        raise ValueError(f"positives {pos.shape} and controls {ctrl.shape} must pair row by row")
-    theta = np.asarray(theta_e_arcsec, dtype=np.float64).ravel()
-    fwhm = np.asarray(psf_fwhm_arcsec, dtype=np.float64).ravel()
-    if theta.size != len(pos) or fwhm.size != len(pos):
-        raise ValueError("theta_e_arcsec and psf_fwhm_arcsec need one value per pair")
+    pos, ctrl, theta, fwhm = _check_pairs(pos_images, ctrl_images, theta_e_arcsec, psf_fwhm_arcsec)
     x_ratio = theta / fwhm
     sel = x_ratio >= cfg.x_min
     masks = annulus_masks(pos.shape, theta, fwhm, cfg.annulus_min_px, cfg.annulus_half_width_fwhm)
@@ -428,14 +434,7 @@ def run_paired_data_gates(pos_images: np.ndarray, ctrl_images: np.ndarray, theta
     G3 and G1; "incomplete" (with a reason) when fewer than ``cv_folds`` pairs qualify. Adds ``n_pairs``, ``x_min`` and the
     brightness ratio per x_ratio stratum (``x_bins``) for context."""
     cfg = config or GateConfig()
-    pos = _check_images(pos_images, "pos_images")
-    ctrl = _check_images(ctrl_images, "ctrl_images")
-    if pos.shape != ctrl.shape:
-        raise ValueError(f"positives {pos.shape} and controls {ctrl.shape} must pair row by row")
-    theta = np.asarray(theta_e_arcsec, dtype=np.float64).ravel()
-    fwhm = np.asarray(psf_fwhm_arcsec, dtype=np.float64).ravel()
-    if theta.size != len(pos) or fwhm.size != len(pos):
-        raise ValueError("theta_e_arcsec and psf_fwhm_arcsec need one value per pair")
+    pos, ctrl, theta, fwhm = _check_pairs(pos_images, ctrl_images, theta_e_arcsec, psf_fwhm_arcsec)
     x_ratio = theta / fwhm
     sel = x_ratio >= cfg.x_min
     if sel.sum() < cfg.cv_folds:
