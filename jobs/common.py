@@ -33,17 +33,20 @@ def run_spark_job(name: str, argv, parser: argparse.ArgumentParser, config_model
     ``body`` returns a JSON-able summary dict; it is written to ``<output>/_summary.json``
     (where the args/config name an output URI), printed as one JSON line on stdout, and returned.
     """
+    from pyspark.sql import SparkSession
+
     from dhs_gen.spark import build_spark_session
 
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     cfg = load_config(config_model, args.config, args.overrides)
+    caller_session = SparkSession.getActiveSession()  # e.g. a test's shared session: never stop it
     spark = build_spark_session(f"dhs-{name}", master=args.master)
     started = time.time()
     try:
         summary = dict(body(spark, cfg, args))
     finally:
-        if args.master:
+        if args.master and caller_session is None:
             spark.stop()
     summary.setdefault("job", name)
     summary["wall_seconds"] = round(time.time() - started, 3)
