@@ -8,30 +8,11 @@ from __future__ import annotations
 
 import sys
 
-from dhs_gen.catalog.config import CatalogConfig
-from jobs.common import job_parser, run_spark_job
-
-
-def _body(spark, cfg: CatalogConfig, args) -> dict:
-    from dhs_gen.catalog.compaction import compact_spark
-    from dhs_gen.storage import mark_complete
-
-    compact = cfg.compact.model_copy(update={"relabel": True})
-    if args.id_column:
-        compact = compact.model_copy(update={"id_column": args.id_column})
-    summary = compact_spark(spark, args.input, args.output, compact, cfg.splits)
-    summary["splits"] = cfg.splits.model_dump()
-    mark_complete(args.output, summary)
-    return summary
+from jobs.compact import run
 
 
 def main(argv=None) -> int:
-    parser = job_parser(__doc__.splitlines()[0])
-    parser.add_argument("--input", required=True, help="input Parquet dataset URI")
-    parser.add_argument("--output", required=True, help="output dataset URI")
-    parser.add_argument("--id-column", help="row id column (default compact.id_column)")
-    summary = run_spark_job("splits", argv, parser, CatalogConfig, _body)
-    return 0 if summary["rows_out"] == summary["rows_in"] else 1
+    return run("splits", __doc__.splitlines()[0], argv, relabel=True)
 
 
 if __name__ == "__main__":
