@@ -24,8 +24,6 @@ from dhs_gen.lensing.params import (
     LensingInputError,
     as_batch,
     check_finite_output,
-    validate_grid,
-    validate_lens,
     validate_psf_fwhm,
 )
 from dhs_gen.lensing.render import FAST_CHUNK_ROWS, _flat_grid, psf_kernels
@@ -139,14 +137,9 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
     ``fluxes`` (B, 3) total unlensed g, r, z flux [nanomaggies]; ``center_x/y`` (B,) template
     centre in the source plane [arcsec]; lens and PSF as for render_lensed_sersic.
     """
-    from dhs_gen.lensing.render import BACKENDS
+    from dhs_gen.lensing.render import validate_call
 
-    if backend not in BACKENDS:
-        raise LensingInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    validate_grid(stamp_size, pixel_scale, supersampling)
-    stamp_size, supersampling = int(stamp_size), int(supersampling)
-    lens_p = validate_lens(lens)
-    n = len(lens_p["theta_E"])
+    lens_p, n, stamp_size, supersampling = validate_call(backend, lens, stamp_size, pixel_scale, supersampling)
     t = normalise_templates(templates)
     if len(t) != n:
         raise LensingInputError(f"templates has {len(t)} rows, expected {n}")

@@ -53,6 +53,15 @@ def _separable_grid(stamp_size: int, pixel_scale: float, supersampling: int) -> 
     return gx, gy
 
 
+def validate_call(backend: str, lens: dict, stamp_size, pixel_scale, supersampling):
+    """Checks every renderer shares: backend, grid, lens; returns (lens, rows, stamp_size, supersampling)."""
+    if backend not in BACKENDS:
+        raise LensingInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    validate_grid(stamp_size, pixel_scale, supersampling)
+    lens_p = validate_lens(lens)
+    return lens_p, len(lens_p["theta_E"]), int(stamp_size), int(supersampling)
+
+
 def psf_kernels(psf_fwhm: np.ndarray, stamp_size: int, pixel_scale: float = PIXEL_SCALE_ARCSEC) -> np.ndarray:
     """(B, 3, K, K) float32 unit-sum Moffat (beta 3.5) kernels from (B, 3) FWHM [arcsec];
     K = min(33, stamp) rounded down to odd."""
@@ -116,12 +125,7 @@ def render_lensed_sersic(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarr
     float32 numpy) or "lenstronomy" (the reference). Raises LensingInputError on bad input and
     on a non-finite output pixel (naming the row).
     """
-    if backend not in BACKENDS:
-        raise LensingInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    validate_grid(stamp_size, pixel_scale, supersampling)
-    stamp_size, supersampling = int(stamp_size), int(supersampling)
-    lens_p = validate_lens(lens)
-    n = len(lens_p["theta_E"])
+    lens_p, n, stamp_size, supersampling = validate_call(backend, lens, stamp_size, pixel_scale, supersampling)
     src_p = validate_sersic(source, size=n)
     fwhm = validate_psf_fwhm(psf_fwhm, n)
     kernels = psf_kernels(fwhm, stamp_size, pixel_scale)
