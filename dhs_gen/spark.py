@@ -89,3 +89,39 @@ def stable_hash64_col(seed, *cols):
 
     key = F.concat_ws(":", F.lit(str(seed)), *[F.col(c).cast("string") if isinstance(c, str) else c for c in cols])
     return F.conv(F.substring(F.sha2(key, 256), 1, HASH_HEX_DIGITS), 16, 10).cast("long")
+
+
+def write_shards(df, partition_fn, dataset_uri: str, schema: pa.Schema, *, compression: str = "lz4_raw",
+                 rows_per_file: int = 1024, count_column: str | None = None,
+                 expected_rows: int | None = None) -> dict:
+    """Write ``df`` transformed by ``partition_fn`` as Parquet from the Python workers.
+
+    ``partition_fn(batches)`` maps one partition's Arrow batches to an iterator of ``schema``
+    tables (setup and teardown per partition are its own). Each task attempt streams its tables
+    into shards (:class:`dhs_gen.io.parquet_shards.ShardWriter`); the driver then keeps exactly the
+    shards of the successful attempts (:func:`~dhs_gen.io.parquet_shards.commit_shards`).
+    An existing dataset at ``dataset_uri`` is replaced. Returns {"files", "rows", "counts"}."""
+    from pyspark import TaskContext
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from dhs_gen import storage
+    from dhs_gen.io.parquet_shards import SHARD_SCHEMA, ShardWriter, commit_shards, require_no_speculation
+
+    require_no_speculation(df.sparkSession)
+    storage.remove(dataset_uri)
+    storage.makedirs(dataset_uri)
+
+    def _run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        task = TaskContext.get()
+        writer = ShardWriter(dataset_uri, task.partitionId(), task.attemptNumber(), schema,
+                             compression=compression, rows_per_file=rows_per_file, count_column=count_column)
+        try:
+            for table in partition_fn(batches):
+                writer.write(table)
+        except BaseException:
+            writer.abort()
+            raise
+        yield writer.close()
+
+    reported = [row.asDict() for row in df.mapInArrow(_run, from_arrow_schema(SHARD_SCHEMA)).collect()]
+    return commit_shards(dataset_uri, reported, expected_rows)

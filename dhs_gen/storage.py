@@ -11,12 +11,13 @@ server) comes from ``$DHS_S3_ENDPOINT_URL`` or ``$AWS_ENDPOINT_URL``. Nothing is
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import posixpath
 import uuid
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import fsspec
 import pyarrow as pa
@@ -32,14 +33,16 @@ def _s3_options() -> dict:
 
 def is_remote(uri: str) -> bool:
     """True for URIs with a non-local scheme (s3://, gs://, ...)."""
-    return "://" in str(uri) and not str(uri).startswith("file://")
+    return "://" in str(uri) and not str(uri).startswith("file:")
 
 
 def local_path(uri: str) -> str:
-    """Absolute local path of a plain path or file:// URI."""
+    """Absolute local path of a plain path or a ``file://`` / ``file:`` URI (Spark writes both)."""
     uri = str(uri)
-    if uri.startswith("file://"):
-        uri = uri[len("file://"):]
+    for prefix in ("file://", "file:"):
+        if uri.startswith(prefix):
+            uri = uri[len(prefix):]
+            break
     return os.path.abspath(uri)
 
 
@@ -97,23 +100,40 @@ def read_bytes(uri: str) -> bytes:
         return fh.read()
 
 
-def write_bytes(uri: str, data: bytes) -> None:
-    """Write bytes atomically (temp file + rename locally; one PUT on object stores)."""
+@contextlib.contextmanager
+def open_atomic(uri: str) -> Iterator[BinaryIO]:
+    """A binary file handle whose contents appear at ``uri`` only when the block exits cleanly:
+    locally a temporary sibling, fsynced and renamed into place; on an object store a streamed
+    (multipart) upload that is completed on exit and aborted on an error. Nothing is left behind
+    on failure."""
     fs, path = get_fs(uri)
     if is_remote(uri):
-        fs.pipe_file(path, data)
+        fh = fs.open(path, "wb")
+        try:
+            yield fh
+        except BaseException:
+            fh.discard()  # abort the upload; closed, so that garbage collection does not flush it
+            fh.closed = True
+            raise
+        fh.close()
         return
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write bytes atomically (temp file + rename locally; one upload on object stores)."""
+    with open_atomic(uri) as fh:
+        fh.write(data)
 
 
 def read_text(uri: str) -> str:
@@ -143,10 +163,21 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+ROW_GROUP_BYTES = 64 * 2**20
+
+
+def default_row_group_rows(table: pa.Table, target_bytes: int = ROW_GROUP_BYTES) -> int:
+    """Rows per row group so that a row group holds about ``target_bytes`` of (uncompressed) data:
+    readers (Spark's included) load a row group's column chunk whole, so a table of ~120 KB image
+    blobs written as one row group would need its whole size in a reader's heap."""
+    per_row = table.nbytes / max(table.num_rows, 1)
+    return max(1, min(max(table.num_rows, 1), int(target_bytes // max(per_row, 1.0))))
+
+
 def write_parquet(table: pa.Table, uri: str, *, compression: str = "zstd", row_group_size: int | None = None) -> None:
-    """Write one Parquet file atomically."""
+    """Write one Parquet file atomically (row groups of ~64 MB unless ``row_group_size`` is given)."""
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression=compression, row_group_size=row_group_size)
+    pq.write_table(table, buf, compression=compression, row_group_size=row_group_size or default_row_group_rows(table))
     write_bytes(uri, buf.getvalue())
 
 

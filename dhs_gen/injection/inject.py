@@ -87,26 +87,17 @@ def _centre_crop(img: np.ndarray, size: int):
     return img[:, a:a + size, a:a + size], (s0 - 1) / 2.0 - (a + (size - 1) / 2.0)
 
 
-def _sigma_by_size(images: Dict[int, list], sigma: np.ndarray) -> None:
-    """Fill ``sigma[i]`` with :func:`outer_sigma` of each full cutout, stacked by cutout size."""
-    for group in images.values():
-        sigma[[i for i, _ in group]] = outer_sigma(np.stack([img for _, img in group]))
-
-
 class _Hosts:
     """Decoded, cropped host stamps of a batch with their noise, bad-pixel fractions and status.
 
-    A host repeated in the batch (several injections per host) is decoded once. Rows with a
-    finite ``offset_pix`` come pre-cropped by :func:`prepare_host_cutouts` (their noise and offset
-    measured on the full cutout there)."""
+    A host repeated in the batch (several injections per host) is decoded once; its noise σ is
+    measured on the full cutout (:func:`outer_sigma`)."""
 
-    def __init__(self, host_ids: List, blobs: List, size: int, max_central_bad: float, status: np.ndarray,
-                 sigma: np.ndarray, offset_pix: np.ndarray):
+    def __init__(self, host_ids: List, blobs: List, size: int, max_central_bad: float, status: np.ndarray):
         n = len(blobs)
         self.images = np.zeros((n, 3, size, size), dtype=np.float32)
-        prepared = np.isfinite(offset_pix)
-        self.sigma = np.where(prepared[:, None], sigma, np.nan)
-        self.offset_pix = np.where(prepared, offset_pix, 0.0)
+        self.sigma = np.full((n, 3), np.nan)
+        self.offset_pix = np.zeros(n)
         self.bad_frac = np.full(n, np.nan)
         self.ok = np.zeros(n, dtype=bool)
         first: Dict[object, int] = {}
@@ -125,68 +116,23 @@ class _Hosts:
             if img is None:
                 status[i] = reason
                 continue
-            crop, offset = _centre_crop(img, size)
+            crop, self.offset_pix[i] = _centre_crop(img, size)
             bad = ~np.isfinite(crop)
             c = size // 4
             self.bad_frac[i] = bad.mean()
             self.ok[i] = bad[:, c:size - c, c:size - c].mean() < max_central_bad
             self.images[i] = np.where(bad, 0.0, crop)
-            if not prepared[i]:
-                self.offset_pix[i] = offset
-                full.setdefault(img.shape[1], []).append((i, img))
+            full.setdefault(img.shape[1], []).append((i, img))
             if not self.ok[i]:
                 status[i] = "bad_cutout: central non-finite fraction too high"
-        _sigma_by_size(full, self.sigma)
+        for group in full.values():  # σ of every full cutout, stacked by cutout size
+            self.sigma[[i for i, _ in group]] = outer_sigma(np.stack([img for _, img in group]))
         dup = np.flatnonzero(rep != np.arange(n))
         if len(dup):
             src = rep[dup]
             for name in ("images", "sigma", "offset_pix", "bad_frac", "ok"):
                 getattr(self, name)[dup] = getattr(self, name)[src]
             status[dup] = status[src]
-
-
-PREPARED_HOSTS_SCHEMA = pa.schema(
-    [("host_id", pa.string()), ("cutout", pa.binary()), ("cutout_status", pa.string())]
-    + [(f"cutout_psfsize_{b}", pa.float64()) for b in "grz"]
-    + [(f"cutout_sigma_{b}", pa.float64()) for b in "grz"] + [("cutout_offset_pix", pa.float64())])
-
-
-def prepare_host_cutouts(table, size: int) -> pa.Table:
-    """Host cutouts (``cutout_index`` rows: galaxy_id, cutout, status, psfsize_{g,r,z}) cropped to
-    the stamp size before they travel to the manifest rows, with what the crop loses measured on
-    the full cutout: ``cutout_sigma_{g,r,z}`` (outer-annulus noise [nmgy/pixel]) and
-    ``cutout_offset_pix`` (cutout centre minus crop centre [pixels]).
-
-    Output columns: host_id, cutout (canonical blob of the crop, non-finite pixels kept),
-    cutout_status, cutout_psfsize_{g,r,z} [arcsec], cutout_sigma_{g,r,z}, cutout_offset_pix.
-    :func:`inject_batch` gives the same stamps from these rows as from the full cutouts."""
-    table = pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch) else table
-    n = table.num_rows
-    blobs = table.column("cutout").to_pylist()
-    given = table.column("status").to_pylist() if "status" in table.column_names else [STATUS_OK] * n
-    crops: List = [None] * n
-    status = list(given)
-    sigma, offset = np.full((n, 3), np.nan), np.full(n, np.nan)
-    full: Dict[int, list] = {}
-    for i, blob in enumerate(blobs):
-        if blob is None:
-            continue
-        img, reason = _decode_host(blob, size)
-        if img is None:
-            status[i] = reason
-            continue
-        crop, offset[i] = _centre_crop(img, size)
-        crops[i] = encode_stamp(np.ascontiguousarray(crop), "grz")
-        full.setdefault(img.shape[1], []).append((i, img))
-    _sigma_by_size(full, sigma)
-    out = {"host_id": table.column("galaxy_id"), "cutout": pa.array(crops, pa.binary()),
-           "cutout_status": pa.array(status, pa.string())}
-    for b in "grz":
-        out[f"cutout_psfsize_{b}"] = pa.array(_column(table, f"psfsize_{b}", n))
-    for j, b in enumerate("grz"):
-        out[f"cutout_sigma_{b}"] = pa.array(sigma[:, j])
-    out["cutout_offset_pix"] = pa.array(offset)
-    return pa.table(out).cast(PREPARED_HOSTS_SCHEMA)
 
 
 def _source_batch(mode: str, source: Dict[str, np.ndarray], task_ids: np.ndarray, pick: np.ndarray) -> dict:
@@ -283,6 +229,33 @@ def attach_provider_cutouts(table: pa.Table, provider, size: int = 101) -> pa.Ta
     return table
 
 
+CUTOUT_FILE, CUTOUT_ROW = "_cutout_file", "_cutout_row"  # a host cutout's address in a cutout_index dataset
+CUTOUT_COLUMNS = ["galaxy_id", "cutout", "status", "psfsize_g", "psfsize_r", "psfsize_z"]
+
+
+def attach_dataset_cutouts(table: pa.Table, reader) -> pa.Table:
+    """``table`` (with the address columns CUTOUT_FILE, CUTOUT_ROW of each host's row in a
+    ``cutout_index`` dataset; null where the host has none) plus ``cutout``, ``cutout_status`` and
+    ``cutout_psfsize_{g,r,z}`` [arcsec] read by ``reader`` (a
+    :class:`dhs_gen.io.parquet_rows.ParquetRowReader` of :data:`CUTOUT_COLUMNS`)."""
+    rows = table.column(CUTOUT_ROW).fill_null(0).to_numpy(zero_copy_only=False)
+    hosts, found = reader.take(table.column(CUTOUT_FILE).to_pylist(), rows)
+    ids, wanted = np.asarray(hosts.column("galaxy_id").to_pylist(), object), table.column("host_id").to_pylist()
+    wrong = np.flatnonzero(found & (ids != np.asarray(wanted, object)))
+    if len(wrong):
+        raise ValueError(f"cutout address of host {wanted[wrong[0]]} points at {ids[wrong[0]]}: "
+                         "the cutout dataset changed while the job ran")
+    def column(name, dtype):  # optional columns (status, psfsize_*) may be absent from the dataset
+        return hosts.column(name).cast(dtype) if name in hosts.column_names else pa.nulls(len(hosts), dtype)
+
+    table = table.drop_columns([CUTOUT_FILE, CUTOUT_ROW])
+    table = table.append_column("cutout", column("cutout", pa.binary()))
+    table = table.append_column("cutout_status", column("status", pa.string()))
+    for b in "grz":
+        table = table.append_column(f"cutout_psfsize_{b}", column(f"psfsize_{b}", pa.float64()))
+    return table
+
+
 def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
     """Stamps and metrics (``stamps`` schema) for a batch of manifest rows with host cutouts."""
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
@@ -300,9 +273,7 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
             if status[i] == STATUS_OK and reason not in (None, STATUS_OK):
                 status[i] = reason
     blobs = table.column("cutout").to_pylist() if "cutout" in table.column_names else [None] * n
-    sigma = np.stack([_column(table, f"cutout_sigma_{b}", n) for b in "grz"], axis=1)
-    hosts = _Hosts(table.column("host_id").to_pylist(), blobs, size, cfg.max_central_bad_frac, status, sigma,
-                   _column(table, "cutout_offset_pix", n))
+    hosts = _Hosts(table.column("host_id").to_pylist(), blobs, size, cfg.max_central_bad_frac, status)
 
     psf = np.stack([_column(table, f"cutout_psfsize_{b}", n) for b in "grz"], axis=1)
     fallback = np.stack([_column(table, f"psfsize_{b}", n) for b in "grz"], axis=1)
@@ -349,8 +320,8 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
     task_id_list = table.column("task_id").to_pylist()
     products = _products(hosts.images, arcs, rows, lens, psf_used[:, 1] / pix, seeds, draws, task_id_list, cfg)
 
-    out = {name: table.column(name) for name in table.column_names
-           if name in get_dataset("injection_manifest").schema.names and name != "status"}
+    design = set(get_dataset("injection_manifest").schema.names) - {"status"}
+    out = {name: table.column(name) for name in table.column_names if name in design}
     out.update({
         "stamp_size": pa.array(np.full(n, size, np.int32)),
         "cosmos_index": pa.array(cosmos_ident.astype(np.int32), mask=cosmos_ident < 0),

@@ -45,9 +45,9 @@ class ManifestConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self):
+        prior = prior_spec(self.prior_preset, self.priors)
         if self.design == "grid":
-            grid_spec(self.grid_preset, self.grid)
-        prior_spec(self.prior_preset, self.priors)
+            prior.check_z_l(max(grid_spec(self.grid_preset, self.grid).z_l))
         return self
 
 
@@ -113,6 +113,7 @@ def _coprime_stride(n: int) -> int:
 
 
 def _row_uniforms(seeds: np.ndarray) -> np.ndarray:
+    """(n, N_UNIFORMS) uniforms, row i from ``default_rng(seeds[i])``; a longer draw keeps its prefix."""
     return np.stack([np.random.default_rng(int(s)).random(N_UNIFORMS) for s in seeds]) if len(seeds) \
         else np.zeros((0, N_UNIFORMS))
 

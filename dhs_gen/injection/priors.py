@@ -3,7 +3,8 @@
 Everything here is declarative (pydantic models) plus one vectorised sampler,
 :func:`sample_parameters`, that turns per-row uniforms into physical parameters. Units: angles
 in arcsec, magnitudes AB, fluxes nanomaggies (zero point 22.5). Ellipticities follow
-lenstronomy: ``e1 = (1-q)/(1+q) cos 2φ``, ``e2 = (1-q)/(1+q) sin 2φ``.
+lenstronomy: ``e1 = (1-q)/(1+q) cos 2φ``, ``e2 = (1-q)/(1+q) sin 2φ``. Redshifts are
+dimensionless; the source redshift ``z_s`` is drawn conditioned on the row's lens redshift.
 """
 from __future__ import annotations
 
@@ -55,6 +56,10 @@ class PriorSpec(StrictModel):
 
     ``src_beta_frac``: source offset β/θ_E drawn area-weighted (p(β) ∝ β) in this range.
     Colours are Gaussian in mag; source fluxes follow from r and the colours.
+
+    ``z_s``: source redshift, U(lo, hi) conditioned on ``z_s >= z_l + z_s_dz_min`` (a truncated
+    uniform is uniform on the truncated range: ``z_s ~ U(max(lo, z_l + dz), hi)``), one uniform per
+    row, so ``z_s > z_l`` always. It labels the row (θ_E → σ_v, mass); it does not enter rendering.
     """
 
     theta_e_arcsec: Range = (0.5, 3.0)
@@ -69,6 +74,8 @@ class PriorSpec(StrictModel):
     src_q: Range = (0.3, 1.0)
     src_g_minus_r: Tuple[float, float] = Field((0.35, 0.15), description="(mean, sigma) mag")
     src_r_minus_z: Tuple[float, float] = Field((0.30, 0.15), description="(mean, sigma) mag")
+    z_s: Range = Field((1.0, 3.0), description="source redshift range (lo, hi), 0 < lo < hi")
+    z_s_dz_min: float = Field(0.2, gt=0, description="minimum z_s - z_l (dimensionless, > 0)")
 
     @model_validator(mode="after")
     def _check(self):
@@ -78,7 +85,18 @@ class PriorSpec(StrictModel):
                 raise ValueError(f"{name}: need 0 <= lo <= hi, got ({lo}, {hi})")
         if self.lens_q[1] > 1 or self.src_q[1] > 1:
             raise ValueError("axis ratios q must be <= 1")
+        if not 0 <= self.z_l[0] <= self.z_l[1]:
+            raise ValueError(f"z_l: need 0 <= lo <= hi, got {self.z_l}")
+        if not 0 < self.z_s[0] < self.z_s[1]:
+            raise ValueError(f"z_s: need 0 < lo < hi, got {self.z_s}")
+        self.check_z_l(self.z_l[1])
         return self
+
+    def check_z_l(self, z_l_max: float) -> None:
+        """Raise unless a lens at ``z_l_max`` leaves room for a source: z_l_max + dz_min < z_s hi."""
+        if not z_l_max + self.z_s_dz_min < self.z_s[1]:
+            raise ValueError(f"z_s: upper limit {self.z_s[1]} must exceed z_l {z_l_max} + z_s_dz_min "
+                             f"{self.z_s_dz_min}")
 
 
 def _grid(theta, z_l, mags) -> dict:
@@ -97,14 +115,19 @@ GRID_PRESETS: Dict[str, dict] = {
 
 # "legacy_final": the earlier pipeline's final selection-function priors (LEGACY_FORMATS.md),
 # red source colours included. "dr10_blue" (default): the same geometry with blue star-forming
-# source colours (g-r ≈ 0.35, r-z ≈ 0.30, typical of z ~ 1-2 lensed sources).
+# source colours (g-r ≈ 0.35, r-z ≈ 0.30, typical of z ~ 1-2 lensed sources). The earlier
+# pipeline recorded no source redshift (LEGACY_FORMATS.md lists no z_s column), so both presets
+# share this project's z_s prior, U(1.0, 3.0) with z_s >= z_l + 0.2: the range of sources behind
+# galaxy-scale lenses found in ground-based imaging (SL2S, DES/DECaLS follow-up) rather than the
+# lower-z spectroscopically selected SLACS sources.
 PRIOR_PRESETS: Dict[str, dict] = {
     "dr10_blue": {},
     "legacy_final": {"src_g_minus_r": (1.15, 0.30), "src_r_minus_z": (0.85, 0.20)},
 }
 
-#: Uniform draws each row consumes, in this order (documented so designs stay reproducible).
-N_UNIFORMS = 17
+#: Uniform draws each row consumes, in this order (documented so designs stay reproducible);
+#: z_s's draw is the last (index 17), appended so the first 17 keep every earlier manifest's values.
+N_UNIFORMS = 18
 
 
 def grid_spec(preset: str | None, grid: dict | None) -> GridSpec:
@@ -138,12 +161,21 @@ def _normal_pair(u1: np.ndarray, u2: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return rad * np.cos(2.0 * np.pi * u2), rad * np.sin(2.0 * np.pi * u2)
 
 
+def _source_redshift(u: np.ndarray, z_l: np.ndarray, prior: PriorSpec) -> np.ndarray:
+    """z_s ~ U(max(lo, z_l + dz_min), hi): the z_s prior given z_l, by a monotone map of u in [0, 1)."""
+    lo = np.maximum(prior.z_s[0], np.asarray(z_l, dtype=np.float64) + prior.z_s_dz_min)
+    if lo.size and np.max(lo) >= prior.z_s[1]:
+        prior.check_z_l(float(np.max(z_l)))
+    return lo + (prior.z_s[1] - lo) * u
+
+
 def sample_parameters(u: np.ndarray, prior: PriorSpec, theta_e: np.ndarray | None = None,
                       z_l: np.ndarray | None = None, mag_range: tuple | None = None) -> Dict[str, np.ndarray]:
     """Physical parameters of n injections from uniforms ``u`` (n, N_UNIFORMS) in [0, 1).
 
     ``theta_e``/``z_l`` (n,) and ``mag_range`` ((n,), (n,)) replace the priors' draws (grid
-    cells). Returns float64 arrays keyed by manifest column names.
+    cells); ``z_s`` is always drawn, conditioned on the row's z_l. Returns float64 arrays keyed
+    by manifest column names.
     """
     u = np.asarray(u, dtype=np.float64)
     if u.ndim != 2 or u.shape[1] != N_UNIFORMS:
@@ -176,4 +208,5 @@ def sample_parameters(u: np.ndarray, prior: PriorSpec, theta_e: np.ndarray | Non
     out["src_flux_r"] = mag_to_nmgy(out["src_mag_r"])
     out["src_flux_g"] = mag_to_nmgy(out["src_mag_r"] + g_r)
     out["src_flux_z"] = mag_to_nmgy(out["src_mag_r"] - r_z)
+    out["z_s"] = _source_redshift(u[:, 17], out["z_l"], prior)
     return out

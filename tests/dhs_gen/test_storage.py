@@ -68,3 +68,20 @@ def test_s3_round_trip_on_loopback_server(s3_bucket):
         f"{s3_bucket}/run-1/summary.json", f"{s3_bucket}/run-1/table.parquet"]
     storage.remove(f"{s3_bucket}/run-1")
     assert storage.list_files(f"{s3_bucket}/run-1") == []
+
+
+def test_blob_tables_are_written_in_bounded_row_groups(tmp_path):
+    """A table of image blobs must not land in one giant row group (Spark reads a column chunk
+    whole: a 6912-row cutout table in one row group ran a 4 GB driver out of heap)."""
+    import pyarrow.parquet as pq
+
+    blob = bytes(120_000)
+    table = pa.table({"galaxy_id": [f"g{i}" for i in range(1200)], "cutout": [blob] * 1200})
+    storage.write_parquet(table, str(tmp_path / "blobs.parquet"))
+    meta = pq.ParquetFile(tmp_path / "blobs.parquet").metadata
+    assert meta.num_rows == 1200
+    assert meta.num_row_groups >= 2
+    assert max(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) <= 80 * 2**20
+    small = pa.table({"x": list(range(1000))})
+    storage.write_parquet(small, str(tmp_path / "small.parquet"))
+    assert pq.ParquetFile(tmp_path / "small.parquet").metadata.num_row_groups == 1

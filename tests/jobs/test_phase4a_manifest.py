@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from dhs_gen import storage
+from dhs_gen.config import load_config
 from dhs_gen.injection.manifest import ManifestConfig, build_manifest
 from dhs_gen.schemas import validate_table
 from dhs_gen.survey import load_lrg_sample
@@ -37,6 +38,14 @@ def test_batch_function_matches_the_library(hosts_uri):
     assert manifest_batch(pa.RecordBatch.from_pylist([], schema=table.schema), cfg).num_rows == 0
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("phase4a*.yaml")))
+def test_shipped_configs_load_and_fill_z_s(hosts_uri, name):
+    cfg = load_config(Phase4aConfig, str(ROOT / "configs" / name))
+    m = build_manifest(hosts_uri[1].slice(0, 20), cfg.manifest)
+    z_s, z_l = m.column("z_s").to_numpy(), m.column("z_l").to_numpy()
+    assert m.num_rows > 0 and m.column("z_s").null_count == 0 and (z_s > z_l + 0.2 - 1e-6).all()
+
+
 @pytest.mark.spark
 def test_partitioning_does_not_change_the_manifest(spark, hosts_uri, tmp_path):
     uri, _ = hosts_uri
@@ -48,6 +57,7 @@ def test_partitioning_does_not_change_the_manifest(spark, hosts_uri, tmp_path):
         summary = _body(spark, cfg, Namespace(output=out))
         assert summary["rows_out"] == summary["distinct_task_ids"] == 180
         tables.append(storage.read_parquet(out).sort_by("task_id"))
+    assert tables[0].column("z_s").null_count == 0  # z_s is part of what must not depend on partitioning
     assert tables[0].equals(tables[1])
     validate_table(tables[0], "injection_manifest")
 

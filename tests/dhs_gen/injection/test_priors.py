@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from pydantic import ValidationError
+from scipy import stats
 
 from dhs_gen.config import ConfigError
 from dhs_gen.injection.priors import (
@@ -67,6 +69,7 @@ def test_grid_cells_fix_theta_z_and_magnitude_bin():
                           mag_range=(np.full(100, 24.0), np.full(100, 24.5)))
     assert np.all(p["theta_e_arcsec"] == 1.25) and np.all(p["z_l"] == 0.4)
     assert p["src_mag_r"].min() >= 24.0 and p["src_mag_r"].max() <= 24.5
+    assert p["z_s"].min() >= 1.0 and p["z_s"].max() < 3.0
 
 
 def test_bad_uniform_shape_and_bad_prior():
@@ -76,3 +79,59 @@ def test_bad_uniform_shape_and_bad_prior():
         prior_spec("dr10_blue", {"src_reff_arcsec": (0.5, 0.1)})
     with pytest.raises(ConfigError, match="unknown prior preset"):
         prior_spec("nope", None)
+
+
+@pytest.mark.parametrize("preset", ["dr10_blue", "legacy_final"])
+def test_z_s_prior_is_uniform_above_the_lens(preset):
+    prior = prior_spec(preset, None)
+    assert prior.z_s == (1.0, 3.0) and prior.z_s_dz_min == pytest.approx(0.2)
+    p = sample_parameters(np.random.default_rng(3).random((4000, N_UNIFORMS)), prior)
+    assert np.all(np.isfinite(p["z_s"])) and np.all(p["z_s"] >= p["z_l"] + 0.2) and p["z_s"].max() < 3.0
+    # z_l <= 0.8 here, so the condition z_s >= z_l + 0.2 never binds: z_s ~ U(1, 3) exactly
+    assert stats.kstest(p["z_s"], stats.uniform(1.0, 2.0).cdf).pvalue > 1e-3
+    assert stats.kstest(p["z_s"], stats.uniform(1.0, 1.8).cdf).pvalue < 1e-6  # the check can fail
+
+
+def test_z_s_map_equals_conditioning_by_rejection():
+    """Where the condition binds, the one-uniform map has the law of U(lo, hi) given z_s >= z_l + dz."""
+    prior = prior_spec("dr10_blue", {"z_s": (0.5, 1.5), "z_s_dz_min": 0.3})
+    n = 4000
+    p = sample_parameters(np.random.default_rng(4).random((n, N_UNIFORMS)), prior)
+    assert np.all(p["z_s"] >= p["z_l"] + 0.3) and np.all(p["z_s"] < 1.5)
+    rng, z_l = np.random.default_rng(5), p["z_l"]
+    ref = rng.uniform(0.5, 1.5, n)
+    while np.any(bad := ref < z_l + 0.3):
+        ref[bad] = rng.uniform(0.5, 1.5, bad.sum())
+    assert stats.ks_2samp(p["z_s"], ref).pvalue > 1e-3
+    # and given z_l it is uniform on [max(lo, z_l + dz), hi)
+    w = (p["z_s"] - np.maximum(0.5, z_l + 0.3)) / (1.5 - np.maximum(0.5, z_l + 0.3))
+    assert stats.kstest(w, "uniform").pvalue > 1e-3 and abs(np.corrcoef(w, z_l)[0, 1]) < 0.05
+
+
+def test_z_s_is_conditioned_on_a_grid_z_l_and_uses_only_the_last_uniform():
+    u = np.random.default_rng(6).random((2000, N_UNIFORMS))
+    prior = prior_spec("legacy_final", None)
+    p = sample_parameters(u, prior, z_l=np.full(2000, 2.0))
+    assert p["z_s"].min() >= 2.2 and p["z_s"].max() < 3.0
+    assert stats.kstest(p["z_s"], stats.uniform(2.2, 0.8).cdf).pvalue > 1e-3
+    # the z_s uniform is the last one and feeds z_s alone, so every other parameter ignores it
+    v = u.copy()
+    v[:, N_UNIFORMS - 1] = 1.0 - v[:, N_UNIFORMS - 1]
+    a, b = sample_parameters(u, prior), sample_parameters(v, prior)
+    assert all(np.array_equal(a[k], b[k]) for k in a if k != "z_s") and not np.array_equal(a["z_s"], b["z_s"])
+    with pytest.raises(ValueError, match="must exceed z_l"):
+        sample_parameters(u[:3], prior, z_l=np.full(3, 2.9))
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"z_s": (3.0, 1.0)}, "z_s: need 0 < lo < hi"),
+    ({"z_s": (2.0, 2.0)}, "z_s: need 0 < lo < hi"),
+    ({"z_s": (-0.5, 2.0)}, "z_s: need 0 < lo < hi"),
+    ({"z_s_dz_min": -0.1}, "greater than 0"),
+    ({"z_s_dz_min": 0.0}, "greater than 0"),
+    ({"z_s": (0.3, 0.9)}, "upper limit 0.9 must exceed z_l 0.8"),
+    ({"z_l": (0.5, 0.2)}, "z_l: need 0 <= lo <= hi"),
+])
+def test_bad_z_s_prior_is_a_pydantic_error(override, message):
+    with pytest.raises(ValidationError, match=message):
+        prior_spec("dr10_blue", override)
