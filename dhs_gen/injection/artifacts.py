@@ -11,6 +11,7 @@ FWHM scaled) and noise rescaling (extra Gaussian noise so σ becomes s·σ, s �
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Dict, Tuple
 
 import numpy as np
@@ -75,41 +76,74 @@ class ArtifactDraw:
 
 def draw_artifacts(profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray,
                    shape: Tuple[int, int, int]) -> ArtifactDraw:
-    """Draw one realisation for a (C, H, W) stamp with host noise ``sigma`` (C,) [nmgy/pixel]."""
+    """Draw one realisation for a (C, H, W) stamp with host noise ``sigma`` (C,) [nmgy/pixel].
+
+    The generator is consumed in a fixed order (PSF, cosmic rays, trail, gradient, noise, bad
+    column), each kind drawing only when its probability test passes.
+    """
     n_bands, h, w = shape
     sigma = np.where(np.isfinite(sigma) & (sigma > 0), sigma, 0.0).astype(np.float32)
     psf_scale = np.ones(n_bands)
     if rng.random() < profile.p_psf_mismatch:
         psf_scale = rng.uniform(*profile.psf_scale_range, size=n_bands)
-    add = np.zeros(shape, dtype=np.float32)
-    touched = False
-    if rng.random() < profile.p_cosmic:
-        for _ in range(max(1, rng.poisson(profile.cosmic_mean_count))):
-            band, r0, c0 = rng.integers(n_bands), rng.integers(h), rng.integers(w)
-            length, angle = rng.integers(1, 4), rng.uniform(0, np.pi)
-            rows = np.clip(np.round(r0 + np.arange(length) * np.sin(angle)).astype(int), 0, h - 1)
-            cols = np.clip(np.round(c0 + np.arange(length) * np.cos(angle)).astype(int), 0, w - 1)
-            add[band, rows, cols] += rng.uniform(*profile.cosmic_amp_sigma) * sigma[band]
-        touched = True
-    if rng.random() < profile.p_trail:
-        band, angle = rng.integers(n_bands), rng.uniform(0, np.pi)
-        offset = rng.uniform(-0.5, 0.5) * min(h, w)
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        dist = (xx - (w - 1) / 2) * np.sin(angle) - (yy - (h - 1) / 2) * np.cos(angle) - offset
-        add[band] += rng.uniform(*profile.trail_amp_sigma) * sigma[band] * np.exp(-0.5 * dist**2)
-        touched = True
-    if rng.random() < profile.p_gradient:
-        gx, gy = rng.normal(size=2)
-        norm = np.hypot(gx, gy) or 1.0
-        ramp = (np.arange(w)[None, :] * gx + np.arange(h)[:, None] * gy) / norm / max(h, w)
-        add += (profile.gradient_amp_sigma * sigma[:, None, None] * (ramp - ramp.mean())).astype(np.float32)
-        touched = True
-    if rng.random() < profile.p_noise:
-        scale = rng.uniform(*profile.noise_scale_range)
-        extra = sigma * np.sqrt(max(scale**2 - 1.0, 0.0))
-        add += rng.standard_normal(shape).astype(np.float32) * extra[:, None, None]
-        touched = True
+    add = None
+    for p, kind in ((profile.p_cosmic, _cosmic_rays), (profile.p_trail, _trail), (profile.p_gradient, _gradient),
+                    (profile.p_noise, _noise)):
+        if rng.random() < p:
+            add = np.zeros(shape, dtype=np.float32) if add is None else add
+            kind(add, profile, rng, sigma)
     dead = []
     if rng.random() < profile.p_bad_column:
         dead.append((int(rng.integers(n_bands)), int(rng.integers(w))))
-    return ArtifactDraw(psf_scale=psf_scale, additive=add if touched else None, dead=dead)
+    return ArtifactDraw(psf_scale=psf_scale, additive=add, dead=dead)
+
+
+def _cosmic_rays(add: np.ndarray, profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray) -> None:
+    """Add 1-3 pixel tracks (at least one; Poisson mean ``cosmic_mean_count``), each in one band."""
+    n_bands, h, w = add.shape
+    for _ in range(max(1, rng.poisson(profile.cosmic_mean_count))):
+        band, r0, c0 = rng.integers(n_bands), int(rng.integers(h)), int(rng.integers(w))
+        length, angle = int(rng.integers(1, 4)), rng.uniform(0, np.pi)
+        dy, dx = float(np.sin(angle)), float(np.cos(angle))
+        rows = [min(max(round(r0 + k * dy), 0), h - 1) for k in range(length)]  # round half to even
+        cols = [min(max(round(c0 + k * dx), 0), w - 1) for k in range(length)]
+        add[band, rows, cols] += rng.uniform(*profile.cosmic_amp_sigma) * sigma[band]
+
+
+def _trail(add: np.ndarray, profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray) -> None:
+    """Add a Gaussian-profile (σ = 1 pixel) straight line across the stamp in one band."""
+    n_bands, h, w = add.shape
+    band, angle = rng.integers(n_bands), rng.uniform(0, np.pi)
+    offset = rng.uniform(-0.5, 0.5) * min(h, w)
+    xx, yy = _centred_grid(h, w)
+    dist = xx * np.sin(angle) - yy * np.cos(angle) - offset
+    add[band] += rng.uniform(*profile.trail_amp_sigma) * sigma[band] * np.exp(-0.5 * dist**2)
+
+
+@lru_cache(maxsize=8)
+def _centred_grid(h: int, w: int):
+    """float32 (h, w) column and row offsets [pixels] from the stamp centre, read-only."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    xx, yy = xx - (w - 1) / 2, yy - (h - 1) / 2
+    xx.flags.writeable = yy.flags.writeable = False
+    return xx, yy
+
+
+def _gradient(add: np.ndarray, profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray) -> None:
+    """Add a zero-mean linear plane of random direction to every band."""
+    _, h, w = add.shape
+    gx, gy = rng.normal(size=2)
+    norm = np.hypot(gx, gy) or 1.0
+    ramp = np.arange(w)[None, :] * gx + np.arange(h)[:, None] * gy
+    ramp /= norm
+    ramp /= max(h, w)
+    ramp -= ramp.mean()
+    amp = profile.gradient_amp_sigma * sigma[:, None, None]
+    add += np.multiply(amp, ramp, out=np.empty_like(add), casting="same_kind")  # float64 product, rounded once
+
+
+def _noise(add: np.ndarray, profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray) -> None:
+    """Add Gaussian noise that turns the host noise σ into s·σ (s ≥ 1 drawn per row)."""
+    scale = rng.uniform(*profile.noise_scale_range)
+    extra = sigma * np.sqrt(max(scale**2 - 1.0, 0.0))
+    add += rng.standard_normal(add.shape).astype(np.float32) * extra[:, None, None]

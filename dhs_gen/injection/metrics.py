@@ -16,15 +16,18 @@ cutout side from its centre (the outer annulus, mostly sky; a checkerboard half 
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Dict
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from dhs_gen.units import nmgy_to_mag
 
 OUTER_FRACTION = 0.35
 ARC_APERTURE_FRACTION = 0.1
 MAD_TO_SIGMA = 1.4826
+HLR_WINDOWS = (24, 40)  # sides [pixels] of the squares about the centroid tried for the half-light radius
 
 
 def outer_sigma(images: np.ndarray, outer_fraction: float = OUTER_FRACTION) -> np.ndarray:
@@ -32,29 +35,47 @@ def outer_sigma(images: np.ndarray, outer_fraction: float = OUTER_FRACTION) -> n
 
     Non-finite pixels are ignored; a band with no finite outer pixel gets NaN.
     """
-    size = images.shape[-1]
+    index = _outer_index(images.shape[-1], outer_fraction)
+    pix = np.take(images.reshape(images.shape[:-2] + (-1,)), index, axis=-1).astype(np.float32, copy=False)
+    finite = np.isfinite(pix).all(axis=-1).all(axis=-1)
+    out = np.empty(pix.shape[:2])
+    if finite.all():
+        out[:] = MAD_TO_SIGMA * _mad(pix)
+        return out
+    if finite.any():
+        out[finite] = MAD_TO_SIGMA * _mad(pix[finite])
+    p = pix[~finite]
+    with np.errstate(all="ignore"):
+        mad = np.nanmedian(np.abs(p - np.nanmedian(p, axis=-1, keepdims=True)), axis=-1)
+    out[~finite] = MAD_TO_SIGMA * mad
+    return out
+
+
+@lru_cache(maxsize=8)
+def _outer_index(size: int, outer_fraction: float) -> np.ndarray:
+    """Flat indices of a (size, size) cutout's outer-annulus checkerboard pixels (an odd count)."""
     axis = np.arange(size) - (size - 1) / 2.0
     outer = np.hypot(axis[None, :], axis[:, None]) >= outer_fraction * size
     outer &= (np.arange(size)[None, :] + np.arange(size)[:, None]) % 2 == 0  # checkerboard: half the pixels
     index = np.flatnonzero(outer)
     index = index[: len(index) - (1 - len(index) % 2)]  # an odd count: the median is one order statistic
-    pix = images.reshape(images.shape[:-2] + (-1,))[..., index].astype(np.float32)
-    finite = np.isfinite(pix).all(axis=-1).all(axis=-1)
-    out = np.empty(pix.shape[:2])
-    if finite.any():
-        out[finite] = MAD_TO_SIGMA * _median(np.abs(pix[finite] - _median(pix[finite])[..., None]))
-    if (~finite).any():
-        p = pix[~finite]
-        with np.errstate(all="ignore"):
-            mad = np.nanmedian(np.abs(p - np.nanmedian(p, axis=-1, keepdims=True)), axis=-1)
-        out[~finite] = MAD_TO_SIGMA * mad
-    return out
+    index.flags.writeable = False
+    return index
 
 
-def _median(values: np.ndarray) -> np.ndarray:
-    """Median along the last axis of an odd-length array (one partition, no averaging)."""
+def _mad(values: np.ndarray) -> np.ndarray:
+    """Median absolute deviation from the median along the last axis of an odd-length float array.
+
+    Works in place (``values`` is partitioned, then overwritten by the deviations): two
+    partitions, no copy; each median is one order statistic, so the result does not depend on
+    the order of the values."""
     mid = values.shape[-1] // 2
-    return np.partition(values, mid, axis=-1)[..., mid]
+    values.partition(mid, axis=-1)
+    median = values[..., mid:mid + 1].copy()
+    np.subtract(values, median, out=values)
+    np.abs(values, out=values)
+    values.partition(mid, axis=-1)
+    return values[..., mid]
 
 
 def arc_metrics(arc: np.ndarray, sigma_r: np.ndarray, src_flux_r: np.ndarray,
@@ -79,7 +100,13 @@ def arc_metrics(arc: np.ndarray, sigma_r: np.ndarray, src_flux_r: np.ndarray,
 
 
 def half_light_radius(images: np.ndarray) -> np.ndarray:
-    """(B,) radius [pixels] about each image's light centroid enclosing half its (positive) flux."""
+    """(B,) radius [pixels] about each image's light centroid enclosing half its (positive) flux.
+
+    The radius is that of the pixel at which the flux summed in order of radius first reaches
+    half the total. Sorting only the pixels of a square about the centroid gives the same sum and
+    pixel whenever that pixel is closer than every pixel outside the square, so rows try the
+    ``HLR_WINDOWS`` squares before the whole image.
+    """
     flux = np.clip(images, 0.0, None)
     b, h, w = flux.shape
     total = flux.sum(axis=(1, 2))
@@ -87,24 +114,58 @@ def half_light_radius(images: np.ndarray) -> np.ndarray:
     safe = np.where(total > 0, total, 1.0)
     cy = (flux.sum(axis=2) * rows).sum(axis=1) / safe
     cx = (flux.sum(axis=1) * cols).sum(axis=1) / safe
-    radius = np.hypot(cols[None, None, :] - cx[:, None, None], rows[None, :, None] - cy[:, None, None])
-    radius = radius.reshape(b, -1)
+    hlr = np.full(b, np.nan)
+    todo = np.flatnonzero(total > 0)
+    for side in (*HLR_WINDOWS, max(h, w)):
+        if len(todo):
+            hlr[todo] = _half_flux_radius(flux, todo, 0.5 * total[todo], cx[todo], cy[todo], side)
+            todo = todo[np.isnan(hlr[todo])]
+    return hlr
+
+
+def _half_flux_radius(flux: np.ndarray, todo: np.ndarray, half: np.ndarray, cx: np.ndarray, cy: np.ndarray,
+                      side: int) -> np.ndarray:
+    """(len(todo),) radius [pixels] at which the flux of images ``flux[todo]`` summed in order of
+    radius about (cx, cy) [pixels] first reaches ``half``, from the pixels of a ``side`` square
+    about (cx, cy); NaN where a pixel outside the square could come first."""
+    _, h, w = flux.shape
+    sh, sw = min(side, h), min(side, w)
+    r0 = np.clip(np.rint(cy).astype(np.int64) - sh // 2, 0, h - sh)  # the square's first row, column
+    c0 = np.clip(np.rint(cx).astype(np.int64) - sw // 2, 0, w - sw)
+    rows, cols = r0[:, None] + np.arange(sh), c0[:, None] + np.arange(sw)
+    window = sliding_window_view(flux, (sh, sw), axis=(1, 2))[todo, r0, c0].reshape(len(todo), -1)
+    radius = np.hypot(cols[:, None, :] - cx[:, None, None], rows[:, :, None] - cy[:, None, None])
+    radius = radius.reshape(len(todo), -1)
     order = np.argsort(radius, axis=1)
-    cum = np.cumsum(np.take_along_axis(flux.reshape(b, -1), order, axis=1), axis=1)
-    k = np.argmax(cum >= 0.5 * total[:, None], axis=1)
-    hlr = np.take_along_axis(radius, order, axis=1)[np.arange(b), k]
-    return np.where(total > 0, hlr, np.nan)
+    cum = np.cumsum(np.take_along_axis(window, order, axis=1), axis=1)
+    reached = cum >= half[:, None]
+    k = np.argmax(reached, axis=1)
+    i = np.arange(len(todo))
+    hlr = radius[i, order[i, k]]
+    # every pixel outside the square is at least as far as the nearest outside row or column
+    outside = np.minimum(_outside_distance(r0, sh, h, cy), _outside_distance(c0, sw, w, cx))
+    return np.where(reached[i, k] & (hlr < outside), hlr, np.nan)
+
+
+def _outside_distance(start: np.ndarray, length: int, n: int, centre: np.ndarray) -> np.ndarray:
+    """(B,) |index − centre| [pixels] of the indices next to [start, start + length) within 0..n−1
+    (inf where there are none); farther indices are at least as far."""
+    before = np.where(start > 0, np.abs((start - 1) - centre), np.inf)
+    after = np.where(start + length < n, np.abs((start + length) - centre), np.inf)
+    return np.minimum(before, after)
 
 
 def count_images(lens: Dict[str, np.ndarray], src_x: np.ndarray, src_y: np.ndarray, step: float = 0.1,
-                 extent: float = 2.5, chunk: int = 256) -> np.ndarray:
+                 extent: float = 2.5, chunk: int = 32) -> np.ndarray:
     """(B,) number of image-plane positions mapping onto each source centre (x, y) [arcsec].
 
     The lens equation of SIE + shear is scale-free, so positions are measured in units of θ_E
-    (grid ± ``extent`` θ_E about the lens centre, spacing ``step`` θ_E). Triangle mapping: the
-    grid's triangles are mapped to the source plane and those containing the source point are
-    counted. Triangles with a vertex within 0.2 θ_E of the lens centre are skipped (the singular
-    SIE core has no image but maps onto a large source-plane triangle).
+    (grid ± ``extent`` θ_E about the lens centre, spacing ``step`` θ_E). Triangle mapping: each
+    grid cell's two triangles are mapped to the source plane and those containing the source
+    point are counted, cells linked within one cell (a fold across a critical curve next to an
+    image) counting once. Triangles with a vertex within 0.2 θ_E of the lens centre are skipped
+    (the singular SIE core has no image but maps onto a large source-plane triangle). Rows are
+    traced ``chunk`` at a time (32 keeps the temporaries in cache; counts do not depend on it).
     """
     from dhs_gen.lensing.fast import ray_trace
 
@@ -112,9 +173,9 @@ def count_images(lens: Dict[str, np.ndarray], src_x: np.ndarray, src_y: np.ndarr
     n_side = int(np.ceil(2 * extent / step)) + 1
     axis = (np.arange(n_side) - (n_side - 1) / 2.0) * step
     gx, gy = (g.ravel() for g in np.meshgrid(axis, axis))
-    near = np.hypot(gx, gy) < 0.2
-    v00 = (np.arange(n_side - 1)[:, None] * n_side + np.arange(n_side - 1)[None, :]).ravel()
-    triangles = [(v00, v00 + 1, v00 + n_side + 1), (v00, v00 + n_side + 1, v00 + n_side)]
+    near = np.hypot(gx, gy).reshape(n_side, n_side) < 0.2
+    upper_ok = ~(near[:-1, :-1] | near[:-1, 1:] | near[1:, 1:])  # cell triangle (i, j), (i, j+1), (i+1, j+1)
+    lower_ok = ~(near[:-1, :-1] | near[1:, 1:] | near[1:, :-1])  # cell triangle (i, j), (i+1, j+1), (i+1, j)
     out = np.zeros(len(theta), dtype=np.int64)
     for start in range(0, len(theta), chunk):
         sl = slice(start, start + chunk)
@@ -126,42 +187,43 @@ def count_images(lens: Dict[str, np.ndarray], src_x: np.ndarray, src_y: np.ndarr
         g1, g2 = np.asarray(lens["gamma1"])[sl], np.asarray(lens["gamma2"])[sl]
         sx = np.asarray(src_x)[sl] / t - cx + (g1 * cx + g2 * cy)
         sy = np.asarray(src_y)[sl] / t - cy + (g2 * cx - g1 * cy)
-        bx, by = ray_trace(unit, gx, gy)
-        px = bx - sx[:, None].astype(np.float32)
-        py = by - sy[:, None].astype(np.float32)
-        hits = []
-        for a, b, c in triangles:
-            # the source point (the origin after the shift) is inside a mapped triangle iff the
-            # three edge cross products share a sign
-            d1 = px[:, a] * py[:, b] - py[:, a] * px[:, b]
-            d2 = px[:, b] * py[:, c] - py[:, b] * px[:, c]
-            d3 = px[:, c] * py[:, a] - py[:, c] * px[:, a]
-            inside = ((d1 > 0) & (d2 > 0) & (d3 > 0)) | ((d1 < 0) & (d2 < 0) & (d3 < 0))
-            hits.append(inside & ~(near[a] | near[b] | near[c])[None, :])
-        hits = np.concatenate(hits, axis=1)
-        count = np.zeros(len(t), dtype=np.int64)
-        for i in np.flatnonzero(hits.any(axis=1)):
-            count[i] = _clusters(np.flatnonzero(hits[i]) % len(v00), n_side - 1)
-        out[sl] = count
+        px, py = ray_trace(unit, gx, gy)
+        px -= sx[:, None].astype(np.float32)  # the source point at the origin
+        py -= sy[:, None].astype(np.float32)
+        upper, lower = _cells_around_origin(px.reshape(-1, n_side, n_side), py.reshape(-1, n_side, n_side))
+        out[sl] = _count_groups((upper & upper_ok) | (lower & lower_ok))
     return out
 
 
-def _clusters(cells: np.ndarray, n_cells_side: int, link: int = 1) -> int:
-    """Number of groups of grid cells (flat indices) linked within ``link`` cells (Chebyshev).
+def _cells_around_origin(px: np.ndarray, py: np.ndarray):
+    """(B, n−1, n−1) bool pairs: whether the origin lies inside the upper, lower triangle of each
+    cell of a mapped (B, n, n) vertex grid (px, py); upper = (i, j), (i, j+1), (i+1, j+1), lower =
+    (i, j), (i+1, j+1), (i+1, j).
 
-    Triangles folded across a critical curve next to a true image are merged with it."""
-    rows, cols = np.divmod(cells, n_cells_side)
-    label = -np.ones(len(cells), dtype=np.int64)
-    groups = 0
-    for i in range(len(cells)):
-        if label[i] >= 0:
-            continue
-        label[i] = groups
-        stack = [i]
-        while stack:
-            j = stack.pop()
-            close = (np.maximum(np.abs(rows - rows[j]), np.abs(cols - cols[j])) <= link) & (label < 0)
-            label[close] = groups
-            stack.extend(np.flatnonzero(close).tolist())
-        groups += 1
-    return groups
+    Inside = the three edge cross products p_a × p_b share a sign. Each edge is computed once
+    (horizontal, vertical, diagonal) and shared by its two triangles, where one traverses it
+    backwards: p_b × p_a = −(p_a × p_b) exactly in floating point.
+    """
+    def cross(a, b):
+        return px[a] * py[b] - py[a] * px[b]
+
+    first, last = np.s_[:-1], np.s_[1:]
+    h = cross(np.s_[:, :, :-1], np.s_[:, :, 1:])  # (B, n, n-1): h[i, j] = edge (i, j) -> (i, j+1)
+    v = cross(np.s_[:, :-1, :], np.s_[:, 1:, :])  # (B, n-1, n): v[i, j] = edge (i, j) -> (i+1, j)
+    d = cross(np.s_[:, :-1, :-1], np.s_[:, 1:, 1:])  # (B, n-1, n-1): d[i, j] = edge (i, j) -> (i+1, j+1)
+    h_pos, h_neg, v_pos, v_neg, d_pos, d_neg = h > 0, h < 0, v > 0, v < 0, d > 0, d < 0
+    # upper edges: h[i, j], v[i, j+1], then (i+1, j+1) -> (i, j) = -d[i, j]
+    upper = (h_pos[:, first] & v_pos[:, :, last] & d_neg) | (h_neg[:, first] & v_neg[:, :, last] & d_pos)
+    # lower edges: d[i, j], (i+1, j+1) -> (i+1, j) = -h[i+1, j], (i+1, j) -> (i, j) = -v[i, j]
+    lower = (d_pos & h_neg[:, last] & v_neg[:, :, first]) | (d_neg & h_pos[:, last] & v_pos[:, :, first])
+    return upper, lower
+
+
+def _count_groups(hits: np.ndarray) -> np.ndarray:
+    """(B,) number of groups of True cells in each (B, H, W) plane, cells linked within one cell
+    (8-connected)."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(hits, structure=np.pad(np.ones((1, 3, 3), bool), ((1, 1), (0, 0), (0, 0))))
+    first_plane = [box[0].start for box in ndimage.find_objects(labels)]
+    return np.bincount(np.asarray(first_plane, dtype=np.int64), minlength=len(hits))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dhs_gen.config import ConfigError
-from dhs_gen.injection.artifacts import PROFILES, draw_artifacts, get_profile
+from dhs_gen.injection.artifacts import PROFILES, ArtifactProfile, draw_artifacts, get_profile
 from dhs_gen.injection.inject import InjectConfig, inject_batch
 from dhs_gen.injection.manifest import ManifestConfig, build_manifest
 from dhs_gen.io.stamps import decode_canonical_image
@@ -66,3 +66,58 @@ def test_positive_minus_control_is_the_arc_alone(strong):
     dead_r = np.all(ctrl[:, 1] == 0, axis=1).any(axis=1)
     np.testing.assert_allclose(total[~dead_r], lensed[~dead_r], rtol=1e-3)
     assert np.all(delta[:, :, :2, :].std(axis=(2, 3)) < 1e-3)  # no additive artifact survives the difference
+
+
+def _reference_draw(profile, rng, sigma, shape):
+    """The draw written out with whole-array numpy (tracks by np.round/np.clip, the trail on an
+    mgrid, an additive image allocated up front): (psf_scale, additive or None, dead)."""
+    n_bands, h, w = shape
+    sigma = np.where(np.isfinite(sigma) & (sigma > 0), sigma, 0.0).astype(np.float32)
+    psf_scale = rng.uniform(*profile.psf_scale_range, size=n_bands) if rng.random() < profile.p_psf_mismatch \
+        else np.ones(n_bands)
+    add, touched = np.zeros(shape, dtype=np.float32), False
+    if rng.random() < profile.p_cosmic:
+        for _ in range(max(1, rng.poisson(profile.cosmic_mean_count))):
+            band, r0, c0 = rng.integers(n_bands), rng.integers(h), rng.integers(w)
+            length, angle = rng.integers(1, 4), rng.uniform(0, np.pi)
+            rows = np.clip(np.round(r0 + np.arange(length) * np.sin(angle)).astype(int), 0, h - 1)
+            cols = np.clip(np.round(c0 + np.arange(length) * np.cos(angle)).astype(int), 0, w - 1)
+            add[band, rows, cols] += rng.uniform(*profile.cosmic_amp_sigma) * sigma[band]
+        touched = True
+    if rng.random() < profile.p_trail:
+        band, angle = rng.integers(n_bands), rng.uniform(0, np.pi)
+        offset = rng.uniform(-0.5, 0.5) * min(h, w)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        dist = (xx - (w - 1) / 2) * np.sin(angle) - (yy - (h - 1) / 2) * np.cos(angle) - offset
+        add[band] += rng.uniform(*profile.trail_amp_sigma) * sigma[band] * np.exp(-0.5 * dist**2)
+        touched = True
+    if rng.random() < profile.p_gradient:
+        gx, gy = rng.normal(size=2)
+        ramp = (np.arange(w)[None, :] * gx + np.arange(h)[:, None] * gy) / (np.hypot(gx, gy) or 1.0) / max(h, w)
+        add += (profile.gradient_amp_sigma * sigma[:, None, None] * (ramp - ramp.mean())).astype(np.float32)
+        touched = True
+    if rng.random() < profile.p_noise:
+        extra = sigma * np.sqrt(max(rng.uniform(*profile.noise_scale_range) ** 2 - 1.0, 0.0))
+        add += rng.standard_normal(shape).astype(np.float32) * extra[:, None, None]
+        touched = True
+    dead = [(int(rng.integers(n_bands)), int(rng.integers(w)))] if rng.random() < profile.p_bad_column else []
+    return psf_scale, add if touched else None, dead
+
+
+def test_draws_equal_the_reference_draw():
+    """Same generator calls in the same order, bit-identical realisations (every kind, odd shapes,
+    degenerate σ), so stamps do not change."""
+    every = ArtifactProfile(p_cosmic=1.0, cosmic_mean_count=4.0, p_trail=1.0, p_bad_column=1.0, p_gradient=1.0,
+                            p_psf_mismatch=1.0, p_noise=1.0)
+    rng = np.random.default_rng(4)
+    for seed in range(600):
+        profile = [PROFILES["mild"], PROFILES["strong"], every][seed % 3]
+        sigma = rng.choice([0.002, 0.01, 0.0, -1.0, np.nan], 3)
+        shape = [(3, 64, 64), (3, 9, 5), (3, 1, 7)][seed % 4 % 3]
+        ref_rng, rng_under_test = np.random.default_rng(seed), np.random.default_rng(seed)
+        psf_scale, additive, dead = _reference_draw(profile, ref_rng, sigma, shape)
+        draw = draw_artifacts(profile, rng_under_test, sigma, shape)
+        assert draw.psf_scale.tobytes() == psf_scale.tobytes() and draw.dead == dead
+        assert (draw.additive is None) == (additive is None)
+        assert additive is None or (draw.additive.dtype == np.float32 and draw.additive.tobytes() == additive.tobytes())
+        assert rng_under_test.bit_generator.state == ref_rng.bit_generator.state

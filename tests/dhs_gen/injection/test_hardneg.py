@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dhs_gen.injection.hardneg import MIN_ANNULUS_PIXELS, annulus_mask, shuffle_delta
+from dhs_gen.injection.hardneg import MIN_ANNULUS_PIXELS, annulus_index, annulus_mask, shuffle_delta
 
 
 def _ring(size=64, radius=8.0, width=1.5):
@@ -41,3 +41,41 @@ def test_tiny_annulus_is_left_alone():
     mask = annulus_mask(16, 0.5, 0.1)
     assert mask.sum() <= MIN_ANNULUS_PIXELS
     assert np.array_equal(shuffle_delta(delta, 0.5, 0.1, np.random.default_rng(0)), delta)
+
+
+def _reference_mask(size, theta_pix, fwhm_pix, center):
+    """The annulus from the radius of every pixel of the stamp."""
+    axis = np.arange(size) - (size - 1) / 2.0
+    r = np.hypot(axis[None, :] - center[0], axis[:, None] - center[1])
+    return (r >= max(2.0, theta_pix - 1.5 * fwhm_pix)) & (r < theta_pix + 1.5 * fwhm_pix)
+
+
+def test_annulus_equals_the_whole_stamp_definition():
+    """Only the square about the centre is evaluated: the same pixels for any size, radius and
+    centre, on or off the stamp, and for non-finite inputs."""
+    rng = np.random.default_rng(2)
+    for _ in range(3000):
+        size = int(rng.choice([5, 16, 31, 64, 101]))
+        theta, fwhm = rng.uniform(-5.0, 70.0), rng.uniform(0.0, 8.0)
+        center = tuple(rng.uniform(-1.2, 1.2, 2) * size * rng.choice([0.0, 0.05, 1.0]))
+        if rng.random() < 0.02:
+            theta, center = rng.choice([np.nan, np.inf, theta]), rng.choice([(np.nan, 0.0), (0.0, np.inf), center])
+        expected = _reference_mask(size, theta, fwhm, center)
+        assert np.array_equal(annulus_mask(size, theta, fwhm, center), expected)
+        assert np.array_equal(annulus_index(size, theta, fwhm, center), np.flatnonzero(expected))
+
+
+def test_shuffle_is_the_reference_permutation_of_the_annulus():
+    """Bit-identical to permuting the whole-stamp annulus with one rng.permutation call."""
+    rng = np.random.default_rng(3)
+    for seed in range(300):
+        delta = rng.normal(size=(3, 64, 64)).astype(np.float32)
+        theta, fwhm, center = rng.uniform(1.0, 14.0), rng.uniform(2.0, 7.0), tuple(rng.normal(0, 2.0, 2))
+        index = np.flatnonzero(_reference_mask(64, theta, fwhm, center))
+        ref_rng, rng_under_test = np.random.default_rng(seed), np.random.default_rng(seed)
+        expected = delta.copy().reshape(3, -1)
+        if index.size > MIN_ANNULUS_PIXELS:
+            expected[:, index] = expected[:, index[ref_rng.permutation(index.size)]]
+        out = shuffle_delta(delta, theta, fwhm, rng_under_test, center)
+        assert out.tobytes() == expected.tobytes()
+        assert rng_under_test.bit_generator.state == ref_rng.bit_generator.state

@@ -2,6 +2,9 @@ import numpy as np
 import pytest
 
 from dhs_gen.injection.metrics import arc_metrics, count_images, half_light_radius, outer_sigma
+from dhs_gen.io.stamps import decode_canonical_image
+from dhs_gen.lensing import render_lensed_sersic
+from dhs_gen.lensing.fast import ray_trace
 
 
 def test_outer_sigma_recovers_gaussian_noise_and_ignores_nans():
@@ -55,3 +58,132 @@ def test_image_counts_match_lenstronomy():
         expected.append(len(x))
     assert set(expected) == {2, 4}
     assert np.array_equal(counts, expected)
+
+
+def _reference_sigma(images):
+    """(B, C) 1.4826 MAD of the outer-annulus checkerboard pixels, by np.median (the pixel count is
+    odd, so each median is the middle pixel)."""
+    size = images.shape[-1]
+    axis = np.arange(size) - (size - 1) / 2
+    checkerboard = (np.arange(size)[None, :] + np.arange(size)[:, None]) % 2 == 0
+    outer = (np.hypot(axis[None, :], axis[:, None]) >= 0.35 * size) & checkerboard
+    index = np.flatnonzero(outer)
+    index = index[: len(index) - (1 - len(index) % 2)]
+    pix = images.reshape(images.shape[:2] + (-1,))[..., index].astype(np.float32)
+    return 1.4826 * np.median(np.abs(pix - np.median(pix, axis=-1, keepdims=True)), axis=-1)
+
+
+def test_outer_sigma_equals_the_median_definition_on_real_cutouts(real_hosts):
+    _, blobs = real_hosts
+    rng = np.random.default_rng(1)
+    real = np.stack([decode_canonical_image(b) for b in blobs.values()])
+    assert np.isfinite(real).all()
+    hosts = np.concatenate([real, real + rng.normal(0, 0.003, real.shape).astype(np.float32)])
+    sigma = outer_sigma(hosts)
+    assert np.array_equal(sigma, _reference_sigma(hosts))
+    with_nan = hosts.copy()
+    with_nan[0, 1, 0, :3] = np.nan  # one host with a bad outer pixel: the others keep the exact path
+    mixed = outer_sigma(with_nan)
+    assert np.array_equal(mixed[1:], sigma[1:]) and np.isfinite(mixed[0]).all()
+    assert np.array_equal(outer_sigma(hosts.astype(np.float64)), sigma)
+
+
+@pytest.fixture(scope="module")
+def arcs():
+    """float64 (B, 64, 64) r-band arcs of random SIE + shear lenses: θ_E 0.5-3" and, so that some
+    half-light circles leave the smaller windows, 3-6"; a few lenses near the stamp edge."""
+    rng = np.random.default_rng(7)
+    n = 96
+    theta = np.concatenate([rng.uniform(0.5, 3.0, n - 16), rng.uniform(3.0, 6.0, 16)])
+    cx, cy = rng.normal(0, 0.2, n), rng.normal(0, 0.2, n)
+    cx[:8] = rng.choice([-1.0, 1.0], 8) * rng.uniform(4.0, 7.0, 8)
+    beta, ang = theta * rng.uniform(0, 0.8, n), rng.uniform(0, 2 * np.pi, n)
+    lens = {"theta_E": theta, "e1": rng.normal(0, 0.1, n), "e2": rng.normal(0, 0.1, n), "center_x": cx,
+            "center_y": cy, "gamma1": rng.normal(0, 0.05, n), "gamma2": rng.normal(0, 0.05, n)}
+    source = {"R_sersic": rng.uniform(0.1, 0.8, n), "n_sersic": rng.uniform(0.7, 4.0, n),
+              "e1": rng.normal(0, 0.15, n), "e2": rng.normal(0, 0.15, n),
+              "center_x": cx + beta * np.cos(ang), "center_y": cy + beta * np.sin(ang),
+              **{f"flux_{b}": np.ones(n) for b in "grz"}}
+    return render_lensed_sersic(lens, source, np.tile([1.45, 1.30, 1.15], (n, 1)))[:, 1].astype(np.float64)
+
+
+def _reference_hlr(images):
+    """Every pixel sorted by its radius about the centroid; the radius where the sum first reaches half."""
+    flux = np.clip(images, 0.0, None)
+    b, h, w = flux.shape
+    total = flux.sum(axis=(1, 2))
+    rows, cols = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
+    safe = np.where(total > 0, total, 1.0)
+    cy = (flux.sum(axis=2) * rows).sum(axis=1) / safe
+    cx = (flux.sum(axis=1) * cols).sum(axis=1) / safe
+    radius = np.hypot(cols[None, None, :] - cx[:, None, None], rows[None, :, None] - cy[:, None, None]).reshape(b, -1)
+    order = np.argsort(radius, axis=1)
+    cum = np.cumsum(np.take_along_axis(flux.reshape(b, -1), order, axis=1), axis=1)
+    k = np.argmax(cum >= 0.5 * total[:, None], axis=1)
+    return np.where(total > 0, np.take_along_axis(radius, order, axis=1)[np.arange(b), k], np.nan)
+
+
+def test_half_light_radius_equals_the_full_sort(arcs, real_hosts):
+    """Windows that hold the half-light pixel (radius < 11.5, 19.5 px), and the whole image beyond."""
+    hlr = half_light_radius(arcs)
+    assert np.array_equal(hlr, _reference_hlr(arcs))
+    assert np.isfinite(hlr).all() and (hlr < 11).any() and (hlr > 12).any()
+    _, blobs = real_hosts
+    hosts = np.stack([decode_canonical_image(b)[1] for b in blobs.values()]).astype(np.float64)
+    assert (half_light_radius(hosts) > 20).all()  # noisy 101-px hosts: sorted whole
+    for images in (hosts, hosts[:, 18:82, 18:82], hosts[:, :16, :20], np.zeros((2, 8, 8)), arcs[:3, ::-1]):
+        assert np.array_equal(half_light_radius(images), _reference_hlr(images), equal_nan=True)
+
+
+def test_arc_metrics_take_the_half_light_radius_in_arcsec(arcs):
+    m = arc_metrics(np.stack([arcs] * 3, axis=1), np.full(len(arcs), 0.01), np.ones(len(arcs)), 0.262)
+    assert np.array_equal(m["lensed_hlr_arcsec"], _reference_hlr(arcs) * 0.262)
+
+
+def _reference_counts(lens, src_x, src_y, n_side=51, step=0.1):
+    """Triangle mapping written out triangle by triangle (vertex triplets, three cross products),
+    hit cells grouped by a flood fill over Chebyshev neighbours."""
+    theta = lens["theta_E"]
+    axis = (np.arange(n_side) - (n_side - 1) / 2.0) * step
+    gx, gy = (g.ravel() for g in np.meshgrid(axis, axis))
+    near = np.hypot(gx, gy) < 0.2
+    v00 = (np.arange(n_side - 1)[:, None] * n_side + np.arange(n_side - 1)[None, :]).ravel()
+    cx, cy, g1, g2 = lens["center_x"] / theta, lens["center_y"] / theta, lens["gamma1"], lens["gamma2"]
+    unit = dict(lens, theta_E=np.ones_like(theta), center_x=np.zeros_like(theta), center_y=np.zeros_like(theta))
+    bx, by = ray_trace(unit, gx, gy)
+    px = bx - (src_x / theta - cx + (g1 * cx + g2 * cy))[:, None].astype(np.float32)
+    py = by - (src_y / theta - cy + (g2 * cx - g1 * cy))[:, None].astype(np.float32)
+    counts = []
+    for x, y in zip(px, py):
+        cells = set()
+        for a, b, c in ((v00, v00 + 1, v00 + n_side + 1), (v00, v00 + n_side + 1, v00 + n_side)):
+            d = [x[p] * y[q] - y[p] * x[q] for p, q in ((a, b), (b, c), (c, a))]
+            inside = ((d[0] > 0) & (d[1] > 0) & (d[2] > 0)) | ((d[0] < 0) & (d[1] < 0) & (d[2] < 0))
+            cells.update(v00[inside & ~(near[a] | near[b] | near[c])].tolist())
+        groups, todo = 0, {divmod(v, n_side) for v in cells}
+        while todo:
+            groups, stack = groups + 1, [todo.pop()]
+            while stack:
+                i, j = stack.pop()
+                linked = {(i + di, j + dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)} & todo
+                todo -= linked
+                stack.extend(linked)
+        counts.append(groups)
+    return np.array(counts)
+
+
+def test_image_counts_equal_the_triangle_by_triangle_definition():
+    """Shared edges, the sign tests and the 8-connected grouping change nothing: the same counts as
+    the triangle-by-triangle definition (one ray-tracing call for all rows, so chunking does not
+    matter either), sources in and out of the caustics."""
+    rng = np.random.default_rng(11)
+    n = 400
+    lens = {"theta_E": rng.uniform(0.5, 3.0, n), "e1": rng.normal(0, 0.15, n), "e2": rng.normal(0, 0.15, n),
+            "center_x": rng.normal(0, 0.2, n), "center_y": rng.normal(0, 0.2, n),
+            "gamma1": rng.normal(0, 0.08, n), "gamma2": rng.normal(0, 0.08, n)}
+    beta, ang = lens["theta_E"] * rng.uniform(0.0, 1.3, n), rng.uniform(0, 2 * np.pi, n)
+    sx, sy = lens["center_x"] + beta * np.cos(ang), lens["center_y"] + beta * np.sin(ang)
+    counts = count_images(lens, sx, sy)
+    assert np.array_equal(counts, _reference_counts(lens, sx, sy))
+    assert {1, 2, 4} <= set(counts.tolist())
+    assert np.array_equal(count_images(lens, sx, sy, chunk=7), counts)
