@@ -145,8 +145,8 @@ def _tree_cpu_seconds(root_pid: int) -> float | None:
 
 
 def _spark_rates(root: Path, out: Path) -> dict:
-    """Phase 4c job body under local[1] in a warm session (an untimed pass first: JVM start-up,
-    Python workers, imports), timed on a third of the manifest and on all of it. Rates per wall
+    """Phase 4c job body under local[1] in a warm session (an untimed pass of each size first: JVM
+    start-up, Python workers, imports, JIT), timed on a third of the manifest and on all of it. Rates per wall
     second and per CPU second of the whole process tree (driver, JVM, Python workers):
 
     * ``cpu`` (whole pass): rows / CPU of the full pass. Each pass also pays its Spark queries'
@@ -173,6 +173,7 @@ def _spark_rates(root: Path, out: Path) -> dict:
             return rows, wall, (cpu1 - cpu0 if cpu0 is not None else None)
 
         timed("manifest", "warm")
+        timed("manifest_third", "warm_third")  # the first pass of each size still carries warm-up costs
         rows_third, _, cpu_third = timed("manifest_third", "third")
         rows, wall, cpu = timed("manifest", "timed")
         rates = {"wall": rows / wall}
