@@ -181,16 +181,22 @@ def write_parquet(table: pa.Table, uri: str, *, compression: str = "zstd", row_g
     write_bytes(uri, buf.getvalue())
 
 
-def read_parquet(uri: str, columns: list[str] | None = None, filters=None) -> pa.Table:
-    """Read a Parquet file or a (Hive-partitioned) directory of Parquet files into a Table."""
+def _parquet_dataset(uri: str):
     import pyarrow.dataset as ds
 
     fs, path = get_fs(uri)
-    dataset = ds.dataset(
-        path, filesystem=fs, format="parquet", partitioning="hive",
-        exclude_invalid_files=False, ignore_prefixes=[".", "_"],
-    )
-    return dataset.to_table(columns=columns, filter=filters)
+    return ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive",
+                      exclude_invalid_files=False, ignore_prefixes=[".", "_"])
+
+
+def read_parquet(uri: str, columns: list[str] | None = None, filters=None) -> pa.Table:
+    """Read a Parquet file or a (Hive-partitioned) directory of Parquet files into a Table."""
+    return _parquet_dataset(uri).to_table(columns=columns, filter=filters)
+
+
+def count_parquet_rows(uri: str) -> int:
+    """Rows of a Parquet file or dataset directory, from the file footers alone (no data read)."""
+    return _parquet_dataset(uri).count_rows()
 
 
 def mark_complete(dataset_uri: str, summary: dict | None = None) -> None:

@@ -17,12 +17,12 @@ from pydantic import Field
 
 from dhs_gen.config import StrictModel
 from dhs_gen.injection.inject import (
-    CUTOUT_COLUMNS,
     CUTOUT_FILE,
     CUTOUT_ROW,
     InjectConfig,
     attach_dataset_cutouts,
     attach_provider_cutouts,
+    cutout_reader,
     inject_batch,
 )
 from dhs_gen.schemas import get_dataset
@@ -52,28 +52,28 @@ def _addressed(spark, manifest, cfg: Phase4cConfig):
 
     from dhs_gen.storage import to_file_uri
 
-    index = spark.read.parquet(to_file_uri(cfg.cutouts_uri))
-    bad = (F.coalesce(F.col("status"), F.lit("ok")) != "ok") if "status" in index.columns else F.lit(False)
+    # An explicit schema: no schema inference over the (large) cutout dataset; a dataset without a
+    # status column reads it as null (= ok).
+    index = spark.read.schema("galaxy_id string, status string").parquet(to_file_uri(cfg.cutouts_uri))
+    bad = F.coalesce(F.col("status"), F.lit("ok")) != "ok"
     address = F.struct(bad.alias("bad"), F.col("_metadata.file_path").alias("file"),
                        F.col("_metadata.row_index").alias("row"))
     first = index.select(F.col("galaxy_id").alias("host_id"), address.alias("a")).groupBy("host_id") \
         .agg(F.min("a").alias("a")).select("host_id", F.col("a.file").alias(CUTOUT_FILE),
                                            F.col("a.row").alias(CUTOUT_ROW))
-    columns = [c for c in CUTOUT_COLUMNS if c in index.columns]
     frame = manifest.join(first, "host_id", "left")
     return frame.repartitionByRange(cfg.partitions, CUTOUT_FILE, CUTOUT_ROW) \
-        .sortWithinPartitions(CUTOUT_FILE, CUTOUT_ROW, "task_id"), columns
+        .sortWithinPartitions(CUTOUT_FILE, CUTOUT_ROW, "task_id")
 
 
-def _stamps_partition(cfg: Phase4cConfig, columns):
-    """The per-partition function: batches of (addressed) manifest rows → stamps tables."""
-    icfg, size, pcfg = cfg.inject, cfg.cutout_size, dict(cfg.provider)
+def _stamps_partition(cfg: Phase4cConfig):
+    """The per-partition function: batches of manifest rows (addressed when ``cutouts_uri`` is
+    set) → stamps tables."""
+    icfg, size, pcfg, addressed = cfg.inject, cfg.cutout_size, dict(cfg.provider), bool(cfg.cutouts_uri)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
-        if columns is not None:
-            from dhs_gen.io.parquet_rows import ParquetRowReader
-
-            reader = ParquetRowReader(columns)
+        if addressed:
+            reader = cutout_reader()
             try:
                 for batch in batches:
                     yield inject_batch(attach_dataset_cutouts(pa.Table.from_batches([batch]), reader), icfg)
@@ -107,15 +107,12 @@ def _body(spark, cfg: Phase4cConfig, args) -> dict:
 
 def _run(spark, cfg: Phase4cConfig, args, manifest_uri: str) -> dict:
     from dhs_gen.spark import write_shards
-    from dhs_gen.storage import mark_complete, to_file_uri
+    from dhs_gen.storage import count_parquet_rows, mark_complete, to_file_uri
 
     manifest = spark.read.parquet(to_file_uri(manifest_uri))
-    rows_in = manifest.count()
-    if cfg.cutouts_uri:
-        frame, columns = _addressed(spark, manifest, cfg)
-    else:
-        frame, columns = manifest.repartition(cfg.partitions), None
-    written = write_shards(frame, _stamps_partition(cfg, columns), args.output, get_dataset("stamps").schema,
+    rows_in = count_parquet_rows(manifest_uri)  # footers only, no Spark job
+    frame = _addressed(spark, manifest, cfg) if cfg.cutouts_uri else manifest.repartition(cfg.partitions)
+    written = write_shards(frame, _stamps_partition(cfg), args.output, get_dataset("stamps").schema,
                            compression=cfg.compression, rows_per_file=cfg.rows_per_file, count_column="status",
                            expected_rows=rows_in)
     by_status = written["counts"]

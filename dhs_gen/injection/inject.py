@@ -233,11 +233,18 @@ CUTOUT_FILE, CUTOUT_ROW = "_cutout_file", "_cutout_row"  # a host cutout's addre
 CUTOUT_COLUMNS = ["galaxy_id", "cutout", "status", "psfsize_g", "psfsize_r", "psfsize_z"]
 
 
+def cutout_reader():
+    """A :class:`dhs_gen.io.parquet_rows.ParquetRowReader` of a ``cutout_index`` dataset's
+    :data:`CUTOUT_COLUMNS` (``galaxy_id`` and ``cutout`` required) for :func:`attach_dataset_cutouts`."""
+    from dhs_gen.io.parquet_rows import ParquetRowReader
+
+    return ParquetRowReader(CUTOUT_COLUMNS, required=("galaxy_id", "cutout"))
+
+
 def attach_dataset_cutouts(table: pa.Table, reader) -> pa.Table:
     """``table`` (with the address columns CUTOUT_FILE, CUTOUT_ROW of each host's row in a
     ``cutout_index`` dataset; null where the host has none) plus ``cutout``, ``cutout_status`` and
-    ``cutout_psfsize_{g,r,z}`` [arcsec] read by ``reader`` (a
-    :class:`dhs_gen.io.parquet_rows.ParquetRowReader` of :data:`CUTOUT_COLUMNS`)."""
+    ``cutout_psfsize_{g,r,z}`` [arcsec] read by ``reader`` (:func:`cutout_reader`)."""
     rows = table.column(CUTOUT_ROW).fill_null(0).to_numpy(zero_copy_only=False)
     hosts, found = reader.take(table.column(CUTOUT_FILE).to_pylist(), rows)
     ids, wanted = np.asarray(hosts.column("galaxy_id").to_pylist(), object), table.column("host_id").to_pylist()

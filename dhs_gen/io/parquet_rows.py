@@ -1,7 +1,8 @@
 """Rows of Parquet files fetched by address (file URI, row index), for jobs that pass row
 addresses through Spark instead of the rows themselves (image blobs stay out of the JVM).
 
-Addresses are what Spark reports as ``_metadata.file_path`` and ``_metadata.row_index``.
+Addresses are what Spark reports as ``_metadata.file_path`` (a URI, percent-encoded: a space is
+``%20``) and ``_metadata.row_index``; plain local paths are taken as they are.
 Requests that arrive in (file, row) order read each row group once: the reader keeps the last
 row groups it read (``cache_groups``) and the footers of the files it opened.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from typing import BinaryIO, List, Sequence, Tuple
+from urllib.parse import unquote
 
 import numpy as np
 import pyarrow as pa
@@ -22,10 +24,13 @@ class RowAddressError(ValueError):
 
 
 class ParquetRowReader:
-    """Fetch ``columns`` of Parquet rows by (file URI, row index); see the module docstring."""
+    """Fetch ``columns`` of Parquet rows by (file URI, row index); see the module docstring.
 
-    def __init__(self, columns: Sequence[str], cache_groups: int = 2, cache_files: int = 4):
-        self.columns = list(columns)
+    ``required`` columns must be in every file read; the others are read where present."""
+
+    def __init__(self, columns: Sequence[str], required: Sequence[str] = (), cache_groups: int = 2,
+                 cache_files: int = 4):
+        self.columns, self.required = list(columns), list(required)
         self.cache_groups, self.cache_files = cache_groups, cache_files
         self._files: OrderedDict[str, Tuple[pq.ParquetFile, np.ndarray, BinaryIO]] = OrderedDict()
         self._groups: OrderedDict[Tuple[str, int], pa.Table] = OrderedDict()
@@ -34,9 +39,13 @@ class ParquetRowReader:
         """(ParquetFile, first row index of each row group + the total) of ``uri``; the
         ``cache_files`` most recently used files stay open."""
         if uri not in self._files:
-            fs, path = storage.get_fs(uri)
+            fs, path = storage.get_fs(unquote(uri) if ":" in uri.split("/", 1)[0] else uri)
             fh = fs.open(path, "rb")
             handle = pq.ParquetFile(fh)
+            missing = [c for c in self.required if c not in handle.schema_arrow.names]
+            if missing:
+                fh.close()
+                raise RowAddressError(f"{uri}: no column(s) {missing}")
             counts = [handle.metadata.row_group(i).num_rows for i in range(handle.num_row_groups)]
             self._files[uri] = handle, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), fh
             while len(self._files) > self.cache_files:
@@ -53,7 +62,9 @@ class ParquetRowReader:
     def _group(self, uri: str, index: int) -> pa.Table:
         key = (uri, index)
         if key not in self._groups:
-            self._groups[key] = self._file(uri)[0].read_row_group(index, columns=self.columns)
+            handle = self._file(uri)[0]
+            present = [c for c in self.columns if c in handle.schema_arrow.names]
+            self._groups[key] = handle.read_row_group(index, columns=present)
             while len(self._groups) > self.cache_groups:
                 self._groups.popitem(last=False)
         self._groups.move_to_end(key)

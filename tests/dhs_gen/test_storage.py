@@ -85,3 +85,11 @@ def test_blob_tables_are_written_in_bounded_row_groups(tmp_path):
     small = pa.table({"x": list(range(1000))})
     storage.write_parquet(small, str(tmp_path / "small.parquet"))
     assert pq.ParquetFile(tmp_path / "small.parquet").metadata.num_row_groups == 1
+
+
+def test_count_parquet_rows_reads_footers_of_every_part(tmp_path):
+    for k, n in enumerate((5, 7)):
+        storage.write_parquet(pa.table({"x": list(range(n))}), str(tmp_path / "ds" / f"part-{k}.parquet"))
+    storage.mark_complete(str(tmp_path / "ds"), {"rows": 12})
+    assert storage.count_parquet_rows(str(tmp_path / "ds")) == 12
+    assert storage.count_parquet_rows("file://" + str(tmp_path / "ds" / "part-1.parquet")) == 7

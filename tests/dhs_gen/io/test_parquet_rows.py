@@ -17,9 +17,10 @@ def files(tmp_path):
     for k, n in enumerate((10, 7)):
         ids = [f"f{k}r{i}" for i in range(n)]
         table = pa.table({"galaxy_id": ids, "blob": [i.encode() * 100 for i in ids], "x": np.arange(n, dtype=np.float32)})
-        path = tmp_path / f"part-{k}.parquet"
+        path = tmp_path / "a dir%" / f"part-{k}.parquet"  # Spark percent-encodes such names
+        path.parent.mkdir(exist_ok=True)
         pq.write_table(table, path, row_group_size=3)
-        uris.append(f"file:{path}")  # the form Spark reports
+        uris.append(path.as_uri())  # percent-encoded, as Spark reports it
     return uris
 
 
@@ -63,8 +64,15 @@ def test_all_missing_and_bad_addresses(files):
 def test_spark_row_index_addresses_the_same_rows(spark, files, tmp_path):
     from pyspark.sql import functions as F
 
-    frame = spark.read.parquet(str(tmp_path)).select(
+    frame = spark.read.parquet(str(tmp_path / "a dir%")).select(
         "galaxy_id", F.col("_metadata.file_path").alias("file"), F.col("_metadata.row_index").alias("row"))
     rows = frame.collect()
     table, found = ParquetRowReader(["galaxy_id"]).take([r["file"] for r in rows], np.array([r["row"] for r in rows]))
     assert found.all() and table.column("galaxy_id").to_pylist() == [r["galaxy_id"] for r in rows]
+
+
+def test_required_columns_and_optional_ones(files):
+    table, _ = ParquetRowReader(["galaxy_id", "x", "not_there"]).take([files[0]], np.array([2]))
+    assert table.column_names == ["galaxy_id", "x"] and table.column("x")[0].as_py() == 2.0
+    with pytest.raises(RowAddressError, match="no column"):
+        ParquetRowReader(["galaxy_id"], required=["cutout"]).take([files[0]], np.array([0]))
