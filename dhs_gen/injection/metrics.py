@@ -107,13 +107,8 @@ def half_light_radius(images: np.ndarray) -> np.ndarray:
     pixel whenever that pixel is closer than every pixel outside the square, so rows try the
     ``HLR_WINDOWS`` squares before the whole image.
     """
-    flux = np.clip(images, 0.0, None)
+    flux, total, cx, cy = light_centroid(images)
     b, h, w = flux.shape
-    total = flux.sum(axis=(1, 2))
-    rows, cols = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
-    safe = np.where(total > 0, total, 1.0)
-    cy = (flux.sum(axis=2) * rows).sum(axis=1) / safe
-    cx = (flux.sum(axis=1) * cols).sum(axis=1) / safe
     hlr = np.full(b, np.nan)
     todo = np.flatnonzero(total > 0)
     for side in (*HLR_WINDOWS, max(h, w)):
@@ -121,6 +116,19 @@ def half_light_radius(images: np.ndarray) -> np.ndarray:
             hlr[todo] = _half_flux_radius(flux, todo, 0.5 * total[todo], cx[todo], cy[todo], side)
             todo = todo[np.isnan(hlr[todo])]
     return hlr
+
+
+def light_centroid(images: np.ndarray):
+    """(positive flux (B, H, W), total (B,), centroid column cx (B,), row cy (B,) [pixels]) of
+    images (B, H, W); the centroid of an image without positive flux is (0, 0)."""
+    flux = np.clip(images, 0.0, None)
+    _, h, w = flux.shape
+    total = flux.sum(axis=(1, 2))
+    rows, cols = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
+    safe = np.where(total > 0, total, 1.0)
+    cy = (flux.sum(axis=2) * rows).sum(axis=1) / safe
+    cx = (flux.sum(axis=1) * cols).sum(axis=1) / safe
+    return flux, total, cx, cy
 
 
 def _half_flux_radius(flux: np.ndarray, todo: np.ndarray, half: np.ndarray, cx: np.ndarray, cy: np.ndarray,

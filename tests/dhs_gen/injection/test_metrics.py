@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from dhs_gen.injection.metrics import arc_metrics, count_images, half_light_radius, outer_sigma
+from dhs_gen.injection.metrics import (
+    arc_metrics,
+    count_images,
+    half_light_radius,
+    light_centroid,
+    outer_sigma,
+)
 from dhs_gen.io.stamps import decode_canonical_image
 from dhs_gen.lensing import render_lensed_sersic
 from dhs_gen.lensing.fast import ray_trace
@@ -109,13 +115,9 @@ def arcs():
 
 def _reference_hlr(images):
     """Every pixel sorted by its radius about the centroid; the radius where the sum first reaches half."""
-    flux = np.clip(images, 0.0, None)
+    flux, total, cx, cy = light_centroid(images)
     b, h, w = flux.shape
-    total = flux.sum(axis=(1, 2))
     rows, cols = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
-    safe = np.where(total > 0, total, 1.0)
-    cy = (flux.sum(axis=2) * rows).sum(axis=1) / safe
-    cx = (flux.sum(axis=1) * cols).sum(axis=1) / safe
     radius = np.hypot(cols[None, None, :] - cx[:, None, None], rows[None, :, None] - cy[:, None, None]).reshape(b, -1)
     order = np.argsort(radius, axis=1)
     cum = np.cumsum(np.take_along_axis(flux.reshape(b, -1), order, axis=1), axis=1)
