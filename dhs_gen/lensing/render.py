@@ -35,22 +35,23 @@ BACKENDS = ("fast", "lenstronomy")
 FAST_CHUNK_ROWS = 8  # rows per vectorised pass / FFT batch: keeps the working set in cache
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
+def _cached_grid(make, stamp_size: int, pixel_scale: float, supersampling: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``make(stamp_size, pixel_scale, supersampling)`` (a sub-pixel grid builder), cached, read-only."""
+    grids = make(stamp_size, pixel_scale, supersampling)
+    for grid in grids:
+        grid.flags.writeable = False
+    return grids
+
+
 def _flat_grid(stamp_size: int, pixel_scale: float, supersampling: int) -> Tuple[np.ndarray, np.ndarray]:
     """Cached read-only :func:`fast.subpixel_grid`."""
-    x, y = fast.subpixel_grid(stamp_size, pixel_scale, supersampling)
-    x.flags.writeable = False
-    y.flags.writeable = False
-    return x, y
+    return _cached_grid(fast.subpixel_grid, stamp_size, pixel_scale, supersampling)
 
 
-@lru_cache(maxsize=8)
 def _separable_grid(stamp_size: int, pixel_scale: float, supersampling: int) -> Tuple[np.ndarray, np.ndarray]:
     """Cached read-only :func:`fast.separable_grid`."""
-    gx, gy = fast.separable_grid(stamp_size, pixel_scale, supersampling)
-    gx.flags.writeable = False
-    gy.flags.writeable = False
-    return gx, gy
+    return _cached_grid(fast.separable_grid, stamp_size, pixel_scale, supersampling)
 
 
 def validate_call(backend: str, lens: dict, stamp_size, pixel_scale, supersampling):
