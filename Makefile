@@ -36,10 +36,10 @@ test-all: $(STAMP) browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(PY) -m dhs_gen.demo $(if $(FORCE),--force,)
+	$(PY) -m dhs.demo $(if $(FORCE),--force,)
 
 bench: $(STAMP)
-	$(PY) -m dhs_gen.bench
+	$(PY) -m benchmarks
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

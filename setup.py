@@ -39,10 +39,10 @@ setup(
     version="0.1.0",
     description=__doc__,
     python_requires=">=3.9",
-    packages=find_packages(include=["dhs_gen", "dhs_gen.*", "training", "training.*", "jobs", "jobs.*", "emr", "emr.*"]),
+    packages=find_packages(include=["dhs", "dhs.*", "dhs_gen", "dhs_gen.*", "training", "training.*", "jobs", "jobs.*", "emr", "emr.*"]),
     package_data={"dhs_gen": ["data/**/*", "data/*"], "emr": ["*.yaml"]},
     include_package_data=True,
     install_requires=CORE,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["dhs=dhs_gen.cli:main"]},
+    entry_points={"console_scripts": ["dhs=dhs.cli:main"]},
 )

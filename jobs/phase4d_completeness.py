@@ -1,7 +1,7 @@
 """Phase 4d: proxy completeness (θ_E/PSF and arc SNR) by θ_E bin with Wilson intervals.
 
 Reads the stamps dataset's metric columns, flags each row with
-:func:`dhs_gen.injection.completeness.proxy_flags`, sums the flags per θ_E bin in Spark, and
+:func:`dhs_gen.injection.proxy_completeness.proxy_flags`, sums the flags per θ_E bin in Spark, and
 writes the small ``completeness`` table (one Parquet file) with
 :func:`completeness_from_counts`.
 """
@@ -13,7 +13,7 @@ from typing import Optional
 from pydantic import Field
 
 from dhs_gen.config import StrictModel
-from dhs_gen.injection.completeness import (
+from dhs_gen.injection.proxy_completeness import (
     INPUT_COLUMNS,
     ProxyConfig,
     completeness_from_counts,

@@ -131,7 +131,7 @@ def score_splits(models: Dict[str, object], store, mode: str, splits, n_max: int
 # ------------------------------------------------------------------------------------ stages
 def _gates(cfg: EvaluateConfig, store, mode: str, model, temperature: float, meta_columns) -> dict:
     from training.eval.calibration import calibrated_proba
-    from training.eval.gates import run_data_gates, run_gates_quick, run_paired_data_gates
+    from training.eval.gates import run_paired_pixel_probes, run_pixel_probes, run_shortcut_gates
 
     rows = _sample_rows(store, cfg.report.test_split, cfg.gate_max_pairs, cfg.seed + 1)
     out = {}
@@ -146,13 +146,13 @@ def _gates(cfg: EvaluateConfig, store, mode: str, model, temperature: float, met
         def score_fn(images, idx):
             return calibrated_proba(model.predict_logits(images, None if meta is None else meta[idx]), temperature)
 
-        out["shortcut_gates"] = run_gates_quick(pos, ctrl, store.column("theta_e_arcsec")[rows],
+        out["shortcut_gates"] = run_shortcut_gates(pos, ctrl, store.column("theta_e_arcsec")[rows],
                                                 store.column(fwhm_col)[rows], hardneg_images=hn,
                                                 score_fn=score_fn, config=cfg.gates)
-        out["data_gates"] = run_paired_data_gates(pos, ctrl, store.column("theta_e_arcsec")[rows],
+        out["data_gates"] = run_paired_pixel_probes(pos, ctrl, store.column("theta_e_arcsec")[rows],
                                                   store.column(fwhm_col)[rows], config=cfg.gates)
     else:
-        out["data_gates"] = run_data_gates(store.gather("stamp", rows), store.column("label")[rows],
+        out["data_gates"] = run_pixel_probes(store.gather("stamp", rows), store.column("label")[rows],
                                            config=cfg.gates)
     return out
 

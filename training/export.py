@@ -20,10 +20,9 @@ from typing import Iterable
 
 import numpy as np
 
+from dhs_gen.model_bundle import MODEL_JSON, TRAINED_HOSTS, TRAINED_IDS, ids_hash, read_id_list, read_record
+
 WEIGHTS = "weights.pt"
-MODEL_JSON = "model.json"
-TRAINED_IDS = "trained_ids.txt"
-TRAINED_HOSTS = "trained_host_ids.txt"
 FORMAT_VERSION = 1
 
 
@@ -49,15 +48,6 @@ def _canonical_json(obj) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def ids_hash(ids: Iterable[str]) -> str:
-    """SHA-256 of the sorted, newline-joined ids (order-independent)."""
-    h = hashlib.sha256()
-    for i in sorted(str(x) for x in ids):
-        h.update(i.encode())
-        h.update(b"\n")
-    return h.hexdigest()
-
-
 def _state_bytes(model) -> bytes:
     import torch
 
@@ -73,7 +63,7 @@ def export_frozen_model(model, config: dict, out_dir: str, *, data_manifest_hash
                         trained_host_ids: Iterable[str] | None = None) -> str:
     """Write a frozen model to ``out_dir`` (file:// or s3://); return its model_id.
 
-    ``model``: a LensModel from training.models.build_model (or DDP-wrapped); ``config``: the
+    ``model``: a LensFinderNet from training.models.build_model (or DDP-wrapped); ``config``: the
     resolved training config (JSON-able); ``preprocess``: the PreprocessSpec dict applied to raw
     nanomaggie stamps; ``trained_ids``: ids of every training row and ``trained_host_ids`` the host
     galaxies of injection rows (both kept to prove disjointness from a selection set).
@@ -151,12 +141,7 @@ class FrozenModel:
 
     def _id_set(self, name: str, hash_key: str) -> frozenset:
         if name not in self._id_sets:
-            from dhs_gen.storage import join_uri, read_text
-
-            ids = [line for line in read_text(join_uri(self.path, name)).splitlines() if line]
-            if ids_hash(ids) != self.record[hash_key]:
-                raise ValueError(f"{self.path}: {name} does not match {hash_key}")
-            self._id_sets[name] = frozenset(ids)
+            self._id_sets[name] = read_id_list(self.path, self.record, name, hash_key)
         return self._id_sets[name]
 
     def trained_ids(self) -> frozenset:
@@ -220,13 +205,11 @@ def load_frozen_model(path: str, device: str = "cpu", batch_size: int = 256) -> 
     """Load a frozen model directory; verifies completeness, weight checksum and model_id."""
     import torch
 
-    from dhs_gen.storage import is_complete, join_uri, read_bytes
+    from dhs_gen.storage import join_uri, read_bytes
     from training.models import build_model
     from training.preprocess import Preprocess
 
-    if not is_complete(path):
-        raise FileNotFoundError(f"{path}: not a complete frozen model (no _SUCCESS marker)")
-    record = json.loads(read_bytes(join_uri(path, MODEL_JSON)))
+    record = read_record(path)
     if record.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: unsupported frozen-model format {record.get('format_version')!r}")
     weights = read_bytes(join_uri(path, WEIGHTS))

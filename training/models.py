@@ -1,13 +1,13 @@
 """Lens-finder models: a registry of backbones behind one wrapper with a logit head.
 
-``build_model(name, in_chans, ...)`` returns a :class:`LensModel`: ``model(x, meta=None)`` gives
+``build_model(name, in_chans, ...)`` returns a :class:`LensFinderNet`: ``model(x, meta=None)`` gives
 logits of shape (B,); ``model.features(x, meta=None)`` the penultimate features (B, D) used by
 the injection-realism probe; ``model(x, meta, return_theta=True)`` adds the θ_E regression head
 output (arcsec). Inputs are preprocessed tensors (B, in_chans, H, W) — see training.preprocess.
 
 Backbones: ``resnet18``, ``efficientnet_b0``, ``convnext_tiny`` (timm, ``pretrained=False``;
 weights only from a local file) and ``small_cnn`` (3 conv layers, a sanity model).
-``LensFinder6CH`` is the hybrid: a 6-channel backbone fused with a metadata MLP
+``build_lens_finder_6ch`` is the hybrid: a 6-channel backbone fused with a metadata MLP
 (psfsize_r [arcsec], psfdepth_r_mag5 [AB mag], ... standardised by the preprocessing).
 """
 from __future__ import annotations
@@ -106,7 +106,7 @@ def _build_backbone(name: str, in_chans: int, pretrained_path: str | None, init:
     return backbone
 
 
-class LensModel(nn.Module):
+class LensFinderNet(nn.Module):
     """Backbone → pooled features [⊕ metadata MLP] → logit head (+ optional θ_E head)."""
 
     def __init__(self, backbone: nn.Module, num_features: int, meta_dim: int = 0, meta_hidden: int = 32,
@@ -144,7 +144,7 @@ class LensModel(nn.Module):
 
 
 def build_model(name: str, in_chans: int = 3, pretrained_path: str | None = None, init: str = "copy_or_zero",
-                meta_dim: int = 0, theta_head: bool = False, meta_hidden: int = 32) -> LensModel:
+                meta_dim: int = 0, theta_head: bool = False, meta_hidden: int = 32) -> LensFinderNet:
     """A lens finder from the registry (``resnet18``, ``efficientnet_b0``, ``convnext_tiny``, ``small_cnn``).
 
     ``pretrained_path``: a local 3- (or ``in_chans``-) channel state dict of the backbone; the
@@ -157,15 +157,15 @@ def build_model(name: str, in_chans: int = 3, pretrained_path: str | None = None
     if init not in INIT_MODES:
         raise ValueError(f"unknown init {init!r}; choose from {INIT_MODES}")
     backbone = _build_backbone(name, in_chans, pretrained_path, init)
-    model = LensModel(backbone, backbone.num_features, meta_dim=meta_dim, meta_hidden=meta_hidden,
+    model = LensFinderNet(backbone, backbone.num_features, meta_dim=meta_dim, meta_hidden=meta_hidden,
                       theta_head=theta_head)
     model.build_spec = {"name": name, "in_chans": in_chans, "meta_dim": meta_dim, "theta_head": theta_head,
                         "meta_hidden": meta_hidden}
     return model
 
 
-def LensFinder6CH(arch: str = "resnet18", pretrained: str | None = None, init: str = "copy_or_zero",
-                  meta_dim: int = 2, theta_head: bool = False) -> LensModel:
+def build_lens_finder_6ch(arch: str = "resnet18", pretrained: str | None = None, init: str = "copy_or_zero",
+                  meta_dim: int = 2, theta_head: bool = False) -> LensFinderNet:
     """The hybrid: 6-channel input (g, r, z + high-pass residuals) fused with a metadata MLP.
 
     ``pretrained``: local 3-channel weights of ``arch``; residual channels start at zero.

@@ -142,3 +142,31 @@ def manifest_gates(manifest: pd.DataFrame, split_fractions: Dict[str, float], ti
     if stamps is not None:
         results.append(gate_central_finite(stamps[0], stamps[1], central_box))
     return results
+
+
+def run_manifest_gates(manifest_uri: str, gates_cfg, cutouts_uri: str | None = None) -> dict:
+    """Evaluate the gates on a manifest dataset (and its cutouts); return the JSON summary.
+
+    ``gates_cfg`` is the ``gates`` section of a :class:`~dhs_gen.catalog.config.CatalogConfig`.
+    """
+    import pyarrow.compute as pc
+
+    from dhs_gen.storage import read_parquet
+
+    manifest = read_parquet(manifest_uri).to_pandas()
+    if manifest.empty:
+        raise ValueError(f"{manifest_uri}: the training manifest is empty")
+    stamps = None
+    if cutouts_uri:
+        cut = read_parquet(cutouts_uri, columns=["galaxy_id", "cutout"])
+        cut = cut.filter(pc.is_in(cut.column("galaxy_id"), value_set=pc.unique(
+            read_parquet(manifest_uri, columns=["galaxy_id"]).column("galaxy_id"))))
+        found = set(cut.column("galaxy_id").to_pylist())
+        missing = [g for g in manifest["galaxy_id"] if g not in found]
+        stamps = (cut.column("galaxy_id").to_pylist() + missing,
+                  cut.column("cutout").to_pylist() + [None] * len(missing))
+    g = gates_cfg
+    results = manifest_gates(manifest, g.split_fractions, {k: tuple(v) for k, v in g.tier_weights.items()},
+                             g.split_tolerance, "healpix_128", stamps, g.central_box_pixels)
+    return {"job": "data_gates", "manifest": manifest_uri, "rows": len(manifest),
+            "gates": [r.to_dict() for r in results], "passed": all(r.passed for r in results)}

@@ -6,10 +6,10 @@ mixer), :func:`inject_batch` / :class:`InjectConfig` (4c), :func:`proxy_complete
 """
 from __future__ import annotations
 
-from dhs_gen.injection.completeness import ProxyConfig, proxy_completeness
 from dhs_gen.injection.inject import InjectConfig, inject_batch
 from dhs_gen.injection.manifest import ManifestConfig, build_manifest
 from dhs_gen.injection.mixer import VariantSpec, mix_variants
+from dhs_gen.injection.proxy_completeness import ProxyConfig, proxy_completeness
 
 __all__ = ["InjectConfig", "ManifestConfig", "ProxyConfig", "VariantSpec", "build_manifest", "inject_batch",
            "mix_variants", "proxy_completeness"]

@@ -4,7 +4,7 @@ The computation is split so that a local run and the Spark job give identical an
 ``count_batch`` turns joined rows (injection metrics + one model's score) into integer counts
 keyed by (model, subset, axis, bin, HEALPix region), one ``k_j`` column per threshold (the
 model's FPR cuts, then the phase-4d proxies); counts are summed (pyarrow
-here, ``groupBy().sum()`` in ``jobs/completeness.py``); ``finalize`` turns summed counts into
+here, ``groupBy().sum()`` in ``jobs/selection_completeness.py``); ``finalize`` turns summed counts into
 completeness with Wilson intervals and a HEALPix-region bootstrap spread.
 """
 from __future__ import annotations

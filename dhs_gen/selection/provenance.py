@@ -1,8 +1,8 @@
 """Proof that a scored model never trained on the selection injection set.
 
 A score row names its frozen model by ``model_id`` (a content hash). For each model the config
-gives the frozen-model bundle (``training.export``: model_id, trained-ids list checked against
-its hash) or the training manifest it was trained on. Selection ``task_id`` overlap with the
+gives the frozen-model bundle (read as data by ``dhs_gen.model_bundle``: model_id, trained-ids
+list checked against its hash) or the training manifest it was trained on. Selection ``task_id`` overlap with the
 trained ids always fails; host-galaxy overlap (a selection host seen in training, e.g. as a
 negative) fails unless ``fail_on_host_overlap`` is false, and is reported either way.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from dhs_gen.model_bundle import read_training_ids
 from dhs_gen.selection.config import ModelProvenance, ProvenanceConfig
 
 
@@ -18,13 +19,11 @@ class ProvenanceError(RuntimeError):
 
 
 def _frozen_ids(path: str, model_id: str | None) -> tuple[frozenset, dict]:
-    from training.export import load_frozen_model
-
-    fm = load_frozen_model(path)
-    if model_id is not None and fm.model_id != model_id:
-        raise ProvenanceError(f"scores name model {model_id!r} but {path} holds model {fm.model_id!r}")
-    return fm.trained_ids(), {"path": path, "model_id": fm.model_id, "data_manifest_hash": fm.data_manifest_hash,
-                              "trained_ids_hash": fm.trained_ids_hash, "code_version": fm.code_version}
+    """Trained ids of the bundle at ``path`` (read as data: no model is loaded)."""
+    ids = read_training_ids(path)
+    if model_id is not None and ids.model_id != model_id:
+        raise ProvenanceError(f"scores name model {model_id!r} but {path} holds model {ids.model_id!r}")
+    return ids.trained_ids, ids.provenance()
 
 
 def _trained_ids(entry: ModelProvenance) -> tuple[frozenset, dict]:

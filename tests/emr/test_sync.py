@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from dhs import sync as dhs_sync
 from dhs_gen.storage import write_parquet
 from emr import sync as sync_mod
 from emr.s3 import MANIFEST_NAME, parse_s3_uri, s3_client, upload_tree
@@ -165,7 +166,7 @@ def test_cli_pull_then_shards(uploaded, tmp_path, monkeypatch, capsys):
     fake.convert_to_shards = lambda src, out, **kw: calls.append((src, out, kw)) or f"{out}/index.json"
     monkeypatch.setitem(sys.modules, "training.data.shards", fake)
     dest = str(tmp_path / "dest")
-    assert sync_mod.main([uri, dest, "--workers", "2", "--layout", "arrow"]) == 0
+    assert dhs_sync.main([uri, dest, "--workers", "2", "--layout", "arrow"]) == 0
     assert calls == [(dest, dest + ".shards", {"layout": "arrow"})]
     summary = json.loads(capsys.readouterr().out)
     assert summary["files"] == len(files) + 1 and summary["shards_index"] == dest + ".shards/index.json"
@@ -175,10 +176,10 @@ def test_cli_push_and_missing_shard_writer(s3_bucket, tmp_path, monkeypatch, cap
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.txt").write_text("hello")
-    assert sync_mod.main([str(src), f"{s3_bucket}/pushed"]) == 0
+    assert dhs_sync.main([str(src), f"{s3_bucket}/pushed"]) == 0
     assert json.loads(capsys.readouterr().out)["uploaded"] == 1
     monkeypatch.setitem(sys.modules, "training.data.shards", None)  # import fails
-    assert sync_mod.main([f"{s3_bucket}/pushed", str(tmp_path / "d")]) == 1
+    assert dhs_sync.main([f"{s3_bucket}/pushed", str(tmp_path / "d")]) == 1
     assert "convert_to_shards is not available" in capsys.readouterr().err
     assert (tmp_path / "d" / "a.txt").read_text() == "hello"
 
@@ -209,7 +210,7 @@ def test_sync_then_real_shard_conversion(s3_bucket, tmp_path):
     (src / "_SUCCESS").write_text("{}")
     upload_tree(str(src), f"{s3_bucket}/stamps")
     dest = str(tmp_path / "local" / "stamps")
-    assert sync_mod.main([f"{s3_bucket}/stamps", dest]) == 0
+    assert dhs_sync.main([f"{s3_bucket}/stamps", dest]) == 0
     index = json.loads(open(dest + ".shards/index.json").read())
     assert index["n_rows"] == 6
     shards = [n for n in os.listdir(dest + ".shards") if n.endswith(".npy")]

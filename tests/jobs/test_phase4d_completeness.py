@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from dhs_gen import storage
-from dhs_gen.injection.completeness import ProxyConfig, proxy_completeness
+from dhs_gen.injection.proxy_completeness import ProxyConfig, proxy_completeness
 
 ROOT = Path(__file__).resolve().parents[2]
 

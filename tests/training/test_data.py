@@ -140,7 +140,7 @@ def test_paired_batches_hold_positives_with_their_own_negatives(paired_shards):
 
 
 def test_cli_converts_a_cutout_folder(tmp_path, capsys):
-    from dhs_gen.cli import main as dhs
+    from dhs.cli import main as dhs
 
     pos, _, _, _ = synth_pairs(3, 16)
     (tmp_path / "cut").mkdir()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.models import BACKBONES, LensFinder6CH, adapt_first_conv_weight, build_model
+from training.models import BACKBONES, adapt_first_conv_weight, build_lens_finder_6ch, build_model
 
 
 @pytest.mark.parametrize("name", BACKBONES)
@@ -40,7 +40,7 @@ def test_six_channel_init_copies_rgb_and_zeroes_residuals(tmp_path):
     src = build_model("resnet18", in_chans=3)
     path = tmp_path / "r18.pt"
     torch.save(src.backbone.state_dict(), path)
-    model = LensFinder6CH("resnet18", pretrained=str(path), meta_dim=2)
+    model = build_lens_finder_6ch("resnet18", pretrained=str(path), meta_dim=2)
     w6, w3 = model.backbone.conv1.weight, src.backbone.conv1.weight
     assert w6.shape[1] == 6
     assert torch.equal(w6[:, :3], w3)

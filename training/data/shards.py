@@ -17,7 +17,7 @@ and writes ``out_dir/index.json`` (layout, image shape, views, shards with SHA-2
 every scalar column of the source) and the image shards in one of three layouts:
 
 * ``npy``: ``shard-NNNNN.<view>.npy`` float32 (N, C, H, W), memory-mapped by the reader (default:
-  fastest in dhs_gen/bench/bench_training.py);
+  fastest in benchmarks/bench_training.py);
 * ``arrow``: ``shard-NNNNN.arrow`` IPC file, one fixed-size-binary column per view;
 * ``parquet``: ``shard-NNNNN.parquet``, one binary column per view, uncompressed row groups.
 

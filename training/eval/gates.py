@@ -21,7 +21,7 @@ stamp centre ((W-1)/2, (H-1)/2); ``x_ratio`` = theta_E / PSF FWHM (r band)):
 * G5 arc-occlusion drop: mean p(positive) - mean p(positive with the annulus replaced by the
   paired control's pixels). Important, >= 0.30. Needs a model.
 
-Pre-training data gates (:func:`run_paired_data_gates`, no model), on positives vs their own
+Pre-training data gates (:func:`run_paired_pixel_probes`, no model), on positives vs their own
 controls with x_ratio >= ``x_min``: r-band core brightness ratio mean(pos)/mean(ctrl) in
 ``core_brightness_ratio``; the G1 core probe's AUC < ``data_core_auc_max``; and the noise-statistics
 AUC < ``data_noise_auc_max``: logistic regression on log robust sigma (1.4826 MAD) of the residual
@@ -325,7 +325,7 @@ def _check_pairs(pos_images, ctrl_images, theta_e_arcsec, psf_fwhm_arcsec):
     return pos, ctrl, theta, fwhm
 
 
-def run_gates_quick(pos_images: np.ndarray, ctrl_images: np.ndarray, theta_e_arcsec, psf_fwhm_arcsec,
+def run_shortcut_gates(pos_images: np.ndarray, ctrl_images: np.ndarray, theta_e_arcsec, psf_fwhm_arcsec,
                     *, hardneg_images: np.ndarray | None = None, score_fn: ScoreFn | None = None,
                     config: GateConfig | None = None) -> Dict[str, object]:
     """Run G1-G5 on paired injection stamps; G4/G5 only when ``score_fn`` is given.
@@ -382,7 +382,7 @@ def run_gates_quick(pos_images: np.ndarray, ctrl_images: np.ndarray, theta_e_arc
     return {"gates": gates, **gate_verdict(gates), "n_pairs": int(len(pos)), "model": score_fn is not None}
 
 
-def run_data_gates(images: np.ndarray, labels, *, groups=None, masks: np.ndarray | None = None,
+def run_pixel_probes(images: np.ndarray, labels, *, groups=None, masks: np.ndarray | None = None,
                    exclude: np.ndarray | None = None, config: GateConfig | None = None) -> Dict[str, object]:
     """Pre-training gates on a labelled stamp set (no model).
 
@@ -426,9 +426,9 @@ def run_data_gates(images: np.ndarray, labels, *, groups=None, masks: np.ndarray
     return {**gates, "overall": overall}
 
 
-def run_paired_data_gates(pos_images: np.ndarray, ctrl_images: np.ndarray, theta_e_arcsec, psf_fwhm_arcsec,
+def run_paired_pixel_probes(pos_images: np.ndarray, ctrl_images: np.ndarray, theta_e_arcsec, psf_fwhm_arcsec,
                           config: GateConfig | None = None) -> Dict[str, object]:
-    """:func:`run_data_gates` on paired injections: positives vs their own controls (one fold group
+    """:func:`run_pixel_probes` on paired injections: positives vs their own controls (one fold group
     per pair), pairs with theta_E / FWHM_r >= ``x_min`` only (below it the arc is unresolved and
     physically fills the core), arc annulus (noise probe) and arc footprint (core probe) per pair as in
     G3 and G1; "incomplete" (with a reason) when fewer than ``cv_folds`` pairs qualify. Adds ``n_pairs``, ``x_min`` and the
@@ -444,7 +444,7 @@ def run_paired_data_gates(pos_images: np.ndarray, ctrl_images: np.ndarray, theta
     masks = annulus_masks(*geometry)
     footprint = annulus_masks(*geometry, cfg.exclude_outer_fwhm)
     n = int(sel.sum())
-    out = run_data_gates(np.concatenate([pos[sel], ctrl[sel]]), np.r_[np.ones(n), np.zeros(n)],
+    out = run_pixel_probes(np.concatenate([pos[sel], ctrl[sel]]), np.r_[np.ones(n), np.zeros(n)],
                          groups=np.r_[np.arange(n), np.arange(n)], masks=np.concatenate([masks, masks]),
                          exclude=np.concatenate([footprint, footprint]), config=cfg)
     labels = bin_labels(x_ratio, cfg.x_bins)

@@ -19,9 +19,9 @@ from training.eval.gates import (
     noise_features,
     quadratic_fit_kernel,
     radial_profile_features,
-    run_data_gates,
-    run_gates_quick,
-    run_paired_data_gates,
+    run_paired_pixel_probes,
+    run_pixel_probes,
+    run_shortcut_gates,
 )
 
 
@@ -48,7 +48,7 @@ def _stacked(pos, ctrl):
 @pytest.fixture(scope="module")
 def clean_result(pairs):
     pos, ctrl, hn, theta, fwhm = pairs
-    return run_gates_quick(pos, ctrl, theta, fwhm, hardneg_images=hn, score_fn=ring_filter_model())
+    return run_shortcut_gates(pos, ctrl, theta, fwhm, hardneg_images=hn, score_fn=ring_filter_model())
 
 
 def test_clean_data_and_arc_model_pass(clean_result):
@@ -62,7 +62,7 @@ def test_clean_data_and_arc_model_pass(clean_result):
 
 def test_planted_core_shortcut_fails_g1():
     pos, ctrl, hn, theta, fwhm = make_pairs(core_shortcut=0.3, seed=3)
-    res = run_gates_quick(pos, ctrl, theta, fwhm)
+    res = run_shortcut_gates(pos, ctrl, theta, fwhm)
     # the arc footprint exclusion hides part of the planted core; G1 still fails
     assert res["gates"]["G1"]["status"] == "fail" and res["gates"]["G1"]["value"] > 0.6
     assert res["gates"]["G1"]["auc_with_arc_annulus"] > 0.9
@@ -73,7 +73,7 @@ def test_planted_core_shortcut_fails_g1():
 
 def test_morphology_blind_model_fails_hard_negatives(pairs):
     pos, ctrl, hn, theta, fwhm = pairs
-    res = run_gates_quick(pos, ctrl, theta, fwhm, hardneg_images=hn, score_fn=pixel_excess_model())
+    res = run_shortcut_gates(pos, ctrl, theta, fwhm, hardneg_images=hn, score_fn=pixel_excess_model())
     assert res["gates"]["G4"]["status"] == "fail" and res["gates"]["G4"]["value"] > 0.5
     assert res["overall"] == "fail"
 
@@ -81,7 +81,7 @@ def test_morphology_blind_model_fails_hard_negatives(pairs):
 def test_occlusion_drop_fails_for_model_ignoring_the_arc(pairs):
     pos, ctrl, hn, theta, fwhm = pairs
     const = lambda im, idx: np.full(len(im), 0.01)  # noqa: E731
-    res = run_gates_quick(pos, ctrl, theta, fwhm, hardneg_images=hn, score_fn=const)
+    res = run_shortcut_gates(pos, ctrl, theta, fwhm, hardneg_images=hn, score_fn=const)
     assert res["gates"]["G5"]["value"] == pytest.approx(0.0)
     assert res["gates"]["G5"]["status"] == "fail" and res["gates"]["G4"]["status"] == "pass"
     # only an important gate fails: 4/5 with every critical gate passing is still "pass"
@@ -103,7 +103,7 @@ def test_verdict_rule():
 def test_thresholds_come_from_config(pairs):
     pos, ctrl, _, theta, fwhm = pairs
     strict = GateConfig(g3={"op": ">=", "value": 0.99, "critical": False}, x_min=0.5)
-    res = run_gates_quick(pos, ctrl, theta, fwhm, config=strict)
+    res = run_shortcut_gates(pos, ctrl, theta, fwhm, config=strict)
     assert res["gates"]["G3"]["status"] == "fail" and res["gates"]["G3"]["threshold"] == 0.99
     assert res["gates"]["G1"]["n_pairs"] == len(pos)  # x_min 0.5 keeps every pair
 
@@ -120,23 +120,23 @@ def test_cv_auc_is_out_of_fold():
 def test_data_gates(physical):
     pos, ctrl, _, _, _ = physical
     images, labels, groups = _stacked(pos, ctrl)
-    ok = run_data_gates(images, labels, groups=groups)
+    ok = run_pixel_probes(images, labels, groups=groups)
     assert 0.9 <= ok["core_brightness_ratio"]["value"] <= 1.1
     assert ok["core_brightness_ratio"]["status"] == ok["noise_auc"]["status"] == "pass"
     bright = np.concatenate([pos * np.float32(1.3), ctrl])
-    bad = run_data_gates(bright, labels, groups=groups)
+    bad = run_pixel_probes(bright, labels, groups=groups)
     assert bad["core_brightness_ratio"]["status"] == "fail" and bad["overall"] == "fail"
     assert bad["core_only_auc"]["auc"] > 0.6
 
 
 def test_paired_data_gates_pass_a_clean_physical_set(physical):
     pos, ctrl, _, theta, fwhm = physical
-    res = run_paired_data_gates(pos, ctrl, theta, fwhm)
+    res = run_paired_pixel_probes(pos, ctrl, theta, fwhm)
     assert res["overall"] == "pass", res
     assert res["n_pairs"] == int(np.sum(theta / fwhm >= 1.0)) < len(pos)
     assert res["core_only_auc"]["arc_annulus_excluded"] and res["noise_auc"]["regions"] == ["core", "arc_annulus"]
     json.dumps(res)
-    few = run_paired_data_gates(pos[:20], ctrl[:20], np.full(20, 0.5), fwhm[:20])
+    few = run_paired_pixel_probes(pos[:20], ctrl[:20], np.full(20, 0.5), fwhm[:20])
     assert few["overall"] == "incomplete" and few["n_pairs"] == 0
 
 
@@ -145,9 +145,9 @@ def test_unresolved_arcs_fill_the_core_only_below_x_min(physical):
     # every pair (the earlier data gate) fails; positives vs own controls at x >= 1 pass.
     pos, ctrl, _, theta, fwhm = physical
     images, labels, groups = _stacked(pos, ctrl)
-    pooled = run_data_gates(images, labels, groups=groups)
+    pooled = run_pixel_probes(images, labels, groups=groups)
     assert pooled["core_only_auc"]["status"] == "fail"
-    res = run_paired_data_gates(pos, ctrl, theta, fwhm)
+    res = run_paired_pixel_probes(pos, ctrl, theta, fwhm)
     assert res["core_only_auc"]["status"] == "pass" and res["core_only_auc"]["auc"] < 0.56
     strata = {s["x_ratio_bin"]: s["value"] for s in res["core_brightness_ratio"]["by_stratum"]}
     assert strata["0.8-1"] > strata["1-100"]
@@ -160,28 +160,28 @@ def test_planted_arc_noise_shortcut_fails_the_noise_gate_only(physical):
     pos, ctrl, arc, theta, fwhm = physical
     rng = np.random.default_rng(5)
     noisy = (pos + rng.standard_normal(pos.shape) * np.sqrt(np.clip(arc, 0, None) / 100.0)).astype(np.float32)
-    res = run_paired_data_gates(noisy, ctrl, theta, fwhm)
+    res = run_paired_pixel_probes(noisy, ctrl, theta, fwhm)
     assert res["noise_auc"]["status"] == "fail" and res["noise_auc"]["auc"] > 0.75
     assert res["core_only_auc"]["status"] == res["core_brightness_ratio"]["status"] == "pass"
     assert res["overall"] == "fail"
-    assert run_gates_quick(noisy, ctrl, theta, fwhm)["gates"]["G1"]["status"] == "pass"
+    assert run_shortcut_gates(noisy, ctrl, theta, fwhm)["gates"]["G1"]["status"] == "pass"
 
 
 def test_structure_sharper_than_the_psf_fails_the_noise_gate(pairs):
     pos, ctrl, _, theta, fwhm = pairs  # raw synthetic arcs: 0.08 rad wide, under the PSF
-    assert run_paired_data_gates(pos, ctrl, theta, fwhm)["noise_auc"]["status"] == "fail"
+    assert run_paired_pixel_probes(pos, ctrl, theta, fwhm)["noise_auc"]["status"] == "fail"
 
 
 def test_g1_excludes_the_arc_footprint_but_not_a_core_shortcut():
     # bright x >= 1 arcs whose PSF wings reach the 10x10 box corners (half-diagonal 7.1 px)
     pos, ctrl, _, theta, fwhm = physical_pairs(arc_amp=4.0)
-    res = run_gates_quick(pos, ctrl, theta, fwhm)["gates"]["G1"]
+    res = run_shortcut_gates(pos, ctrl, theta, fwhm)["gates"]["G1"]
     assert res["status"] == "pass" and res["auc_with_arc_annulus"] > 0.7
-    full = run_gates_quick(pos, ctrl, theta, fwhm, config=GateConfig(exclude_arc_annulus=False))["gates"]["G1"]
+    full = run_shortcut_gates(pos, ctrl, theta, fwhm, config=GateConfig(exclude_arc_annulus=False))["gates"]["G1"]
     assert full["status"] == "fail" and full["value"] == pytest.approx(res["auc_with_arc_annulus"])
     _, ctrl2, _, theta2, fwhm2 = make_pairs(seed=3)
     shortcut = physical_pairs(seed=3)[0] + (make_pairs(core_shortcut=0.3, seed=3)[0] - make_pairs(seed=3)[0])
-    assert run_gates_quick(shortcut, ctrl2, theta2, fwhm2)["gates"]["G1"]["status"] == "fail"
+    assert run_shortcut_gates(shortcut, ctrl2, theta2, fwhm2)["gates"]["G1"]["status"] == "fail"
 
 
 def test_noise_features_see_noise_not_smooth_structure():
@@ -202,11 +202,11 @@ def test_noise_features_see_noise_not_smooth_structure():
 def test_inputs_validated(pairs):
     pos, ctrl, _, theta, fwhm = pairs
     with pytest.raises(ValueError, match="float32"):
-        run_gates_quick(pos.astype(np.float64), ctrl, theta, fwhm)
+        run_shortcut_gates(pos.astype(np.float64), ctrl, theta, fwhm)
     bad = pos.copy()
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        run_gates_quick(bad, ctrl, theta, fwhm)
+        run_shortcut_gates(bad, ctrl, theta, fwhm)
     with pytest.raises(ValueError, match="FWHM"):
         annulus_masks(pos.shape, theta, np.zeros_like(fwhm))
     assert radial_profile_features(pos[:2], 20).shape == (2, 3 * 20)

@@ -1,0 +1,113 @@
+"""``make demo`` stage ``selection_function``: score the demo's grid injection set and held-out
+negatives with the frozen model(s), then run the selection function (configs/selection_demo.yaml).
+
+Inputs come from the upstream stage summaries (``<demo>/injection/summary.json``: ``grid_stamps``
+or ``stamps``; ``training``: ``frozen``; ``catalogue``: ``negative_cutouts``), else from the
+config's paths relative to the demo root; a missing input gives status "skipped" naming it.
+"""
+from __future__ import annotations
+
+# ruff: noqa: UP045  (pydantic on Python 3.9 needs Optional[...], not X | None)
+from pathlib import Path
+from typing import List, Optional
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dhs_gen.config import StrictModel, load_config
+from dhs_gen.selection.config import SelectionConfig
+from dhs_gen.storage import exists, join_uri, read_parquet, write_parquet
+
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "selection_demo.yaml"
+PACKAGED = "packaged"
+
+
+class DemoSelectionConfig(StrictModel):
+    frozen_models: List[str] = ["training/frozen_model"]
+    injections: str = "injection/grid_stamps"
+    negative_cutouts: str = "catalogue/negative_cutouts"
+    negative_split: Optional[str] = "test"
+    real_lens_cutouts: str = PACKAGED
+    selection: SelectionConfig = SelectionConfig()
+
+
+def packaged_real_cutouts(out_uri: str) -> str:
+    """The six packaged real DR10 lens-candidate cutouts as a cutout table (canonical blobs)."""
+    from dhs_gen.data_files import data_path
+    from dhs_gen.io.stamps import decode_stamp_npz, encode_stamp
+
+    files = sorted(Path(data_path("dr10_cutouts")).glob("*.npz"))
+    blobs = [encode_stamp(decode_stamp_npz(str(f), nan_policy="report").image) for f in files]
+    write_parquet(pa.table({"galaxy_id": [f.stem for f in files], "cutout_ok": [True] * len(files),
+                            "cutout": pa.array(blobs, pa.binary())}), out_uri)
+    return out_uri
+
+
+def score_with(model_paths: List[str], table: pa.Table, id_column: str, stamp_column: str) -> pa.Table:
+    """Scores of every row by each frozen model separately (one model_id each: ensemble spread).
+
+    Uncalibrated (T = 1): the FPR cut is set on the logit, which any temperature leaves in order.
+    """
+    from training.eval.scoring import load_scorer
+
+    return pa.concat_tables([load_scorer([p], temperature=1.0).score_table(
+        table, id_column=id_column, stamp_column=stamp_column) for p in model_paths])
+
+
+def _stage_summary(base: str, stage: str) -> dict:
+    from dhs_gen.storage import read_json
+
+    uri = join_uri(base, stage, "summary.json")
+    return read_json(uri) if exists(uri) else {}
+
+
+def run_demo_stage(root: str, force: bool = False) -> dict:
+    """Run the stage under ``root`` (build/demo/selection_function); returns its JSON summary."""
+    from dhs.selection_function import run_selection
+    from training.export import load_frozen_model
+
+    demo = load_config(DemoSelectionConfig, str(DEMO_CONFIG))
+    base = str(Path(root).parent)
+    upstream = {name: _stage_summary(base, name) for name in ("injection", "training", "catalogue")}
+    rel = {"injections": upstream["injection"].get("grid_stamps") or upstream["injection"].get("stamps")
+           or join_uri(base, demo.injections),
+           "negative_cutouts": upstream["catalogue"].get("negative_cutouts") or join_uri(base, demo.negative_cutouts)}
+    frozen = upstream["training"].get("frozen")
+    models = [frozen] if frozen else [join_uri(base, p) for p in demo.frozen_models]
+    missing = [u for u in [*rel.values(), *models] if not exists(u)]
+    if missing:
+        return {"status": "skipped", "reason": f"missing inputs {missing}"}
+    scores_uri, neg_uri = join_uri(root, "scores_grid.parquet"), join_uri(root, "scores_negatives.parquet")
+    if force or not exists(scores_uri):
+        inj = read_parquet(rel["injections"], columns=["task_id", "stamp", "status", "cutout_ok"])
+        write_parquet(score_with(models, inj, "task_id", "stamp"), scores_uri)
+    if force or not exists(neg_uri):
+        neg = read_parquet(rel["negative_cutouts"])
+        if demo.negative_split and "split" in neg.column_names:
+            neg = neg.filter(pc.equal(neg["split"], demo.negative_split))
+        write_parquet(score_with(models, neg.select([c for c in ("galaxy_id", "cutout", "status", "cutout_ok")
+                                                     if c in neg.column_names]), "galaxy_id", "cutout"), neg_uri)
+    real = join_uri(base, demo.real_lens_cutouts)
+    if demo.real_lens_cutouts == PACKAGED or not exists(real):  # fall back to the six real DR10 cutouts
+        real = packaged_real_cutouts(join_uri(root, "real_lens_cutouts.parquet"))
+    data = demo.selection.model_dump()
+    data.update(injections=rel["injections"], scores=scores_uri, negative_scores=neg_uri,
+                output=join_uri(root, "selection"))
+    data["provenance"]["models"] = [{"model_id": load_frozen_model(p).model_id, "frozen_model": p} for p in models]
+    data["realism"].update(real_cutouts=real, frozen_model=models[0])
+    cfg = SelectionConfig.model_validate(data)
+    summary = run_selection(cfg)
+    at = {}
+    comp = read_parquet(join_uri(cfg.output, "completeness.parquet")).to_pandas()
+    one_d = comp[(comp.axis == "theta_e_arcsec") & (comp.subset == "all") & (comp.threshold_kind == "fpr")
+                 & (comp.threshold_value == max(cfg.fprs))]
+    for theta in (1.0, 1.5, 2.0):
+        row = one_d[[lo[0] <= theta < hi[0] for lo, hi in zip(one_d.bin_lo, one_d.bin_hi)]]
+        if len(row):
+            r = row.iloc[0]
+            at[f"{theta:g}"] = {"model_id": r.model_id, "completeness": r.completeness, "ci_lo": r.ci_lo,
+                                "ci_hi": r.ci_hi, "n": int(r.n)}
+    return {"status": "ok", "output": cfg.output, "figures": summary.get("figures", []),
+            "completeness_at_theta_e": at, "fpr": max(cfg.fprs), "realism": summary["realism"],
+            "real_lens_cutouts": real,
+            "slacs": summary["observability"], "n_injections": summary["n_injections"]}
