@@ -19,7 +19,13 @@ stamp centre ((W-1)/2, (H-1)/2); ``x_ratio`` = theta_E / PSF FWHM (r band)):
 * G4 hard-negative mean p: the model's mean probability on theta-aware azimuthally shuffled
   hard negatives. Critical, <= 0.05. Needs a model.
 * G5 arc-occlusion drop: mean p(positive) - mean p(positive with the annulus replaced by the
-  paired control's pixels). Important, >= 0.30. Needs a model.
+  paired control's pixels). Critical, >= 0.30. Needs a model.
+
+G1-G3 are pixel probes of the *data* (they never call the model: can a linear probe on the core or
+the radial profile tell positives from their controls, and is the arc visible in its annulus?).
+G4 and G5 are the only gates that test the *model*: it must not fire on shuffled arc light (G4)
+and its score must drop when the arc is hidden (G5). Both are critical, so a model that ignores
+the arcs (e.g. a constant output: G5 drop 0) fails overall however clean the data are.
 
 Pre-training data gates (:func:`run_paired_pixel_probes`, no model), on positives vs their own
 controls with x_ratio >= ``x_min``: r-band core brightness ratio mean(pos)/mean(ctrl) in
@@ -76,7 +82,7 @@ class GateConfig(StrictModel):
     g2: GateThreshold = GateThreshold(op="<=", value=0.60, critical=True)
     g3: GateThreshold = GateThreshold(op=">=", value=0.75, critical=False)
     g4: GateThreshold = GateThreshold(op="<=", value=0.05, critical=True)
-    g5: GateThreshold = GateThreshold(op=">=", value=0.30, critical=False)
+    g5: GateThreshold = GateThreshold(op=">=", value=0.30, critical=True)
     exclude_arc_annulus: bool = True
     exclude_outer_fwhm: float = 2.5
     noise_fit_px: int = 5
