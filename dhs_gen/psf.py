@@ -1,4 +1,12 @@
-"""PSF kernels: Moffat profiles from a FWHM and real PSFEx models.
+"""PSF kernels: Moffat profiles from a FWHM and real PSFEx models, and the survey's PSF-width convention.
+
+The survey's ``psfsize`` (Tractor/sweep ``psfsize_<b>``, brick tables, cutout ``psf_fwhm``) is
+legacypipe's noise-equivalent FWHM: the FWHM of the Gaussian with the PSF's noise-equivalent area
+NEA = 1 / sum(PSF^2) of the unit-sum, pixel-sampled PSF (legacypipe ``image.psf_norm`` and
+``coadds.py``: psfsize = 2.3548 sqrt(NEA / 4 pi) x pixel scale), not the width at half maximum.
+:func:`psfsize_kernels` is the one place that turns a psfsize into a kernel: a Moffat (beta 3.5)
+whose pixel-sampled NEA-FWHM on the kernel grid actually used equals psfsize. Every renderer (the
+lensed-arc renderer, the mock survey) and every theta_E / PSF axis uses that convention.
 
 Kernels are odd-sized, centred on the middle pixel (index size // 2), normalised to unit sum,
 float32. Centring matters: an FFT convolution with an off-centre kernel shifts the image (the
@@ -6,7 +14,12 @@ earlier pipeline's -23 px PSF bug); :func:`convolve_same` is the centred convolu
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+
+from dhs_gen import PIXEL_SCALE_ARCSEC
+from dhs_gen.units import FWHM_PER_SIGMA
 
 DEFAULT_BETA = 3.5
 
@@ -74,15 +87,68 @@ def nea_fwhm(kernel: np.ndarray) -> float:
     """Noise-equivalent FWHM [pixels]: the Gaussian FWHM with the kernel's noise-equivalent area.
 
     NEA = 1 / sum(k^2) for a unit-sum kernel, and a Gaussian has NEA = 4 pi sigma^2, so
-    FWHM_nea = 2.3548 sqrt(NEA / 4 pi). Point-source depths scale with the NEA, so this is
-    the width that ties a depth to a per-pixel noise. On the real DECam PSFEx models shipped
-    here, the model's ``psf_fwhm`` header agrees with FWHM_nea within 10% while the
-    half-maximum width is 10-30% smaller (real PSFs have wings). A Moffat with beta = 3.5 has
-    FWHM_nea = 1.23 x its half-maximum FWHM.
+    FWHM_nea = 2.3548 sqrt(NEA / 4 pi): legacypipe's ``psfsize`` (in pixels). Point-source depths
+    scale with the NEA, so this is the width that ties a depth to a per-pixel noise. A Moffat with
+    beta = 3.5 has FWHM_nea = 1.23 x its half-maximum FWHM; the real DECam PSFEx models shipped
+    here 1.17-1.53 x theirs. The PSFEx files' own ``psf_fwhm`` column is PSFEx's estimate, 2-9%
+    below FWHM_nea: it is not the psfsize convention.
     """
     k = np.asarray(kernel, dtype=np.float64)
     k = k / k.sum()
-    return float(2.0 * np.sqrt(2.0 * np.log(2.0)) * np.sqrt(1.0 / (4.0 * np.pi * np.sum(k**2))))
+    return float(FWHM_PER_SIGMA * np.sqrt(1.0 / (4.0 * np.pi * np.sum(k**2))))
+
+
+@lru_cache(maxsize=16)
+def _moffat_nea_table(beta: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(half-maximum FWHM, NEA-FWHM) [pixels] of pixel-sampled unit-sum (size, size) Moffat
+    kernels on a fine geometric grid of half-maximum FWHM, restricted to where the NEA-FWHM rises
+    strictly (a kernel much wider than its grid saturates at a flat NEA). Read-only."""
+    fwhm = np.geomspace(0.25, 2.0 * size, 2049)
+    nea = np.concatenate([FWHM_PER_SIGMA / np.sqrt(4.0 * np.pi * np.sum(
+        moffat_kernels(chunk, beta=beta, size=size).astype(np.float64) ** 2, axis=(1, 2)))
+        for chunk in np.array_split(fwhm, 16)])
+    rising = np.flatnonzero(np.diff(nea) <= 0)
+    stop = rising[0] + 1 if len(rising) else len(nea)
+    fwhm, nea = fwhm[:stop], nea[:stop]
+    fwhm.flags.writeable = nea.flags.writeable = False
+    return fwhm, nea
+
+
+def moffat_fwhm_for_psfsize(psfsize_arcsec, *, size: int = 33, beta: float = DEFAULT_BETA,
+                            pixel_scale: float = PIXEL_SCALE_ARCSEC) -> np.ndarray:
+    """Half-maximum FWHM [arcsec] of the Moffat (``beta``) whose pixel-sampled, unit-sum
+    (``size`` x ``size``) kernel at ``pixel_scale`` [arcsec/px] has NEA-FWHM = ``psfsize_arcsec``
+    (the survey's psfsize, arcsec); same shape as the input.
+
+    The NEA-FWHM of the sampled kernel is tabulated on a fine grid (2049 widths, cached per
+    ``beta`` and ``size``) and inverted by interpolation (relative error < 1e-4). For beta 3.5 on
+    a 33-px kernel the half-maximum FWHM is 0.81-0.82 x psfsize for psfsize 0.8-2"; raises
+    PSFError for a psfsize that no kernel on that grid reaches (below ~0.7 px or near the grid)."""
+    psfsize = np.asarray(psfsize_arcsec, dtype=np.float64)
+    if not np.all(np.isfinite(psfsize)) or np.any(psfsize <= 0):
+        raise PSFError(f"psfsize must be finite and > 0 arcsec, got {psfsize[~(np.isfinite(psfsize) & (psfsize > 0))][:3]}")
+    if beta <= 1:
+        raise PSFError(f"Moffat beta must be > 1, got {beta}")
+    size = _odd_size(size, None)
+    fwhm, nea = _moffat_nea_table(float(beta), size)
+    target = psfsize / pixel_scale
+    outside = (target < nea[0]) | (target > nea[-1])
+    if np.any(outside):
+        raise PSFError(f"psfsize {psfsize[outside][:3]} arcsec is outside what a {size}-px Moffat kernel at "
+                       f"{pixel_scale} arcsec/px reaches ({nea[0] * pixel_scale:.3f}-{nea[-1] * pixel_scale:.3f} arcsec)")
+    return np.exp(np.interp(np.log(target), np.log(nea), np.log(fwhm))) * pixel_scale
+
+
+def psfsize_kernels(psfsize_arcsec, *, size: int = 33, beta: float = DEFAULT_BETA,
+                    pixel_scale: float = PIXEL_SCALE_ARCSEC) -> np.ndarray:
+    """The survey PSF of width ``psfsize_arcsec`` (legacypipe psfsize = NEA-FWHM, arcsec; any
+    shape): unit-sum, centred, pixel-sampled Moffat (``beta``) kernels, float32
+    ``psfsize.shape + (size, size)``, whose NEA-FWHM (:func:`nea_fwhm` x ``pixel_scale``) equals
+    psfsize. The one definition of the convention (see the module docstring)."""
+    psfsize = np.asarray(psfsize_arcsec, dtype=np.float64)
+    size = _odd_size(size, None)
+    halfmax = moffat_fwhm_for_psfsize(psfsize.ravel(), size=size, beta=beta, pixel_scale=pixel_scale)
+    return moffat_kernels(halfmax / pixel_scale, beta=beta, size=size).reshape(psfsize.shape + (size, size))
 
 
 def convolve_same(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:

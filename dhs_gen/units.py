@@ -48,14 +48,10 @@ def point_source_sigma_nmgy(mag5):
 def pixel_sigma_from_depth(mag5, psf_fwhm_arcsec, pixel_scale=0.262):
     """Per-pixel white-noise sigma [nmgy/px] that gives a 5-sigma PSF depth m5.
 
-    For white noise sigma_pix and a Gaussian PSF of width sigma_psf (pixels), the optimal
-    (PSF-weighted) flux estimate has variance sigma_pix^2 * 4 pi sigma_psf^2 (the PSF's
-    noise-equivalent area). Hence sigma_pix = sigma_flux / (sqrt(4 pi) sigma_psf_pix).
+    For white noise sigma_pix the optimal (PSF-weighted) flux estimate has variance
+    sigma_pix^2 * NEA (the PSF's noise-equivalent area); ``psf_fwhm_arcsec`` is the survey's
+    psfsize, the FWHM of the Gaussian with that NEA (4 pi sigma_psf^2), exact for any PSF shape
+    (:mod:`dhs_gen.psf`). Hence sigma_pix = sigma_flux / (sqrt(4 pi) sigma_psf_pix).
     """
     sigma_psf_pix = np.asarray(psf_fwhm_arcsec, dtype=np.float64) / FWHM_PER_SIGMA / pixel_scale
     return point_source_sigma_nmgy(mag5) / (np.sqrt(4.0 * np.pi) * sigma_psf_pix)
-
-
-def fwhm_to_sigma(fwhm):
-    """Gaussian FWHM -> sigma (same unit)."""
-    return np.asarray(fwhm, dtype=np.float64) / FWHM_PER_SIGMA

@@ -1,14 +1,15 @@
 """render_lensed_sersic: the public batch renderer of SIE + shear lensed elliptical Sérsic sources.
 
 Units: lens and source parameters in arcsec; source fluxes are total *unlensed* fluxes in
-nanomaggies; PSF FWHM in arcsec (Moffat, beta = 3.5); output float32 (B, 3, H, W) in
+nanomaggies; PSF width = the survey psfsize in arcsec (NEA-FWHM, :mod:`dhs_gen.psf`); output float32 (B, 3, H, W) in
 nanomaggies per pixel, bands g, r, z, noiseless. Pixel (row, col) is centred at
 x = (col - (W-1)/2) * pixel_scale, y = (row - (H-1)/2) * pixel_scale.
 
 Pipeline (both backends): ray-trace an s x s supersampled grid, evaluate the Sérsic surface
 brightness (lenstronomy convention, amp from the total flux), average the sub-pixels and
 multiply by the pixel area (flux per pixel), convolve with the band's pixel-sampled Moffat
-kernel (odd size, at most 33 px and never larger than the stamp, unit sum).
+(beta 3.5) kernel whose NEA-FWHM equals psfsize (odd size, at most 33 px and never larger than
+the stamp, unit sum).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from dhs_gen.lensing.params import (
     validate_psf_fwhm,
     validate_sersic,
 )
-from dhs_gen.psf import DEFAULT_BETA, moffat_kernels
+from dhs_gen.psf import psfsize_kernels
 
 BACKENDS = ("fast", "lenstronomy")
 FAST_CHUNK_ROWS = 8  # rows per vectorised pass / FFT batch: keeps the working set in cache
@@ -64,12 +65,10 @@ def validate_call(backend: str, lens: dict, stamp_size, pixel_scale, supersampli
 
 
 def psf_kernels(psf_fwhm: np.ndarray, stamp_size: int, pixel_scale: float = PIXEL_SCALE_ARCSEC) -> np.ndarray:
-    """(B, 3, K, K) float32 unit-sum Moffat (beta 3.5) kernels from (B, 3) FWHM [arcsec];
-    K = min(33, stamp) rounded down to odd."""
-    psf_fwhm = np.asarray(psf_fwhm, dtype=np.float64)
-    size = psf_kernel_size(stamp_size)
-    k = moffat_kernels(psf_fwhm.ravel() / pixel_scale, beta=DEFAULT_BETA, size=size)
-    return k.reshape(psf_fwhm.shape + (size, size))
+    """(B, 3, K, K) float32 unit-sum Moffat (beta 3.5) kernels from (B, 3) survey psfsize [arcsec]:
+    each kernel's NEA-FWHM equals psfsize (:func:`dhs_gen.psf.psfsize_kernels`); K = min(33, stamp)
+    rounded down to odd."""
+    return psfsize_kernels(psf_fwhm, size=psf_kernel_size(stamp_size), pixel_scale=pixel_scale)
 
 
 def band_fluxes(source: Dict[str, np.ndarray]) -> np.ndarray:
@@ -122,7 +121,7 @@ def render_lensed_sersic(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarr
     phi4 (circular multipoles) and gamma (EPL slope; SIE = 2).
     ``source``: dict of (B,) arrays R_sersic, n_sersic, e1, e2, center_x, center_y [arcsec, source
     plane] and flux_g, flux_r, flux_z [total unlensed flux, nanomaggies].
-    ``psf_fwhm``: (B, 3) Moffat (beta = 3.5) FWHM [arcsec]. ``backend``: "fast" (vectorised
+    ``psf_fwhm``: (B, 3) survey psfsize [arcsec] (NEA-FWHM; rendered with a Moffat beta = 3.5 of that NEA). ``backend``: "fast" (vectorised
     float32 numpy) or "lenstronomy" (the reference). Raises LensingInputError on bad input and
     on a non-finite output pixel (naming the row).
     """

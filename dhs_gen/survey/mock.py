@@ -11,8 +11,9 @@ sigma_flux = 10^((22.5 - m5)/2.5) / 5 nmgy. With white pixel noise sigma_pix the
 (PSF-weighted) flux of a point source has variance sigma_pix^2 * NEA, NEA = 1 / sum(P^2) the
 noise-equivalent area of the pixelised PSF P, so sigma_pix = sigma_flux / sqrt(NEA). For a
 Gaussian PSF NEA = 4 pi sigma_psf^2, which gives :func:`dhs_gen.units.pixel_sigma_from_depth`;
-the mock uses the exact NEA of the kernel it draws with (a beta = 3.5 Moffat has a ~20% larger
-NEA than the Gaussian of the same FWHM), so a PSF-fit depth measured on mock pixels returns m5.
+the mock's kernels have NEA-FWHM = psfsize (legacypipe's convention, :mod:`dhs_gen.psf`), so that
+formula holds for them too; the mock uses the exact NEA of the kernel it draws with, so a PSF-fit
+depth measured on mock pixels returns m5.
 Real coadds resample exposures, which correlates neighbouring pixels (lag-1 correlation ~0.33 in
 the packaged DR10 cutouts); ``correlated_noise`` smooths the white field with the unit-sum
 kernel [a, 1, a] x [a, 1, a] / (1 + 2a)^2, a = 0.175, which keeps the large-scale noise power

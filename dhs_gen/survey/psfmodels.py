@@ -1,7 +1,8 @@
-"""Per-band PSFs for the mock survey: Moffat from the FWHM, or the real DECam PSFEx models.
+"""Per-band PSFs for the mock survey: Moffat from the psfsize, or the real DECam PSFEx models.
 
 A PSF object has ``kernels`` (3, S, S) float32 unit-sum centred kernels (for convolving
-extended sources), ``fwhm_arcsec`` (3,), and ``shifted(band, dx, dy)``: the unit-sum PSF
+extended sources), ``fwhm_arcsec`` (3,) the survey psfsize [arcsec] = the kernels' NEA-FWHM
+(legacypipe's convention, :mod:`dhs_gen.psf`), and ``shifted(band, dx, dy)``: the unit-sum PSF
 centred at a sub-pixel offset (for point sources, which are drawn directly, not convolved).
 """
 from __future__ import annotations
@@ -12,7 +13,14 @@ import numpy as np
 
 from dhs_gen import BANDS, PIXEL_SCALE_ARCSEC
 from dhs_gen.data_files import data_path
-from dhs_gen.psf import DEFAULT_BETA, PSFExModel, moffat_alpha, moffat_kernels
+from dhs_gen.psf import (
+    DEFAULT_BETA,
+    PSFExModel,
+    moffat_alpha,
+    moffat_fwhm_for_psfsize,
+    nea_fwhm,
+    psfsize_kernels,
+)
 
 PSFEX_FILES = {
     "g": "c4d_180809_002630_ooi_g_ls9-N12-psfex.fits",
@@ -22,14 +30,16 @@ PSFEX_FILES = {
 
 
 class MoffatPSF:
-    """Moffat PSFs with FWHM ``fwhm_arcsec`` (3,) and index ``beta``, sampled at pixel centres."""
+    """Moffat PSFs (index ``beta``, sampled at pixel centres) of survey psfsize ``fwhm_arcsec`` (3,)
+    [arcsec, NEA-FWHM]: :func:`dhs_gen.psf.psfsize_kernels`."""
 
     def __init__(self, fwhm_arcsec, beta: float = DEFAULT_BETA, size: int = 33):
         self.fwhm_arcsec = np.asarray(fwhm_arcsec, dtype=np.float64)
         self.beta = beta
         self.size = size
-        self.kernels = moffat_kernels(self.fwhm_arcsec / PIXEL_SCALE_ARCSEC, beta=beta, size=size)
-        self._alpha = moffat_alpha(self.fwhm_arcsec / PIXEL_SCALE_ARCSEC, beta)
+        self.kernels = psfsize_kernels(self.fwhm_arcsec, size=size, beta=beta)
+        halfmax = moffat_fwhm_for_psfsize(self.fwhm_arcsec, size=size, beta=beta)
+        self._alpha = moffat_alpha(halfmax / PIXEL_SCALE_ARCSEC, beta)
         half = size // 2
         self._grid = np.arange(-half, half + 1, dtype=np.float64)
 
@@ -59,37 +69,40 @@ def _resample(kernel: np.ndarray, factor: float, size: int, centre=None) -> np.n
     return out / out.sum()
 
 
-def halfmax_fwhm_pix(kernel: np.ndarray, upsample: int = 8) -> float:
-    """FWHM [pixels] of a centred kernel from its area above half maximum: 2 sqrt(A / pi),
-    measured on an ``upsample``-times finer cubic resampling."""
-    fine = _resample(kernel.astype(np.float64), upsample, kernel.shape[0] * upsample + 1)
-    area = (fine >= 0.5 * fine.max()).sum() / upsample**2
-    return float(2.0 * np.sqrt(area / np.pi))
-
-
 @lru_cache(maxsize=8)
 def _psfex_base(band: str, path: str | None) -> tuple[np.ndarray, float]:
+    """(the PSFEx model of ``band`` at its reference point, its NEA-FWHM [pixels])."""
     model = _psfex_model(path or str(data_path("decam_psfex", PSFEX_FILES[band])))
     kernel = model.at(model.zero[0], model.zero[1]).astype(np.float64)
-    return kernel, halfmax_fwhm_pix(kernel)
+    return kernel, nea_fwhm(kernel)
 
 
 def psfex_kernel(band: str, fwhm_arcsec: float | None = None, size: int = 33, path: str | None = None) -> np.ndarray:
     """The real PSFEx PSF of ``band`` at its reference point, recentred on its centroid, (size, size)
-    unit sum; magnified to FWHM ``fwhm_arcsec`` (half-maximum definition) when given, which keeps
-    the real shape, wings and asymmetry."""
-    kernel, fwhm_pix = _psfex_base(band, path)
-    factor = 1.0 if fwhm_arcsec is None else float(fwhm_arcsec) / PIXEL_SCALE_ARCSEC / fwhm_pix
-    return _resample(kernel, factor, size).astype(np.float32)
+    unit sum; magnified, when ``fwhm_arcsec`` is given, until its NEA-FWHM on that grid equals it
+    (the survey psfsize, within 0.1%), which keeps the real shape, wings and asymmetry."""
+    kernel, nea_pix = _psfex_base(band, path)
+    if fwhm_arcsec is None:
+        return _resample(kernel, 1.0, size).astype(np.float32)
+    target = float(fwhm_arcsec) / PIXEL_SCALE_ARCSEC
+    factor = target / nea_pix
+    for _ in range(4):  # NEA-FWHM scales ~ linearly with the magnification; the grid edge bends it
+        out = _resample(kernel, factor, size)
+        ratio = target / nea_fwhm(out)
+        if abs(ratio - 1.0) < 1e-4:
+            break
+        factor *= ratio
+    return out.astype(np.float32)
 
 
 def psfex_fwhm_arcsec(band: str) -> float:
-    """Half-maximum FWHM [arcsec] of the packaged PSFEx model of ``band``."""
+    """psfsize [arcsec] (NEA-FWHM) of the packaged PSFEx model of ``band``."""
     return _psfex_base(band, None)[1] * PIXEL_SCALE_ARCSEC
 
 
 class PSFExPSF:
-    """The real DECam PSFEx models (one per band), rescaled to ``fwhm_arcsec`` unless it is None."""
+    """The real DECam PSFEx models (one per band), rescaled to psfsize ``fwhm_arcsec`` [arcsec,
+    NEA-FWHM] unless it is None."""
 
     def __init__(self, fwhm_arcsec=None, size: int = 33):
         if fwhm_arcsec is None:

@@ -1,4 +1,5 @@
-"""PSF kernels: odd, centred, normalised, right FWHM; PSFEx models read at a position; no shifts."""
+"""PSF kernels: odd, centred, normalised, right FWHM; the survey psfsize (NEA-FWHM) convention;
+PSFEx models read at a position; no shifts."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,10 +10,14 @@ from dhs_gen.psf import (
     PSFExModel,
     convolve_same,
     kernel_centroid,
+    moffat_fwhm_for_psfsize,
     moffat_kernel,
     moffat_kernels,
     nea_fwhm,
+    psfsize_kernels,
 )
+
+PIXEL_SCALE = 0.262
 
 
 def measured_fwhm(kernel: np.ndarray) -> float:
@@ -50,6 +55,50 @@ def test_moffat_noise_equivalent_width():
     assert abs(nea_fwhm(moffat_kernel(5.0, size=65)) / 5.0 - 1.232) < 0.005
 
 
+@pytest.mark.parametrize("size", [33, 21])
+def test_psfsize_kernels_have_the_survey_noise_equivalent_width(size):
+    """legacypipe psfsize = NEA-FWHM: the kernel for psfsize 0.9-1.8" has that NEA-FWHM within 1%
+    (the old Moffat with half-maximum FWHM = psfsize had 1.23x), centred and unit sum."""
+    psfsize = np.linspace(0.9, 1.8, 10)
+    kernels = psfsize_kernels(psfsize, size=size)
+    assert kernels.shape == (10, size, size) and kernels.dtype == np.float32
+    measured = np.array([nea_fwhm(k) for k in kernels]) * PIXEL_SCALE
+    np.testing.assert_allclose(measured, psfsize, rtol=0.01)
+    np.testing.assert_allclose(kernels.sum(axis=(1, 2)), 1.0, rtol=1e-5)
+    for k in kernels:
+        assert np.allclose(kernel_centroid(k), (size // 2, size // 2), atol=1e-4)
+    # the half-maximum width is what makes the NEA match: 0.81 x psfsize for beta 3.5
+    halfmax = moffat_fwhm_for_psfsize(psfsize, size=size)
+    np.testing.assert_allclose(kernels, moffat_kernels(halfmax / PIXEL_SCALE, size=size), atol=1e-7)
+    assert np.all((halfmax / psfsize > 0.80) & (halfmax / psfsize < 0.83))
+    # any input shape, e.g. (B, 3) per-band psfsize
+    assert psfsize_kernels(np.full((4, 3), 1.2), size=size).shape == (4, 3, size, size)
+
+
+def test_psfsize_bad_values_are_clear():
+    with pytest.raises(PSFError, match="psfsize"):
+        psfsize_kernels([1.2, np.nan])
+    with pytest.raises(PSFError, match="outside"):
+        psfsize_kernels([0.1])  # narrower than a pixel-sampled delta function
+
+
+def test_psfsize_kernels_reproduce_the_noise_of_real_psfex_models(shared_data):
+    """The 14 real DECam PSFEx models: their psfsize in legacypipe's convention (NEA-FWHM of the
+    pixel-sampled model) rendered through psfsize_kernels has the model's own NEA within 1%; the
+    files' ``psf_fwhm`` column is PSFEx's estimate, 2-9% below it, not the psfsize convention."""
+    files = sorted((shared_data / "decam_psfex_ls9").glob("*psfex.fits"))
+    assert len(files) == 14
+    for path in files:
+        model = PSFExModel.from_fits(str(path))
+        real = model.at(model.zero[0], model.zero[1], size=63).astype(np.float64)
+        psfsize = nea_fwhm(real) * PIXEL_SCALE
+        assert 0.85 < psfsize < 1.9
+        ours = psfsize_kernels([psfsize], size=63)[0]
+        nea_real, nea_ours = 1 / (real**2).sum(), 1 / (ours.astype(np.float64) ** 2).sum()
+        assert abs(nea_ours / nea_real - 1) < 0.01, path.name
+        assert 0.90 < model.fwhm_pix * PIXEL_SCALE / psfsize < 0.99, path.name
+
+
 def test_convolution_does_not_shift_a_point_source():
     """The earlier pipeline's FFT PSF-centring bug shifted PSFs by -23 px."""
     img = np.zeros((64, 64), np.float32)
@@ -82,3 +131,20 @@ def test_psfex_bad_file_is_clear(tmp_path):
     path.write_bytes(b"not fits at all")
     with pytest.raises(PSFError, match="not a readable PSFEx"):
         PSFExModel.from_fits(str(path))
+
+
+def test_public_renderer_takes_the_survey_psfsize():
+    """render_lensed_sersic(..., psf_fwhm=psfsize) renders a point-like source with NEA-FWHM =
+    psfsize (within 5%: the source is integrated over the pixel, 2-4% wider); the old half-maximum
+    convention gave 1.23x, an injected point source ~1.5x fainter at peak."""
+    from dhs_gen.lensing import psf_kernels, render_lensed_sersic
+
+    psfsize = np.array([[0.9, 1.3, 1.8]])
+    kernels = psf_kernels(psfsize, stamp_size=64)
+    np.testing.assert_allclose([nea_fwhm(k) * PIXEL_SCALE for k in kernels[0]], psfsize[0], rtol=0.01)
+    lens = {"theta_E": [0.01], "e1": [0.0], "e2": [0.0], "center_x": [0.0], "center_y": [0.0],
+            "gamma1": [0.0], "gamma2": [0.0]}
+    source = {"R_sersic": [0.02], "n_sersic": [1.0], "e1": [0.0], "e2": [0.0], "center_x": [1.0],
+              "center_y": [0.0], "flux_g": [1.0], "flux_r": [1.0], "flux_z": [1.0]}
+    image = render_lensed_sersic(lens, source, psfsize, stamp_size=64)[0]
+    np.testing.assert_allclose([nea_fwhm(band) * PIXEL_SCALE for band in image], psfsize[0], rtol=0.05)
