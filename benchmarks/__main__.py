@@ -13,6 +13,7 @@ import time
 import traceback
 
 import benchmarks as bench_pkg
+from dhs_gen.entrypoint import add_flag, plain_text
 from dhs_gen.storage import write_json
 
 
@@ -40,8 +41,8 @@ def machine_info() -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="build/bench/results.json")
+    parser = argparse.ArgumentParser(description=plain_text(__doc__))
+    add_flag(parser, "--output", "--out", dest="out", default="build/bench/results.json", help="results JSON path")
     parser.add_argument("--only", action="append", default=[], help="run only modules whose name contains this")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke)")
     args = parser.parse_args(argv)
@@ -77,4 +78,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))

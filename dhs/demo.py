@@ -14,6 +14,7 @@ import importlib
 import sys
 import time
 
+from dhs_gen.entrypoint import add_flag, plain_text
 from dhs_gen.log import get_logger, setup_logging
 from dhs_gen.storage import exists, join_uri, read_json, write_json
 
@@ -51,8 +52,8 @@ def run_stage(name: str, module_name: str, root: str, force: bool) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=DEMO_ROOT)
+    parser = argparse.ArgumentParser(description=plain_text(__doc__))
+    add_flag(parser, "--output", "--root", dest="root", default=DEMO_ROOT, help="demo output folder")
     parser.add_argument("--force", action="store_true", help="redo finished stages")
     args = parser.parse_args(argv)
     setup_logging()
@@ -65,4 +66,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))

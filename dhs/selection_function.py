@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dhs_gen.config import load_config, save_resolved_config
+from dhs_gen.entrypoint import plain_text
 from dhs_gen.log import get_logger, setup_logging
 from dhs_gen.selection.config import SelectionConfig
 from dhs_gen.storage import join_uri, mark_complete, read_json, read_parquet, write_json
@@ -203,7 +204,7 @@ def make_figures(cfg: SelectionConfig, results: dict, obs: pa.Table, slacs: dict
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="dhs selection-function", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="dhs selection-function", description=plain_text(__doc__))
     parser.add_argument("--config", help="YAML config (configs/selection_demo.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--from-tables", action="store_true",
@@ -222,4 +223,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from dhs_gen.entrypoint import plain_text
 from emr.s3 import upload_tree
 from emr.sync import SyncError, sync_from_s3
 
@@ -29,7 +30,7 @@ def build_shards(data_dir: str, shards_dir: str, **options) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dhs sync", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="dhs sync", description=plain_text(__doc__),
                                      epilog="With a local SRC and an s3:// DEST it uploads instead, "
                                             "writing the _MANIFEST.json of SHA-256s that later syncs verify.")
     parser.add_argument("src", help="s3://bucket/dataset (or a local directory to upload)")
@@ -69,4 +70,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))

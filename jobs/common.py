@@ -8,6 +8,7 @@ import time
 from typing import Callable, Type
 
 from dhs_gen.config import StrictModel, load_config, save_resolved_config
+from dhs_gen.entrypoint import plain_text
 from dhs_gen.log import get_logger, setup_logging
 from dhs_gen.storage import join_uri, write_json
 
@@ -16,7 +17,7 @@ log = get_logger(__name__)
 
 def job_parser(description: str) -> argparse.ArgumentParser:
     """Argument parser with the options every job takes."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(description=plain_text(description))
     parser.add_argument("--config", help="YAML config path or URI (defaults apply when omitted)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set sampling.seed=7 (repeatable)")

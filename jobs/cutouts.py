@@ -13,6 +13,7 @@ import re
 import sys
 
 from dhs_gen.config import StrictModel
+from dhs_gen.entrypoint import add_flag
 from dhs_gen.log import get_logger
 from dhs_gen.survey.providers import ProviderConfig
 from jobs.common import job_parser, run_spark_job
@@ -130,11 +131,14 @@ def _body(spark, cfg: CutoutsConfig, args) -> dict:
 
 def main(argv=None) -> int:
     parser = job_parser(__doc__.splitlines()[0])
-    parser.add_argument("--manifest", help="input manifest Parquet URI (galaxy_id, ra, dec, ...)")
+    add_flag(parser, "--input", "--manifest", dest="manifest", metavar="URI",
+             help="input manifest Parquet URI (galaxy_id, ra, dec, ...)")
     parser.add_argument("--output", help="output cutout_index dataset URI")
     summary = run_spark_job("cutouts", argv, parser, CutoutsConfig, _body)
     return 0 if summary["rows_out"] == summary["rows_in"] == summary["distinct_ids_out"] else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))

@@ -14,14 +14,16 @@ import sys
 
 from dhs_gen.catalog.config import CatalogConfig
 from dhs_gen.catalog.gates import run_manifest_gates
+from dhs_gen.entrypoint import add_flag, plain_text
 
 
 def main(argv=None) -> int:
     from dhs_gen.config import load_config
     from dhs_gen.storage import join_uri, write_json
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manifest", required=True, help="training_manifest dataset URI")
+    parser = argparse.ArgumentParser(description=plain_text(__doc__))
+    add_flag(parser, "--input", "--manifest", dest="manifest", metavar="URI", required=True,
+             help="training_manifest dataset URI")
     parser.add_argument("--cutouts", help="cutout_index dataset URI: check the central pixels of every stamp")
     parser.add_argument("--config", help="catalogue YAML config (gates section)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -39,4 +41,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from dhs_gen.catalog.config import CatalogConfig
+from dhs_gen.entrypoint import add_flag
 from jobs.common import job_parser, run_spark_job
 
 
@@ -54,7 +55,8 @@ def _body(spark, cfg: CatalogConfig, args) -> dict:
 
 def main(argv=None) -> int:
     parser = job_parser(__doc__.splitlines()[0])
-    parser.add_argument("--tractor", required=True, help="Tractor/sweep Parquet dataset URI")
+    add_flag(parser, "--input", "--tractor", dest="tractor", metavar="URI", required=True,
+             help="Tractor/sweep Parquet dataset URI")
     parser.add_argument("--output", required=True, help="output negatives_pool dataset URI")
     summary = run_spark_job("negative_pool", argv, parser, CatalogConfig, _body)
     ok = summary["rows_accounted"] == summary["rows_in"] and summary["rows_out"] == summary["status"].get("ok", 0)
@@ -62,4 +64,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))

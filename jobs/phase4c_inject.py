@@ -16,6 +16,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from dhs_gen.config import StrictModel
+from dhs_gen.entrypoint import add_flag
 from dhs_gen.injection.inject import (
     CUTOUT_FILE,
     CUTOUT_ROW,
@@ -125,7 +126,8 @@ def _run(spark, cfg: Phase4cConfig, args, manifest_uri: str) -> dict:
 
 def main(argv=None) -> int:
     parser = job_parser(__doc__.splitlines()[0])
-    parser.add_argument("--manifest", help="injection manifest URI (or manifest_uri in the config)")
+    add_flag(parser, "--input", "--manifest", dest="manifest", metavar="URI",
+             help="injection manifest URI (or manifest_uri in the config)")
     parser.add_argument("--cutouts", help="cutout_index dataset URI (or cutouts_uri; else the provider)")
     parser.add_argument("--output", required=True, help="output stamps dataset URI")
     summary = run_spark_job("phase4c", argv, parser, Phase4cConfig, _body)
@@ -133,4 +135,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))

@@ -13,6 +13,7 @@ from typing import Optional
 from pydantic import Field
 
 from dhs_gen.config import StrictModel
+from dhs_gen.entrypoint import add_flag
 from dhs_gen.injection.proxy_completeness import (
     INPUT_COLUMNS,
     ProxyConfig,
@@ -55,11 +56,14 @@ def _body(spark, cfg: Phase4dConfig, args) -> dict:
 
 def main(argv=None) -> int:
     parser = job_parser(__doc__.splitlines()[0])
-    parser.add_argument("--stamps", help="stamps dataset URI (or stamps_uri in the config)")
+    add_flag(parser, "--input", "--stamps", dest="stamps", metavar="URI",
+             help="stamps dataset URI (or stamps_uri in the config)")
     parser.add_argument("--output", required=True, help="output folder URI for completeness.parquet")
     summary = run_spark_job("phase4d", argv, parser, Phase4dConfig, _body)
     return 0 if summary["rows_out"] > 0 else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))

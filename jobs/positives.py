@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 from dhs_gen.catalog.config import CatalogConfig
+from dhs_gen.entrypoint import add_flag
 from jobs.common import job_parser, run_spark_job
 
 
@@ -36,11 +37,14 @@ def _body(spark, cfg: CatalogConfig, args) -> dict:
 
 def main(argv=None) -> int:
     parser = job_parser(__doc__.splitlines()[0])
-    parser.add_argument("--tractor", required=True, help="Tractor/sweep Parquet dataset URI")
+    add_flag(parser, "--input", "--tractor", dest="tractor", metavar="URI", required=True,
+             help="Tractor/sweep Parquet dataset URI")
     parser.add_argument("--output", required=True, help="output positives dataset URI")
     summary = run_spark_job("positives", argv, parser, CatalogConfig, _body)
     return 0 if summary["rows_out"] == summary["lenses"] else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))

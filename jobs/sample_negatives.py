@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from dhs_gen.catalog.config import CatalogConfig
+from dhs_gen.entrypoint import add_flag
 from jobs.common import job_parser, run_spark_job
 
 
@@ -40,7 +41,7 @@ def _body(spark, cfg: CatalogConfig, args) -> dict:
 
 def main(argv=None) -> int:
     parser = job_parser(__doc__.splitlines()[0])
-    parser.add_argument("--pool", required=True, help="negatives_pool dataset URI")
+    add_flag(parser, "--input", "--pool", dest="pool", metavar="URI", required=True, help="negatives_pool dataset URI")
     parser.add_argument("--positives", help="positives dataset URI (targets = ratio x positives per stratum)")
     parser.add_argument("--output", required=True, help="output sampled_negatives dataset URI")
     summary = run_spark_job("sample_negatives", argv, parser, CatalogConfig, _body)
@@ -49,4 +50,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))

@@ -22,6 +22,7 @@ import pandas as pd
 from pydantic import Field
 
 from dhs_gen.config import StrictModel
+from dhs_gen.entrypoint import add_flag, plain_text
 from dhs_gen.log import get_logger
 from training.eval.anchors import AnchorConfig
 from training.eval.gates import GateConfig
@@ -329,11 +330,11 @@ def main(argv=None) -> int:
     from dhs_gen.config import ConfigError, load_config
     from dhs_gen.log import setup_logging
 
-    parser = argparse.ArgumentParser(prog="dhs evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="dhs evaluate", description=plain_text(__doc__))
     parser.add_argument("--run-dir", help="training run directory (holds _resolved_config.yaml, frozen/)")
     parser.add_argument("--config", help="evaluation YAML (configs/eval.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out-dir", help="output folder (default <run-dir>/eval)")
+    add_flag(parser, "--output", "--out-dir", dest="out_dir", help="output folder (default <run-dir>/eval)")
     parser.add_argument("--model", help="frozen model dir (default <run-dir>/frozen)")
     parser.add_argument("--member", action="append", default=[], help="another frozen model: ensemble (repeat)")
     parser.add_argument("--log-level", default=None)
@@ -358,4 +359,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))

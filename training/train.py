@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import Field
 
 from dhs_gen.config import StrictModel
+from dhs_gen.entrypoint import plain_text
 from dhs_gen.log import get_logger, progress, setup_logging
 from training.augment import AugmentSpec
 from training.preprocess import PreprocessSpec
@@ -564,7 +565,7 @@ def run(cfg: TrainConfig, resume: bool = False, stop_after_epoch: Optional[int] 
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="dhs train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="dhs train", description=plain_text(__doc__))
     parser.add_argument("--config", required=True, help="YAML config (configs/train*.yaml)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     parser.add_argument("--resume", action="store_true", help="continue from <out_dir>/last.pt")
@@ -594,4 +595,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))

@@ -458,4 +458,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))
