@@ -98,33 +98,42 @@ def _metrics(pos: np.ndarray, neg: np.ndarray, w_pos: np.ndarray, w_neg: np.ndar
     return out
 
 
+def _seed_mean_metrics(runs: np.ndarray, y: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray,
+                       fprs: Sequence[float]) -> Dict[str, np.ndarray]:
+    """Metrics of one model averaged over its seeds (rows of ``runs``), per replicate."""
+    per_seed = [_metrics(s[y], s[~y], w_pos, w_neg, fprs) for s in runs]
+    return {m: np.mean([d[m] for d in per_seed], axis=0) for m in per_seed[0]}
+
+
 def paired_region_bootstrap(labels, scores: Mapping[str, np.ndarray], regions, baseline: str, *,
                             fprs: Sequence[float] = (1e-2, 1e-3), n_boot: int = 1000, seed: int = 0,
                             level: float = 0.95) -> list[PairedDifference]:
     """ΔAUC and ΔTPR at each FPR of every model in ``scores`` against ``baseline``.
 
-    ``labels`` (n,) 0/1; ``scores`` name -> (n,) logits on the same rows; ``regions`` (n,) sky
-    region label (e.g. HEALPix NESTED pixel) of each row. Every model is resampled with the same
-    region draws and its cut is recomputed in each replicate.
+    ``labels`` (n,) 0/1; ``scores`` name -> logits on the same rows, (n,) for one run or
+    (n_seeds, n) for a variant trained with several seeds (its metric is the mean over seeds, so
+    the interval holds the data's uncertainty; report the seed spread beside it); ``regions`` (n,)
+    sky region label (e.g. HEALPix NESTED pixel) of each row. Every model is resampled with the
+    same region draws and its cut is recomputed in each replicate.
     """
     y = np.asarray(labels).astype(bool).ravel()
     regions = np.asarray(regions).ravel()
     if baseline not in scores:
         raise ValueError(f"baseline {baseline!r} is not among the scored models {sorted(scores)}")
-    arrays = {k: np.asarray(v, dtype=np.float64).ravel() for k, v in scores.items()}
-    for name, s in arrays.items():
-        if s.shape != y.shape or regions.shape != y.shape:
-            raise ValueError(f"model {name!r}: {s.size} scores, {y.size} labels, {regions.size} regions differ")
+    runs = {k: np.atleast_2d(np.asarray(v, dtype=np.float64)) for k, v in scores.items()}
+    for name, s in runs.items():
+        if s.ndim != 2 or s.shape[1] != y.size or regions.size != y.size:
+            raise ValueError(f"model {name!r}: scores {s.shape}, {y.size} labels, {regions.size} regions differ")
         if not np.all(np.isfinite(s)):
             raise ValueError(f"model {name!r} has non-finite logits")
     if y.all() or not y.any():
         raise ValueError("paired comparison needs both positives and negatives")
     w = np.stack(list(region_multiplicities(regions, n_boot, seed)))
     ones_p, ones_n = np.ones((1, int(y.sum()))), np.ones((1, int((~y).sum())))
-    point = {k: _metrics(s[y], s[~y], ones_p, ones_n, fprs) for k, s in arrays.items()}
-    reps = {k: _metrics(s[y], s[~y], w[:, y], w[:, ~y], fprs) for k, s in arrays.items()}
+    point = {k: _seed_mean_metrics(s, y, ones_p, ones_n, fprs) for k, s in runs.items()}
+    reps = {k: _seed_mean_metrics(s, y, w[:, y], w[:, ~y], fprs) for k, s in runs.items()}
     out = []
-    for name in arrays:
+    for name in runs:
         if name == baseline:
             continue
         for metric in point[name]:
@@ -132,6 +141,17 @@ def paired_region_bootstrap(labels, scores: Mapping[str, np.ndarray], regions, b
             lo, hi, p = _percentile_ci(reps[name][metric] - reps[baseline][metric], est, level)
             out.append(PairedDifference(metric, name, baseline, est, lo, hi, p, n_boot, level))
     return out
+
+
+def seed_spread(labels, runs, fprs: Sequence[float] = (1e-2, 1e-3)) -> Dict[str, dict]:
+    """Mean and standard deviation over seeds of each metric of one variant; ``runs`` (n_seeds, n)."""
+    y = np.asarray(labels).astype(bool).ravel()
+    runs = np.atleast_2d(np.asarray(runs, dtype=np.float64))
+    ones_p, ones_n = np.ones((1, int(y.sum()))), np.ones((1, int((~y).sum())))
+    per_seed = [_metrics(s[y], s[~y], ones_p, ones_n, fprs) for s in runs]
+    return {m: {"mean": float(np.mean([d[m][0] for d in per_seed])),
+                "std": float(np.std([d[m][0] for d in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0,
+                "per_seed": [float(d[m][0]) for d in per_seed]} for m in per_seed[0]}
 
 
 def mcnemar_exact(detected_a, detected_b) -> dict:

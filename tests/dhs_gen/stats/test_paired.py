@@ -12,6 +12,7 @@ from dhs_gen.stats.paired import (
     holm_adjust,
     mcnemar_exact,
     paired_region_bootstrap,
+    seed_spread,
     weighted_auc,
     weighted_cut_at_fpr,
 )
@@ -109,3 +110,15 @@ def test_bad_inputs_are_refused():
         paired_region_bootstrap(y, {"a": np.zeros(4)}, [0, 1, 0, 1], "zz")
     with pytest.raises(ValueError, match="non-finite"):
         paired_region_bootstrap(y, {"a": np.array([0, np.nan, 1, 2.0])}, [0, 1, 0, 1], "a")
+
+
+def test_seed_groups_average_metrics_and_report_spread():
+    rng = np.random.default_rng(6)
+    y, regions = _sky(rng, 500, 1500)
+    base = np.stack([np.where(y, 1.0, 0.0) + rng.normal(size=y.size) for _ in range(3)])
+    better = np.stack([np.where(y, 2.0, 0.0) + rng.normal(size=y.size) for _ in range(3)])
+    (d_auc, d_tpr) = paired_region_bootstrap(y, {"base": base, "better": better}, regions, "base",
+                                             fprs=(1e-2,), n_boot=200)
+    spread_b, spread_v = seed_spread(y, base, (1e-2,)), seed_spread(y, better, (1e-2,))
+    assert d_auc.estimate == pytest.approx(spread_v["auc"]["mean"] - spread_b["auc"]["mean"])
+    assert d_tpr.lo > 0 and len(spread_v["tpr@0.01"]["per_seed"]) == 3 and spread_v["auc"]["std"] > 0
