@@ -9,7 +9,8 @@ pixels; preferred over the manifest's catalogue ``psfsize_*``) and optional ``cu
 Geometry: products are centre crops of the host cutout; the lens sits on the host's centre
 pixel (for an even crop of an odd cutout that is half a pixel off the stamp centre, and the lens
 centre is shifted accordingly). The source position is the lens centre plus the manifest's
-source-plane offset. PSF: Moffat (β = 3.5) with the host's ``psfsize`` FWHM per band.
+source-plane offset. PSF: Moffat (β = 3.5) whose NEA-FWHM is the host's ``psfsize`` per band
+(:func:`dhs_gen.psf.psfsize_kernels`); ``x_ratio`` = θ_E / that psfsize (r).
 Randomness (arc Poisson noise, artifacts, the shuffle) comes from generators seeded by
 (task_seed64, stream), so a row's output never depends on its batch or partition.
 """

@@ -3,7 +3,8 @@
 An injection is *valid* when ``status == 'ok'`` and ``cutout_ok`` (subset ``all``); subset
 ``clean`` also needs ``bad_pixel_frac ≤ max_bad_pixel_frac``. It is *recovered* (resolvable)
 at threshold x when valid, θ_E > 0, ``snr_column ≥ snr_min`` and ``x_ratio`` = θ_E / PSF FWHM(r)
-≥ x. Completeness k/n per θ_E bin (and overall) with Wilson 95% intervals, for every x in
+≥ x (PSF FWHM = the survey psfsize, the NEA-FWHM of the kernel the arcs were rendered with,
+:mod:`dhs_gen.psf`; before that convention the rendered PSF was 1.23x wider than the axis said). Completeness k/n per θ_E bin (and overall) with Wilson 95% intervals, for every x in
 ``x_ratio_thresholds``. The earlier pipeline's rule is ``snr_column='arc_snr_max'``, snr_min 5,
 x 0.8 (configs/phase4d_legacy.yaml).
 

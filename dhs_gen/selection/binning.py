@@ -27,7 +27,8 @@ def column_f64(table, name: str) -> np.ndarray:
 
 
 def theta_over_psf(table) -> np.ndarray:
-    """theta_E / PSF FWHM (r) [dimensionless]: psf_fwhm_used_r, falling back to psfsize_r (arcsec)."""
+    """theta_E / PSF FWHM (r) [dimensionless]: psf_fwhm_used_r, falling back to psfsize_r (arcsec);
+    both are the survey psfsize, the NEA-FWHM of the rendered PSF (:mod:`dhs_gen.psf`)."""
     theta = column_f64(table, "theta_e_arcsec")
     fwhm = column_f64(table, "psf_fwhm_used_r") if "psf_fwhm_used_r" in table.column_names else None
     if "psfsize_r" in table.column_names:
