@@ -55,9 +55,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=plain_text(__doc__))
     add_flag(parser, "--output", "--root", dest="root", default=DEMO_ROOT, help="demo output folder")
     parser.add_argument("--force", action="store_true", help="redo finished stages")
+    parser.add_argument("--redo", action="append", default=[], metavar="STAGE",
+                        choices=[name for name, _ in DEMO_STAGES], help="redo this finished stage (repeatable)")
     args = parser.parse_args(argv)
     setup_logging()
-    summaries = {name: run_stage(name, module, args.root, args.force) for name, module in DEMO_STAGES}
+    summaries = {name: run_stage(name, module, args.root, args.force or name in args.redo)
+                 for name, module in DEMO_STAGES}
     headlines = summaries.get("report", {}).get("headlines")
     write_json(join_uri(args.root, "summary.json"), {"headlines": headlines, "stages": summaries})
     failed = [n for n, s in summaries.items() if s.get("status") != "ok"]

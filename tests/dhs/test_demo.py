@@ -53,3 +53,11 @@ def test_missing_stage_module_fails_the_demo(tmp_path, fake_stages, monkeypatch)
     with pytest.raises(ModuleNotFoundError, match="no_such_pkg"):
         demo.main(["--root", str(tmp_path)])
     assert calls == ["a"]
+
+
+def test_redo_reruns_one_finished_stage(tmp_path, fake_stages, monkeypatch):
+    make, calls = fake_stages
+    monkeypatch.setattr(demo, "DEMO_STAGES", [make("a"), make("b")])
+    assert demo.main(["--root", str(tmp_path)]) == 0
+    assert demo.main(["--root", str(tmp_path), "--redo", "b"]) == 0
+    assert calls == ["a", "b", "b"]
