@@ -35,6 +35,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "train": ("training.train", "Train a lens finder (run under torchrun)"),
     "evaluate": ("training.evaluate", "Metrics, shortcut gates, calibration and figures for a run"),
     "score": ("jobs.score", "Score stamps/cutouts with a frozen model (Spark, CPU executors)"),
+    "score-cutouts": ("dhs.score_cutouts", "Score your own g,r,z cutout files (FITS/npz, or folders) with a frozen model"),
     "completeness": ("jobs.selection_completeness", "Completeness aggregation from scores (Spark)"),
     "selection-function": ("dhs.selection_function", "Selection function C(theta_E, z_l) from scores to figures"),
     "emr": ("emr.launch", "Launch EMR clusters and steps (dry-run prints the requests)"),

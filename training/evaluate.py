@@ -9,7 +9,7 @@ fits the temperature on validation, and writes to ``<run>/eval`` (or ``--out-dir
 * ``calibration.json`` - the temperature for ``dhs score`` (``ensemble_calibration.json`` too
   when ``--member`` models are given);
 * ``predictions.parquet`` - one row per scored stamp (id, split, kind, label, logit, p, metadata);
-* ``figures/eval_*.png``.
+* ``figures/eval_*.png`` (and ``.pdf``); ``evaluation.json`` lists each with a caption.
 """
 from __future__ import annotations
 
@@ -176,59 +176,113 @@ def _ensemble(pred: pd.DataFrame, names: List[str], ids: Dict[str, str], cfg: Ev
     return {"comparison": result, "calibration_file": file}
 
 
-def _figures(cfg, out_dir, pred, report, gates, store, run_dir, anchors) -> Dict[str, str]:
+def _figures(cfg, out_dir, pred, report, gates, store, run_dir, anchors) -> Dict[str, dict]:
+    """Every figure as {key: {"path": PNG (a PDF beside it), "caption": what it shows}}."""
     from dhs_gen.storage import exists, join_uri
     from training.eval import figures as F
     from training.eval.calibration import sigmoid
     from training.eval.report import split_frame
 
     fig_dir = join_uri(out_dir, "figures")
-    paths: Dict[str, str] = {}
-    val = split_frame(pred, cfg.report.val_split)
-    test = split_frame(pred, cfg.report.test_split)
-    curves = {cfg.report.val_split: (val["label"].to_numpy(), val["p"].to_numpy()),
-              cfg.report.test_split: (test["label"].to_numpy(), test["p"].to_numpy())}
+    out: Dict[str, dict] = {}
+
+    def add(key, path, caption):
+        out[key] = {"path": path, "caption": caption}
+
+    vs, ts = cfg.report.val_split, cfg.report.test_split
+    val, test = split_frame(pred, vs), split_frame(pred, ts)
+    negatives = report["negatives"][ts]
+    curves = {vs: (val["label"].to_numpy(), val["p"].to_numpy()),
+              ts: (test["label"].to_numpy(), test["p"].to_numpy())}
     if anchors and "_frame" in anchors:
         ok = anchors["_frame"]["p_lens"].notna()
         neg = test[test["label"] == 0]["p"].to_numpy()
         if ok.any():
             ap = anchors["_frame"].loc[ok, "p_lens"].to_numpy()
             curves["anchors vs test negatives"] = (np.r_[np.ones(len(ap)), np.zeros(len(neg))], np.r_[ap, neg])
-    paths["roc"] = F.plot_roc(curves, join_uri(fig_dir, "eval_roc.png"), title="ROC (calibrated p)")
+    ops = report["operating_points"]
+    points = [{"fpr": o["test_fpr"]["rate"], "fpr_hi": o["test_fpr"]["hi"], "tpr": o["test_tpr"]["rate"],
+               "tpr_lo": o["test_tpr"]["lo"], "tpr_hi": o["test_tpr"]["hi"],
+               "label": f"val cut, target FPR {o['target_fpr']:g}" + ("" if o["resolved"] else " (unresolved)")}
+              for o in ops]
+    add("roc", F.plot_roc(curves, join_uri(fig_dir, "eval_roc.png"), title="ROC (calibrated p)", points=points),
+        f"ROC curves of the calibrated score on the {vs} and {ts} splits (negatives: {negatives}); log FPR axis, "
+        "FPRs below 1/n of the negatives shaded (no curve resolves them). Black points: the test TPR and FPR "
+        f"at the cuts fixed on {vs} (Wilson 95% bars).")
     t = report["temperature"]
     logits = test["logit"].to_numpy()
-    paths["reliability"] = F.plot_reliability(test["label"].to_numpy(), {"before (T=1)": sigmoid(logits),
-                                              f"after (T={t:.3f})": test["p"].to_numpy()},
-                                              join_uri(fig_dir, "eval_reliability.png"), cfg.report.n_bins,
-                                              title=f"Reliability, {cfg.report.test_split} split")
+    add("reliability", F.plot_reliability(test["label"].to_numpy(), {"before (T=1)": sigmoid(logits),
+                                          f"after (T={t:.3f})": test["p"].to_numpy()},
+                                          join_uri(fig_dir, "eval_reliability.png"), cfg.report.n_bins,
+                                          title=f"Reliability, {ts} split"),
+        f"Reliability on the {ts} split ({len(test)} stamps, lens fraction {report['prevalence'][ts]:.2f}): observed "
+        f"lens fraction against mean p per bin, before and after the temperature fitted on {vs}; bottom: counts. "
+        "Calibrated to this class balance, not to the sky's lens prevalence.")
     if "shortcut_gates" in gates:
-        paths["gates"] = F.plot_gate_strata(gates["shortcut_gates"]["gates"], join_uri(fig_dir, "eval_gates.png"))
+        sg = gates["shortcut_gates"]
+        add("gates", F.plot_gate_strata(sg["gates"], join_uri(fig_dir, "eval_gates.png")),
+            f"Shortcut gates on {sg['n_pairs']} {ts} pairs. Left, G1-G3: out-of-fold logistic-regression probes on "
+            "pixels (core, radial profile, arc annulus) of positives vs their own controls, per x = θ_E/FWHM "
+            "stratum; they test the data and never call the model. Right, G4-G5: the model's mean p on shuffled-"
+            f"arc hard negatives and its drop when the arc is occluded. Overall: {sg['overall']}.")
     if report.get("confusers"):
-        paths["confusers"] = F.plot_confuser_fpr(report["confusers"], join_uri(fig_dir, "eval_confuser_fpr.png"),
-                                                 cfg.report.threshold)
+        add("confusers", F.plot_confuser_fpr(report["confusers"], join_uri(fig_dir, "eval_confuser_fpr.png"),
+                                             cfg.report.threshold),
+            f"{ts} false-positive rate at p >= {cfg.report.threshold:g} per N2 confuser category, Wilson 95% bars.")
     for axis, rows in report.get("strata", {}).items():
-        paths[f"strata_{axis}"] = F.plot_strata(rows, "roc_auc", join_uri(fig_dir, f"eval_strata_{axis}.png"),
-                                                f"test ROC AUC by {axis}")
+        add(f"strata_{axis}", F.plot_strata(rows, "roc_auc", join_uri(fig_dir, f"eval_strata_{axis}.png"),
+                                            f"test ROC AUC by {axis}"),
+            f"{ts} ROC AUC per {axis} bin (n per bin under each bar; empty where a bin lacks a class).")
     if cfg.n_gallery:
-        top = test.sort_values(["p", "id"], ascending=[False, True]).head(cfg.n_gallery)
-        titles = [f"{i[:14]} y={y}\np_lens={p:.3f}" for i, y, p in zip(top["id"], top["label"], top["p"])]
-        paths["gallery_top"] = F.plot_gallery_images(list(images_for(store, top)), titles,
-                                                     join_uri(fig_dir, "eval_gallery_top.png"),
-                                                     suptitle=f"top-scoring {cfg.report.test_split} stamps")
+        _galleries(cfg, fig_dir, test, ops, store, negatives, add)
     if cfg.n_six_channel:
         pos = test[test["label"] == 1].head(cfg.n_six_channel)
-        paths["six_channel"] = F.plot_six_channel(images_for(store, pos), pos["id"].astype(str).tolist(),
-                                                  join_uri(fig_dir, "eval_six_channel.png"))
+        add("six_channel", F.plot_six_channel(images_for(store, pos), pos["id"].astype(str).tolist(),
+                                              join_uri(fig_dir, "eval_six_channel.png")),
+            f"{len(pos)} {ts} positives as the network's 6-channel input: g, r, z in outer-MAD sigma units and their "
+            "high-pass residuals.")
     if run_dir and exists(join_uri(run_dir, "metrics.csv")):
-        paths["training_curves"] = F.plot_training_curves(join_uri(run_dir, "metrics.csv"),
-                                                          join_uri(fig_dir, "eval_training_curves.png"))
+        add("training_curves", F.plot_training_curves(join_uri(run_dir, "metrics.csv"),
+                                                      join_uri(fig_dir, "eval_training_curves.png")),
+            "Training and validation loss (left) and validation metrics (right) per epoch, from metrics.csv.")
     if anchors and len(anchors.get("_images", [])):
         frame = anchors["_frame"][anchors["_frame"]["status"] == "ok"].head(cfg.n_gallery or 24)
         imgs = anchors["_images"][:len(frame)]
-        paths["anchor_gallery"] = F.plot_gallery_images(
+        add("anchor_gallery", F.plot_gallery_images(
             list(imgs), [f"{n.split('|')[0][:18]}\np_lens={p:.3f}" for n, p in zip(frame["name"], frame["p_lens"])],
-            join_uri(fig_dir, "eval_anchor_gallery.png"), suptitle="known lenses (lenscat) with p_lens")
-    return paths
+            join_uri(fig_dir, "eval_anchor_gallery.png"), suptitle="known lenses (lenscat) with p_lens"),
+            f"{len(frame)} known lenses (lenscat anchors) as the survey shows them, with the model's calibrated p.")
+    return out
+
+
+def _galleries(cfg, fig_dir, test, ops, store, negatives, add) -> None:
+    """Top-scored stamps, false positives and missed lenses at the loosest validation cut."""
+    from dhs_gen.storage import join_uri
+    from training.eval import figures as F
+
+    ts, k = cfg.report.test_split, cfg.n_gallery
+    op = ops[0]
+    cut = op["cut_p"]
+    at = f"at the {op['fitted_on']} cut p >= {cut:.3f} (target FPR {op['target_fpr']:g} on {negatives})"
+
+    def gallery(key, frame, suptitle, caption):
+        if frame.empty:
+            return
+        titles = [f"{i[:14]} y={y}\np_lens={p:.3f}" for i, y, p in zip(frame["id"], frame["label"], frame["p"])]
+        add(key, F.plot_gallery_images(list(images_for(store, frame)), titles, join_uri(fig_dir, f"eval_{key}.png"),
+                                       suptitle=suptitle), caption)
+
+    top = test.sort_values(["p", "id"], ascending=[False, True]).head(k)
+    gallery("gallery_top", top, f"top-scoring {ts} stamps",
+            f"The {len(top)} highest-scoring {ts} stamps (y = 1 lens, 0 negative) with calibrated p (Lupton RGB).")
+    neg = test[(test["label"] == 0) & (test["p"] >= cut)].sort_values(["p", "id"], ascending=[False, True])
+    gallery("gallery_false_positives", neg.head(k), f"false positives {at}",
+            f"{ts} negatives scored above the cut, highest p first: {len(neg)} of "
+            f"{int((test['label'] == 0).sum())} {at}; {min(len(neg), k)} shown.")
+    pos = test[(test["label"] == 1) & (test["p"] < cut)].sort_values(["p", "id"], ascending=[True, True])
+    gallery("gallery_missed", pos.head(k), f"missed lenses {at}",
+            f"{ts} lenses scored below the cut, lowest p first: {len(pos)} of {int((test['label'] == 1).sum())} "
+            f"{at}; {min(len(pos), k)} shown.")
 
 
 # ------------------------------------------------------------------------------------ driver
@@ -266,10 +320,12 @@ def evaluate_run(cfg: EvaluateConfig) -> Dict[str, object]:
     report = analyze_predictions(pred, cfg.report)
     temperature = report["temperature"]
     result: Dict[str, object] = {"model_id": model.model_id, "run_dir": cfg.run_dir, "shards": shards, "mode": mode,
-                                 "data_hash": store.data_hash, "report": report}
+                                 "data_hash": store.data_hash, "config": cfg.model_dump(mode="json"),
+                                 "config_sha256": _config_hash(cfg), "report": report}
     write_json(join_uri(out_dir, "calibration.json"),
                {"kind": "single", "model_id": model.model_id, "temperature": temperature,
-                "fitted_on": cfg.report.val_split, "n": int(report["metrics"][cfg.report.val_split]["n"])})
+                "fitted_on": cfg.report.val_split, "n": int(report["metrics"][cfg.report.val_split]["n"]),
+                "prevalence": report["prevalence"][cfg.report.val_split]})
     if len(members) > 1:
         ens = _ensemble(pred, list(members), {n: m.model_id for n, m in members.items()}, cfg,
                         lambda f: coarse_healpix(f, cfg.report.region_nside))
@@ -301,6 +357,14 @@ def evaluate_run(cfg: EvaluateConfig) -> Dict[str, object]:
     write_parquet(_arrow(pred), join_uri(out_dir, "predictions.parquet"))
     write_json(join_uri(out_dir, "evaluation.json"), result)
     return result
+
+
+def _config_hash(cfg: EvaluateConfig) -> str:
+    """SHA-256 of the canonical JSON of the evaluation config (what the report footer names)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
 
 def _arrow(frame: pd.DataFrame):

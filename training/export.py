@@ -2,9 +2,11 @@
 
 A frozen model directory holds ``weights.pt`` (state dict), ``trained_ids.txt`` (sorted ids the
 model was trained on, one a line), ``model.json`` (model_id, build spec, preprocessing recipe,
-training config, data manifest hash, trained-ids hash, code version) and ``_SUCCESS`` written
-last. ``model_id`` = SHA-256 of the weight bytes and the canonical JSON of build spec,
-preprocessing and config, so a score row naming a model_id proves which model produced it, and
+training config, data manifest hash, trained-ids hash, code version, and the input it expects:
+``input_shape`` (C, H, W) and ``input_size_pix`` (= H = W) of its raw training stamps [px], and
+``pixel_scale_arcsec`` [arcsec/px]) and ``_SUCCESS`` written last. ``model_id`` = SHA-256 of the weight bytes and the
+canonical JSON of build spec, preprocessing, config and input fields (bundles written before the
+input fields existed hash without them), so a score row naming a model_id proves which model produced it, and
 ``FrozenModel.assert_disjoint(ids)`` proves a selection set was never trained on.
 """
 from __future__ import annotations
@@ -16,10 +18,11 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
+from dhs_gen import PIXEL_SCALE_ARCSEC
 from dhs_gen.model_bundle import MODEL_JSON, TRAINED_HOSTS, TRAINED_IDS, ids_hash, read_id_list, read_record
 
 WEIGHTS = "weights.pt"
@@ -44,8 +47,17 @@ def code_version() -> str:
             return "unknown"
 
 
+INPUT_FIELDS = ("input_shape", "input_size_pix", "pixel_scale_arcsec")
+
+
 def _canonical_json(obj) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def _id_payload(record: dict) -> bytes:
+    """What model_id hashes besides the weights (input fields only when the record has them)."""
+    keys = ("build_spec", "preprocess", "config", *(k for k in INPUT_FIELDS if k in record))
+    return _canonical_json({k: record[k] for k in keys})
 
 
 def _state_bytes(model) -> bytes:
@@ -60,13 +72,17 @@ def _state_bytes(model) -> bytes:
 
 def export_frozen_model(model, config: dict, out_dir: str, *, data_manifest_hash: str, preprocess: dict,
                         trained_ids: Iterable[str] | None = None,
-                        trained_host_ids: Iterable[str] | None = None) -> str:
+                        trained_host_ids: Iterable[str] | None = None, input_shape: Sequence[int] | None = None,
+                        pixel_scale_arcsec: float = PIXEL_SCALE_ARCSEC) -> str:
     """Write a frozen model to ``out_dir`` (file:// or s3://); return its model_id.
 
     ``model``: a LensFinderNet from training.models.build_model (or DDP-wrapped); ``config``: the
     resolved training config (JSON-able); ``preprocess``: the PreprocessSpec dict applied to raw
     nanomaggie stamps; ``trained_ids``: ids of every training row and ``trained_host_ids`` the host
-    galaxies of injection rows (both kept to prove disjointness from a selection set).
+    galaxies of injection rows (both kept to prove disjointness from a selection set);
+    ``input_shape``: (C, H, W) of the raw square stamps it was trained on [px] (before any
+    preprocessing crop), ``pixel_scale_arcsec``: their pixel scale [arcsec/px] - what scorers check
+    stamps and users' own cutouts against.
     Each file is written atomically and ``_SUCCESS`` last; loaders refuse unmarked directories.
     """
     from dhs_gen.storage import join_uri, mark_complete, remove, write_bytes, write_text
@@ -80,8 +96,13 @@ def export_frozen_model(model, config: dict, out_dir: str, *, data_manifest_hash
     weights = _state_bytes(module)
     ids = sorted({str(i) for i in trained_ids}) if trained_ids is not None else []
     hosts = sorted({str(i) for i in trained_host_ids}) if trained_host_ids is not None else []
+    shape = None if input_shape is None else [int(v) for v in input_shape]
+    if shape is not None and (len(shape) != 3 or min(shape) < 1 or shape[1] != shape[2]):
+        raise ValueError(f"input_shape must be (C, H, W) of square stamps [px], got {input_shape}")
+    inputs = {"input_shape": shape, "input_size_pix": None if shape is None else shape[1],
+              "pixel_scale_arcsec": float(pixel_scale_arcsec)}
     digest = hashlib.sha256(weights)
-    digest.update(_canonical_json({"build_spec": spec, "preprocess": preprocess, "config": config}))
+    digest.update(_id_payload({"build_spec": spec, "preprocess": preprocess, "config": config, **inputs}))
     model_id = digest.hexdigest()
     record = {
         "format_version": FORMAT_VERSION,
@@ -89,6 +110,7 @@ def export_frozen_model(model, config: dict, out_dir: str, *, data_manifest_hash
         "build_spec": spec,
         "preprocess": preprocess,
         "config": config,
+        **inputs,
         "data_manifest_hash": str(data_manifest_hash),
         "trained_ids_hash": ids_hash(ids),
         "n_trained_ids": len(ids),
@@ -192,10 +214,6 @@ class FrozenModel:
         """
         return self._run(images, meta, "logits")
 
-    def predict_proba(self, images: np.ndarray, meta: np.ndarray | None = None) -> np.ndarray:
-        """Uncalibrated sigmoid(logit) (B,)."""
-        return (1.0 / (1.0 + np.exp(-self.predict_logits(images, meta).astype(np.float64)))).astype(np.float32)
-
     def features(self, images: np.ndarray, meta: np.ndarray | None = None) -> np.ndarray:
         """Penultimate features (B, D) of raw float32 (B, C, H, W) stamps."""
         return self._run(images, meta, "features")
@@ -216,8 +234,7 @@ def load_frozen_model(path: str, device: str = "cpu", batch_size: int = 256) -> 
     digest = hashlib.sha256(weights)
     if digest.hexdigest() != record["weights_sha256"]:
         raise ValueError(f"{path}: weights.pt checksum mismatch (corrupt or replaced)")
-    digest.update(_canonical_json({"build_spec": record["build_spec"], "preprocess": record["preprocess"],
-                                   "config": record["config"]}))
+    digest.update(_id_payload(record))
     if digest.hexdigest() != record["model_id"]:
         raise ValueError(f"{path}: model_id does not match weights + config")
     model = build_model(**record["build_spec"])

@@ -519,7 +519,7 @@ class Trainer:
         model_id = export_frozen_model(self.model.to("cpu").to(memory_format=_contiguous()), self.config_dict,
                                        os.path.join(self.out_dir, "frozen"), data_manifest_hash=self.store.data_hash,
                                        preprocess=self.cfg.preprocess.model_dump(), trained_ids=ids,
-                                       trained_host_ids=hosts)
+                                       trained_host_ids=hosts, input_shape=self.store.shape)
         log.info("exported frozen model %s to %s", model_id, os.path.join(self.out_dir, "frozen"))
         return model_id
 

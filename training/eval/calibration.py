@@ -2,6 +2,13 @@
 
 A single positive scalar keeps the ranking (AUC, TPR@FPR unchanged) and only fixes the
 probability scale that thresholds such as p > 0.5 and the reported ECE depend on.
+
+"Calibrated" means calibrated to the class balance of the validation split it was fitted on
+(paired mode: one positive per control, prevalence 0.5), not to the sky. At a survey prevalence
+pi (lenses per galaxy, e.g. 1e-3 .. 1e-4) the same p corresponds to much lower odds:
+:func:`p_at_prevalence` shifts the prior (odds' = odds * [pi/(1-pi)] / [pi0/(1-pi0)]), and
+:func:`purity` gives the fraction of lenses among candidates above a cut from its TPR and FPR:
+TPR pi / (TPR pi + FPR (1 - pi)).
 """
 from __future__ import annotations
 
@@ -60,6 +67,30 @@ def calibrated_proba(logits, temperature: float) -> np.ndarray:
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     return sigmoid(np.asarray(logits, dtype=np.float64) / temperature)
+
+
+def p_at_prevalence(p, prevalence: float, calibrated_prevalence: float = 0.5) -> np.ndarray:
+    """Calibrated probabilities ``p`` (fitted at ``calibrated_prevalence``) moved to another class
+    prevalence by Bayes' rule on the odds (float64; p = 0 and 1 stay put)."""
+    for name, v in (("prevalence", prevalence), ("calibrated_prevalence", calibrated_prevalence)):
+        if not 0.0 < v < 1.0:
+            raise ValueError(f"{name} must be in (0, 1), got {v}")
+    p = np.asarray(p, dtype=np.float64)
+    factor = (prevalence / (1.0 - prevalence)) / (calibrated_prevalence / (1.0 - calibrated_prevalence))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        odds = p / (1.0 - p) * factor
+        return np.where(p >= 1.0, 1.0, odds / (1.0 + odds))
+
+
+def purity(tpr, fpr, prevalence: float) -> np.ndarray:
+    """Fraction of candidates above a cut that are lenses, TPR pi / (TPR pi + FPR (1 - pi)), for a
+    survey prevalence ``pi``; 1 where FPR = 0 and TPR > 0, NaN where both are 0."""
+    if not 0.0 < prevalence < 1.0:
+        raise ValueError(f"prevalence must be in (0, 1), got {prevalence}")
+    tpr, fpr = np.asarray(tpr, dtype=np.float64), np.asarray(fpr, dtype=np.float64)
+    hit, false = tpr * prevalence, fpr * (1.0 - prevalence)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return hit / (hit + false)
 
 
 def calibration_report(y, logits, temperature: float, n_bins: int = 15) -> Dict[str, object]:

@@ -1,6 +1,7 @@
-"""Evaluation figures (matplotlib Agg, PNG): ROC, reliability, gates by stratum, galleries,
+"""Evaluation figures (matplotlib Agg): ROC, reliability, gates by stratum, galleries,
 confuser FPR bars, the 6-channel view and training curves. Every function returns the PNG
-path; images are written atomically via dhs_gen.storage (local or s3://)."""
+path and writes a PDF of the same figure beside it (``<name>.pdf``, vector, for papers); files
+are written atomically via dhs_gen.storage (local or s3://)."""
 from __future__ import annotations
 
 import io
@@ -20,29 +21,53 @@ def _plt():
     return plt
 
 
+def pdf_path(out_png: str) -> str:
+    """The PDF written beside a figure's PNG."""
+    return (out_png[:-4] if out_png.endswith(".png") else out_png) + ".pdf"
+
+
 def _save(fig, out_png: str) -> str:
     from dhs_gen.storage import write_bytes
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    for path, fmt in ((out_png, "png"), (pdf_path(out_png), "pdf")):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=110, metadata={"CreationDate": None} if fmt == "pdf" else None)
+        write_bytes(path, buf.getvalue())
     _plt().close(fig)
-    write_bytes(out_png, buf.getvalue())
     return out_png
 
 
 def plot_roc(curves: Mapping[str, Tuple[np.ndarray, np.ndarray]], out_png: str, title: str = "ROC",
-             log_fpr: bool = True) -> str:
-    """ROC curves for {name: (labels, scores)}, AUC in the legend; log FPR axis by default."""
+             log_fpr: bool = True, points: Sequence[dict] = ()) -> str:
+    """ROC curves for {name: (labels, scores)}, AUC and class counts in the legend; log FPR axis.
+
+    With a log axis, FPRs below 1/n (n = fewest negatives of any curve) are shaded: no curve can
+    resolve them, and an operating point at FPR 0 is drawn at the shading's edge. ``points``:
+    operating points [{"fpr", "tpr", "fpr_hi", "tpr_lo", "tpr_hi", "label"}] drawn with their
+    (Wilson) error bars, e.g. the test TPR at cuts fixed on validation."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 4.2))
+    fig, ax = plt.subplots(figsize=(5.4, 4.4))
+    n_neg = min(int((np.asarray(y) == 0).sum()) for y, _ in curves.values()) if curves else 0
+    floor = 1.0 / n_neg if n_neg else 1e-4
+    left = floor / 3.0
     for name, (y, s) in curves.items():
         fpr, tpr, _ = roc_curve(y, s)
-        ax.plot(np.maximum(fpr, 1e-5) if log_fpr else fpr, tpr, label=f"{name} (AUC {roc_auc(y, s):.3f}, n={len(y)})")
+        y = np.asarray(y)
+        label = f"{name} (AUC {roc_auc(y, s):.3f}; {int(y.sum())} pos, {int((y == 0).sum())} neg)"
+        ax.plot(np.maximum(fpr, left) if log_fpr else fpr, tpr, label=label)
     if log_fpr:
         ax.set_xscale("log")
-        ax.set_xlim(1e-4, 1)
+        ax.set_xlim(left, 1)
+        ax.axvspan(left, floor, color="0.88", lw=0)
+        ax.text(left * 1.1, 0.97, f"FPR < 1/{n_neg}:\nunresolved", fontsize=6, va="top", color="0.35")
     for f in (1e-3, 1e-2):
         ax.axvline(f, color="0.8", lw=0.8, ls=":")
+    for pt in points:
+        x = max(pt["fpr"], left) if log_fpr else pt["fpr"]
+        xerr = [[0.0], [max(pt.get("fpr_hi", pt["fpr"]) - pt["fpr"], 0.0)]]
+        yerr = [[pt["tpr"] - pt.get("tpr_lo", pt["tpr"])], [pt.get("tpr_hi", pt["tpr"]) - pt["tpr"]]]
+        ax.errorbar([x], [pt["tpr"]], xerr=xerr, yerr=yerr, fmt="o", ms=4, color="k", capsize=2, lw=0.8)
+        ax.annotate(pt.get("label", ""), (x, pt["tpr"]), textcoords="offset points", xytext=(5, -10), fontsize=6)
     ax.set_xlabel("false-positive rate")
     ax.set_ylabel("true-positive rate (recall)")
     ax.set_title(title)
@@ -76,8 +101,13 @@ def plot_reliability(y, probs: Mapping[str, np.ndarray], out_png: str, n_bins: i
     return _save(fig, out_png)
 
 
+GATE_LABELS = {"G1": "G1 core-only AUC", "G2": "G2 radial-profile AUC", "G3": "G3 arc-annulus AUC",
+               "G4": "G4 hard-neg. mean p", "G5": "G5 occlusion drop"}
+
+
 def plot_gate_strata(gates: Mapping[str, dict], out_png: str) -> str:
-    """Probe AUCs (G1-G3) per x_ratio stratum with their thresholds, plus G4/G5 values."""
+    """Probe AUCs (G1-G3: pixel probes of the data) per x_ratio stratum with their thresholds, plus the
+    model gates G4/G5; every gate labelled by its number and name, critical ones marked."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [3, 2]})
     ax = axes[0]
@@ -92,12 +122,13 @@ def plot_gate_strata(gates: Mapping[str, dict], out_png: str) -> str:
         ax.bar(np.arange(len(names)) + j * width, vals, width, label=f"x = {stratum}")
     for i, g in enumerate(names):
         ax.hlines(gates[g]["threshold"], i - 0.1, i + 0.8, color="k", lw=1.2)
-        ax.text(i, 1.02, f"{g} {gates[g]['status']}", fontsize=7)
+        ax.text(i, 1.02, f"{gates[g]['op']} {gates[g]['threshold']:g}: {gates[g]['status']}", fontsize=7)
     ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
-    ax.set_xticklabels([gates[g]["metric"] for g in names], fontsize=7)
+    ax.set_xticklabels([_gate_label(g, gates[g]) for g in names], fontsize=7)
     ax.set_ylim(0.3, 1.08)
-    ax.set_ylabel("cross-validated AUC")
-    ax.legend(fontsize=7)
+    ax.set_ylabel("cross-validated probe AUC")
+    ax.set_title("data: pixel probes (no model)", fontsize=8)
+    ax.legend(fontsize=7, title="x = θ_E / FWHM", title_fontsize=7)
     ax2 = axes[1]
     other = [g for g in ("G4", "G5") if g in gates]
     vals = [np.nan if gates[g]["value"] is None else gates[g]["value"] for g in other]
@@ -106,11 +137,16 @@ def plot_gate_strata(gates: Mapping[str, dict], out_png: str) -> str:
         ax2.hlines(gates[g]["threshold"], i - 0.4, i + 0.4, color="k", lw=1.2)
         ax2.text(i - 0.3, (0 if np.isnan(vals[i]) else vals[i]) + 0.02, gates[g]["status"], fontsize=7)
     ax2.set_xticks(range(len(other)))
-    ax2.set_xticklabels([gates[g]["metric"] for g in other], fontsize=7)
+    ax2.set_xticklabels([_gate_label(g, gates[g]) for g in other], fontsize=7)
     ax2.set_ylim(0, 1)
-    fig.suptitle("shortcut gates (black: threshold)", fontsize=9)
+    ax2.set_title("model: calibrated p", fontsize=8)
+    fig.suptitle("shortcut gates G1-G5 (black line: threshold; * critical)", fontsize=9)
     fig.tight_layout()
     return _save(fig, out_png)
+
+
+def _gate_label(name: str, gate: dict) -> str:
+    return GATE_LABELS.get(name, name) + (" *" if gate.get("critical") else "")
 
 
 def plot_confuser_fpr(rows: Sequence[dict], out_png: str, threshold: float) -> str:

@@ -9,7 +9,16 @@ Input: a predictions table (pandas) with one row per scored stamp:
 
 Everything that is fitted (temperature, FPR-matched thresholds) uses validation rows only and is
 then applied to test. Intervals: stratified (by label) i.i.d. bootstrap and HEALPix region
-bootstrap for the headline metrics, Wilson 95% for rates at a threshold.
+bootstrap for the headline metrics (the region bootstrap only with at least ``min_regions``
+regions; with fewer it is recorded as skipped, never shown as an interval), Wilson 95% for rates
+at a threshold.
+
+``operating_points`` are the headline numbers: for each target FPR, the cut on calibrated p fitted
+on the validation negatives, and the test TPR and FPR at that cut with Wilson intervals. A target
+FPR below 1/n of the validation negatives cannot be resolved (no cut gives it); it is marked
+``resolved: false`` and its cut is the strictest one the negatives allow (none of them above).
+The negatives are named (``negatives``): paired same-host controls in paired mode, held-out
+labelled negatives in plain mode.
 """
 from __future__ import annotations
 
@@ -49,6 +58,7 @@ class ReportConfig(StrictModel):
     n_boot: int = Field(300, ge=0, description="bootstrap replicates (0 = no CIs)")
     seed: int = 0
     region_nside: int = Field(16, description="HEALPix nside of the region bootstrap blocks")
+    min_regions: int = Field(10, ge=2, description="fewest regions for a region bootstrap to be reported")
     psf_bins: List[float] = Field(default_factory=lambda: [0.5, 1.0, 1.2, 1.4, 1.7, 3.0], description="arcsec")
     depth_bins: List[float] = Field(default_factory=lambda: [21.5, 23.0, 23.5, 24.0, 24.5, 26.0],
                                     description="psfdepth_r_mag5 [AB mag]")
@@ -77,12 +87,52 @@ def _headline_cis(y, p, regions, cfg: ReportConfig) -> Dict[str, dict]:
     for f in cfg.fprs:
         fns[f"tpr_at_fpr_{f:g}"] = (lambda ff: lambda yy, ss, sample_weight=None: tpr_at_fpr(yy, ss, ff, sample_weight))(f)
     out = {}
+    n_regions = 0 if regions is None else len(np.unique(regions))
     for name, fn in fns.items():
         entry = {"iid": bootstrap_ci(fn, y, p, n_boot=cfg.n_boot, seed=cfg.seed, strata=y).as_dict()}
-        if regions is not None and len(np.unique(regions)) >= 2:
+        if n_regions >= cfg.min_regions:
             entry["region"] = region_bootstrap_ci(fn, y, p, regions=regions, n_boot=cfg.n_boot,
                                                   seed=cfg.seed).as_dict()
+        elif regions is not None:
+            entry["region_skipped"] = {"n_regions": n_regions, "min_regions": cfg.min_regions,
+                                       "reason": f"only {n_regions} HEALPix regions at nside {cfg.region_nside} "
+                                                 f"(< {cfg.min_regions}): a region bootstrap would understate "
+                                                 "the spread; the i.i.d. interval is reported"}
         out[name] = entry
+    return out
+
+
+def negatives_name(frame: pd.DataFrame) -> str:
+    """What the negatives of a split are (the FPR definition): paired controls or labelled negatives."""
+    kinds = set(frame.loc[frame["label"] == 0, "kind"]) if "kind" in frame else {"plain"}
+    if kinds == {"ctrl"}:
+        return "paired same-host controls"
+    return "held-out labelled negatives"
+
+
+def operating_points(val: pd.DataFrame, test: pd.DataFrame, fprs, val_split: str = "val") -> List[dict]:
+    """Per target FPR: cut on calibrated p fitted on ``val`` negatives, test TPR/FPR at it (Wilson 95%).
+
+    ``resolved`` is False when the target is below 1 / (number of validation negatives); the cut is
+    then the strictest the validation allows (no negative at or above it), and
+    ``min_resolvable_fpr`` = 1/n says what the data can resolve. ``test_fpr_resolved`` likewise for
+    the test negatives (a test FPR of 0/n only says FPR < ~1/n).
+    """
+    yv, pv = val["label"].to_numpy(int), val["p"].to_numpy()
+    yt, pt = test["label"].to_numpy(int), test["p"].to_numpy()
+    n_val_neg, n_pos, n_neg = int((yv == 0).sum()), int((yt == 1).sum()), int((yt == 0).sum())
+    out = []
+    for f in sorted(fprs, reverse=True):
+        cut = threshold_at_fpr(yv, pv, f)
+        out.append({
+            "target_fpr": float(f), "cut_p": float(cut), "fitted_on": val_split,
+            "negatives": negatives_name(val),
+            "n_val_negatives": n_val_neg, "val_negatives_above": int((pv[yv == 0] >= cut).sum()),
+            "resolved": bool(f * n_val_neg >= 1.0), "min_resolvable_fpr": 1.0 / n_val_neg,
+            "test_tpr": _rate(int((pt[yt == 1] >= cut).sum()), n_pos),
+            "test_fpr": _rate(int((pt[yt == 0] >= cut).sum()), n_neg),
+            "test_fpr_resolved": bool(f * n_neg >= 1.0),
+        })
     return out
 
 
@@ -123,6 +173,10 @@ def analyze_predictions(pred: pd.DataFrame, cfg: ReportConfig) -> Dict[str, obje
         "metrics": {cfg.val_split: binary_summary(yv, pv, fprs=cfg.fprs, threshold=cfg.threshold),
                     cfg.test_split: binary_summary(yt, pt, fprs=cfg.fprs, threshold=cfg.threshold)},
     }
+    report["operating_points"] = operating_points(val, test, cfg.fprs, cfg.val_split)
+    report["negatives"] = {cfg.val_split: negatives_name(val), cfg.test_split: negatives_name(test)}
+    report["prevalence"] = {split: float(f["label"].mean()) for split, f in ((cfg.val_split, val),
+                                                                            (cfg.test_split, test))}
     report["metrics"][cfg.test_split]["at_val_thresholds"] = {
         name: {"threshold": t, "recall": recall_at_threshold(yt, pt, t), "fpr": fpr_at_threshold(yt, pt, t)}
         for name, t in thresholds.items()}
