@@ -178,18 +178,23 @@ def make_figures(cfg: SelectionConfig, results: dict, obs: pa.Table, slacs: dict
                 lambda s: theta_e_from_sigma(np.clip(s, 1e-3, None), z_mid, z_s, cosmo),
                 f"z_l={z_mid:.2f}, z_s={z_s:.2f}")
     note = figures.realism_note(realism)
+    cuts = results["thresholds"].to_pandas()
     out = []
     for model_id in sorted(df.model_id.unique()):
         tag = model_id[:12]
+        mine = cuts[(cuts.model_id == model_id) & (cuts.threshold_kind == "fpr")]
+        unresolved = sorted(mine.loc[~mine.resolved.astype(bool), "threshold_value"].tolist())  # never drawn
+        resolved = [f for f in fprs if not any(np.isclose(f, u) for u in unresolved)]
         grid = f"{cfg.grids[0][0]} x {cfg.grids[0][1]}" if cfg.grids else None
         if grid == "theta_e_arcsec x z_l":
-            out.append(figures.heatmap(df, join_uri(fig_dir, f"selection_heatmap_{tag}.png"), model_id, fprs[0],
-                                       (theta, zl, sigma), low_n=cfg.low_n, note=note))
+            out.append(figures.heatmap(df, join_uri(fig_dir, f"selection_heatmap_{tag}.png"), model_id,
+                                       (resolved or fprs)[0], (theta, zl, sigma), low_n=cfg.low_n, note=note,
+                                       unresolved=not resolved))
         one_d = tuple(a for a in ("theta_e_arcsec", "theta_over_psf", "src_mag_r", "arc_snr_sum") if a in cfg.axes)
         out.append(figures.curves(df, join_uri(fig_dir, f"selection_curves_{tag}.png"), model_id, fprs, one_d,
-                                  sig_axis, ens, note))
+                                  sig_axis, ens, note, unresolved=unresolved))
         out.append(figures.threshold_sensitivity(df, join_uri(fig_dir, f"selection_thresholds_{tag}.png"),
-                                                 model_id, fprs, sorted(cfg.proxy_thresholds)))
+                                                 model_id, resolved, sorted(cfg.proxy_thresholds)))
     from dhs_gen.selection.observability import read_slacs
 
     table = read_slacs()

@@ -1,5 +1,10 @@
 """Selection-function figures: completeness heat map, curves with CI bands, threshold
-sensitivity, and the observability map (matplotlib, Agg backend, PNG)."""
+sensitivity, and the observability map (matplotlib, Agg backend; PNG plus a PDF beside it).
+
+Honesty rules: the heat map's colour scale is fixed to 0-1 (a 16% cell never looks full), every
+cell states C, its Wilson 95% interval and n; FPR cuts the negatives cannot resolve are not drawn
+(``unresolved``); region-bootstrap bars are drawn only for bins with at least
+``MIN_BOOTSTRAP_REGIONS`` HEALPix regions (fewer regions understate the spread)."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,6 +19,7 @@ LABELS = {
     "arc_snr_sum": "integrated arc S/N",
 }
 SUBSET_STYLE = {"all": "-", "clean": "--"}
+MIN_BOOTSTRAP_REGIONS = 10
 
 
 def _plt():
@@ -51,9 +57,10 @@ def _save(fig, path: str) -> str:
 
     from dhs_gen.storage import write_bytes
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    write_bytes(path, buf.getvalue())
+    for out, fmt in ((path, "png"), ((path[:-4] if path.endswith(".png") else path) + ".pdf", "pdf")):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, bbox_inches="tight", metadata={"CreationDate": None} if fmt == "pdf" else None)
+        write_bytes(out, buf.getvalue())
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -75,9 +82,11 @@ def _centres(rows, dim: int = 0) -> np.ndarray:
 
 
 def heatmap(df, path: str, model_id: str, fpr: float, sigma_map=None, subset: str = "all",
-            axis: str = "theta_e_arcsec x z_l", low_n: int = 50, note: str = "") -> str:
-    """Completeness over (theta_E, z_l): colour = C, text = C and n per cell, low-n cells hatched;
-    ``sigma_map`` (theta grid, z grid, sigma [km/s]) adds iso-sigma_v contours."""
+            axis: str = "theta_e_arcsec x z_l", low_n: int = 50, note: str = "", unresolved: bool = False) -> str:
+    """Completeness over (theta_E, z_l): colour = C on a fixed 0-1 scale, text = C, Wilson 95% and n
+    per cell, low-n cells hatched;
+    ``sigma_map`` (theta grid, z grid, sigma [km/s]) adds iso-sigma_v contours; ``unresolved`` (the
+    negatives do not resolve the cut) puts that warning in the title."""
     plt = _plt()
     rows = _rows(df, model_id, subset, "fpr", fpr, axis)
     xcol, ycol = axis.split(GRID_SEP)
@@ -86,21 +95,21 @@ def heatmap(df, path: str, model_id: str, fpr: float, sigma_map=None, subset: st
     shape = (len(x_edges) - 1, len(y_edges) - 1)
     c = rows.completeness.to_numpy().reshape(shape)
     n = rows.n.to_numpy().reshape(shape)
+    lo, hi = rows.ci_lo.to_numpy().reshape(shape), rows.ci_hi.to_numpy().reshape(shape)
     fig, ax = plt.subplots(figsize=(9, 5.5))
     ax.set_facecolor("0.9")  # grey: no injections in the cell
     ax.grid(False)
-    mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(c).T, cmap="viridis", vmin=0,
-                         vmax=max(0.05, float(np.nanmax(c)) if np.isfinite(c).any() else 1.0))
+    mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(c).T, cmap="viridis", vmin=0, vmax=1)
     cb = fig.colorbar(mesh, ax=ax, pad=0.02)
-    cb.set_label(f"completeness (score cut at FPR = {fpr:g})")
+    cb.set_label(f"completeness, fixed 0-1 scale (score cut at FPR = {fpr:g})")
     xc, yc = 0.5 * (x_edges[1:] + x_edges[:-1]), 0.5 * (y_edges[1:] + y_edges[:-1])
     for i in range(shape[0]):
         for j in range(shape[1]):
             if n[i, j] == 0:
                 continue
-            colour = "white" if (c[i, j] < 0.6 * np.nanmax(c)) else "black"
-            ax.text(xc[i], yc[j], f"{100 * c[i, j]:.0f}%\nn={n[i, j]}", ha="center", va="center",
-                    fontsize=6.5, color=colour)
+            colour = "white" if c[i, j] < 0.6 else "black"
+            ax.text(xc[i], yc[j], f"{100 * c[i, j]:.0f}%\n[{100 * lo[i, j]:.0f}–{100 * hi[i, j]:.0f}]\nn={n[i, j]}",
+                    ha="center", va="center", fontsize=6, color=colour)
             if n[i, j] < low_n:
                 ax.add_patch(plt.Rectangle((x_edges[i], y_edges[j]), x_edges[i + 1] - x_edges[i],
                                            y_edges[j + 1] - y_edges[j], fill=False, hatch="///",
@@ -114,17 +123,22 @@ def heatmap(df, path: str, model_id: str, fpr: float, sigma_map=None, subset: st
     ax.set_ylim(y_edges[0], y_edges[-1])
     ax.set_xlabel(LABELS.get(xcol, xcol))
     ax.set_ylabel(LABELS.get(ycol, ycol))
-    ax.set_title(f"Injection-recovery completeness and n per cell, {subset} injections (hatched: n < {low_n}; "
-                 f"grey: none); dashed: SIS σ_v; model {model_id[:12]}", fontsize=9)
+    ax.set_title(f"Injection-recovery completeness per cell: C, [Wilson 95%], n; {subset} injections (hatched: "
+                 f"n < {low_n}; grey: none); dashed: SIS σ_v; model {model_id[:12]}"
+                 + ("\nWARNING: too few negatives to resolve this FPR cut: indicative only" if unresolved else ""),
+                 fontsize=9, color="#b3261e" if unresolved else "black")
     _footnote(fig, note)
     return _save(fig, path)
 
 
 def curves(df, path: str, model_id: str, fprs, axes=("theta_e_arcsec", "theta_over_psf", "src_mag_r", "arc_snr_sum"),
-           sigma_axis=None, ensemble=None, note: str = "") -> str:
-    """C vs each 1-D axis: one colour per FPR, Wilson 95% bands, 'clean' dashed, bootstrap bars;
-    with ``ensemble`` (the ensemble-spread table) a grey band spans the members' min..max."""
+           sigma_axis=None, ensemble=None, note: str = "", unresolved=()) -> str:
+    """C vs each 1-D axis: one colour per FPR, Wilson 95% bands, 'clean' dashed, region-bootstrap
+    bars where a bin has >= MIN_BOOTSTRAP_REGIONS regions; with ``ensemble`` (the ensemble-spread
+    table) a grey band spans the members' min..max. FPRs in ``unresolved`` are not drawn."""
     plt = _plt()
+    skipped = [f for f in fprs if any(np.isclose(f, u) for u in unresolved)]
+    fprs = [f for f in fprs if f not in skipped]
     fig, axs = plt.subplots(2, 2, figsize=(11, 7.5))
     colours = plt.cm.plasma(np.linspace(0.1, 0.8, len(fprs)))
     for ax, axis in zip(axs.ravel(), axes):
@@ -140,9 +154,11 @@ def curves(df, path: str, model_id: str, fprs, axes=("theta_e_arcsec", "theta_ov
                         ms=3, label=label)
                 if subset == "all":
                     ax.fill_between(x, rows.ci_lo, rows.ci_hi, color=colour, alpha=0.2, lw=0)
-                    ax.errorbar(x, rows.completeness, yerr=np.abs(np.vstack([
-                        rows.completeness - rows.boot_lo, rows.boot_hi - rows.completeness])).clip(0),
-                        fmt="none", ecolor=colour, elinewidth=0.7, capsize=2)
+                    many = rows.n_regions.to_numpy() >= MIN_BOOTSTRAP_REGIONS
+                    if many.any():
+                        ax.errorbar(x[many], rows.completeness[many], yerr=np.abs(np.vstack([
+                            (rows.completeness - rows.boot_lo)[many], (rows.boot_hi - rows.completeness)[many]])).clip(0),
+                            fmt="none", ecolor=colour, elinewidth=0.7, capsize=2)
                     low = rows.n.to_numpy() < 50
                     ax.plot(x[low], rows.completeness.to_numpy()[low], "x", color="k", ms=5)
                     if ensemble is not None:
@@ -161,8 +177,9 @@ def curves(df, path: str, model_id: str, fprs, axes=("theta_e_arcsec", "theta_ov
             top = ax.secondary_xaxis("top", functions=(fwd, inv))
             top.set_xlabel(rf"$\sigma_v$ [km/s] (SIS, {z_label})", fontsize=8)
     axs[0, 0].legend(fontsize=8, title="score cut", title_fontsize=8)
-    fig.suptitle(f"Completeness with Wilson 95% bands (region-bootstrap bars); dashed: clean subset; "
-                 f"x: n < 50 — model {model_id[:12]}", fontsize=10)
+    not_drawn = f"; not drawn (unresolved by the negatives): FPR {', '.join(f'{f:g}' for f in skipped)}" if skipped else ""
+    fig.suptitle(f"Completeness with Wilson 95% bands (region-bootstrap bars where ≥ {MIN_BOOTSTRAP_REGIONS} regions); "
+                 f"dashed: clean subset; x: n < 50{not_drawn} — model {model_id[:12]}", fontsize=10)
     fig.tight_layout()
     _footnote(fig, note)
     return _save(fig, path)
