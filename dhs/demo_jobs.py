@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 
 from dhs_gen.log import get_logger
+from dhs_gen.resources import PACKAGES_ROOT
 
 log = get_logger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PACKAGES_ROOT  # jobs/ beside dhs_gen/: the checkout, or site-packages when installed
 
 
 class DemoJobError(RuntimeError):

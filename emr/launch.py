@@ -1,11 +1,15 @@
 """``dhs emr`` / ``make emr-*``: run a job chain as EMR steps, or print exactly what would be sent.
 
 Everything is validated before any AWS call: preset, release, node memory, account settings
-(S3 prefix, log URI, region/subnet), configs and job scripts; the requests are checked against
-botocore's EMR model. ``--dry-run`` stops there and prints the requests (no credentials needed,
-nothing built or uploaded). Otherwise: build the wheel + pinned requirements, upload them with the
-configs and bootstrap script to ``<s3_prefix>/runs/<run id>/artifacts/``, create the cluster (or add
-steps to ``--cluster-id``), stream step states, and print where the logs are.
+(S3 prefix, log URI, region/subnet), configs and job scripts, and every input dataset the steps
+need (given with ``--uri`` or named in the step's config; a local input must exist; an s3:// input
+is checked with S3 itself only when not a dry run); the requests are checked against botocore's
+EMR model. ``--dry-run`` stops there and prints the requests and the estimated wall time and
+on-demand cost (the preset's executor cores x the measured per-core rates of ``make bench``, or
+their documented values); no credentials needed, nothing built or uploaded. Otherwise: build the
+wheel + pinned requirements, upload them with the configs and bootstrap script to
+``<s3_prefix>/runs/<run id>/artifacts/``, create the cluster (or add steps to ``--cluster-id``),
+wait with boto3's EMR waiters, and print where the logs are.
 """
 from __future__ import annotations
 
@@ -13,14 +17,17 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from typing import Dict, List, Sequence
 
-from dhs_gen.config import ConfigError, load_config
+from dhs_gen.config import ConfigError, load_config, read_yaml
+from dhs_gen.entrypoint import error_line, plain_text
+from dhs_gen.resources import PACKAGES_ROOT, configs_dir
 from emr import catalog, pipelines, requests
 from emr.packaging import project_root, wheel_filename
-from emr.presets import AccountSettings, ClusterPreset, get_preset, resolve_account
+from emr.presets import AccountSettings, ClusterPreset, get_preset, resolve_account, spark_settings
 
 DRY_RUN_PREFIX = "s3://example-bucket/dark-halo-scope"
 
@@ -40,6 +47,8 @@ class LaunchPlan:
     values: Dict[str, str]
     operation: str
     request: dict
+    inputs: Dict[str, str] = dataclasses.field(default_factory=dict)
+    estimate: dict = dataclasses.field(default_factory=dict)
 
     @property
     def steps(self) -> List[dict]:
@@ -58,7 +67,22 @@ class LaunchPlan:
             "on_demand_usd_per_hour": round(self.preset.hourly_cost_usd(), 3),
             "prices_as_of": catalog.PRICES_AS_OF,
             "log_uri": self.account.log_uri,
+            "inputs": self.inputs,
+            "estimate": self.estimate,
         }
+
+    def estimate_line(self) -> str:
+        """One line: total estimated wall time and cost, or why there is none."""
+        est = self.estimate
+        skipped = f"; not estimated (no measured rate): {', '.join(est['not_estimated'])}" if est["not_estimated"] else ""
+        if est["total_hours"] is None:
+            why = "no step has a measured rate" if not est["steps"] else "input rows unknown (pass --rows N)"
+            return f"estimate: none ({why}){skipped}"
+        rates = ", ".join(f"{s['step']} {s['rows_per_s_per_core']:.4g} rows/s/core [{s['rate_source']}]"
+                          for s in est["steps"])
+        return (f"estimate: {est['total_hours']:.2f} h wall, ~${est['usd_on_demand']:.2f} on demand "
+                f"({est['steps'][0]['rows']} rows on {est['steps'][0]['cores']} executor cores; {rates}; "
+                f"excludes cluster start-up{skipped})")
 
 
 def build_plan(pipeline: str, preset_name: str, account: AccountSettings, *, configs: Sequence[str] = (),
@@ -66,9 +90,14 @@ def build_plan(pipeline: str, preset_name: str, account: AccountSettings, *, con
                run_id: str | None = None,
                cluster_id: str | None = None, release_label: str | None = None,
                presets_uri: str | None = None, wheel_name: str | None = None,
-               dry_run: bool = False, root: str | None = None) -> LaunchPlan:
-    """Validate the inputs and compute the request (pure apart from reading local files)."""
-    root = root or project_root()
+               dry_run: bool = False, root: str | None = None, rows: int | None = None,
+               bench_results: str | None = pipelines.BENCH_RESULTS) -> LaunchPlan:
+    """Validate the inputs and compute the request (pure apart from reading local files).
+
+    ``root``: a folder holding ``jobs/`` and ``configs/`` (default: the installed packages and
+    their shipped configs). ``rows``: input rows for the estimate (default: counted from a local
+    input's Parquet footers; unknown for s3:// inputs).
+    """
     steps = pipelines.get_pipeline(pipeline)
     preset = get_preset(preset_name, presets_uri)
     if release_label:
@@ -76,8 +105,9 @@ def build_plan(pipeline: str, preset_name: str, account: AccountSettings, *, con
     if dry_run and not account.s3_prefix:
         account = account.model_copy(update={"s3_prefix": DRY_RUN_PREFIX})
     account = resolve_account(account, preset)
-    pipelines.check_scripts(steps, root)
-    config_paths = pipelines.resolve_configs(steps, list(configs), os.path.join(root, "configs"))
+    pipelines.check_scripts(steps, root or str(PACKAGES_ROOT))
+    config_paths = pipelines.resolve_configs(steps, list(configs),
+                                             os.path.join(root, "configs") if root else str(configs_dir()))
     names = [os.path.basename(p) if p else None for p in config_paths]
     staged = {name: path for name, path in zip(names, config_paths) if path}
     if len(staged) != len({os.path.abspath(p) for p in config_paths if p}):
@@ -86,6 +116,15 @@ def build_plan(pipeline: str, preset_name: str, account: AccountSettings, *, con
     run_uri = f"{account.s3_prefix}/runs/{run_id}"
     artifacts_uri = f"{run_uri}/artifacts"
     values = {**pipelines.parse_uris(uris), "run": run_uri}
+    step_configs = [read_yaml(p) if p else None for p in config_paths]
+    inputs = {key: pipelines.fill(uri, values)
+              for key, uri in pipelines.needed_inputs(steps, values, step_configs).items()}
+    check_local_inputs(inputs)
+    if rows is None and inputs:
+        rows = count_local_rows(next(iter(inputs.values())))
+    settings = spark_settings(preset)
+    cores = int(settings["spark.executor.instances"]) * int(settings["spark.executor.cores"])
+    estimate = pipelines.estimate(steps, rows, cores, preset.hourly_cost_usd(), pipelines.measured_rates(bench_results))
     on_failure = "CONTINUE" if cluster_id else "TERMINATE_CLUSTER"
     step_requests = [
         requests.step(f"dhs {spec.name}", requests.spark_submit_argv(
@@ -102,7 +141,58 @@ def build_plan(pipeline: str, preset_name: str, account: AccountSettings, *, con
         request = requests.run_job_flow_request(f"dhs-{run_id}", preset, account, bootstrap, step_requests)
     requests.validate_request(operation, request)
     return LaunchPlan(pipeline, run_id, run_uri, artifacts_uri, preset_name, preset, account, staged, values,
-                      operation, request)
+                      operation, request, inputs, estimate)
+
+
+def _is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def _local_path(uri: str) -> str:
+    return uri[len("file://"):] if uri.startswith("file://") else uri
+
+
+def check_local_inputs(inputs: Dict[str, str]) -> None:
+    """ConfigError naming every input that is malformed (s3://) or missing (local paths)."""
+    problems = []
+    for key, uri in inputs.items():
+        if _is_s3(uri):
+            if not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+", uri):
+                problems.append(f"input {key} {uri!r} is not an s3://bucket/key URI")
+        elif "://" in uri:
+            problems.append(f"input {key} {uri!r}: the cluster reads s3:// (or file:// for local checks) URIs only")
+        elif not os.path.exists(_local_path(uri)):
+            problems.append(f"input {key} does not exist: {uri}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def check_s3_inputs(inputs: Dict[str, str], client) -> None:
+    """ConfigError naming every s3:// input with no object at or under its key (one LIST per input)."""
+    from emr.s3 import parse_s3_uri
+
+    missing = []
+    for key, uri in inputs.items():
+        if not _is_s3(uri):
+            continue
+        bucket, prefix = parse_s3_uri(uri)
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/"), MaxKeys=1)
+        if not listed.get("KeyCount"):
+            missing.append(f"input {key} does not exist: {uri}")
+    if missing:
+        raise ConfigError("; ".join(missing))
+
+
+def count_local_rows(uri: str) -> int | None:
+    """Rows of a local Parquet input from its footers; None for s3:// or unreadable inputs."""
+    if _is_s3(uri):
+        return None
+    from dhs_gen.storage import count_parquet_rows
+
+    try:
+        return int(count_parquet_rows(_local_path(uri)))
+    except Exception:  # noqa: BLE001 - an estimate is optional: a non-Parquet input just has none
+        return None
 
 
 def _print_step(names: Dict[str, str], log_uri: str, cluster_id: str):
@@ -128,18 +218,20 @@ def launch(plan_inputs: dict, *, wait: bool = True, poll_seconds: float = 30.0,
     """Package, upload, submit and (optionally) wait. ``plan_inputs`` are :func:`build_plan` kwargs."""
     import boto3
 
+    from emr import waiter
     from emr.packaging import stage_artifacts
     from emr.s3 import parse_s3_uri, s3_client, upload_files
-    from emr.waiter import all_completed, cluster_failure_hint, wait_for_steps
 
     plan = build_plan(**plan_inputs)  # validate everything before building anything
+    s3 = s3_client(plan.account.region)
+    check_s3_inputs(plan.inputs, s3)
+    print(plan.estimate_line(), flush=True)
     work_dir = work_dir or os.path.join(project_root(), "build", "emr", plan.run_id)
     artifacts = stage_artifacts(work_dir, plan.configs, plan.values, plan.preset.python)
     wheel = next(name for name in artifacts if name.endswith(".whl"))
     plan = build_plan(**{**plan_inputs, "run_id": plan.run_id, "wheel_name": wheel})
     region = plan.account.region
     print(f"uploading {len(artifacts)} artifacts to {plan.artifacts_uri}/", flush=True)
-    s3 = s3_client(region)
     upload_files([(path, name) for name, path in artifacts.items()], plan.artifacts_uri, client=s3)
 
     emr = boto3.client("emr", region_name=region)
@@ -159,19 +251,31 @@ def launch(plan_inputs: dict, *, wait: bool = True, poll_seconds: float = 30.0,
     print(f"logs: {plan.account.log_uri}{cluster_id}/  run: {plan.run_uri}/", flush=True)
     if not wait:
         return 0
-    states = wait_for_steps(lambda sid: emr.describe_step(ClusterId=cluster_id, StepId=sid)["Step"], step_ids,
-                            on_change=_print_step(names, plan.account.log_uri, cluster_id),
-                            poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
-    ok = all_completed(states)
+    started = time.monotonic()
+    try:
+        state = waiter.wait_for_cluster(emr, cluster_id, poll_seconds=poll_seconds,
+                                        timeout_seconds=timeout_seconds)["Status"]["State"]
+        print(f"cluster {cluster_id}: {state}", flush=True)
+    except waiter.ClusterStartError as exc:
+        print(f"run FAILED: {exc}", flush=True)
+        print(waiter.cluster_failure_hint(emr.describe_cluster(ClusterId=cluster_id)["Cluster"], plan.account.log_uri),
+              flush=True)
+        return 1
+    if timeout_seconds is not None:
+        timeout_seconds = max(0.0, timeout_seconds - (time.monotonic() - started))
+    states = waiter.wait_for_steps(emr, cluster_id, step_ids,
+                                   on_change=_print_step(names, plan.account.log_uri, cluster_id),
+                                   poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
+    ok = waiter.all_completed(states)
     print(f"{'all steps COMPLETED' if ok else 'run FAILED'}: {json.dumps(states)}", flush=True)
     if not ok:
-        print(cluster_failure_hint(emr.describe_cluster(ClusterId=cluster_id)["Cluster"], plan.account.log_uri),
+        print(waiter.cluster_failure_hint(emr.describe_cluster(ClusterId=cluster_id)["Cluster"], plan.account.log_uri),
               flush=True)
     return 0 if ok else 1
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dhs emr", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="dhs emr", description=plain_text(__doc__),
                                      epilog="Arguments after `--` go to every job; {run} becomes the run's URI.")
     parser.add_argument("pipeline", choices=sorted(pipelines.PIPELINES))
     parser.add_argument("--preset", required=True, help="cluster preset name (emr/presets.yaml)")
@@ -193,7 +297,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="input dataset for the {KEY} placeholders, e.g. tractor=s3://bucket/sweeps")
     parser.add_argument("--cluster-id", help="add the steps to this running cluster instead of creating one")
     parser.add_argument("--run-id")
-    parser.add_argument("--dry-run", action="store_true", help="print the requests; no AWS call, nothing built")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the inputs, print the requests and the estimate; no AWS call, nothing built")
+    parser.add_argument("--rows", type=int, default=None,
+                        help="input rows for the wall-time/cost estimate (default: counted from a local input)")
     parser.add_argument("--no-wait", action="store_true")
     parser.add_argument("--poll-seconds", type=float, default=30.0)
     parser.add_argument("--timeout-hours", type=float, default=None)
@@ -213,7 +320,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     inputs = dict(pipeline=args.pipeline, preset_name=args.preset, configs=args.configs,
                   overrides=args.overrides, extra_args=extra, uris=args.uris, run_id=args.run_id, cluster_id=args.cluster_id,
-                  release_label=args.release_label, presets_uri=args.presets, dry_run=args.dry_run)
+                  release_label=args.release_label, presets_uri=args.presets, dry_run=args.dry_run, rows=args.rows)
     try:
         inputs["account"] = _account(args)
         if args.dry_run:
@@ -222,14 +329,17 @@ def main(argv=None) -> int:
                 print(f"note: no --s3-prefix given; the requests use the placeholder {DRY_RUN_PREFIX}",
                       file=sys.stderr)
             print(json.dumps(plan.describe(), indent=2))
+            print(plan.estimate_line(), file=sys.stderr)
             return 0
         inputs["dry_run"] = False
         timeout = args.timeout_hours * 3600 if args.timeout_hours else None
         return launch(inputs, wait=not args.no_wait, poll_seconds=args.poll_seconds, timeout_seconds=timeout)
-    except (ConfigError, ValueError, RuntimeError, FileNotFoundError) as exc:
-        print(f"dhs emr: error: {exc}", file=sys.stderr)
+    except (ConfigError, ValueError, RuntimeError, OSError) as exc:
+        print(error_line("dhs emr", exc), file=sys.stderr)
         return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main))

@@ -15,6 +15,8 @@ import sys
 import tempfile
 from typing import Dict, Iterable, List
 
+from dhs_gen.resources import bootstrap_script
+
 DIST_NAME = "dark-halo-scope"
 PROVIDED_BY_EMR = frozenset({"pyspark", "py4j"})
 BOOTSTRAP_SCRIPT = "install_dhs.sh"
@@ -127,7 +129,7 @@ def stage_artifacts(out_dir: str, configs: Dict[str, str], values: Dict[str, str
         fh.write(f"# pinned from Python {cluster_python} for {os.path.basename(wheel)}\n")
         fh.write("\n".join(pinned_requirements()) + "\n")
     artifacts = {os.path.basename(wheel): wheel, "requirements.txt": requirements,
-                 f"bootstrap/{BOOTSTRAP_SCRIPT}": os.path.join(project_root(), "bootstrap", BOOTSTRAP_SCRIPT)}
+                 f"bootstrap/{BOOTSTRAP_SCRIPT}": str(bootstrap_script(BOOTSTRAP_SCRIPT))}
     for name, src in configs.items():
         dest = os.path.join(out_dir, "configs", name)
         render_config(src, dest, values)

@@ -27,6 +27,9 @@ class StepSpec(NamedTuple):
     ``optional`` holds (flag, template) pairs dropped when their placeholder is not supplied.
     ``demo_section``: the key under which a ``<stem>_demo.yaml`` holds this job's config (the
     catalogue's demo file wraps the job config in ``catalog:``).
+    ``needs``: the input datasets the step cannot run without, as (placeholder, config key that
+    may name it instead, or None): the launcher refuses a run where one is neither given nor
+    exists. ``rate``: the key of its measured per-core rate in :data:`RATES` (None: not measured).
     """
 
     name: str
@@ -35,13 +38,16 @@ class StepSpec(NamedTuple):
     args: Tuple[str, ...] = ()
     optional: Tuple[Tuple[str, str], ...] = ()
     demo_section: str | None = None
+    needs: Tuple[Tuple[str, str | None], ...] = ()
+    rate: str | None = None
 
 
 _NEGATIVE_POOL = StepSpec("negative-pool", "negative_pool.py", "catalog",
-                          ("--tractor", "{tractor}", "--output", "{run}/negatives_pool"), demo_section="catalog")
+                          ("--input", "{tractor}", "--output", "{run}/negatives_pool"), demo_section="catalog",
+                          needs=(("tractor", None),))
 _SAMPLE_NEGATIVES = StepSpec("sample-negatives", "sample_negatives.py", "catalog",
-                             ("--pool", "{run}/negatives_pool", "--output", "{run}/sampled_negatives"),
-                             (("--positives", "{positives}"),), demo_section="catalog")
+                             ("--input", "{run}/negatives_pool", "--output", "{run}/sampled_negatives"),
+                             (("--positives", "{positives}"),), demo_section="catalog", rate="sampling")
 _MOCK_CATALOG = StepSpec("mock-catalog", "mock_catalog.py", "mock_catalog",
                          ("--set", "n_rows=5000", "--output", "{run}/mock_catalog"))
 _PHASE4A = StepSpec("phase4a", "phase4a_manifest.py", "phase4a",
@@ -50,12 +56,13 @@ _PHASE4A = StepSpec("phase4a", "phase4a_manifest.py", "phase4a",
 PIPELINES: Dict[str, Tuple[StepSpec, ...]] = {
     "healthcheck": (StepSpec("healthcheck", "healthcheck.py", None, ("--output", "{run}/healthcheck")),),
     "phase4c": (StepSpec("phase4c", "phase4c_inject.py", "phase4c", ("--output", "{run}/phase4c"),
-                         (("--manifest", "{manifest}"), ("--cutouts", "{cutouts}"))),),
+                         (("--input", "{manifest}"), ("--cutouts", "{cutouts}")),
+                         needs=(("manifest", "manifest_uri"),), rate="phase4c"),),
     "negatives": (_NEGATIVE_POOL, _SAMPLE_NEGATIVES),
     "cutouts": (StepSpec("cutouts", "cutouts.py", "cutouts", ("--output", "{run}/cutouts"),
-                         (("--manifest", "{manifest}"),)),),
+                         (("--input", "{manifest}"),), needs=(("manifest", "manifest"),)),),
     "compact": (StepSpec("compact", "compact.py", "catalog", ("--input", "{input}", "--output", "{run}/compacted"),
-                         demo_section="catalog"),),
+                         demo_section="catalog", needs=(("input", None),)),),
 }
 
 # Local smoke runs make missing inputs from the mock survey, per pipeline:
@@ -68,6 +75,83 @@ SMOKE_INPUTS: Dict[str, Dict[str, Tuple[Tuple[StepSpec, ...], Dict[str, str]]]] 
     "compact": {"input": ((_MOCK_CATALOG, _NEGATIVE_POOL),
                           {"tractor": "{run}/mock_catalog", "input": "{run}/negatives_pool"})},
 }
+
+
+class Rate(NamedTuple):
+    """A step's measured throughput per executor core: the benchmark entry it is read from
+    (``build/bench/results.json``, written by ``make bench``) and the documented value used when
+    no results file is present."""
+
+    bench_name: str
+    default: float
+    unit: str
+    default_source: str
+
+
+RATES: Dict[str, Rate] = {
+    "phase4c": Rate("phase4c.spark_local1_stamps_per_cpu_s", 345.0, "rows/s/core",
+                    "docs/injection_jobs.md (make bench 2026-11-25: Spark local[1], whole 2304-row pass)"),
+    "sampling": Rate("sampling_stratified_rows_per_s_per_core", 9.1e4, "rows/s/core",
+                     "docs/catalog.md (make bench: 2M-row mock pool, local[2])"),
+}
+BENCH_RESULTS = os.path.join("build", "bench", "results.json")
+
+
+def measured_rates(results_path: str | None = BENCH_RESULTS) -> Dict[str, Tuple[float, str]]:
+    """``{rate key: (rows/s/core, source)}``: from the benchmark results file when it has the
+    entry, else the documented default."""
+    import json
+
+    entries: Dict[str, float] = {}
+    if results_path and os.path.isfile(results_path):
+        with open(results_path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        rows = data.get("results", data) if isinstance(data, dict) else data
+        entries = {r["name"]: float(r["value"]) for r in rows if isinstance(r, dict) and "name" in r}
+    return {key: ((entries[rate.bench_name], f"{results_path}: {rate.bench_name}") if rate.bench_name in entries
+                  else (rate.default, rate.default_source)) for key, rate in RATES.items()}
+
+
+def needed_inputs(steps: Sequence[StepSpec], values: Dict[str, str],
+                  step_configs: Sequence[dict | None]) -> Dict[str, str]:
+    """``{placeholder: URI}`` of every input the steps cannot run without (given with ``--uri`` or
+    named in the step's config); ConfigError listing every missing one and how to give it."""
+    found: Dict[str, str] = {}
+    missing: List[str] = []
+    for spec, config in zip(steps, step_configs):
+        for key, config_key in spec.needs:
+            uri = values.get(key) or (config or {}).get(config_key or "") or None
+            if uri:
+                found.setdefault(key, uri)
+            else:
+                alternative = f" or set {config_key} in its config" if config_key else ""
+                missing.append(f"step {spec.name} needs input {{{key}}}: pass --uri {key}=URI "
+                               f"(make: URIS=\"{key}=URI\"){alternative}")
+    if missing:
+        raise ConfigError("; ".join(missing))
+    return found
+
+
+def estimate(steps: Sequence[StepSpec], rows: int | None, cores: int, usd_per_hour: float,
+             rates: Dict[str, Tuple[float, str]]) -> dict:
+    """Wall time and on-demand cost of the steps that have a measured rate, for ``rows`` input rows
+    on ``cores`` executor cores: hours = rows / (rate x cores) / 3600 per step (rows of the
+    pipeline's main input; an upper bound for steps that read a filtered intermediate)."""
+    per_step, unmeasured = [], []
+    for spec in steps:
+        if spec.rate is None:
+            unmeasured.append(spec.name)
+            continue
+        rate, source = rates[spec.rate]
+        hours = None if rows is None else rows / (rate * cores) / 3600.0
+        per_step.append({"step": spec.name, "rows": rows, "rows_per_s_per_core": rate, "rate_source": source,
+                         "cores": cores, "hours": None if hours is None else round(hours, 4)})
+    known = [s["hours"] for s in per_step if s["hours"] is not None]
+    total = round(sum(known), 4) if per_step and len(known) == len(per_step) else None
+    return {"steps": per_step, "total_hours": total,
+            "usd_on_demand": None if total is None else round(total * usd_per_hour, 2),
+            "not_estimated": unmeasured,
+            "excludes": "cluster start-up and bootstrap time; steps without a measured rate"}
 
 
 def get_pipeline(name: str) -> Tuple[StepSpec, ...]:

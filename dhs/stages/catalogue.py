@@ -15,8 +15,9 @@ from pathlib import Path
 
 from dhs_gen.catalog.config import CatalogConfig
 from dhs_gen.config import StrictModel
+from dhs_gen.resources import configs_dir
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = configs_dir().parent  # holds configs/ (the checkout, or the installed package's shipped copy)
 DEMO_CONFIG = ROOT / "configs" / "catalog_demo.yaml"
 
 

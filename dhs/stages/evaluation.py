@@ -3,13 +3,13 @@ stamps with the Spark scoring job (local[2]) when the injection stage published 
 from __future__ import annotations
 
 import posixpath
-from pathlib import Path
 
 from dhs_gen.log import get_logger
+from dhs_gen.resources import configs_dir
 
 log = get_logger(__name__)
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = configs_dir()
 
 
 def _summary(demo_root: str, stage: str) -> dict:

@@ -41,11 +41,12 @@ def write_hosts(root: str) -> tuple[str, str, dict]:
 
 def run_demo_stage(root: str, force: bool = False) -> dict:
     """Run the injection chain under ``root`` (build/demo/injection); returns its summary."""
-    from dhs.demo_jobs import ROOT, spark_submit
+    from dhs.demo_jobs import spark_submit
     from dhs_gen.injection.gallery import render_injection_gallery
+    from dhs_gen.resources import config_path
     from dhs_gen.storage import join_uri, local_path
 
-    cfg4a, cfg4c, cfg4d = (str(ROOT / "configs" / f"phase4{x}_demo.yaml") for x in "acd")
+    cfg4a, cfg4c, cfg4d = (str(config_path(f"phase4{x}_demo.yaml")) for x in "acd")
     hosts_all, hosts_grid, counts = write_hosts(root)
     out = {k: join_uri(root, k) for k in ("manifest", "stamps", "grid_manifest", "grid_stamps", "proxy")}
 

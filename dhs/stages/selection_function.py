@@ -15,10 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dhs_gen.config import StrictModel, load_config
+from dhs_gen.resources import config_path
 from dhs_gen.selection.config import SelectionConfig
 from dhs_gen.storage import exists, join_uri, read_parquet, write_parquet
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "selection_demo.yaml"
+DEMO_CONFIG = config_path("selection_demo.yaml")
 PACKAGED = "packaged"
 
 

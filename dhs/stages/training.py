@@ -8,9 +8,10 @@ to local shards under ``<root>/shards``, trains ``configs/train_demo.yaml`` unde
 from __future__ import annotations
 
 import posixpath
-from pathlib import Path
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train_demo.yaml"
+from dhs_gen.resources import config_path
+
+CONFIG = config_path("train_demo.yaml")
 
 
 def run_demo_stage(root: str, force: bool = False, overrides: tuple = ()) -> dict:

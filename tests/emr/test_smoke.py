@@ -48,9 +48,9 @@ def test_mock_survey_supplies_a_missing_tractor_input(tmp_path):
     cmds = smoke.smoke_commands("negatives", str(run), root=str(root), overrides=["seed=2"])
     assert [os.path.basename(c[3]) for c in cmds] == ["mock_catalog.py", "negative_pool.py", "sample_negatives.py"]
     assert cmds[0][4:] == ["--set", "n_rows=5000", "--output", str(run / "mock_catalog")]  # no user overrides
-    assert cmds[1][cmds[1].index("--tractor") + 1] == str(run / "mock_catalog")
+    assert cmds[1][cmds[1].index("--input") + 1] == str(run / "mock_catalog")
     given = smoke.smoke_commands("negatives", str(run), root=str(root), uris=["tractor=/data/sweeps"])
-    assert len(given) == 2 and given[0][given[0].index("--tractor") + 1] == "/data/sweeps"
+    assert len(given) == 2 and given[0][given[0].index("--input") + 1] == "/data/sweeps"
 
 
 def test_missing_config_fails_with_its_expected_name(tmp_path, capsys):
@@ -122,9 +122,9 @@ def test_phase4c_smoke_makes_its_manifest_with_phase4a(tmp_path):
     first, second = smoke.smoke_commands("phase4c", str(run), root=str(root))
     assert os.path.basename(first[3]) == "phase4a_manifest.py"
     assert first[4:6] == ["--config", str(run / "configs" / "phase4a-phase4a_demo.yaml")]
-    assert second[second.index("--manifest") + 1] == str(run / "phase4a_manifest")
+    assert second[second.index("--input") + 1] == str(run / "phase4a_manifest")
     (only,) = smoke.smoke_commands("phase4c", str(run), root=str(root), uris=["manifest=/data/m"])
-    assert only[only.index("--manifest") + 1] == "/data/m"
+    assert only[only.index("--input") + 1] == "/data/m"
 
 
 def test_cutouts_smoke_samples_its_manifest_from_the_mock_survey(tmp_path):
@@ -138,5 +138,5 @@ def test_cutouts_smoke_samples_its_manifest_from_the_mock_survey(tmp_path):
     cmds = smoke.smoke_commands("cutouts", str(run), root=str(root))
     assert [os.path.basename(c[3]) for c in cmds] == [
         "mock_catalog.py", "negative_pool.py", "sample_negatives.py", "cutouts.py"]
-    assert cmds[1][cmds[1].index("--tractor") + 1] == str(run / "mock_catalog")
-    assert cmds[3][cmds[3].index("--manifest") + 1] == str(run / "sampled_negatives")
+    assert cmds[1][cmds[1].index("--input") + 1] == str(run / "mock_catalog")
+    assert cmds[3][cmds[3].index("--input") + 1] == str(run / "sampled_negatives")
