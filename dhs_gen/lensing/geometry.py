@@ -3,7 +3,7 @@
 Pixel (row, col) of an H x W stamp is centred at x = (col - (W-1)/2) * pixel_scale,
 y = (row - (H-1)/2) * pixel_scale [arcsec]. A supersampled grid splits each pixel into
 s x s equal sub-pixels whose centres are offset by ((k + 0.5)/s - 0.5) * pixel_scale
-(:func:`dhs_gen.lensing.fast.subpixel_grid`, :func:`dhs_gen.lensing.fast.separable_grid`).
+(:func:`dhs_gen.lensing.fast.subpixel_grid`, :func:`dhs_gen.lensing.fast.subpixel_offsets`).
 """
 from __future__ import annotations
 

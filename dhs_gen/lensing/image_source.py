@@ -26,7 +26,7 @@ from dhs_gen.lensing.params import (
     check_finite_output,
     validate_psf_fwhm,
 )
-from dhs_gen.lensing.render import FAST_CHUNK_ROWS, _flat_grid, psf_kernels
+from dhs_gen.lensing.render import FAST_CHUNK_ROWS, psf_kernels
 
 
 def template_to_surface_brightness(template, flux_nmgy, pixel_scale_arcsec):
@@ -79,9 +79,11 @@ def block_sum(t: np.ndarray, factor: int) -> np.ndarray:
 
 
 def interpolate_templates(sb: np.ndarray, scale: np.ndarray, cx: np.ndarray, cy: np.ndarray,
-                          bx: np.ndarray, by: np.ndarray) -> np.ndarray:
+                          bx: np.ndarray, by: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """Bilinear surface brightness (B, C, N) float32 of templates ``sb`` (B, C, h, w) [per arcsec^2]
-    with pixel scales ``scale`` (B,) [arcsec] centred at (cx, cy) (B,), at points bx, by (B, N).
+    with pixel scales ``scale`` (B,) [arcsec] centred at (cx, cy) (B,), at points bx, by (B, N);
+    or, with ``rows`` (M,) template indices, at points bx, by (N, M) (point groups last, column j
+    of template rows[j]) -> (C, N, M).
 
     The template gets a one-pixel zero border and coordinates are clamped onto it, so points
     outside read exactly 0 (lenstronomy INTERPOL). The four corners of each cell are stored
@@ -92,12 +94,19 @@ def interpolate_templates(sb: np.ndarray, scale: np.ndarray, cx: np.ndarray, cy:
     corners = np.stack([padded[..., :-1, :-1], padded[..., :-1, 1:], padded[..., 1:, :-1], padded[..., 1:, 1:]],
                        axis=-1)  # (b, c, h+1, w+1, 4)
     cells = np.ascontiguousarray(corners).view(np.complex128).reshape(-1)  # one 16-byte item per cell
-    inv = (1.0 / scale)[:, None].astype(np.float32)
-    fx = bx - cx[:, None].astype(np.float32)
+    batch = rows is None
+    if batch:
+        rows = np.arange(b)
+
+    def per_row(v):  # (B,) -> (B, 1) against (B, N) points; (M,) stays, broadcasting along the last axis
+        return v[:, None] if batch else v
+
+    inv = per_row((1.0 / scale[rows]).astype(np.float32))
+    fx = bx - per_row(cx[rows].astype(np.float32))
     fx *= inv
     fx += np.float32((w - 1) / 2 + 1)
     np.clip(fx, 0, w + 1, out=fx)
-    fy = by - cy[:, None].astype(np.float32)
+    fy = by - per_row(cy[rows].astype(np.float32))
     fy *= inv
     fy += np.float32((h - 1) / 2 + 1)
     np.clip(fy, 0, h + 1, out=fy)
@@ -110,10 +119,10 @@ def interpolate_templates(sb: np.ndarray, scale: np.ndarray, cx: np.ndarray, cy:
     j0 *= w + 1
     j0 += i0
     cell = (h + 1) * (w + 1)
-    out = np.empty((b, c, bx.shape[1]), dtype=np.float32)
+    out = np.empty((c,) + bx.shape, dtype=np.float32)
     for ch in range(c):
-        idx = j0 + (np.arange(b, dtype=np.int32) * c * cell + ch * cell)[:, None]
-        q = cells.take(idx).view(np.float32).reshape(b, -1, 4)
+        idx = j0 + per_row((rows * c * cell + ch * cell).astype(np.int32))
+        q = cells.take(idx).view(np.float32).reshape(bx.shape + (4,))
         top = q[..., 1] - q[..., 0]
         top *= fx
         top += q[..., 0]
@@ -123,8 +132,8 @@ def interpolate_templates(sb: np.ndarray, scale: np.ndarray, cx: np.ndarray, cy:
         bot -= top
         bot *= fy
         bot += top
-        out[:, ch] = bot
-    return out
+        out[ch] = bot
+    return np.moveaxis(out, 0, 1) if batch else out
 
 
 def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_scale, fluxes, center_x, center_y,
@@ -152,8 +161,6 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
         raise LensingInputError(f"fluxes must be finite, >= 0 nanomaggies, shape ({n}, 3); got shape {flux.shape}")
     kernels = psf_kernels(validate_psf_fwhm(psf_fwhm, n), stamp_size, pixel_scale)
     shared = t.shape[1] == 1  # one shape for g, r, z: interpolate once, scale by the band fluxes after
-    if backend == "lenstronomy" and shared:
-        t, shared = np.repeat(t, 3, axis=1), False
     images = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
     factors = antialias_factors(geo["scale"], pixel_scale / supersampling)
     for factor in np.unique(factors):
@@ -165,8 +172,10 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
         sb = template_to_surface_brightness(t_rows, row_flux[:, :, None, None], g_rows["scale"][:, None, None, None])
         lens_rows = {k: v[rows] for k, v in lens_p.items()}
         if backend == "lenstronomy":
-            images[rows] = _render_reference(lens_rows, sb, g_rows, kernels[rows], stamp_size, pixel_scale,
-                                             supersampling)
+            from dhs_gen.lensing.reference import render_image_reference
+
+            images[rows] = render_image_reference(lens_rows, sb, g_rows, kernels[rows], stamp_size, pixel_scale,
+                                                  supersampling)
         else:
             images[rows] = _render_fast(lens_rows, sb.astype(np.float32), g_rows, kernels[rows], stamp_size,
                                         pixel_scale, supersampling)
@@ -177,38 +186,41 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
 
 def _render_fast(lens, sb, geo, kernels, stamp_size, pixel_scale, supersampling):
     """(B, 3, H, W): sb (B, C, h, w) lensed, binned and convolved; C = 1 -> the same image convolved
-    with each band's kernel (unit flux), C = 3 -> each band its own template and kernel."""
-    x, y = _flat_grid(stamp_size, float(pixel_scale), supersampling)
-    n, c = sb.shape[:2]
+    with each band's kernel (unit flux), C = 3 -> each band its own template and kernel.
+
+    Pixel centres are ray-traced first; only pixels whose 3 x 3 neighbourhood has a centre landing
+    on the template (plus a one-pixel margin), or near the lens centre, are integrated over sub-pixels
+    (:func:`dhs_gen.lensing.render.supersampled_pixels`); every other sub-pixel reads 0 anyway."""
+    from dhs_gen.lensing.render import PIXEL_BLOCK, _pixel_centres, supersampled_pixels
+
+    x0, y0 = _pixel_centres(stamp_size, float(pixel_scale))
+    sub = fast.subpixel_offsets(supersampling, pixel_scale)
+    n, c, h, w = sb.shape
     out = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
-    area = np.float32(pixel_scale**2)
+    area = np.float32(pixel_scale**2 / supersampling**2)
+    reach_x = ((w + 1) / 2.0) * geo["scale"] + pixel_scale  # beyond this from the template centre: 0
+    reach_y = ((h + 1) / 2.0) * geo["scale"] + pixel_scale
     for start in range(0, n, FAST_CHUNK_ROWS):
-        rows = slice(start, min(start + FAST_CHUNK_ROWS, n))
-        bx, by = fast.ray_trace({k: v[rows] for k, v in lens.items()}, x, y)
-        vals = interpolate_templates(sb[rows], geo["scale"][rows], geo["center_x"][rows], geo["center_y"][rows],
-                                     bx, by)
-        m = vals.shape[0]
-        pix = fast.bin_pixels(vals.reshape(m * c, -1), stamp_size, supersampling).reshape(m, c, stamp_size,
-                                                                                          stamp_size)
-        pix *= area
+        chunk = slice(start, min(start + FAST_CHUNK_ROWS, n))
+        m = chunk.stop - chunk.start
+        lens_rows = {k: v[chunk] for k, v in lens.items()}
+        bx, by = fast.ray_trace(lens_rows, x0, y0)
+        lit = (np.abs(bx - geo["center_x"][chunk, None]) < reach_x[chunk, None]) & \
+            (np.abs(by - geo["center_y"][chunk, None]) < reach_y[chunk, None])
+        rows, pix = supersampled_pixels(lit.reshape(m, stamp_size, stamp_size), lens_rows, pixel_scale)
+        binned = np.zeros((c, m, stamp_size * stamp_size), dtype=np.float32)
+        for s0 in range(0, len(rows), PIXEL_BLOCK):
+            r, p = rows[s0:s0 + PIXEL_BLOCK], pix[s0:s0 + PIXEL_BLOCK]
+            sbx, sby = fast.ray_trace({k: v[r] for k, v in lens_rows.items()}, x0[p] + sub[0], y0[p] + sub[1])
+            vals = interpolate_templates(sb[chunk], geo["scale"][chunk], geo["center_x"][chunk],
+                                         geo["center_y"][chunk], sbx.reshape(-1, len(r)), sby.reshape(-1, len(r)),
+                                         rows=r)
+            binned[:, r, p] = vals.sum(axis=1, dtype=np.float32)
+        pixels = np.moveaxis(binned.reshape(c, m, stamp_size, stamp_size), 0, 1) * area
         if c == 1:
-            out[rows] = fast.convolve_bands(pix[:, 0], kernels[rows])
+            out[chunk] = fast.convolve_bands(pixels[:, 0], kernels[chunk])
         else:
             for band in range(3):
-                out[rows, band] = fast.convolve_bands(pix[:, band], kernels[rows, band:band + 1])[:, 0]
-    return out
-
-
-def _render_reference(lens, sb, geo, kernels, stamp_size, pixel_scale, supersampling):
-    from dhs_gen.lensing.reference import image_model, lens_model_kwargs
-
-    n = len(sb)
-    out = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
-    for i in range(n):
-        models, kwargs_lens = lens_model_kwargs(lens, i)
-        for band in range(3):
-            model = image_model(stamp_size, pixel_scale, supersampling, kernels[i, band], models, ["INTERPOL"])
-            src = {"image": np.asarray(sb[i, band], dtype=np.float64), "amp": 1.0, "scale": float(geo["scale"][i]),
-                   "center_x": float(geo["center_x"][i]), "center_y": float(geo["center_y"][i]), "phi_G": 0.0}
-            out[i, band] = model.image(kwargs_lens=kwargs_lens, kwargs_source=[src])
+                out[chunk, band] = fast.convolve_bands(np.ascontiguousarray(pixels[:, band]),
+                                                       kernels[chunk, band:band + 1])[:, 0]
     return out
