@@ -1,8 +1,11 @@
 """Phase 4a: build the injection manifest from a host catalogue and a grid or random design.
 
-Reads hosts (Parquet at ``hosts_uri``, or the packaged real DR10 LRG sample), expands each Arrow
-batch of hosts with :func:`dhs_gen.injection.build_manifest` (bounded rows per host, no cross
-join), and writes the ``injection_manifest`` dataset.
+Reads hosts (Parquet at ``hosts_uri``, or the packaged real DR10 LRG sample with its g, r, z, W1
+fluxes), expands each Arrow batch of hosts with :func:`dhs_gen.injection.build_manifest` (bounded
+rows per host, no cross join), and writes the ``injection_manifest`` dataset. The summary counts
+every host by what became of it (:func:`dhs_gen.injection.manifest.host_plan`: drawn, another
+role, no redshift, outside the z_l bins), the hosts per z_l bin with the redshift percentiles,
+the host-role split, and the source-colour prior with its warning when it is not the project's.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from dhs_gen.config import StrictModel
-from dhs_gen.injection.manifest import ManifestConfig, build_manifest
+from dhs_gen.injection.manifest import ManifestConfig, build_manifest, host_plan, source_colour_summary
 from dhs_gen.schemas import get_dataset
 from jobs.common import job_parser, run_spark_job
 
@@ -31,6 +34,35 @@ def manifest_batch(batch: pa.RecordBatch, cfg: ManifestConfig) -> pa.RecordBatch
     return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
 
 
+PLAN_SCHEMA = pa.schema([("host_id", pa.string()), ("host_z", pa.float64()), ("host_role", pa.string()),
+                         ("host_status", pa.string())])
+
+
+def plan_batch(batch: pa.RecordBatch, cfg: ManifestConfig) -> pa.RecordBatch:
+    """Batch function: hosts → (host_id, host_z, host_role, host_status), one row per host."""
+    plan = host_plan(pa.Table.from_batches([batch]), cfg).select(PLAN_SCHEMA.names).cast(PLAN_SCHEMA)
+    plan = plan.combine_chunks()
+    return plan.to_batches()[0] if plan.num_rows else pa.RecordBatch.from_pylist([], schema=PLAN_SCHEMA)
+
+
+def _redshift_summary(written, plan) -> dict:
+    """Hosts per status and role, and the drawn hosts' redshifts: percentiles and counts per z_l bin."""
+    from pyspark.sql import functions as F
+
+    def counts(df, column):
+        return {r[0]: int(r[1]) for r in df.groupBy(column).count().collect()}
+
+    hosts = written.select("host_id", "z_l", "z_l_err", "z_l_lo", "z_l_hi", "z_l_source").dropDuplicates(["host_id"])
+    q = hosts.approxQuantile("z_l", [0.05, 0.16, 0.5, 0.84, 0.95], 0.0) if hosts.head(1) else []
+    bins = hosts.groupBy("z_l_lo", "z_l_hi").agg(F.count("*").alias("n_hosts"), F.avg("z_l").alias("mean_z_l"),
+                                                 F.avg("z_l_err").alias("mean_z_l_err")).orderBy("z_l_lo").collect()
+    return {"hosts_by_status": counts(plan, "host_status"), "hosts_by_role": counts(plan, "host_role"),
+            "z_l_source": sorted(r[0] for r in hosts.select("z_l_source").distinct().collect() if r[0]),
+            "host_z_l_percentiles": dict(zip(("p05", "p16", "p50", "p84", "p95"), q)),
+            "hosts_per_z_l_bin": [{k: r[k] for k in ("z_l_lo", "z_l_hi", "n_hosts", "mean_z_l", "mean_z_l_err")}
+                                  for r in bins]}
+
+
 def _hosts_frame(spark, cfg: Phase4aConfig):
     from dhs_gen.storage import to_file_uri
 
@@ -39,7 +71,8 @@ def _hosts_frame(spark, cfg: Phase4aConfig):
     from dhs_gen.survey import load_lrg_sample
 
     frame = load_lrg_sample()
-    return spark.createDataFrame(frame[["lrg_index", "ra", "dec", "brickname"]].assign(
+    return spark.createDataFrame(frame[["lrg_index", "ra", "dec", "brickname", "flux_g", "flux_r", "flux_z",
+                                        "flux_w1"]].assign(
         galaxy_id=frame["brickname"].astype(str) + "_lrg" + frame["lrg_index"].astype(str)))
 
 
@@ -58,7 +91,13 @@ def _body(spark, cfg: Phase4aConfig, args) -> dict:
     modes = {r["source_mode"]: r["count"] for r in written.groupBy("source_mode").count().collect()}
     summary = {"hosts_in": hosts.count(), "rows_out": written.count(), "by_status": counts,
                "by_source_mode": modes, "design": mcfg.design,
-               "distinct_task_ids": written.select(F.countDistinct("task_id")).first()[0]}
+               "distinct_task_ids": written.select(F.countDistinct("task_id")).first()[0],
+               "host_roles": {"draw": mcfg.host_roles.draw, "selection_fraction": mcfg.host_roles.selection_fraction,
+                              "salt": mcfg.host_roles.salt},
+               "source_colours": source_colour_summary(mcfg),
+               **_redshift_summary(written, map_arrow_batches(hosts, lambda b: plan_batch(b, mcfg), PLAN_SCHEMA))}
+    if summary["source_colours"]["warning"]:
+        print(f"WARNING phase4a: {summary['source_colours']['warning']}", file=sys.stderr)
     mark_complete(args.output, summary)
     return summary
 

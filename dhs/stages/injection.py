@@ -3,8 +3,9 @@
 * training set: the ``random`` design of ``configs/phase4a_demo.yaml`` on the real DR10 LRG hosts
   (all HEALPix splits, so the trainer has train/val/test), injected by phase 4c into mock-survey
   host cutouts -> ``stamps`` (positive, paired control, hard negative per row);
-* selection set: the ``grid_small`` design (θ_E x z_l x source magnitude) on the hosts of the
-  ``test`` split only -> ``grid_stamps``; the trainer never trains on test-split hosts;
+* selection set: the ``grid_small`` design (θ_E x z_l x source magnitude; each host in the z_l
+  bin of its photo-z) on the hosts of role ``selection`` only -> ``grid_stamps``; the training
+  manifest draws only ``train`` hosts (configs/phase4a_demo.yaml), so the two share no host;
 * phase 4d proxy completeness of the grid, and the injection gallery.
 
 Every job runs through ``spark-submit --master local[2]`` (dhs.demo_jobs).
@@ -12,14 +13,12 @@ Every job runs through ``spark-submit --master local[2]`` (dhs.demo_jobs).
 from __future__ import annotations
 
 GRID_PRESET = "grid_small"
-GRID_CELLS_PER_HOST = 3
-SELECTION_SPLIT = "test"
+GRID_CELLS_PER_HOST = 1
 
 
-def write_hosts(root: str) -> tuple[str, str, dict]:
-    """Host tables: all packaged LRGs, and those of the selection split; returns (all, grid, counts)."""
+def write_hosts(root: str) -> tuple[str, dict]:
+    """The host table (all packaged LRGs with their g, r, z, W1 fluxes); returns (uri, counts)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from dhs_gen.catalog.splits import healpix_index, split_from_pixel
     from dhs_gen.storage import join_uri, write_parquet
@@ -31,12 +30,11 @@ def write_hosts(root: str) -> tuple[str, str, dict]:
         "galaxy_id": (lrg["brickname"].astype(str) + "_lrg" + lrg["lrg_index"].astype(str)).tolist(),
         "ra": lrg["ra"].to_numpy(), "dec": lrg["dec"].to_numpy(),
         "brickname": lrg["brickname"].astype(str).tolist(), "split": pa.array(list(split), pa.string()),
+        **{f"flux_{b}": lrg[f"flux_{b}"].to_numpy() for b in ("g", "r", "z", "w1")},
     })
-    grid_hosts = hosts.filter(pc.equal(hosts["split"], SELECTION_SPLIT))
-    all_uri, grid_uri = join_uri(root, "hosts_all.parquet"), join_uri(root, "hosts_grid.parquet")
+    all_uri = join_uri(root, "hosts_all.parquet")
     write_parquet(hosts, all_uri)
-    write_parquet(grid_hosts, grid_uri)
-    return all_uri, grid_uri, {"hosts_all": hosts.num_rows, "hosts_grid": grid_hosts.num_rows}
+    return all_uri, {"hosts_all": hosts.num_rows}
 
 
 def run_demo_stage(root: str, force: bool = False) -> dict:
@@ -47,13 +45,14 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
     from dhs_gen.storage import join_uri, local_path
 
     cfg4a, cfg4c, cfg4d = (str(config_path(f"phase4{x}_demo.yaml")) for x in "acd")
-    hosts_all, hosts_grid, counts = write_hosts(root)
+    hosts_all, counts = write_hosts(root)
     out = {k: join_uri(root, k) for k in ("manifest", "stamps", "grid_manifest", "grid_stamps", "proxy")}
 
     p4a = spark_submit("phase4a_manifest", ["--config", cfg4a, "--set", f"hosts_uri={hosts_all}",
                                             "--output", out["manifest"]])
     p4c = spark_submit("phase4c_inject", ["--config", cfg4c, "--manifest", out["manifest"], "--output", out["stamps"]])
-    grid_sets = ["--set", f"hosts_uri={hosts_grid}", "--set", "manifest.design=grid",
+    grid_sets = ["--set", f"hosts_uri={hosts_all}", "--set", "manifest.design=grid",
+                 "--set", "manifest.host_roles.draw=selection",
                  "--set", f"manifest.grid_preset={GRID_PRESET}", "--set", "manifest.experiment_id=demo_grid",
                  "--set", "manifest.host_fraction=1.0", "--set", f"manifest.injections_per_host={GRID_CELLS_PER_HOST}",
                  "--set", "manifest.variants=[{source_mode: sersic, gen_variant: gen5_sersic, "
@@ -67,5 +66,6 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
     ok = all(s.get("rows_out") == s.get("rows_in") for s in (p4c, g4c))
     return {"status": "ok" if ok else "failed", **out, **counts, "gallery": gallery,
             "phase4a_rows": p4a.get("rows_out"), "phase4c": {k: p4c.get(k) for k in ("rows_in", "rows_out", "ok", "by_status")},
-            "grid_rows": g4a.get("rows_out"), "grid_phase4c": {k: g4c.get(k) for k in ("rows_in", "rows_out", "ok", "by_status")},
+            "hosts_grid": (g4a.get("hosts_by_status") or {}).get("ok"), "grid_z_l": g4a.get("hosts_per_z_l_bin"),
+            "grid_source_colours": g4a.get("source_colours"), "grid_rows": g4a.get("rows_out"), "grid_phase4c": {k: g4c.get(k) for k in ("rows_in", "rows_out", "ok", "by_status")},
             "phase4d_rows": p4d.get("rows_out"), "grid_preset": GRID_PRESET}

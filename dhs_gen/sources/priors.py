@@ -1,9 +1,20 @@
-"""Inverse-CDF transforms of uniforms into the source priors (positions, shapes, colours)."""
+"""Inverse-CDF transforms of uniforms into the source priors (positions, shapes, colours).
+
+The project's one source-colour prior lives here (used by the ``sersic`` generator and the
+phase-4a manifest alike): the colours of the faint COSMOS galaxies that make up the real
+lensed-source population (HSC photometry of the packaged 26-mag RealGalaxy sample: g-r median
+0.35, r-z median 0.44), g-r ~ N(0.35, 0.25) and r-z ~ N(0.45, 0.30) [mag], each truncated to
+``COLOUR_LIMITS``: blue, star-forming sources at z ~ 1-3.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from dhs_gen.sources.registry import SourceError
+
+SOURCE_G_MINUS_R = (0.35, 0.25)  # (mean, sigma) [mag]
+SOURCE_R_MINUS_Z = (0.45, 0.30)  # (mean, sigma) [mag]
+COLOUR_LIMITS = (-0.5, 2.0)  # truncation of both colours [mag]
 
 
 def uniform(u, low: float, high: float) -> np.ndarray:
@@ -17,6 +28,11 @@ def clipped_normal(u, mean: float, std: float, low: float, high: float) -> np.nd
 
     a, b = ndtr((low - mean) / std), ndtr((high - mean) / std)
     return mean + std * ndtri(a + (b - a) * np.clip(np.asarray(u, dtype=np.float64), 1e-12, 1 - 1e-12))
+
+
+def source_colours(u_g_r, u_r_z, g_r=SOURCE_G_MINUS_R, r_z=SOURCE_R_MINUS_Z) -> tuple[np.ndarray, np.ndarray]:
+    """(g-r, r-z) [mag] from two uniforms: normal (mean, sigma) truncated to ``COLOUR_LIMITS``."""
+    return clipped_normal(u_g_r, *g_r, *COLOUR_LIMITS), clipped_normal(u_r_z, *r_z, *COLOUR_LIMITS)
 
 
 def ellipticity_from_q_phi(q, phi):

@@ -1,11 +1,11 @@
 """The "sersic" source: an elliptical Sérsic galaxy with faint magnitudes and blue colours.
 
 Calibration (docs/injection_physics.md): unlensed r ~ U(23, 26) AB mag, R_e ~ U(0.15, 0.5)",
-n ~ U(0.5, 2), q ~ U(0.3, 1) (the earlier pipeline's final priors). Colours are those of the
-faint COSMOS galaxies that make up the real lensed-source population (HSC photometry of the
-packaged 26-mag RealGalaxy sample: g-r median 0.35, r-z median 0.44): g-r ~ N(0.35, 0.25) in
-[-0.5, 2], r-z ~ N(0.45, 0.30) in [-0.5, 2]. The earlier pipeline's g-r ~ N(1.15, 0.30)
-is an LRG-like red colour, not a star-forming source; pass ``g_r=(1.15, 0.30)`` to reproduce it.
+n ~ U(0.5, 2), q ~ U(0.3, 1) (the earlier pipeline's final priors). Colours: the project's one
+source-colour prior, :func:`dhs_gen.sources.priors.source_colours` (faint COSMOS galaxies,
+g-r ~ N(0.35, 0.25), r-z ~ N(0.45, 0.30), truncated to [-0.5, 2]), the same the phase-4a
+manifest draws. The earlier pipeline's g-r ~ N(1.15, 0.30) is an LRG-like red colour, not a
+star-forming source; pass ``g_r=(1.15, 0.30)`` to reproduce it.
 """
 from __future__ import annotations
 
@@ -14,17 +14,19 @@ from typing import Dict, Tuple
 import numpy as np
 
 from dhs_gen.sources.priors import (
+    COLOUR_LIMITS,
+    SOURCE_G_MINUS_R,
+    SOURCE_R_MINUS_Z,
     check_finite_batch,
-    clipped_normal,
     ellipticity_from_q_phi,
+    source_colours,
     source_positions,
     uniform,
 )
 from dhs_gen.sources.registry import ParamSpec, SourceError, SourceGenerator, register_source
 from dhs_gen.units import mag_to_nmgy
 
-GR_LIMITS = (-0.5, 2.0)
-RZ_LIMITS = (-0.5, 2.0)
+GR_LIMITS = RZ_LIMITS = COLOUR_LIMITS  # the truncation of the shared colour prior (imported by clumps, cosmos)
 
 
 def colour_fluxes(mag_r, g_r, r_z) -> Dict[str, np.ndarray]:
@@ -48,7 +50,7 @@ class SersicSource(SourceGenerator):
     n_uniforms = 9
 
     def __init__(self, mag_r=(23.0, 26.0), r_sersic=(0.15, 0.5), n_sersic=(0.5, 2.0), q=(0.3, 1.0),
-                 g_r=(0.35, 0.25), r_z=(0.45, 0.30), beta_frac=(0.1, 0.4)):
+                 g_r=SOURCE_G_MINUS_R, r_z=SOURCE_R_MINUS_Z, beta_frac=(0.1, 0.4)):
         self.mag_r = _range(mag_r, "mag_r")
         self.r_sersic = _range(r_sersic, "r_sersic")
         self.n_sersic = _range(n_sersic, "n_sersic")
@@ -65,8 +67,8 @@ class SersicSource(SourceGenerator):
             ParamSpec("R_sersic", "arcsec (product-average half-light radius)", *self.r_sersic, "uniform"),
             ParamSpec("n_sersic", "dimensionless", *self.n_sersic, "uniform"),
             ParamSpec("q", "axis ratio", *self.q, "uniform; position angle uniform in [0, pi)"),
-            ParamSpec("g_r", "mag", *GR_LIMITS, f"normal{self.g_r} truncated"),
-            ParamSpec("r_z", "mag", *RZ_LIMITS, f"normal{self.r_z} truncated"),
+            ParamSpec("g_r", "mag", *COLOUR_LIMITS, f"normal{self.g_r} truncated"),
+            ParamSpec("r_z", "mag", *COLOUR_LIMITS, f"normal{self.r_z} truncated"),
             ParamSpec("beta_frac", "source offset / theta_E", *self.beta_frac, "area-weighted, uniform angle"),
         )
 
@@ -76,8 +78,7 @@ class SersicSource(SourceGenerator):
         e1, e2 = ellipticity_from_q_phi(q, np.pi * u[:, 4])
         cx, cy = source_positions(u[:, 7], u[:, 8], theta_E, self.beta_frac, center_x, center_y)
         mag_r = uniform(u[:, 0], *self.mag_r)
-        g_r = clipped_normal(u[:, 5], *self.g_r, *GR_LIMITS)
-        r_z = clipped_normal(u[:, 6], *self.r_z, *RZ_LIMITS)
+        g_r, r_z = source_colours(u[:, 5], u[:, 6], self.g_r, self.r_z)
         batch = {"R_sersic": uniform(u[:, 1], *self.r_sersic), "n_sersic": uniform(u[:, 2], *self.n_sersic),
                  "e1": e1, "e2": e2, "center_x": cx, "center_y": cy, **colour_fluxes(mag_r, g_r, r_z),
                  "mag_r": mag_r, "g_r": g_r, "r_z": r_z}

@@ -8,6 +8,7 @@ import pandas as pd
 
 from dhs_gen.data_files import data_path
 from dhs_gen.survey.bricks import cell_index
+from dhs_gen.survey.photoz import photo_z_from_fluxes
 
 LRG_FILE = ("dr10_stats", "dr10_lrg_sample_catalog.csv.gz")
 
@@ -19,13 +20,16 @@ def _lrg_frame() -> pd.DataFrame:
     frame["type"] = frame["type"].astype(str).str.strip()
     frame = frame.drop_duplicates(["ra", "dec"]).reset_index(drop=True)
     frame.insert(0, "lrg_index", np.arange(len(frame), dtype=np.int64))
+    frame["z_phot"], frame["z_phot_err"] = photo_z_from_fluxes(*(frame[f"flux_{b}"] for b in ("g", "r", "z", "w1")))
     return frame
 
 
 def load_lrg_sample() -> pd.DataFrame:
     """Real DR10 LRGs (packaged copy): lower-case columns ``lrg_index, ra, dec`` [deg],
     ``brickname``, ``flux_g/r/z/w1`` [nanomaggies], ``type`` (Tractor), ``g_mag``... [AB mag],
-    colours and the earlier pipeline's selection flags. A fresh copy each call."""
+    colours, the earlier pipeline's selection flags, and ``z_phot``, ``z_phot_err`` (photometric
+    redshift and its 1-sigma error from g, r, z, W1, :mod:`dhs_gen.survey.photoz`). A fresh copy
+    each call."""
     return _lrg_frame().copy()
 
 

@@ -9,8 +9,8 @@ DR9/DR10 Tractor catalogues at high Galactic latitude):
   sequences; log-normal half-light radii shrinking with r; axis ratios by type;
 * stars: dN/dm ∝ 10^(0.2 m) over 9 < r < 23 (default 2,000 per deg^2), a stellar locus in
   g-r / r-z;
-* real LRGs (``load_lrg_sample``) with their real fluxes and Tractor types; shapes drawn from
-  their position.
+* real LRGs (``load_lrg_sample``) with their real fluxes, Tractor types and photo-z (the host
+  estimator, :mod:`dhs_gen.survey.photoz`); shapes drawn from their position.
 
 Fluxes are nanomaggies, sizes arcsec (half-light radius), Tractor ellipticities e1/e2.
 """
@@ -179,14 +179,15 @@ def _lrg_arrays() -> dict:
     frame = _lrg_frame()
     type_codes = {str(t): i for i, t in enumerate(TYPES)}
     out = {c: frame[c].to_numpy(np.float64) for c in ("ra", "dec", "flux_g", "flux_r", "flux_z", "flux_w1",
-                                                       "r_minus_z")}
+                                                       "z_phot")}
     out["type"] = frame["type"].map(type_codes).fillna(EXP).to_numpy(np.int8)
     return out
 
 
 def lrg_core(index, seed=0) -> tuple[dict, np.ndarray]:
     """(columns, keys) of real DR10 LRGs (rows ``index`` of the LRG sample) without companions:
-    real position, fluxes and type; shape, ellipticity, Sersic index and photo-z from the position."""
+    real position, fluxes, type and photo-z (the estimator of :mod:`dhs_gen.survey.photoz` on their
+    real g, r, z, W1, as for the injection hosts); shape, ellipticity and Sersic index from the position."""
     arr = _lrg_arrays()
     index = np.asarray(index, dtype=np.int64)
     ra, dec = arr["ra"][index], arr["dec"][index]
@@ -196,12 +197,11 @@ def lrg_core(index, seed=0) -> tuple[dict, np.ndarray]:
     shape_r = np.select([types == PSF, types == REX], [0.0, np.clip(0.45 * shape_r, 0.05, 1.5)], shape_r)
     e1, e2 = _ellipticity(key, types, 11)
     sersic = np.select([types == DEV, types == SER, types == PSF], [4.0, 2.5 + 3.5 * unit(key, 16), 0.0], 1.0)
-    zp = np.clip(0.12 + 0.45 * (arr["r_minus_z"][index] - 0.6) + 0.03 * normal(key, 20), 0.05, 1.3)
     cols = {"ra": ra, "dec": dec, "objid": LRG_OBJID_OFFSET + index * (SATELLITES_MAX + 1),
             "population": np.full(len(index), POP_LRG, np.int8), "type": types,
             **{f"flux_{b}": arr[f"flux_{b}"][index] for b in ("g", "r", "z", "w1")},
-            "shape_r": shape_r, "shape_e1": e1, "shape_e2": e2, "sersic": sersic, "z_phot": zp,
-            "maskbits": np.zeros(len(index), np.int32)}
+            "shape_r": shape_r, "shape_e1": e1, "shape_e2": e2, "sersic": sersic,
+            "z_phot": arr["z_phot"][index], "maskbits": np.zeros(len(index), np.int32)}
     return cols, key
 
 

@@ -34,6 +34,41 @@ def test_grid_overrides_and_bad_grids():
         GridSpec(theta_e_arcsec=[1.0], z_l=[0.5], src_mag_r_edges=[24, 23])
 
 
+def test_z_l_bins_hold_their_points_and_bin_redshifts_half_open():
+    grid = grid_spec("grid_small", None)
+    assert np.allclose(grid.z_l_bin_edges, [0.25, 0.35, 0.45, 0.55, 0.65, 0.75])
+    assert grid.z_l_bin([0.2, 0.25, 0.349, 0.35, 0.7, 0.75, np.nan]).tolist() == [-1, 0, 0, 1, 4, -1, -1]
+    assert np.allclose(grid_spec(None, {"theta_e_arcsec": [1.0], "z_l": [0.4], "src_mag_r_edges": [23, 24]})
+                       .z_l_bin_edges, [0.35, 0.45])
+    cells = grid.cell(np.arange(grid.n_cells))
+    assert np.all((cells["z_l_lo"] <= cells["z_l"]) & (cells["z_l"] < cells["z_l_hi"]))
+    # (z_l bin, sub-cell) -> flat cell -> the same bin and the sub-cell's theta_E / magnitude bin
+    z_bin, sub = np.repeat(np.arange(5), grid.n_sub_cells), np.tile(np.arange(grid.n_sub_cells), 5)
+    back = grid.cell(grid.cell_index(z_bin, sub))
+    assert np.allclose(back["z_l"], np.asarray(grid.z_l)[z_bin])
+    assert np.allclose(back["theta_e_arcsec"], np.asarray(grid.theta_e_arcsec)[sub // 2])
+    with pytest.raises(ValueError, match="inside its bin"):
+        GridSpec(theta_e_arcsec=[1.0], z_l=[0.3, 0.5], src_mag_r_edges=[23, 24], z_l_edges=[0.2, 0.3, 0.4])
+
+
+def test_manifest_and_sersic_generator_share_one_source_colour_prior():
+    from dhs_gen.sources.priors import SOURCE_G_MINUS_R, SOURCE_R_MINUS_Z
+    from dhs_gen.sources.sersic import SersicSource
+
+    u = np.random.default_rng(7).random((4000, N_UNIFORMS))
+    p = sample_parameters(u, prior_spec("dr10_blue", None))
+    g_r = nmgy_to_mag(p["src_flux_g"]) - nmgy_to_mag(p["src_flux_r"])
+    r_z = nmgy_to_mag(p["src_flux_r"]) - nmgy_to_mag(p["src_flux_z"])
+    v = np.zeros((4000, SersicSource.n_uniforms))
+    v[:, 0], v[:, 5], v[:, 6] = u[:, 8], u[:, 15], u[:, 16]  # magnitude and the two colour uniforms
+    s = SersicSource().from_uniforms(v)
+    assert np.allclose(g_r, s["g_r"], atol=1e-9) and np.allclose(r_z, s["r_z"], atol=1e-9)
+    assert prior_spec("dr10_blue", None).src_g_minus_r == SOURCE_G_MINUS_R
+    assert prior_spec("dr10_blue", None).src_r_minus_z == SOURCE_R_MINUS_Z
+    assert np.median(g_r) == pytest.approx(0.35, abs=0.02) and np.median(r_z) == pytest.approx(0.45, abs=0.03)
+    assert g_r.min() >= -0.5 and r_z.max() <= 2.0
+
+
 def test_legacy_final_priors_are_reproduced():
     prior = prior_spec("legacy_final", None)
     u = np.random.default_rng(0).random((20000, N_UNIFORMS))
