@@ -77,6 +77,39 @@ def load_config(model: Type[T], uri: str | None = None, overrides: Sequence[str]
     return parse_config(model, data, source=uri or "<defaults>")
 
 
+# argparse dests every job has that are not inputs or config values
+GENERIC_FLAGS = frozenset({"config", "overrides", "set", "master", "log_level", "allow_partial", "debug",
+                           "final_output"})
+
+
+def cli_values(args: dict) -> dict:
+    """A job's own command-line values (inputs, outputs, models...): the parsed flags that are set,
+    without the generic ones (``--config``, ``--set``, ``--master``, ...)."""
+    return {k: v for k, v in args.items() if k not in GENERIC_FLAGS and v is not None and v != [] and v != ""}
+
+
+def apply_cli_values(cfg: T, values: dict) -> T:
+    """``cfg`` with the command-line values written into the fields they stand for, validated, so
+    ``_resolved_config.yaml`` records the inputs actually used (not ``input: ''``).
+
+    A flag ``--x`` sets field ``x``, else ``x_uri`` (``--manifest`` -> ``manifest_uri``), else the
+    list field ``xs`` (repeatable ``--model`` -> ``models``); flags with no such field, or whose
+    field is a config section (the catalogue's ``positives:``), are left out (``_summary.json``
+    records every flag's value under ``inputs``).
+    """
+    fields = type(cfg).model_fields
+    update = {}
+    for key, value in values.items():
+        for name in (key, f"{key}_uri", f"{key}s"):
+            if name in fields:
+                if not isinstance(getattr(cfg, name), (BaseModel, dict)):  # a config section is not a flag's
+                    update[name] = value
+                break
+    if not update:
+        return cfg
+    return parse_config(type(cfg), {**config_to_dict(cfg), **update}, source="command line")
+
+
 def config_to_dict(cfg: BaseModel) -> dict:
     """The resolved config as plain JSON-able data."""
     return json.loads(cfg.model_dump_json())

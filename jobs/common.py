@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Callable, Type
 
-from dhs_gen.config import StrictModel, load_config, save_resolved_config
+from dhs_gen.config import StrictModel, apply_cli_values, cli_values, load_config, save_resolved_config
 from dhs_gen.entrypoint import plain_text
 from dhs_gen.log import get_logger, setup_logging
 from dhs_gen.storage import join_uri, write_json
@@ -41,6 +41,8 @@ def run_spark_job(name: str, argv, parser: argparse.ArgumentParser, config_model
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     cfg = load_config(config_model, args.config, args.overrides)
+    given = cli_values(vars(args))
+    cfg = apply_cli_values(cfg, given)  # _resolved_config.yaml records the flags' inputs too
     caller_session = SparkSession.getActiveSession()  # e.g. a test's shared session: never stop it
     spark = build_spark_session(f"dhs-{name}", master=args.master)
     started = time.time()
@@ -50,6 +52,9 @@ def run_spark_job(name: str, argv, parser: argparse.ArgumentParser, config_model
         if args.master and caller_session is None:
             spark.stop()
     summary.setdefault("job", name)
+    summary.setdefault("inputs", {k: v for k, v in given.items() if k != output_attr})
+    summary.setdefault("config_source", args.config)
+    summary.setdefault("overrides", list(args.overrides))
     summary["wall_seconds"] = round(time.time() - started, 3)
     output = getattr(args, output_attr, None) or getattr(cfg, output_attr, None)
     if output:

@@ -61,3 +61,32 @@ def test_resolved_config_saved_beside_output(tmp_path):
     target = save_resolved_config(cfg, str(tmp_path))
     assert yaml.safe_load(open(target))["seed"] == 3
     assert load_config(JobConfig, target) == cfg
+
+
+def test_command_line_inputs_land_in_the_resolved_config(tmp_path):
+    """Before: `dhs score --input X --model M` saved `input: ''` and `models: []`; phase 4c's
+    `--manifest` left `manifest_uri: null`."""
+    from dhs_gen.config import apply_cli_values, cli_values
+    from jobs.phase4c_inject import Phase4cConfig
+    from jobs.score import ScoreConfig
+
+    args = {"config": "c.yaml", "overrides": [], "master": "local[2]", "log_level": None,
+            "input": "s3://b/stamps", "output": "s3://b/scores", "model": ["m1", "m2"], "calibration": None}
+    given = cli_values(args)
+    assert given == {"input": "s3://b/stamps", "output": "s3://b/scores", "model": ["m1", "m2"]}
+    score = apply_cli_values(ScoreConfig(), given)
+    assert (score.input, score.output, score.models) == ("s3://b/stamps", "s3://b/scores", ["m1", "m2"])
+    p4c = apply_cli_values(Phase4cConfig(), {"manifest": "/m", "cutouts": "/c", "output": "/o"})
+    assert (p4c.manifest_uri, p4c.cutouts_uri) == ("/m", "/c")
+    save_resolved_config(p4c, str(tmp_path))
+    saved = yaml.safe_load((tmp_path / "_resolved_config.yaml").read_text())
+    assert saved["manifest_uri"] == "/m" and saved["cutouts_uri"] == "/c"
+
+
+def test_command_line_values_never_replace_a_config_section_and_are_validated():
+    from dhs_gen.config import apply_cli_values
+
+    cfg = apply_cli_values(JobConfig(), {"sampling": "s3://b/pool", "seed": 7})
+    assert cfg.sampling == Sampling() and cfg.seed == 7
+    with pytest.raises(ConfigError, match="command line: invalid configuration: seed"):
+        apply_cli_values(JobConfig(), {"seed": "seven"})
