@@ -66,3 +66,37 @@ def test_slacs_sigma_sie_agrees_with_measured_dispersions():
     assert r["rms_ratio"] < 2.0 * r["rms_expected_from_errors"]
     # the cosmology barely matters for a distance ratio
     assert abs(slacs_check("WMAP9")["median_ratio"] - r["median_ratio"]) < 0.01
+
+
+def test_flat_cosmology_spline_matches_astropy_distances():
+    from astropy.cosmology import Planck18
+
+    from dhs_gen.selection.observability import distance_ratio
+
+    rng = np.random.default_rng(0)
+    z_l = rng.uniform(0.05, 1.2, 200)
+    z_s = z_l + rng.uniform(0.05, 3.0, 200)
+    ratio, dd = distance_ratio(z_l, z_s)
+    d_l = Planck18.angular_diameter_distance(z_l).to_value("Mpc")
+    d_s = Planck18.angular_diameter_distance(z_s).to_value("Mpc")
+    d_ls = Planck18.angular_diameter_distance_z1z2(z_l, z_s).to_value("Mpc")
+    np.testing.assert_allclose(ratio, d_ls / d_s, rtol=1e-8)
+    np.testing.assert_allclose(dd, d_l * d_s / d_ls, rtol=1e-8)
+    assert np.all(np.isnan(distance_ratio([0.5, np.nan], [0.4, 1.0])[0]))
+
+
+def test_observability_by_bin_uses_each_host_redshift():
+    import pyarrow as pa
+
+    from dhs_gen.selection.observability import injection_observables, observability_by_bin
+
+    # one theta_E / z_l cell [0.45, 0.55) filled by hosts at 0.46 and 0.54: the cell's sigma_v is
+    # the median over its hosts' own redshifts, not the value at the grid point 0.5
+    table = pa.table({"theta_e_arcsec": [1.0, 1.0, 1.0, 2.0], "z_l": [0.46, 0.54, 0.54, 0.7],
+                      "z_s": [1.5, 1.5, 1.5, 1.5]})
+    out = observability_by_bin(table, [0.75, 1.25, 2.25], [0.45, 0.55, 0.65, 0.75]).to_pylist()
+    assert [(r["n"], r["z_l_lo"]) for r in out] == [(3, 0.45), (1, 0.65)]
+    own = injection_observables(np.array([1.0, 1.0, 1.0]), np.array([0.46, 0.54, 0.54]), 1.5)
+    assert out[0]["sigma_v_kms_median"] == pytest.approx(np.median(own["sigma_v_kms"]))
+    assert out[0]["z_l_median"] == pytest.approx(0.54)
+    assert out[0]["sigma_v_kms_median"] != pytest.approx(float(sigma_from_theta_e(1.0, 0.5, 1.5)), rel=1e-3)
