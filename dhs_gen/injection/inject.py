@@ -26,7 +26,13 @@ from dhs_gen import PIXEL_SCALE_ARCSEC
 from dhs_gen.config import StrictModel
 from dhs_gen.injection.artifacts import ArtifactDraw, draw_artifacts, get_profile
 from dhs_gen.injection.hardneg import shuffle_delta
-from dhs_gen.injection.metrics import arc_metrics, count_images, outer_sigma
+from dhs_gen.injection.metrics import (
+    NOISE_MAX_LAG,
+    arc_metrics,
+    count_images,
+    noise_autocovariance,
+    outer_sigma,
+)
 from dhs_gen.io.stamps import (
     CANONICAL_MAGIC,
     StampDecodeError,
@@ -92,12 +98,14 @@ class _Hosts:
     """Decoded, cropped host stamps of a batch with their noise, bad-pixel fractions and status.
 
     A host repeated in the batch (several injections per host) is decoded once; its noise σ is
-    measured on the full cutout (:func:`outer_sigma`)."""
+    measured on the full cutout (:func:`outer_sigma`), and so is its r-band noise autocovariance
+    (:func:`noise_autocovariance`, for the arc aperture S/N)."""
 
     def __init__(self, host_ids: List, blobs: List, size: int, max_central_bad: float, status: np.ndarray):
         n = len(blobs)
         self.images = np.zeros((n, 3, size, size), dtype=np.float32)
         self.sigma = np.full((n, 3), np.nan)
+        self.acov_r = np.full((n, 2 * NOISE_MAX_LAG + 1, 2 * NOISE_MAX_LAG + 1), np.nan)
         self.offset_pix = np.zeros(n)
         self.bad_frac = np.full(n, np.nan)
         self.ok = np.zeros(n, dtype=bool)
@@ -128,10 +136,11 @@ class _Hosts:
                 status[i] = "bad_cutout: central non-finite fraction too high"
         for group in full.values():  # σ of every full cutout, stacked by cutout size
             self.sigma[[i for i, _ in group]] = outer_sigma(np.stack([img for _, img in group]))
+            self.acov_r[[i for i, _ in group]] = noise_autocovariance(np.stack([img[1] for _, img in group]))
         dup = np.flatnonzero(rep != np.arange(n))
         if len(dup):
             src = rep[dup]
-            for name in ("images", "sigma", "offset_pix", "bad_frac", "ok"):
+            for name in ("images", "sigma", "acov_r", "offset_pix", "bad_frac", "ok"):
                 getattr(self, name)[dup] = getattr(self, name)[src]
             status[dup] = status[src]
 
@@ -321,7 +330,8 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
                                                "lensed_mag_g", "lensed_mag_r", "lensed_mag_z")}
     n_images = np.full(n, -1, dtype=np.int64)
     if len(rows):
-        for key, values in arc_metrics(arcs[rows], hosts.sigma[rows, 1], source["flux_r"][rows], pix).items():
+        for key, values in arc_metrics(arcs[rows], hosts.sigma[rows, 1], source["flux_r"][rows], pix,
+                                       noise_acov_r=hosts.acov_r[rows]).items():
             metrics[key][rows] = values
         n_images[rows] = count_images({k: v[rows] for k, v in lens.items()}, source["center_x"][rows],
                                       source["center_y"][rows])

@@ -4,8 +4,12 @@ Noise: per band, σ = 1.4826 · MAD of the host cutout's pixels at radius ≥ ``
 cutout side from its centre (the outer annulus, mostly sky; a checkerboard half of its pixels,
 ~3200 for a 101-px cutout, so σ is known to ~2%), in nanomaggies per pixel.
 
-* ``arc_snr_sum`` (r band) = Σ_A s / (σ_r √|A|), A = pixels where the noiseless arc s ≥ 10% of its
-  peak (the arc's aperture; sky-limited noise, host noise only);
+* ``arc_snr_sum`` (r band) = Σ_A s / σ_A, A = pixels where the noiseless arc s ≥ 10% of its peak
+  (the arc's aperture; sky-limited noise, host noise only) and σ_A² = Σ_lag C(lag) N_A(lag) the
+  variance of the host noise summed over A: C the noise autocovariance of the host's own blank sky
+  (:func:`noise_autocovariance`, lags |dx|, |dy| ≤ 6 px) and N_A(lag) the number of pixel pairs of
+  A at that lag. DR10 coadd noise is correlated (resampling: lag-1 correlation 0.1-0.3), so
+  σ_r √|A| (white noise) understates σ_A by ~1.6x on the real cutouts and overstated the S/N;
 * ``arc_snr_max`` = max s / σ_r (the earlier pipeline's per-pixel ``arc_snr``);
 * ``lensed_hlr_arcsec``: radius about the arc's light centroid enclosing half the r-band arc flux;
 * ``magnification``: Σ arc_r / unlensed flux_r (stamp flux ratio with the same PSF; light falling
@@ -27,6 +31,11 @@ from dhs_gen.units import nmgy_to_mag
 OUTER_FRACTION = 0.35
 ARC_APERTURE_FRACTION = 0.1
 MAD_TO_SIGMA = 1.4826
+NOISE_MAX_LAG = 6  # [pixels]: the support of the autocorrelation of legacypipe's Lanczos-3 resampling kernel
+SOURCE_SMOOTH_PIX = 1.5  # Gaussian sigma [pixels] of the smoothing that finds sources for the blank-sky mask
+SOURCE_THRESHOLD = 3.0  # smoothed pixels above this many robust sigmas (of the smoothed image) are sources
+SOURCE_GROW_PIX = 3  # sources grown by this many pixels (square) before the blank-sky mask is taken
+MIN_BLANK_PIXELS = 1000  # fewer blank pixels: the autocovariance uses every finite pixel (larger, conservative)
 HLR_WINDOWS = (24, 40)  # sides [pixels] of the squares about the centroid tried for the half-light radius
 
 
@@ -78,9 +87,75 @@ def _mad(values: np.ndarray) -> np.ndarray:
     return values[..., mid]
 
 
+def noise_autocovariance(images: np.ndarray, max_lag: int = NOISE_MAX_LAG) -> np.ndarray:
+    """(B, 2L+1, 2L+1) noise autocovariance C(dy, dx) [nmgy²] of (B, H, W) single-band host cutouts
+    on their blank sky, lags |dy|, |dx| ≤ L = ``max_lag`` pixels (centre = zero lag = variance).
+
+    Blank sky = finite pixels away from sources: the image smoothed by a Gaussian of
+    ``SOURCE_SMOOTH_PIX`` is above ``SOURCE_THRESHOLD`` x its own robust σ (MAD) about its
+    median, grown by ``SOURCE_GROW_PIX``. C(lag) = Σ m x m' x' / Σ m m' over pixel pairs at that
+    lag, x the image less its blank-sky median, m the mask (one zero-padded FFT per image). A
+    cutout with fewer than ``MIN_BLANK_PIXELS`` blank pixels uses all its finite pixels. Rows
+    without any finite pixel get NaN.
+    """
+    from scipy import ndimage
+
+    x = np.asarray(images, dtype=np.float64)
+    b, h, w = x.shape
+    finite = np.isfinite(x)
+    x = np.where(finite, x, 0.0)
+    smooth = ndimage.gaussian_filter(x, (0, SOURCE_SMOOTH_PIX, SOURCE_SMOOTH_PIX))
+    blank = np.empty_like(finite)
+    for i in range(b):
+        vals = smooth[i][finite[i]]
+        if not len(vals):
+            blank[i] = False
+            continue
+        med = np.median(vals)
+        sigma = MAD_TO_SIGMA * np.median(np.abs(vals - med))
+        src = ndimage.maximum_filter(smooth[i] - med > SOURCE_THRESHOLD * sigma, size=2 * SOURCE_GROW_PIX + 1)
+        blank[i] = finite[i] & ~src
+        if blank[i].sum() < MIN_BLANK_PIXELS:
+            blank[i] = finite[i]
+        if blank[i].any():
+            x[i] -= np.median(x[i][blank[i]])
+    x = np.where(blank, x, 0.0)
+    shape = (h + max_lag, w + max_lag)  # padding by L: no wrap-around for lags up to L
+    num = np.fft.irfft2(np.abs(np.fft.rfft2(x, s=shape)) ** 2, s=shape)
+    den = np.fft.irfft2(np.abs(np.fft.rfft2(blank.astype(np.float64), s=shape)) ** 2, s=shape)
+    lags = np.arange(-max_lag, max_lag + 1)
+    window = np.ix_(np.arange(b), lags % shape[0], lags % shape[1])
+    den = np.rint(den[window])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num[window] / den, np.nan)
+
+
+def aperture_pair_counts(aperture: np.ndarray, max_lag: int) -> np.ndarray:
+    """(B, 2L+1, 2L+1) N_A(dy, dx): the number of pixel pairs of each (B, H, W) bool aperture at
+    lag (dy, dx), |dy|, |dx| ≤ L = ``max_lag`` (centre = the pixel count)."""
+    a = np.asarray(aperture, dtype=np.float64)
+    shape = (a.shape[1] + max_lag, a.shape[2] + max_lag)
+    full = np.fft.irfft2(np.abs(np.fft.rfft2(a, s=shape)) ** 2, s=shape)
+    lags = np.arange(-max_lag, max_lag + 1)
+    return np.rint(full[np.ix_(np.arange(len(a)), lags % shape[0], lags % shape[1])])
+
+
+def aperture_sigma(aperture: np.ndarray, noise_acov: np.ndarray) -> np.ndarray:
+    """(B,) σ [nmgy] of the noise summed over (B, H, W) bool apertures given its autocovariance
+    (B, 2L+1, 2L+1) [nmgy²] (:func:`noise_autocovariance`): √(Σ_lag C(lag) N_A(lag)); NaN where
+    that variance is not positive or C is unknown."""
+    noise_acov = np.asarray(noise_acov, dtype=np.float64)
+    counts = aperture_pair_counts(aperture, noise_acov.shape[-1] // 2)
+    var = (counts * noise_acov).sum(axis=(1, 2))
+    with np.errstate(invalid="ignore"):
+        return np.where(var > 0, np.sqrt(np.where(var > 0, var, 0.0)), np.nan)
+
+
 def arc_metrics(arc: np.ndarray, sigma_r: np.ndarray, src_flux_r: np.ndarray,
-                pixel_scale: float) -> Dict[str, np.ndarray]:
-    """Metrics of noiseless arcs (B, 3, H, W) [nmgy] given the r-band host σ (B,) [nmgy]."""
+                pixel_scale: float, noise_acov_r: np.ndarray | None = None) -> Dict[str, np.ndarray]:
+    """Metrics of noiseless arcs (B, 3, H, W) [nmgy] given the r-band host σ (B,) [nmgy/pixel] and
+    its noise autocovariance ``noise_acov_r`` (B, 2L+1, 2L+1) [nmgy²] (:func:`noise_autocovariance`
+    of the host's r band; None = white noise of σ_r, right only for uncorrelated pixels)."""
     arc = arc.astype(np.float64)
     r = arc[:, 1]
     peak = r.reshape(len(r), -1).max(axis=1)
@@ -88,8 +163,12 @@ def arc_metrics(arc: np.ndarray, sigma_r: np.ndarray, src_flux_r: np.ndarray,
     aperture &= peak[:, None, None] > 0
     n_ap = aperture.sum(axis=(1, 2))
     signal = np.where(aperture, r, 0.0).sum(axis=(1, 2))
+    if noise_acov_r is None:
+        sigma_ap = np.asarray(sigma_r, dtype=np.float64) * np.sqrt(n_ap)
+    else:
+        sigma_ap = aperture_sigma(aperture, noise_acov_r)
     with np.errstate(divide="ignore", invalid="ignore"):
-        snr_sum = np.where(n_ap > 0, signal / (sigma_r * np.sqrt(n_ap)), 0.0)
+        snr_sum = np.where(n_ap > 0, signal / sigma_ap, 0.0)
         snr_max = np.maximum(peak, 0.0) / sigma_r
         totals = arc.sum(axis=(2, 3))
         mags = nmgy_to_mag(np.where(totals > 0, totals, np.nan))
