@@ -44,7 +44,9 @@ from dhs_gen.units import psfdepth_ivar_to_mag5
 class HostRedshiftSpec(StrictModel):
     """Where a host's redshift comes from. ``column`` None: the template photo-z
     (:mod:`dhs_gen.survey.photoz`) from ``flux_g/r/z/w1`` [nmgy] (and ``flux_ivar_*`` when present);
-    else the survey's own photo-z column (e.g. DR10 ``z_phot_median``) and its 1σ ``err_column``."""
+    else the survey's own photo-z column (e.g. DR10 ``z_phot_median``) and its 1σ ``err_column``.
+    A ``random`` design on hosts with neither (z_l is then only a label, e.g. galleries) draws z_l
+    from the prior and says so (``z_l_source`` = ``prior``); a ``grid`` design refuses them."""
 
     column: Optional[str] = None  # noqa: UP045 (pydantic on Python 3.9)
     err_column: Optional[str] = None  # noqa: UP045
@@ -159,8 +161,9 @@ def host_roles(host_ids, spec: HostRoleSpec) -> np.ndarray:
     return np.where(u < spec.selection_fraction, "selection", "train").astype(object)
 
 
-def host_redshifts(hosts: pa.Table, spec: HostRedshiftSpec) -> tuple[np.ndarray, np.ndarray, str]:
-    """(z, z_err, source label) of normalised hosts; NaN where a host has none."""
+def host_redshifts(hosts: pa.Table, spec: HostRedshiftSpec, design: str = "grid") -> tuple[np.ndarray, np.ndarray, str]:
+    """(z, z_err, source label) of normalised hosts; NaN where a host has none (all NaN with label
+    ``prior`` for a random design on hosts without photometry)."""
     cols = set(hosts.column_names)
 
     def values(name):
@@ -175,6 +178,8 @@ def host_redshifts(hosts: pa.Table, spec: HostRedshiftSpec) -> tuple[np.ndarray,
         return np.where(z > 0, z, np.nan), (values(err) if err else np.full(len(z), np.nan)), f"column:{name}"
     fluxes = [f"flux_{b}" for b in ("g", "r", "z", "w1")]
     missing = [c for c in fluxes if c not in cols]
+    if missing and design == "random" and len(missing) == len(fluxes):
+        return np.full(hosts.num_rows, np.nan), np.full(hosts.num_rows, np.nan), Z_L_FROM_PRIOR
     if missing:
         raise ConfigError(f"host table lacks {missing} for the photo-z of z_l (or name a redshift column in "
                           f"host_redshift.column); has {sorted(cols)[:30]}")
@@ -184,6 +189,7 @@ def host_redshifts(hosts: pa.Table, spec: HostRedshiftSpec) -> tuple[np.ndarray,
     return z, err, f"photoz:{PHOTOZ_ESTIMATOR}"
 
 
+Z_L_FROM_PRIOR = "prior"
 HOST_PLAN_STATUSES = ("ok", "not_drawn: host_fraction", "not_drawn: host_role", "no_redshift", "outside_z_l_bins")
 
 
@@ -193,7 +199,7 @@ def host_plan(hosts: pa.Table, cfg: ManifestConfig) -> pa.Table:
     only ``ok`` hosts get manifest rows)."""
     hosts = normalize_hosts(hosts)
     ids = hosts.column("host_id").to_pylist()
-    z, z_err, source = host_redshifts(hosts, cfg.host_redshift)
+    z, z_err, source = host_redshifts(hosts, cfg.host_redshift, cfg.design)
     roles = host_roles(ids, cfg.host_roles)
     status = np.full(len(ids), "ok", dtype=object)
     if cfg.design == "grid":
@@ -201,7 +207,8 @@ def host_plan(hosts: pa.Table, cfg: ManifestConfig) -> pa.Table:
         status[z_bin < 0] = "outside_z_l_bins"
     else:
         z_bin = np.full(len(ids), -1, dtype=np.int64)
-    status[~np.isfinite(z)] = "no_redshift"
+    if source != Z_L_FROM_PRIOR:
+        status[~np.isfinite(z)] = "no_redshift"
     if cfg.host_roles.draw != "all":
         status[roles != cfg.host_roles.draw] = "not_drawn: host_role"
     if cfg.host_fraction < 1.0:
@@ -261,7 +268,8 @@ def build_manifest(hosts: pa.Table, cfg: ManifestConfig) -> pa.Table:
     u = _row_uniforms(seeds)
     n = len(task_ids)
     if grid is None:
-        params = sample_parameters(u, prior, z_l=z_host[host_index])
+        from_prior = n_hosts and hosts.column("z_l_source")[0].as_py() == Z_L_FROM_PRIOR
+        params = sample_parameters(u, prior, z_l=None if from_prior else z_host[host_index])
         z_req = z_lo = z_hi = np.full(n, np.nan)
     else:
         cell = grid.cell(cells)

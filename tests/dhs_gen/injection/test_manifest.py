@@ -110,7 +110,13 @@ def test_hosts_outside_the_bins_or_without_redshift_get_no_rows_and_say_why():
 def test_host_redshift_sources_are_checked():
     hosts = pa.table({"galaxy_id": ["a"], "ra": [10.0], "dec": [0.0]})
     with pytest.raises(ConfigError, match="lacks .*flux_g.* photo-z of z_l"):
-        build_manifest(hosts, ManifestConfig())
+        build_manifest(hosts, ManifestConfig(design="grid", grid_preset="grid_small"))
+    with pytest.raises(ConfigError, match="lacks .*flux_w1"):  # partial photometry is an error too
+        build_manifest(hosts.append_column("flux_g", pa.array([1.0])), ManifestConfig())
+    # a random design on hosts without photometry: z_l from the prior, and every row says so
+    m = build_manifest(hosts, ManifestConfig(injections_per_host=3))
+    assert set(m.column("z_l_source").to_pylist()) == {"prior"} and m.column("z_l_err").null_count == 3
+    assert all(0.2 <= z <= 0.8 for z in m.column("z_l").to_pylist())
     with pytest.raises(ConfigError, match="lacks .*z_phot_median"):
         build_manifest(hosts, ManifestConfig(host_redshift={"column": "z_phot_median"}))
 
