@@ -1,12 +1,20 @@
 """Binary-classification metrics: the ONE definition used by training, evaluation and reports.
 
-Conventions (numpy only, no sklearn/torch at runtime):
+ROC and precision-recall curves, ROC AUC, average precision and confusion counts come from
+scikit-learn (``sklearn.metrics``, all operating points kept: ``drop_intermediate=False``); this
+module adds only what scikit-learn lacks: the operating point at a fixed FPR (with its tie rule
+below), reliability bins with weights and empty bins, ECE, and per-stratum tables.
+
+Conventions:
 
 * ``y`` are labels in {0, 1} (1 = lens), ``s`` are scores where larger means "more lens-like"
   (logits or probabilities; rank metrics do not care which), ``p`` are probabilities in [0, 1].
 * A sample is called positive when ``s >= threshold``.
-* Ties are handled exactly: tied scores form one operating point, so ROC AUC equals the
-  Mann-Whitney probability P(s+ > s-) + 0.5 P(s+ = s-), and curves match scikit-learn.
+* Ties are handled exactly: tied scores form one operating point (a threshold cannot split
+  them), so ROC AUC equals the Mann-Whitney probability P(s+ > s-) + 0.5 P(s+ = s-), and
+  :func:`tpr_at_fpr` / :func:`threshold_at_fpr` never pick a point inside a block of tied scores:
+  when a tie straddles the FPR budget the whole block is left out (the reported FPR is <= the
+  budget, the TPR is what a real threshold achieves, never an interpolation).
 * Metrics that are undefined for the data (e.g. AUC with one class) raise ``ValueError``;
   :func:`stratified_metrics` turns that into NaN per stratum.
 """
@@ -63,44 +71,35 @@ def _prepare(y, s, sample_weight=None):
     return y, s, w
 
 
-def _clf_curve(y, s, w):
-    """Cumulative weighted (fps, tps, thresholds) at each distinct score, descending."""
-    order = np.argsort(-s, kind="mergesort")
-    s_sorted = s[order]
-    y_sorted = y[order]
-    w_sorted = w[order]
-    # last index of every run of equal scores
-    distinct = np.flatnonzero(np.diff(s_sorted)) if s_sorted.size > 1 else np.empty(0, dtype=np.int64)
-    ends = np.r_[distinct, s_sorted.size - 1]
-    tps = np.cumsum(w_sorted * y_sorted)[ends]
-    fps = np.cumsum(w_sorted * ~y_sorted)[ends]
-    return fps, tps, s_sorted[ends]
-
-
-def _need_both(tps, fps, what: str) -> None:
-    if tps[-1] <= 0 or fps[-1] <= 0:
+def _need_both(y, w, what: str) -> None:
+    pos, neg = float(np.sum(w[y])), float(np.sum(w[~y]))
+    if pos <= 0 or neg <= 0:
         raise ValueError(f"{what} needs both positive and negative samples "
-                         f"(positive weight {tps[-1]:g}, negative weight {fps[-1]:g})")
+                         f"(positive weight {pos:g}, negative weight {neg:g})")
 
 
 def roc_curve(y, s, sample_weight=None):
-    """ROC curve: (fpr, tpr, thresholds), one point per distinct score plus the origin.
+    """ROC curve (``sklearn.metrics.roc_curve``): (fpr, tpr, thresholds), one point per distinct
+    score plus the origin.
 
     ``thresholds[0]`` is +inf (nothing called positive); point i calls ``s >= thresholds[i]``
-    positive. Intermediate collinear points are kept (unlike sklearn's drop_intermediate).
+    positive. Intermediate collinear points are kept (``drop_intermediate=False``).
     """
+    from sklearn.metrics import roc_curve as sk_roc_curve
+
     y, s, w = _prepare(y, s, sample_weight)
-    fps, tps, thr = _clf_curve(y, s, w)
-    _need_both(tps, fps, "roc_curve")
-    fpr = np.r_[0.0, fps / fps[-1]]
-    tpr = np.r_[0.0, tps / tps[-1]]
-    return fpr, tpr, np.r_[np.inf, thr]
+    _need_both(y, w, "roc_curve")
+    fpr, tpr, thr = sk_roc_curve(y, s, sample_weight=w, drop_intermediate=False)
+    return fpr, tpr, thr
 
 
 def roc_auc(y, s, sample_weight=None) -> float:
-    """Area under the ROC curve (trapezoidal over distinct scores, so ties count one half)."""
-    fpr, tpr, _ = roc_curve(y, s, sample_weight)
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1])) / 2.0)
+    """Area under the ROC curve (``sklearn.metrics.roc_auc_score``; ties count one half)."""
+    from sklearn.metrics import roc_auc_score
+
+    y, s, w = _prepare(y, s, sample_weight)
+    _need_both(y, w, "roc_auc")
+    return float(roc_auc_score(y, s, sample_weight=w))
 
 
 def threshold_at_fpr(y, s, fpr: float, sample_weight=None) -> float:
@@ -121,19 +120,19 @@ def tpr_at_fpr(y, s, fpr: float, sample_weight=None) -> float:
 
 
 def precision_recall_curve(y, s, sample_weight=None):
-    """(precision, recall, thresholds) in decreasing-threshold order, one point per distinct score.
+    """(precision, recall, thresholds) in decreasing-threshold order, one point per distinct score
+    (``sklearn.metrics.precision_recall_curve`` with all points kept).
 
-    Unlike sklearn no (precision=1, recall=0) end point is appended; every returned point is a
-    real operating point ``s >= thresholds[i]``.
+    Unlike sklearn's raw output, its appended (precision=1, recall=0) end point is dropped: every
+    returned point is a real operating point ``s >= thresholds[i]``.
     """
+    from sklearn.metrics import precision_recall_curve as sk_pr_curve
+
     y, s, w = _prepare(y, s, sample_weight)
-    fps, tps, thr = _clf_curve(y, s, w)
-    if tps[-1] <= 0:
+    if float(np.sum(w[y])) <= 0:
         raise ValueError("precision/recall need at least one positive sample")
-    called = tps + fps
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(called > 0, tps / called, 1.0)
-    return precision, tps / tps[-1], thr
+    precision, recall, thr = sk_pr_curve(y, s, sample_weight=w, drop_intermediate=False)
+    return precision[:-1][::-1], recall[:-1][::-1], thr[::-1]
 
 
 def precision_at_recall(y, s, recall: float = 0.9, sample_weight=None) -> float:
@@ -150,21 +149,23 @@ def recall_at_precision(y, s, precision: float = 0.9, sample_weight=None) -> flo
 
 
 def average_precision(y, s, sample_weight=None) -> float:
-    """Average precision, sum_n (R_n - R_{n-1}) P_n (step-wise, no interpolation; = sklearn)."""
-    precision, recall, _ = precision_recall_curve(y, s, sample_weight)
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    """Average precision, sum_n (R_n - R_{n-1}) P_n (``sklearn.metrics.average_precision_score``)."""
+    from sklearn.metrics import average_precision_score
+
+    y, s, w = _prepare(y, s, sample_weight)
+    if float(np.sum(w[y])) <= 0:
+        raise ValueError("precision/recall need at least one positive sample")
+    return float(average_precision_score(y, s, sample_weight=w))
 
 
 def confusion_at_threshold(y, s, threshold: float, sample_weight=None) -> Dict[str, float]:
-    """Weighted confusion counts {tp, fp, tn, fn} calling ``s >= threshold`` positive."""
+    """Weighted confusion counts {tp, fp, tn, fn} calling ``s >= threshold`` positive
+    (``sklearn.metrics.confusion_matrix``)."""
+    from sklearn.metrics import confusion_matrix
+
     y, s, w = _prepare(y, s, sample_weight)
-    called = s >= threshold
-    return {
-        "tp": float(np.sum(w[called & y])),
-        "fp": float(np.sum(w[called & ~y])),
-        "tn": float(np.sum(w[~called & ~y])),
-        "fn": float(np.sum(w[~called & y])),
-    }
+    tn, fp, fn, tp = confusion_matrix(y, s >= threshold, labels=[False, True], sample_weight=w).ravel()
+    return {"tp": float(tp), "fp": float(fp), "tn": float(tn), "fn": float(fn)}
 
 
 def recall_at_threshold(y, s, threshold: float, sample_weight=None) -> float:
