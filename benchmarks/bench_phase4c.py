@@ -59,8 +59,9 @@ def _inputs(n: int, root: Path, seed: int = 0):
                                 **{f"psfsize_{b}": rng.uniform(1.0, 1.6, n).astype(np.float32) for b in "grz"}}),
                       "cutout_index")
     write_parquet(cutouts, str(root / "cutouts" / "part-0.parquet"))
-    manifest = build_manifest(cutouts.select(["galaxy_id", "ra", "dec"]),
-                              ManifestConfig(variants=[{"artifact_profile": "mild"}]))
+    hosts = cutouts.select(["galaxy_id", "ra", "dec"]).append_column("z_phot_median", pa.array(rng.uniform(0.3, 0.6, n)))
+    manifest = build_manifest(hosts, ManifestConfig(variants=[{"artifact_profile": "mild"}],
+                                                    host_redshift={"column": "z_phot_median"}))
     write_parquet(manifest, str(root / "manifest" / "part-0.parquet"))
     write_parquet(manifest.slice(0, n // 3), str(root / "manifest_third" / "part-0.parquet"))
     return manifest, cutouts

@@ -2,7 +2,7 @@
 prefilter + window on the candidates) vs the naive ``orderBy(rand).limit()`` per (stratum, pool),
 both on the same Parquet pool in the same Spark session.
 
-The pool (2M rows; 50k in quick mode) has the pool columns the sampler reads, with the
+The pool (2M rows; 5k in quick mode) has the pool columns the sampler reads, with the
 strata and N1/N2 shares of the production pool (nobs_z 3-5/6-10/11+ ~ 0.55/0.30/0.15, SER/DEV/REX,
 N2 ~ 16.5%), generated natively in Spark from a hash of the row id. The target is the
 production ratio: 510k of 18.6M (~2.7%).
@@ -55,7 +55,7 @@ def run(quick: bool = False) -> list:
     from dhs_gen.catalog.sampling import sample_spark
     from dhs_gen.spark import build_spark_session
 
-    n_rows = 50_000 if quick else 2_000_000
+    n_rows = 5_000 if quick else 2_000_000
     spark = build_spark_session("dhs-bench-sampling", master="local[2]")
     cores = spark.sparkContext.defaultParallelism
     cfg = SamplingConfig(target_total=int(n_rows * PRODUCTION_FRACTION), seed=42)
