@@ -61,26 +61,25 @@ def shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.
 
 
 def random_blur(x: torch.Tensor, prob: float, max_sigma: float, generator: torch.Generator) -> torch.Tensor:
-    """Blur a random subset of stamps with a Gaussian of σ ~ U(0.1, max_sigma) px (per stamp)."""
+    """Blur a random subset of stamps with a Gaussian of σ ~ U(0.1, max_sigma) px (per stamp).
+
+    Every stamp is blurred and the picked ones kept (``torch.where``): no host sync and no
+    data-dependent shapes, so the step never waits for the device.
+    """
     if prob <= 0 or max_sigma <= 0:
         return x
     b, c, h, w = x.shape
     pick = _uniform(b, generator, x.device) < prob
     sigma = 0.1 + _uniform(b, generator, x.device) * max(max_sigma - 0.1, 0.0)
-    idx = torch.nonzero(pick).flatten()
-    if idx.numel() == 0:
-        return x
     radius = gaussian_kernel1d(max_sigma, x.device).numel() // 2
     t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t[None, :] / sigma[idx, None]) ** 2)
-    k = k / k.sum(dim=1, keepdim=True)  # (n, K)
-    sub = x[idx].reshape(1, idx.numel() * c, h, w)
-    kx = k.repeat_interleave(c, dim=0)
-    sub = F.conv2d(F.pad(sub, (radius, radius, 0, 0), mode="reflect"), kx[:, None, None, :], groups=kx.shape[0])
-    sub = F.conv2d(F.pad(sub, (0, 0, radius, radius), mode="reflect"), kx[:, None, :, None], groups=kx.shape[0])
-    out = x.clone()
-    out[idx] = sub.reshape(idx.numel(), c, h, w)
-    return out
+    k = torch.exp(-0.5 * (t[None, :] / sigma[:, None]) ** 2)
+    k = k / k.sum(dim=1, keepdim=True)  # (B, K)
+    kx = k.repeat_interleave(c, dim=0)  # (B*C, K)
+    sub = x.reshape(1, b * c, h, w)
+    sub = F.conv2d(F.pad(sub, (radius, radius, 0, 0), mode="reflect"), kx[:, None, None, :], groups=b * c)
+    sub = F.conv2d(F.pad(sub, (0, 0, radius, radius), mode="reflect"), kx[:, None, :, None], groups=b * c)
+    return torch.where(pick[:, None, None, None], sub.reshape(b, c, h, w), x)
 
 
 def add_noise(x: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Literal, Optional
 
 import numpy as np
 import pandas as pd
@@ -44,10 +44,10 @@ class EvaluateConfig(StrictModel):
     model: Optional[str] = Field(None, description="frozen model dir; default <run_dir>/frozen")  # noqa: UP045
     members: List[str] = Field(default_factory=list, description="more frozen models: ensemble with the model")
     shards: Optional[str] = Field(None, description="shard index; default the run's data.shards")  # noqa: UP045
-    mode: Optional[str] = Field(None, description="paired | plain; default the run's data.mode")  # noqa: UP045
+    mode: Optional[Literal["paired", "plain"]] = Field(None, description="default the run's data.mode")  # noqa: UP045
     max_rows_per_split: int = Field(5000, ge=10, description="rows scored per split (fixed hash order)")
     batch_size: int = Field(256, ge=1)
-    device: str = "cpu"
+    device: Literal["cpu", "cuda"] = "cpu"
     seed: int = 0
     report: ReportConfig = Field(default_factory=ReportConfig)
     gates: GateConfig = Field(default_factory=GateConfig)

@@ -13,13 +13,16 @@ weights only from a local file) and ``small_cnn`` (3 conv layers, a sanity model
 from __future__ import annotations
 
 import io
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
-TIMM_BACKBONES = ("resnet18", "efficientnet_b0", "convnext_tiny")
-BACKBONES = (*TIMM_BACKBONES, "small_cnn")
-INIT_MODES = ("copy_or_zero", "repeat_scaled")
+ModelName = Literal["resnet18", "efficientnet_b0", "convnext_tiny", "small_cnn"]
+InitMode = Literal["copy_or_zero", "repeat_scaled"]
+BACKBONES = get_args(ModelName)
+TIMM_BACKBONES = BACKBONES[:3]
+INIT_MODES = get_args(InitMode)
 
 
 class SmallCNN(nn.Module):

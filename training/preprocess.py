@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import List, Optional
+from typing import List, Literal, Optional, get_args
 
 import numpy as np
 import torch
@@ -24,7 +24,8 @@ from pydantic import Field
 from dhs_gen.config import StrictModel
 
 MAD_TO_SIGMA = 1.4826
-NORM_MODES = ("outer_mad", "asinh", "none")
+NormMode = Literal["outer_mad", "asinh", "none"]
+NORM_MODES = get_args(NormMode)
 
 
 class PreprocessSpec(StrictModel):
@@ -32,7 +33,7 @@ class PreprocessSpec(StrictModel):
 
     crop: Optional[int] = Field(None,  # noqa: UP045 (pydantic on py3.9)
                                 description="centre crop side [px] (e.g. 101 -> 64); None keeps the stamp")
-    norm: str = Field("outer_mad", description="outer_mad | asinh | none")
+    norm: NormMode = Field("outer_mad", description="per-stamp normalisation (see module docstring)")
     outer_r_frac: float = Field(0.25, gt=0, lt=0.71, description="outer region r >= frac * side")
     clip: float = Field(10.0, gt=0, description="clip of normalised pixels [sigma]")
     asinh_scale: float = Field(1.0, gt=0)
@@ -66,13 +67,20 @@ def make_outer_mask(h: int, w: int, r_inner: float, device=None) -> torch.Tensor
 
 @functools.lru_cache(maxsize=32)
 def _outer_mask(h: int, w: int, r_inner: float, device: str) -> torch.Tensor:
-    yy = torch.arange(h, device=device, dtype=torch.float32) - (h - 1) / 2
-    xx = torch.arange(w, device=device, dtype=torch.float32) - (w - 1) / 2
+    yy = torch.arange(h, dtype=torch.float32) - (h - 1) / 2
+    xx = torch.arange(w, dtype=torch.float32) - (w - 1) / 2
     r = torch.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2)
     mask = r >= r_inner
     if not bool(mask.any()):
         raise ValueError(f"outer mask empty: r_inner {r_inner} px on a {h}x{w} stamp")
-    return mask
+    return mask.to(device)
+
+
+@functools.lru_cache(maxsize=32)
+def _outer_index(h: int, w: int, r_inner: float, device: str) -> torch.Tensor:
+    """Flat pixel indices of the outer mask (built on the host once, so the per-batch gather never
+    waits for the device: boolean-mask indexing would sync on every call)."""
+    return torch.nonzero(_outer_mask(h, w, r_inner, "cpu").flatten()).flatten().to(device)
 
 
 def lower_median(v: torch.Tensor) -> torch.Tensor:
@@ -87,10 +95,11 @@ def lower_median(v: torch.Tensor) -> torch.Tensor:
 def outer_median_mad(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per (stamp, band) median and MAD (unscaled) over ``mask`` pixels: two (B, C, 1, 1) tensors.
 
-    The median of an even count is the lower middle value (``torch.median``; numpy's
-    ``np.quantile(v, 0.5, method="lower")``).
+    ``mask``: boolean (H, W), or the flat indices of its pixels. The median of an even count is
+    the lower middle value (``torch.median``; numpy's ``np.quantile(v, 0.5, method="lower")``).
     """
-    vals = x[..., mask]  # (B, C, K)
+    index = mask if mask.dtype != torch.bool else torch.nonzero(mask.flatten()).flatten()
+    vals = x.flatten(-2).index_select(-1, index.to(x.device))  # (B, C, K)
     med = lower_median(vals).unsqueeze(-1)
     mad = lower_median((vals - med).abs())
     return med.unsqueeze(-1), mad[..., None, None]
@@ -103,8 +112,8 @@ def normalize(x: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
     if spec.norm not in NORM_MODES:
         raise ValueError(f"unknown norm {spec.norm!r}; choose from {NORM_MODES}")
     h, w = x.shape[-2:]
-    mask = make_outer_mask(h, w, spec.outer_r_frac * min(h, w), device=x.device)
-    med, mad = outer_median_mad(x, mask)
+    index = _outer_index(int(h), int(w), float(spec.outer_r_frac * min(h, w)), str(x.device))
+    med, mad = outer_median_mad(x, index)
     scale = (MAD_TO_SIGMA * mad).clamp_min(1e-12)
     z = (x - med) / scale
     if spec.norm == "asinh":

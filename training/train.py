@@ -21,7 +21,7 @@ import os
 import random
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Literal, Optional, Union
 
 import numpy as np
 from pydantic import Field
@@ -30,15 +30,18 @@ from dhs_gen.config import StrictModel
 from dhs_gen.entrypoint import plain_text
 from dhs_gen.log import get_logger, progress, setup_logging
 from training.augment import AugmentSpec
+from training.models import InitMode, ModelName
 from training.preprocess import PreprocessSpec
 
 log = get_logger(__name__)
 EXIT_NONFINITE = 3
+LAUNCHER_ENV = "TORCHELASTIC_RUN_ID"  # set by torchrun in every worker it starts
 
 
 class DataConfig(StrictModel):
     shards: str = Field(..., description="shard index.json (or its folder) from convert_to_shards")
-    mode: str = Field("paired", description="paired (injections with controls) | plain (labelled rows)")
+    mode: Literal["paired", "plain"] = Field(
+        "paired", description="paired (injections with controls) | plain (labelled rows)")
     batch_size: int = Field(256, ge=2, description="images per batch per rank (paired: 2 x pairs)")
     num_workers: int = Field(4, ge=0)
     train_split: str = "train"
@@ -51,9 +54,9 @@ class DataConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    name: str = "resnet18"
+    name: ModelName = "resnet18"
     pretrained_path: Optional[str] = None  # noqa: UP045 (pydantic on py3.9)
-    init: str = "copy_or_zero"
+    init: InitMode = "copy_or_zero"
     theta_head: bool = False
     theta_loss_weight: float = Field(0.1, ge=0)
     meta_hidden: int = 32
@@ -66,7 +69,7 @@ class OptimConfig(StrictModel):
     warmup_epochs: float = Field(1.0, ge=0)
     min_lr_frac: float = Field(0.01, ge=0, le=1)
     grad_clip: float = Field(1.0, ge=0, description="max grad norm; 0 disables")
-    loss: str = Field("bce", description="bce | focal")
+    loss: Literal["bce", "focal"] = "bce"
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
 
@@ -74,9 +77,14 @@ class OptimConfig(StrictModel):
 class RunConfig(StrictModel):
     out_dir: str
     seed: int = 0
-    device: str = Field("auto", description="auto | cpu | cuda")
-    amp: str = Field("auto", description="auto (bf16 on GPU, off on CPU) | bf16 | fp16 | off")
-    channels_last: bool = True
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu")
+    amp: Literal["auto", "bf16", "fp16", "off"] = Field("auto", description="auto: bf16 on GPU, off on CPU")
+    channels_last: Union[Literal["auto"], bool] = Field(  # noqa: UP007 (pydantic on py3.9)
+        "auto", description="memory format; auto: the measured faster one for this device "
+                            "(configs/train_memory_format.yaml, else measured at start-up)")
+    nonfinite_check_every: int = Field(
+        16, ge=1, description="steps between host checks of the loss (and at every epoch end); a "
+                              "NaN/Inf stops the run with the first bad step's batch ids")
     early_stopping_patience: int = Field(5, ge=0, description="epochs without val AUC gain; 0 disables")
     export: bool = True
     tensorboard: bool = True
@@ -284,81 +292,164 @@ class MetricsWriter:
 # --------------------------------------------------------------------------------------------
 # the loop
 
-class Trainer:
-    """One training run (one process of a DDP group)."""
+def resolve_preprocess(cfg: TrainConfig, store) -> PreprocessSpec:
+    """The run's preprocessing recipe: the configured one plus the metadata columns and, unless
+    given, their mean/std over the training rows (a new spec; the config is not changed)."""
+    spec, columns = cfg.preprocess, list(cfg.data.meta_columns)
+    if not columns:
+        return spec
+    update: dict = {"meta_columns": columns}
+    if not spec.meta_mean:
+        train_rows = np.flatnonzero(store.column("split") == cfg.data.train_split)
+        meta = np.stack([store.column(c).astype(np.float64)[train_rows] for c in columns], axis=1)
+        update.update(meta_mean=np.nanmean(meta, axis=0).tolist(), meta_std=np.nanstd(meta, axis=0).tolist())
+    return spec.model_copy(update=update)
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False):
+
+class NonFiniteWatch:
+    """Deferred non-finite loss check: per-step flags stay on the device and are read every
+    ``every`` steps (and at epoch end) in one transfer, so the loop never waits on the device for
+    it. On a bad step every rank stops; the first bad step's batch ids (all ranks) are reported."""
+
+    def __init__(self, every: int, dist: Dist):
+        self.every, self.dist = int(every), dist
+        self.flags: list = []
+        self.rows: list = []
+
+    def add(self, step: int, loss, rows) -> None:
         import torch
 
-        from dhs_gen.config import config_to_dict
-        from training.data.loader import HardNegSchedule, build_training_loader
-        from training.data.store import ShardStore
-        from training.models import build_model
-        from training.preprocess import Preprocess
+        self.flags.append(~torch.isfinite(loss.detach()))
+        self.rows.append((step, rows))
 
-        self.cfg, self.resume = cfg, resume
+    def due(self) -> bool:
+        return len(self.flags) >= self.every
+
+    def check(self, epoch: int, ids_of) -> None:
+        """Raise NonFiniteLoss if any pending step was non-finite on any rank; clears the window."""
+        import torch
+
+        if not self.flags and not self.dist.enabled:
+            return
+        bad = torch.stack(self.flags).cpu().numpy() if self.flags else np.zeros(0, bool)
+        first = int(np.argmax(bad)) if bad.any() else None
+        pending, self.flags, self.rows = self.rows, [], []
+        if not self.dist.any(first is not None):
+            return
+        mine = (pending[first][0], ids_of(pending[first][1])) if first is not None else (None, [])
+        found = [m for m in self.dist.all_gather(mine) if m[0] is not None]
+        step = min(st for st, _ in found)
+        raise NonFiniteLoss(epoch, step, sorted(sum((ids for st, ids in found if st == step), [])))
+
+
+class Trainer:
+    """One training run (one process of a DDP group). The config is read, never changed; the
+    resolved recipe (metadata standardisation) lives in ``self.cfg``."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        from dhs_gen.config import config_to_dict
+        from training.data.store import ShardStore
+
+        self.resume = resume
         self.dist = Dist(cfg.run.device)
         self.device = self.dist.device
         self.out_dir = os.path.abspath(cfg.run.out_dir)
         os.makedirs(self.out_dir, exist_ok=True)
-        torch.manual_seed(cfg.run.seed)
-        random.seed(cfg.run.seed)
-        if cfg.data.mode not in ("paired", "plain"):
-            raise ValueError(f"data.mode must be paired or plain, not {cfg.data.mode!r}")
+        self.lock = _run_lock(self.out_dir) if self.dist.main else None
+        try:
+            self._seed(cfg.run.seed)
+            self.store = ShardStore(cfg.data.shards)
+            self.cfg = cfg.model_copy(update={"preprocess": resolve_preprocess(cfg, self.store)})
+            self.config_dict = config_to_dict(self.cfg)
+            self.train_rows = np.flatnonzero(self.store.column("split") == cfg.data.train_split)
+            checkpoint = self._resume_checkpoint() if resume else None
+            self._build_loaders()
+            self._build_transforms()
+            self._build_model(checkpoint)
+            self._build_optimizer()
+            self.start_epoch, self.best_auc, self.best_epoch, self.bad_epochs = 0, -math.inf, -1, 0
+            if checkpoint is not None:
+                self._restore(checkpoint)
+            self.writer = MetricsWriter(self.out_dir, cfg.run.tensorboard, resume) if self.dist.main else None
+            if self.dist.main:
+                from dhs_gen.config import save_resolved_config
 
-        self.store = ShardStore(cfg.data.shards)
-        self.train_rows = np.flatnonzero(self.store.column("split") == cfg.data.train_split)
-        if cfg.data.meta_columns and not cfg.preprocess.meta_mean:
-            meta = np.stack([self.store.column(c).astype(np.float64)[self.train_rows]
-                             for c in cfg.data.meta_columns], axis=1)
-            cfg.preprocess = cfg.preprocess.model_copy(update={
-                "meta_columns": list(cfg.data.meta_columns),
-                "meta_mean": np.nanmean(meta, axis=0).tolist(), "meta_std": np.nanstd(meta, axis=0).tolist()})
-        elif cfg.data.meta_columns:
-            cfg.preprocess = cfg.preprocess.model_copy(update={"meta_columns": list(cfg.data.meta_columns)})
-        self.config_dict = config_to_dict(cfg)
+                save_resolved_config(self.cfg, self.out_dir)
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
 
-        paired = cfg.data.mode == "paired"
-        size_kw = {"batch_pairs": cfg.data.batch_size // 2} if paired else {"batch_size": cfg.data.batch_size}
-        common = {"seed": cfg.run.seed, "rank": self.dist.rank, "world_size": self.dist.world,
-                  "num_workers": cfg.data.num_workers, "meta_columns": cfg.data.meta_columns,
-                  "tier_weights": cfg.data.tier_weights or None, "store": self.store,
-                  "hard_neg": HardNegSchedule(cfg.data.hard_neg_start, cfg.data.hard_neg_end,
-                                              cfg.data.hard_neg_anneal_epochs)}
-        self.train_loader = build_training_loader(cfg.data.shards, cfg.data.train_split, train=True, **size_kw, **common)
-        self.val_loader = build_training_loader(cfg.data.shards, cfg.data.val_split, train=False, **size_kw, **common)
+    # -- construction, one seam each
+    @staticmethod
+    def _seed(seed: int) -> None:
+        import torch
+
+        torch.manual_seed(seed)
+        random.seed(seed)
+
+    def _build_loaders(self) -> None:
+        from training.data.loader import HardNegSchedule, build_training_loader
+
+        d = self.cfg.data
+        paired = d.mode == "paired"
+        size_kw = {"batch_pairs": d.batch_size // 2} if paired else {"batch_size": d.batch_size}
+        common = {"seed": self.cfg.run.seed, "rank": self.dist.rank, "world_size": self.dist.world,
+                  "num_workers": d.num_workers, "meta_columns": d.meta_columns,
+                  "tier_weights": d.tier_weights or None, "store": self.store,
+                  "hard_neg": HardNegSchedule(d.hard_neg_start, d.hard_neg_end, d.hard_neg_anneal_epochs)}
+        self.train_loader = build_training_loader(d.shards, d.train_split, train=True, **size_kw, **common)
+        self.val_loader = build_training_loader(d.shards, d.val_split, train=False, **size_kw, **common)
         if len(self.train_loader.sampler) == 0:
-            raise ValueError(f"training split {cfg.data.train_split!r} has fewer rows than one batch per rank")
+            raise ValueError(f"training split {d.train_split!r} has fewer rows than one batch per rank")
 
+    def _build_transforms(self) -> None:
         from training.augment import Augment
+        from training.preprocess import Preprocess
 
-        self.preprocess = Preprocess(cfg.preprocess).to(self.device)
-        self.augment = Augment(cfg.augment)
-        in_chans = self.store.shape[0] * cfg.preprocess.out_chans_factor
-        model = build_model(cfg.model.name, in_chans=in_chans, pretrained_path=cfg.model.pretrained_path,
-                            init=cfg.model.init, meta_dim=len(cfg.data.meta_columns),
-                            theta_head=cfg.model.theta_head, meta_hidden=cfg.model.meta_hidden).to(self.device)
-        self.memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
-        model = model.to(memory_format=self.memory_format)
-        self.model = model
+        self.preprocess = Preprocess(self.cfg.preprocess).to(self.device)
+        self.augment = Augment(self.cfg.augment)
+        self.amp = amp_dtype(self.cfg.run.amp, self.device)
+
+    def _build_model(self, checkpoint: Optional[dict]) -> None:  # noqa: UP045
+        import torch
+
+        from training.memory_format import resolve
+        from training.models import build_model
+
+        m = self.cfg.model
+        in_chans = self.store.shape[0] * self.cfg.preprocess.out_chans_factor
+        model = build_model(m.name, in_chans=in_chans, pretrained_path=m.pretrained_path, init=m.init,
+                            meta_dim=len(self.cfg.data.meta_columns), theta_head=m.theta_head,
+                            meta_hidden=m.meta_hidden).to(self.device)
+        if checkpoint is not None and "channels_last" in checkpoint:
+            self.channels_last = bool(checkpoint["channels_last"])
+        elif self.cfg.data.meta_columns and self.cfg.run.channels_last == "auto":
+            self.channels_last = False  # the probe feeds images only; hybrid models keep NCHW unless told
+        else:
+            crop = self.cfg.preprocess.crop
+            in_shape = (in_chans, crop or self.store.shape[1], crop or self.store.shape[2])
+            self.channels_last = self.dist.broadcast(
+                resolve(self.cfg.run.channels_last, model, self.device, in_shape, self.cfg.data.batch_size,
+                        self.amp) if self.dist.main else None)
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.model = model.to(memory_format=self.memory_format)
         self.ddp = (torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-            if self.dist.enabled else model)
-        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-        steps = len(self.train_loader.sampler)
-        self.total_steps = steps * cfg.optim.epochs
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lr_lambda(self.total_steps, int(round(cfg.optim.warmup_epochs * steps)), cfg.optim.min_lr_frac))
-        self.amp = amp_dtype(cfg.run.amp, self.device)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
-        self.start_epoch, self.best_auc, self.best_epoch, self.bad_epochs = 0, -math.inf, -1, 0
-        if resume:
-            self._restore()
-        self.writer = MetricsWriter(self.out_dir, cfg.run.tensorboard, resume) if self.dist.main else None
-        if self.dist.main:
-            from dhs_gen.config import save_resolved_config
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.dist.enabled else self.model)
 
-            save_resolved_config(cfg, self.out_dir)
+    def _build_optimizer(self) -> None:
+        import torch
+
+        from training.memory_format import build_adamw
+
+        o = self.cfg.optim
+        self.opt = build_adamw(self.model.parameters(), self.device, lr=o.lr, weight_decay=o.weight_decay)
+        steps = len(self.train_loader.sampler)
+        self.total_steps = steps * o.epochs
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lr_lambda(self.total_steps, int(round(o.warmup_epochs * steps)), o.min_lr_frac))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
 
     # -- checkpoints
     def _payload(self, epoch_done: int) -> dict:
@@ -366,9 +457,9 @@ class Trainer:
                 "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
                 "epoch": epoch_done, "best_auc": self.best_auc, "best_epoch": self.best_epoch,
                 "bad_epochs": self.bad_epochs, "rng": rng_state(), "data_hash": self.store.data_hash,
-                "config": json.dumps(self.config_dict, sort_keys=True)}
+                "channels_last": self.channels_last, "config": json.dumps(self.config_dict, sort_keys=True)}
 
-    def _restore(self) -> None:
+    def _resume_checkpoint(self) -> dict:
         path = os.path.join(self.out_dir, "last.pt")
         if not os.path.exists(path):
             raise FileNotFoundError(f"--resume: no checkpoint at {path}")
@@ -376,6 +467,9 @@ class Trainer:
         if ck["data_hash"] != self.store.data_hash:
             raise ValueError(f"--resume: checkpoint was trained on data {ck['data_hash'][:12]}, "
                              f"shards are {self.store.data_hash[:12]}")
+        return ck
+
+    def _restore(self, ck: dict) -> None:
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
@@ -383,7 +477,7 @@ class Trainer:
         self.start_epoch, self.best_auc = int(ck["epoch"]), float(ck["best_auc"])
         self.best_epoch, self.bad_epochs = int(ck["best_epoch"]), int(ck["bad_epochs"])
         set_rng_state(ck["rng"])
-        log.info("resumed from %s at epoch %d", path, self.start_epoch)
+        log.info("resumed from %s at epoch %d", os.path.join(self.out_dir, "last.pt"), self.start_epoch)
 
     # -- steps
     def _inputs(self, batch: dict, generator=None):
@@ -415,31 +509,31 @@ class Trainer:
             else:
                 logits, theta = self.ddp(x, meta), None
         loss = classification_loss(o.loss, logits, y, w, o.focal_alpha, o.focal_gamma)
-        if theta is not None:
+        if theta is not None:  # θ_E loss on positives with a known θ_E (masked: no host sync)
             t = batch["theta_e"].to(self.device, non_blocking=True)
             has = (y > 0) & torch.isfinite(t)
-            if bool(has.any()):
-                loss = loss + self.cfg.model.theta_loss_weight * torch.nn.functional.smooth_l1_loss(
-                    theta.float()[has], t[has])
+            per = torch.nn.functional.smooth_l1_loss(theta.float(), torch.where(has, t, 0.0), reduction="none")
+            loss = loss + self.cfg.model.theta_loss_weight * (per * has).sum() / has.sum().clamp_min(1)
         return loss
 
-    def train_epoch(self, epoch: int) -> dict:
+    def train_epoch(self, epoch: int, max_steps: Optional[int] = None) -> dict:  # noqa: UP045
+        """One epoch (or its first ``max_steps`` steps). The loop never waits for the device: the
+        loss sum stays on it and the non-finite check runs every ``run.nonfinite_check_every`` steps."""
         import torch
 
         self.ddp.train()
         sampler = self.train_loader.sampler
         sampler.set_epoch(epoch)
-        total, count, n_img, t0 = 0.0, 0, 0, time.perf_counter()
+        watch = NonFiniteWatch(self.cfg.run.nonfinite_check_every, self.dist)
+        ids_of = lambda rows: self.store.column("id")[rows.numpy()].tolist()  # noqa: E731
+        total, count, n_img, t0 = torch.zeros((), device=self.device), 0, 0, time.perf_counter()
+        gen = torch.Generator(device=self.device)
         bar = progress(self.train_loader, total=len(sampler), desc=f"epoch {epoch}", disable=not self.dist.main
                        or bool(os.environ.get("DHS_NO_PROGRESS")))
         for step, batch in enumerate(bar):
-            gen = torch.Generator(device=self.device)
             gen.manual_seed(hash_seed(self.cfg.run.seed, epoch, step, self.dist.rank))
             loss = self._forward_loss(batch, gen)
-            bad = not bool(torch.isfinite(loss).item())
-            if self.dist.any(bad):
-                ids = self.store.column("id")[batch["row"].numpy()].tolist() if bad else []
-                raise NonFiniteLoss(epoch, step, sorted(sum(self.dist.all_gather(ids), [])))
+            watch.add(step, loss, batch["row"])
             self.opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if self.cfg.optim.grad_clip > 0:
@@ -448,11 +542,18 @@ class Trainer:
             self.scaler.step(self.opt)
             self.scaler.update()
             self.sched.step()
-            total += float(loss.detach())
+            total += loss.detach().float()
             count += 1
             n_img += len(batch["row"])
+            if watch.due():
+                watch.check(epoch, ids_of)
+            if max_steps is not None and count >= max_steps:
+                break
+        watch.check(epoch, ids_of)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
         dt = time.perf_counter() - t0
-        losses = self.dist.all_gather((total, count, n_img))
+        losses = self.dist.all_gather((float(total), count, n_img))
         return {"train_loss": sum(t for t, _, _ in losses) / max(1, sum(c for _, c, _ in losses)),
                 "train_images_per_s": sum(n for _, _, n in losses) / dt, "epoch_time_s": dt,
                 "lr": self.sched.get_last_lr()[0], "p_hard": sampler.p_hard() if sampler.paired else 0.0}
@@ -526,7 +627,15 @@ class Trainer:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        if self.lock is not None:
+            self.lock.release()
         self.dist.close()
+
+
+def _run_lock(out_dir: str):
+    from training.run_lock import RunLock
+
+    return RunLock(out_dir).acquire()
 
 
 def _contiguous():
@@ -576,8 +685,11 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     from dhs_gen.config import ConfigError, load_config
+    from training.run_lock import RunLocked, exit_with_parent
 
     setup_logging()
+    if LAUNCHER_ENV in os.environ:  # a torchrun worker: die with the launcher, never outlive it
+        exit_with_parent()
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         cfg = load_config(TrainConfig, args.config, args.set)
@@ -589,6 +701,9 @@ def main(argv=None) -> int:
     except NonFiniteLoss as exc:
         print(f"dhs train: {exc}", file=sys.stderr)
         return EXIT_NONFINITE
+    except RunLocked as exc:
+        print(f"dhs train: {exc}", file=sys.stderr)
+        return 2
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: v for k, v in result.items()}, default=str))
     return 0
