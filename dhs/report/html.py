@@ -1,7 +1,9 @@
 """Render a self-contained static report (no network assets): figures are copied beside index.html.
 
-A report is a title, a row of headline numbers (each with its meaning and uncertainty), and
-sections of prose, tables and figures. Everything is escaped; nothing is fetched at view time.
+A report is a title, a row of headline numbers (each with its meaning and uncertainty), sections
+of prose, tables and figures, and a footer (code version, date, config hash). Everything is
+escaped; nothing is fetched at view time. A figure whose PDF sits beside its PNG (same name) gets
+the PDF copied too and linked under its caption.
 """
 from __future__ import annotations
 
@@ -16,15 +18,18 @@ body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;colo
 header{background:#141b2d;color:#fff;padding:28px 40px}
 header h1{margin:0;font-size:28px} header p{margin:6px 0 0;color:#b9c2d8}
 main{max-width:1180px;margin:0 auto;padding:24px 40px 60px}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(210px,1fr));gap:14px;margin:10px 0 26px}
-.card{background:#fff;border-radius:10px;padding:14px 16px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
-.card .v{font-size:26px;font-weight:650} .card .n{font-size:13px;color:#59627a;margin-bottom:4px}
-.card .m{font-size:12px;color:#6b7387;margin-top:6px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:14px;margin:10px 0 26px}
+.card{background:#fff;border-radius:10px;padding:14px 16px;box-shadow:0 1px 3px rgba(0,0,0,.08);border-top:4px solid #d5d9e4}
+.card.pass{border-top-color:#127a3a}.card.fail{border-top-color:#b3261e}.card.marginal{border-top-color:#a86400}
+.card .v{font-size:22px;font-weight:650;color:#1d2330} .card .n{font-size:13px;color:#59627a;margin-bottom:4px;font-weight:600}
+.card .m{font-size:12px;color:#6b7387;margin-top:6px;line-height:1.35}
 .pass{color:#127a3a}.fail{color:#b3261e}.marginal{color:#a86400}.na{color:#6b7387}
 section{background:#fff;border-radius:10px;padding:18px 22px;margin:18px 0;box-shadow:0 1px 3px rgba(0,0,0,.08)}
 section h2{margin-top:0;font-size:20px}
+.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:18px;align-items:start}
 figure{margin:14px 0} figure img{max-width:100%;border:1px solid #e3e6ee;border-radius:6px}
-figcaption{font-size:13px;color:#4b5368;margin-top:6px}
+figcaption{font-size:13px;color:#4b5368;margin-top:6px;line-height:1.4} figcaption a{color:#3557b7}
+footer{max-width:1180px;margin:0 auto;padding:0 40px 40px;font-size:12px;color:#6b7387}
 table{border-collapse:collapse;font-size:13px;margin:8px 0} td,th{padding:4px 10px;border-bottom:1px solid #e8eaf0;text-align:left}
 .note{font-size:13px;color:#4b5368}
 """
@@ -37,7 +42,7 @@ class Headline:
     name: str
     value: str
     meaning: str
-    verdict: str | None = None  # pass | fail | marginal | na
+    verdict: str | None = None  # pass | fail | marginal | na (colours the value and the card's top edge)
 
 
 @dataclass
@@ -78,7 +83,7 @@ def _copy_figure(src: str, out_dir: str, used: set) -> str:
 
 
 def render_report(out_dir: str, title: str, subtitle: str, headlines: Sequence[Headline],
-                  sections: Sequence[Section]) -> str:
+                  sections: Sequence[Section], footer: str = "") -> str:
     """Write ``out_dir/index.html`` (+ ``figures/``); missing figures are listed, never linked."""
     from dhs_gen.storage import write_text
 
@@ -90,8 +95,8 @@ def render_report(out_dir: str, title: str, subtitle: str, headlines: Sequence[H
              f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header><main>", "<div class='cards'>"]
     for h in headlines:
         cls = f" {esc(h.verdict)}" if h.verdict else ""
-        parts.append(f"<div class='card'><div class='n'>{esc(h.name)}</div><div class='v{cls}'>{esc(h.value)}</div>"
-                     f"<div class='m'>{esc(h.meaning)}</div></div>")
+        parts.append(f"<div class='card{cls}'><div class='n'>{esc(h.name)}</div><div class='v{cls}'>{esc(h.value)}"
+                     f"</div><div class='m'>{esc(h.meaning)}</div></div>")
     parts.append("</div>")
     missing = []
     for sec in sections:
@@ -103,18 +108,26 @@ def render_report(out_dir: str, title: str, subtitle: str, headlines: Sequence[H
             parts.append("<table><tr>" + "".join(f"<th>{esc(str(c))}</th>" for c in header) + "</tr>")
             parts.extend("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows)
             parts.append("</table>")
+        figs = []
         for fig in sec.figures:
             if not os.path.exists(fig.path):
                 missing.append(fig.path)
                 continue
             rel = _copy_figure(fig.path, out_dir, used)
-            parts.append(f"<figure><img src='{esc(rel)}' alt='{esc(fig.caption)}'>"
-                         f"<figcaption>{esc(fig.caption)}</figcaption></figure>")
+            pdf = os.path.splitext(fig.path)[0] + ".pdf"
+            link = f" <a href='{esc(_copy_figure(pdf, out_dir, used))}'>PDF</a>" if os.path.exists(pdf) else ""
+            figs.append(f"<figure><img src='{esc(rel)}' alt='{esc(fig.caption)}'>"
+                        f"<figcaption>{esc(fig.caption)}{link}</figcaption></figure>")
+        if figs:
+            parts.append("<div class='figs'>" + "".join(figs) + "</div>")
         parts.append("</section>")
     if missing:
         parts.append("<section><h2>Figures not produced</h2><ul>"
                      + "".join(f"<li>{esc(m)}</li>" for m in missing) + "</ul></section>")
-    parts.append("</main></body></html>")
+    parts.append("</main>")
+    if footer:
+        parts.append(f"<footer>{esc(footer)}</footer>")
+    parts.append("</body></html>")
     path = os.path.join(out_dir, "index.html")
     write_text(path, "\n".join(parts))
     return path
