@@ -58,3 +58,16 @@ def test_broken_figure_is_detected(report):
     os.remove(os.path.join(os.path.dirname(report), "figures", "roc.png"))
     count, broken = check_images_load(report, chromium)
     assert count == 2 and broken == ["figures/roc.png"]
+
+
+def test_pdf_beside_a_figure_is_linked_and_footer_rendered(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    png = _figure(src / "roc.png")
+    (src / "roc.pdf").write_bytes(b"%PDF-1.4 fake")
+    index = render_report(str(tmp_path / "r"), "T", "s", [], [Section("S", figures=[Figure(png, "ROC of <p>")])],
+                          footer="code abc · config sha256 0123")
+    text = open(index, encoding="utf-8").read()
+    assert "<a href='figures/roc.pdf'>PDF</a>" in text and "ROC of &lt;p&gt;" in text
+    assert (tmp_path / "r" / "figures" / "roc.pdf").read_bytes() == b"%PDF-1.4 fake"
+    assert "<footer>code abc · config sha256 0123</footer>" in text
