@@ -60,8 +60,19 @@ _STAMP_DESC = "canonical stamp blob (dhs_gen.io.stamps.encode_stamp): float32 (C
 DATASETS: dict[str, Dataset] = {}
 
 
+UNITS_KEY = b"dhs.units"  # Parquet key-value metadata: JSON {column: unit} of the dataset's columns
+DATASET_KEY = b"dhs.dataset"
+
+
+def units_metadata(name: str, fields: list[pa.Field]) -> dict:
+    """The schema-level metadata every written file carries: dataset name and column units."""
+    units = {f.name: (f.metadata or {}).get(b"unit", b"").decode() for f in fields}
+    return {DATASET_KEY: name.encode(), UNITS_KEY: json.dumps(units, sort_keys=True).encode()}
+
+
 def _register(name: str, fields: list[pa.Field], id_columns: tuple[str, ...], description: str) -> None:
-    DATASETS[name] = Dataset(name, pa.schema(fields), id_columns, description)
+    DATASETS[name] = Dataset(name, pa.schema(fields, metadata=units_metadata(name, fields)), id_columns,
+                             description)
 
 
 _register("cutout_index", [
@@ -297,6 +308,43 @@ def conform(table: pa.Table, dataset: str) -> pa.Table:
         else:
             raise SchemaError(f"{dataset}: missing critical column {field.name!r}")
     return pa.Table.from_arrays(arrays, schema=spec.schema)
+
+
+def with_units(schema: pa.Schema, name: str) -> pa.Schema:
+    """``schema`` (e.g. a dataset schema plus a job's extra columns) with the units metadata of
+    all its fields, so a writer that uses it records them in the Parquet footer."""
+    return schema.with_metadata({**(schema.metadata or {}), **units_metadata(name, list(schema))})
+
+
+def spark_schema(schema: pa.Schema):
+    """The Spark ``StructType`` of an Arrow schema keeping each field's unit and description as
+    Spark column metadata (Spark writes it into the Parquet footer's row metadata, where
+    :func:`parquet_units` and Spark readers find it)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+    from pyspark.sql.types import StructField, StructType
+
+    struct = from_arrow_schema(schema)
+    fields = []
+    for arrow_field, field in zip(schema, struct.fields):
+        meta = {k.decode(): v.decode() for k, v in (arrow_field.metadata or {}).items()
+                if k in (b"unit", b"description")}
+        fields.append(StructField(field.name, field.dataType, field.nullable, meta or None))
+    return StructType(fields)
+
+
+def parquet_units(path: str) -> dict:
+    """``{column: unit}`` from a Parquet file's footer, written by pyarrow (``dhs.units``) or by
+    Spark (column metadata in ``org.apache.spark.sql.parquet.row.metadata``); {} if neither."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(path).metadata or {}
+    if UNITS_KEY in meta:
+        return json.loads(meta[UNITS_KEY])
+    spark = meta.get(b"org.apache.spark.sql.parquet.row.metadata")
+    if spark:
+        return {f["name"]: f["metadata"]["unit"] for f in json.loads(spark)["fields"]
+                if "unit" in (f.get("metadata") or {})}
+    return {}
 
 
 def export_contract() -> dict:

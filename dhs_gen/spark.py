@@ -57,8 +57,10 @@ def build_spark_session(app_name: str, master: str | None = None, conf: dict | N
 
 
 def map_arrow_batches(df, fn: Callable[[pa.RecordBatch], pa.RecordBatch], schema: pa.Schema):
-    """Apply ``fn`` (RecordBatch -> RecordBatch with ``schema``) to every Arrow batch of ``df``."""
-    from pyspark.sql.pandas.types import from_arrow_schema
+    """Apply ``fn`` (RecordBatch -> RecordBatch with ``schema``) to every Arrow batch of ``df``.
+
+    The fields' units and descriptions become Spark column metadata, written into the Parquet footer."""
+    from dhs_gen.schemas import spark_schema
 
     def _apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -66,7 +68,7 @@ def map_arrow_batches(df, fn: Callable[[pa.RecordBatch], pa.RecordBatch], schema
             if out.num_rows:
                 yield out
 
-    return df.mapInArrow(_apply, from_arrow_schema(schema))
+    return df.mapInArrow(_apply, spark_schema(schema))  # units kept as column metadata
 
 
 def map_pandas_batches(df, fn, schema: pa.Schema):

@@ -83,3 +83,45 @@ def test_committed_contract_is_up_to_date():
     committed = Path(__file__).resolve().parents[2] / "docs" / "contracts" / "dataset_contract.json"
     assert json.loads(committed.read_text()) == schemas.export_contract(), (
         "regenerate with: python -m dhs_gen.schemas --export docs/contracts/dataset_contract.json")
+
+
+def test_every_dataset_schema_carries_its_units_as_parquet_metadata():
+    for name, spec in schemas.DATASETS.items():
+        units = json.loads(spec.schema.metadata[schemas.UNITS_KEY])
+        assert set(units) == set(spec.schema.names), name
+        assert spec.schema.metadata[schemas.DATASET_KEY] == name.encode()
+
+
+def test_units_read_back_from_a_pyarrow_written_output(tmp_path):
+    """conform() -> the storage writer: the footer holds {column: unit} (was: no units at all)."""
+    import pyarrow.parquet as pq
+
+    from dhs_gen.storage import write_parquet
+
+    path = str(tmp_path / "scores.parquet")
+    write_parquet(schemas.conform(_scores(), "scores"), path)
+    units = schemas.parquet_units(path)
+    expected = {f.name: (f.metadata or {}).get(b"unit", b"").decode() for f in schemas.get_dataset("scores").schema}
+    assert units == expected
+    field_meta = pq.read_schema(path).field("model_score").metadata
+    assert field_meta[b"unit"] == expected["model_score"].encode()
+
+
+def test_units_read_back_from_a_spark_written_output(tmp_path, spark):
+    import glob
+
+    from dhs_gen.spark import map_arrow_batches
+
+    schema = pa.schema([schemas.col("galaxy_id", pa.string(), "", "id"),
+                        schemas.col("psfsize_r", pa.float32(), "arcsec", "PSF FWHM in r")])
+
+    def fn(batch):
+        n = batch.num_rows
+        return pa.RecordBatch.from_arrays([pa.array([str(i) for i in range(n)]),
+                                           pa.array([1.2] * n, pa.float32())], schema=schema)
+
+    out = str(tmp_path / "spark_out")
+    map_arrow_batches(spark.range(4, numPartitions=1), fn, schema).write.parquet(out)
+    (part,) = glob.glob(f"{out}/part-*.parquet")
+    assert schemas.parquet_units(part) == {"psfsize_r": "arcsec", "galaxy_id": ""}
+    assert spark.read.parquet(out).schema["psfsize_r"].metadata["unit"] == "arcsec"
