@@ -7,15 +7,20 @@ pool (-18 < Dec < 32 deg, maskbits bits 1,5,6,7,11,12,13 rejected, nobs_g/r/z >=
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from dhs_gen.catalog.splits import DEFAULT_FRACTIONS, DEFAULT_NAMES, SCHEMES, check_fractions
+from dhs_gen.catalog.splits import DEFAULT_FRACTIONS, DEFAULT_NAMES, check_fractions
 from dhs_gen.config import StrictModel
 
 NOBS_Z_BINS = ("3-5", "6-10", "11+")
 TYPE_BINS = ("SER", "DEV", "REX")
+NobsZBin = Literal["1-2", "3-5", "6-10", "11+"]  # the nobs_z_bin labels the pool writes
+TypeBin = Literal["SER", "DEV", "REX", "OTHER"]  # the type_bin labels the pool writes
+SplitScheme = Literal["legacy_sha256", "stable_hash64"]  # dhs_gen.catalog.splits.SCHEMES
+PoolPreset = Literal["default", "paper_iv_parity"]  # the keys of POOL_PRESETS
+Grading = Literal["confident", "probable"]  # lenscat gradings
 CONFUSER_CATEGORIES = ("ring_proxy", "edge_on_proxy", "blue_clumpy", "large_galaxy")
 
 
@@ -25,13 +30,11 @@ class SplitConfig(StrictModel):
     seed: int = 42
     fractions: List[float] = Field(default_factory=lambda: list(DEFAULT_FRACTIONS))
     names: List[str] = Field(default_factory=lambda: list(DEFAULT_NAMES))
-    scheme: str = "legacy_sha256"
+    scheme: SplitScheme = "legacy_sha256"
 
     @model_validator(mode="after")
     def _check(self):
         check_fractions(self.fractions, self.names)
-        if self.scheme not in SCHEMES:
-            raise ValueError(f"scheme must be one of {list(SCHEMES)}")
         return self
 
 
@@ -87,17 +90,10 @@ class ConfuserThresholds(StrictModel):
 class PoolConfig(StrictModel):
     """The negative pool: a preset (or explicit cuts) and the confuser thresholds."""
 
-    preset: str = "default"
+    preset: PoolPreset = "default"
     cuts: Optional[PoolCuts] = None
     confusers: ConfuserThresholds = Field(default_factory=ConfuserThresholds)
     join_nside: int = 4096
-
-    @field_validator("preset")
-    @classmethod
-    def _preset(cls, value):
-        if value not in POOL_PRESETS:
-            raise ValueError(f"unknown pool preset {value!r}; known: {sorted(POOL_PRESETS)}")
-        return value
 
     def effective_cuts(self) -> PoolCuts:
         return self.cuts if self.cuts is not None else POOL_PRESETS[self.preset]
@@ -109,7 +105,7 @@ class PositivesConfig(StrictModel):
     catalog: Optional[str] = None  # lenscat csv(.gz); None: the packaged copy
     survey: Optional[str] = "DESI"
     lens_types: Optional[List[str]] = None
-    gradings: Optional[List[str]] = None
+    gradings: Optional[List[Grading]] = None
     match_radius_arcsec: float = 5.0
     tier_a_weight: float = 1.0
     tier_b_weight: float = 0.5
@@ -129,8 +125,8 @@ class SamplingConfig(StrictModel):
     seed: int = 42
     negatives_per_positive: float = 100.0
     n2_fraction: float = Field(0.15, ge=0.0, le=1.0)
-    nobs_z_bins: List[str] = Field(default_factory=lambda: list(NOBS_Z_BINS))
-    type_bins: List[str] = Field(default_factory=lambda: list(TYPE_BINS))
+    nobs_z_bins: List[NobsZBin] = Field(default_factory=lambda: list(NOBS_Z_BINS))
+    type_bins: List[TypeBin] = Field(default_factory=lambda: list(TYPE_BINS))
     target_total: Optional[int] = None  # without positives: split by pool availability
     min_total_fraction: float = 0.9
     n1_fraction_range: List[float] = Field(default_factory=lambda: [0.80, 0.92])

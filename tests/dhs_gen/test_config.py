@@ -90,3 +90,26 @@ def test_command_line_values_never_replace_a_config_section_and_are_validated():
     assert cfg.sampling == Sampling() and cfg.seed == 7
     with pytest.raises(ConfigError, match="command line: invalid configuration: seed"):
         apply_cli_values(JobConfig(), {"seed": "seven"})
+
+
+@pytest.mark.parametrize("override, allowed", [
+    ("splits.scheme=legacy_sha265", "'legacy_sha256' or 'stable_hash64'"),
+    ("pool.preset=paper_iv", "'default' or 'paper_iv_parity'"),
+    ("positives.gradings=[confident, probabel]", "'confident' or 'probable'"),
+    ("sampling.type_bins=[SER, EXP]", "'SER', 'DEV', 'REX' or 'OTHER'"),
+])
+def test_catalogue_fields_with_fixed_values_fail_at_load_naming_the_allowed_ones(override, allowed):
+    from dhs_gen.catalog.config import CatalogConfig
+
+    with pytest.raises(ConfigError, match=f"{override.split('=')[0]}.*Input should be {allowed}"):
+        load_config(CatalogConfig, overrides=[override])
+
+
+def test_literal_value_sets_agree_with_the_code_that_uses_them():
+    from typing import get_args
+
+    from dhs_gen.catalog.config import POOL_PRESETS, PoolPreset, SplitScheme
+    from dhs_gen.catalog.splits import SCHEMES
+
+    assert set(get_args(SplitScheme)) == set(SCHEMES)
+    assert set(get_args(PoolPreset)) == set(POOL_PRESETS)
