@@ -1,9 +1,16 @@
-"""Selection-function benchmarks: vectorised completeness counts and the matrix region bootstrap.
+"""Selection-function benchmarks: vectorised completeness counts, the matrix region bootstrap,
+and the replicate cuts.
 
 Baselines, measured side by side on the same synthetic grid set:
-- counts: a pandas groupby per (subset, axis, threshold) over the joined rows (the obvious way);
+- counts: a pandas groupby per (subset, axis) over (model, bin, region, cut level), and one per
+  proxy threshold, over the joined rows (the obvious way);
 - bootstrap: :func:`dhs_gen.stats.bootstrap.region_bootstrap_ci` per bin (row multiplicities),
-  against the (replicates x regions) @ (regions x bins) matrix form used by ``finalize``.
+  against the (replicates x regions) @ (regions x bins) matrix form used by ``finalize``;
+- replicate cuts: per replicate, the resampled negatives materialised (``np.repeat``) and the cut
+  taken by ``np.partition``, against ``thresholds.replicate_cut_indices`` (sorted once, cumulative
+  multiplicities of the top of the list);
+- finalize: the whole finalisation with the cut recomputed in every replicate, against the same
+  counts with the replicate cuts pinned to the full-sample cut (the earlier fixed-cut bootstrap).
 """
 from __future__ import annotations
 
@@ -25,21 +32,48 @@ def _setup(n_per_cell: int):
 
 
 def _naive_counts(joined: pa.Table, spec) -> int:
-    from dhs_gen.selection.completeness import recovered, regions, subset_masks
+    from dhs_gen.selection.binning import column_f64
+    from dhs_gen.selection.completeness import proxy_recovered, regions, subset_masks
 
     df = joined.select(["model_id"]).to_pandas()
     df["region"] = regions(joined, spec.region_nside)
+    df["level"] = spec.cut_set("model-a").level_of(column_f64(joined, "score"))
     masks = subset_masks(joined, spec)
-    rec = recovered(joined, spec.model_thresholds("model-a"), spec)
+    rec = proxy_recovered(joined, spec)
     rows = 0
     for mask in masks.values():
         for axis in spec.axes:
             df["bin"] = axis.index(joined)
+            sub = df[mask & (df["bin"].to_numpy() >= 0)]
+            rows += len(sub.groupby(["model_id", "bin", "region", "level"]).size())
             for j in range(rec.shape[1]):
                 df["k"] = rec[:, j]
                 sub = df[mask & (df["bin"].to_numpy() >= 0)]
-                rows += len(sub.groupby(["model_id", "bin", "region"])["k"].agg(["size", "sum"]))
+                rows += len(sub.groupby(["model_id", "bin", "region", "level"])["k"].sum())
     return rows
+
+
+def _cut_bench(n_boot: int, quick: bool) -> dict:
+    from dhs_gen.selection.thresholds import cut_rank, region_draws, replicate_cut_indices
+
+    rng = np.random.default_rng(0)
+    n, n_regions, fprs = (20000 if quick else 200000), 768, [1e-2, 1e-3, 1e-4]
+    s = np.sort(rng.standard_normal(n))[::-1]
+    codes = rng.integers(0, n_regions, n)
+
+    def naive():
+        weights = region_draws(n_regions, n_boot, np.random.default_rng(1))
+        for b in range(n_boot):
+            sample = np.repeat(s, weights[b, codes].astype(np.int64))
+            for f in fprs:
+                k = int(cut_rank(f, sample.size))
+                -np.partition(-sample, k)[k]
+
+    t_fast = best_time(lambda: replicate_cut_indices(s, codes, fprs, n_boot, 1), repeats=3)
+    t_naive = best_time(naive, repeats=1, warmup=0)
+    return entry("selection_replicate_cuts_s", t_fast, "s", "repeat_and_partition_per_replicate", t_naive,
+                 ratio=t_naive / t_fast, notes=f"{n} negatives in {n_regions} regions, {len(fprs)} FPRs, "
+                 f"{n_boot} replicates; ratio = speed-up")
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -52,17 +86,19 @@ def run(quick: bool = False) -> list[dict]:
     t_naive = best_time(lambda: _naive_counts(joined, spec), repeats=1, warmup=0)
     out = [entry("selection_counts_rows_per_s", n / t_fast, "rows/s", "pandas_groupby_per_axis_threshold",
                  n / t_naive, ratio=t_naive / t_fast, notes=f"{n} joined rows, {len(spec.axes)} axes, "
-                 f"{spec.n_thresholds} thresholds, 2 subsets; ratio = speed-up")]
+                 f"{len(cfg.fprs)} FPR cuts on {len(spec.cut_set('model-a').levels)} cut levels, {spec.n_proxies} proxies, "
+                 "2 subsets; ratio = speed-up")]
 
     # bootstrap of one axis (theta_E, 11 bins) at one threshold, 200 replicates
-    from dhs_gen.selection.completeness import recovered, regions
+    from dhs_gen.selection.binning import column_f64
+    from dhs_gen.selection.completeness import regions
 
     axis = spec.axis("theta_e_arcsec")
     rng = np.random.default_rng(0)
     keep = rng.random(n) < (0.3 if quick else 1.0)
     sub = joined.filter(pa.array(keep))
     bins, reg = axis.index(sub), regions(sub, spec.region_nside)
-    rec = recovered(sub, spec.model_thresholds("model-a")[:1], spec)[:, 0].astype(float)
+    rec = (column_f64(sub, "score") > spec.thresholds["model-a"][0].cut).astype(float)
     ok = bins >= 0
     bins, reg, rec = bins[ok], reg[ok], rec[ok]
     ureg, rinv = np.unique(reg, return_inverse=True)
@@ -86,4 +122,20 @@ def run(quick: bool = False) -> list[dict]:
     out.append(entry("selection_region_bootstrap_s", t_fast, "s", "stats.region_bootstrap_ci_per_bin", t_naive,
                      ratio=t_naive / t_fast, notes=f"{int(ok.sum())} rows, {len(ureg)} regions, "
                      f"{axis.n_bins} bins, {n_boot} replicates; ratio = speed-up"))
+    out.append(_cut_bench(n_boot, quick))
+
+    # the whole finalisation: replicate cuts against the cut pinned in every replicate
+    import dataclasses
+
+    from dhs_gen.selection.completeness import finalize, reduce_counts
+
+    counts = reduce_counts(pa.Table.from_batches([count_batch(joined, spec)]))
+    pinned = dataclasses.replace(spec, cuts={m: dataclasses.replace(c, boot=np.repeat(c.point[:, None], c.boot.shape[1], 1))
+                                             for m, c in spec.cuts.items()})
+    boot = cfg.bootstrap
+    t_new = best_time(lambda: finalize(counts, spec, cfg.low_n, boot.n_boot, boot.seed), repeats=2)
+    t_pinned = best_time(lambda: finalize(counts, pinned, cfg.low_n, boot.n_boot, boot.seed), repeats=2)
+    out.append(entry("selection_finalize_s", t_new, "s", "finalize_cut_fixed_in_every_replicate", t_pinned,
+                     ratio=t_new / t_pinned, notes=f"{counts.num_rows} count rows, {boot.n_boot} replicates, "
+                     f"{len(cfg.fprs)} FPRs; ratio = cost of recomputing the cut per replicate"))
     return out

@@ -118,6 +118,7 @@ def run_selection(cfg: SelectionConfig, from_tables: bool = False) -> dict:
     from dhs_gen.selection.completeness import INJECTION_COLUMNS, compute_completeness
     from dhs_gen.selection.provenance import verify_provenance
     from dhs_gen.selection.report import headline, table_records, write_tables
+    from dhs_gen.selection.thresholds import NEGATIVE_COLUMNS
 
     _require(cfg, "injections", "output")
     injections = read_columns(cfg.injections, [*INJECTION_COLUMNS, "host_id"])
@@ -128,7 +129,7 @@ def run_selection(cfg: SelectionConfig, from_tables: bool = False) -> dict:
     else:
         _require(cfg, "scores", "negative_scores")
         scores = read_columns(cfg.scores, ["id", "logit", "model_score", "model_id", "status"])
-        negatives = read_columns(cfg.negative_scores, ["id", "logit", "model_score", "model_id", "status"])
+        negatives = read_columns(cfg.negative_scores, NEGATIVE_COLUMNS)
         hosts = injections["host_id"].to_pylist() if "host_id" in injections.column_names else []
         provenance = verify_provenance(pc.unique(scores["model_id"]).to_pylist(), cfg.provenance,
                                        injections["task_id"].to_pylist(), hosts, negatives["id"].to_pylist())

@@ -2,7 +2,8 @@
 
 The batch function (``dhs_gen.selection.completeness.count_batch``) and the finalisation are
 the local function's, so ``dhs completeness`` and ``dhs selection-function`` give identical
-tables. Thresholds are set on the driver from the negatives' scores (exact order statistics).
+tables. Thresholds, and their bootstrap replicates, are set on the driver from the negatives'
+logits (exact order statistics; the negatives are small next to the injections).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 import pyarrow as pa
 
 from dhs_gen.selection.config import SelectionConfig
-from jobs.common import job_parser, run_spark_job
+from jobs.common import JobInput, job_parser, run_spark_job
 
 
 def _require(cfg: SelectionConfig, *names: str) -> None:
@@ -26,24 +27,25 @@ def spark_counts(spark, cfg: SelectionConfig, spec) -> tuple[pa.Table, dict]:
     from pyspark.sql import functions as F
 
     from dhs_gen.selection.completeness import COUNT_KEYS, INJECTION_COLUMNS, count_batch, counts_schema
-    from dhs_gen.spark import map_arrow_batches
+    from dhs_gen.selection.thresholds import SCORE_COLUMN
+    from dhs_gen.spark import map_arrow_batches, value_counts
     from dhs_gen.storage import to_file_uri
 
     inj = spark.read.parquet(to_file_uri(cfg.injections))
     inj = inj.select(*[c for c in INJECTION_COLUMNS if c in inj.columns])
     scores = spark.read.parquet(to_file_uri(cfg.scores)).select(
         F.col("id").alias("task_id"), "model_id", F.col("status").alias("score_status"),
-        F.col(cfg.score_column).cast("double").alias("score"))
+        F.col(SCORE_COLUMN).cast("double").alias("score"))
     for df, keys, what in ((inj, ["task_id"], "injections"), (scores, ["task_id", "model_id"], "scores")):
         dup = df.groupBy(*keys).count().filter("count > 1").take(3)
         if dup:
             raise ValueError(f"{what}: duplicated {keys}, e.g. {[r.asDict() for r in dup]}")
     joined = inj.join(scores, on="task_id", how="left")
-    schema = counts_schema(spec.n_thresholds)
+    schema = counts_schema(spec.n_proxies)
     counts = map_arrow_batches(joined, lambda b: count_batch(b, spec), schema)
     sums = [c for c in schema.names if c not in COUNT_KEYS]
     summed = counts.groupBy(*COUNT_KEYS).agg(*[F.sum(c).alias(c) for c in sums]).toPandas()
-    per_model = {r["model_id"]: r["count"] for r in joined.groupBy("model_id").count().collect()}
+    per_model = value_counts(joined, "model_id")
     return pa.Table.from_pandas(summed, preserve_index=False).select(schema.names).cast(schema), per_model
 
 
@@ -53,11 +55,13 @@ def run(spark, cfg: SelectionConfig) -> dict:
 
     from dhs_gen.selection.completeness import assemble, build_spec, coverage, reduce_counts
     from dhs_gen.selection.provenance import verify_provenance
+    from dhs_gen.selection.thresholds import NEGATIVE_COLUMNS, SCORE_COLUMN
     from dhs_gen.storage import to_file_uri
 
     _require(cfg, "injections", "scores", "negative_scores")
-    neg = (spark.read.parquet(to_file_uri(cfg.negative_scores))
-           .select("id", "model_id", "status", F.col(cfg.score_column).cast("double").alias(cfg.score_column)))
+    neg = spark.read.parquet(to_file_uri(cfg.negative_scores))
+    neg = neg.select(*[F.col(c).cast("double").alias(c) if c == SCORE_COLUMN else c
+                       for c in NEGATIVE_COLUMNS if c in neg.columns])
     negatives = pa.Table.from_pandas(neg.toPandas(), preserve_index=False)
     spec, thresholds = build_spec(cfg, negatives)
     inj = spark.read.parquet(to_file_uri(cfg.injections))
@@ -89,7 +93,9 @@ def _body(spark, cfg: SelectionConfig, args) -> dict:
 
 def main(argv=None) -> int:
     parser = job_parser(__doc__.splitlines()[0])
-    run_spark_job("completeness", argv, parser, SelectionConfig, _body)
+    run_spark_job("completeness", argv, parser, SelectionConfig, _body, inputs=lambda a, c: [
+        JobInput("injections", c.injections), JobInput("scores", c.scores),
+        JobInput("negative_scores", c.negative_scores)])
     return 0
 
 

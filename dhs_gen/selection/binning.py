@@ -14,6 +14,7 @@ import pyarrow as pa
 
 OVERALL = "overall"
 GRID_SEP = " x "
+HEALPIX_NSIDE_IN = 128
 
 
 def column_f64(table, name: str) -> np.ndarray:
@@ -38,6 +39,27 @@ def theta_over_psf(table) -> np.ndarray:
         raise KeyError("theta_over_psf needs psf_fwhm_used_r or psfsize_r")
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(fwhm > 0, theta / fwhm, np.nan)
+
+
+def sky_regions(table, nside: int) -> np.ndarray:
+    """NESTED HEALPix region at ``nside`` per row, coarsened from healpix_128 (else from ra/dec [deg]).
+
+    float64 (NaN where a row has neither); rows are grouped into bootstrap blocks by it."""
+    shift = 2 * int(np.log2(HEALPIX_NSIDE_IN // nside))
+    names = table.column_names
+    hp = column_f64(table, "healpix_128") if "healpix_128" in names else np.full(table.num_rows, np.nan)
+    missing = ~np.isfinite(hp)
+    if missing.any() and {"ra", "dec"} <= set(names):
+        import healpy
+
+        ra, dec = column_f64(table, "ra")[missing], column_f64(table, "dec")[missing]
+        ok = np.isfinite(ra) & np.isfinite(dec)
+        idx = np.flatnonzero(missing)[ok]
+        hp[idx] = healpy.ang2pix(HEALPIX_NSIDE_IN, ra[ok], dec[ok], nest=True, lonlat=True)
+    out = np.full(table.num_rows, np.nan)
+    good = np.isfinite(hp)
+    out[good] = hp[good].astype(np.int64) >> shift
+    return out
 
 
 DERIVED = {"theta_over_psf": theta_over_psf}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List, Literal, Optional
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -68,7 +68,7 @@ class ProvenanceConfig(StrictModel):
 class ObservabilityConfig(StrictModel):
     """theta_E <-> sigma_v / M(<theta_E) for an SIS/SIE (astropy cosmology by name)."""
 
-    cosmology: str = "Planck18"
+    cosmology: Literal["WMAP1", "WMAP3", "WMAP5", "WMAP7", "WMAP9", "Planck13", "Planck15", "Planck18"] = "Planck18"
     z_s: float = Field(1.5, gt=0.0)  # source redshift used when the injection set has no z_s
 
 
@@ -96,7 +96,9 @@ class SelectionConfig(StrictModel):
     scores: Optional[str] = None  # scores of the injections (id = task_id), one or more models
     negative_scores: Optional[str] = None  # scores of real / mock-survey negatives
     output: Optional[str] = None
-    score_column: str = "logit"  # 'logit' or 'model_score' (a monotone pair)
+    # Cuts are set on the logit only: the float32 sigmoid (model_score) saturates to 1.0 above a
+    # logit of ~17 and would tie distinct scores at the cut.
+    score_column: Literal["logit"] = "logit"
     fprs: List[float] = [1e-2, 1e-3, 1e-4]
     proxy_thresholds: List[float] = [0.6, 0.7, 0.8, 0.9]
     proxy_arc_snr_min: float = 5.0  # phase-4d proxy: arc_snr_max >= this and theta/PSF >= cut
@@ -116,13 +118,6 @@ class SelectionConfig(StrictModel):
         bad = [f for f in v if not 0.0 < f < 1.0]
         if bad:
             raise ValueError(f"FPR targets must lie in (0, 1), got {bad}")
-        return v
-
-    @field_validator("score_column")
-    @classmethod
-    def _score_column(cls, v: str) -> str:
-        if v not in ("logit", "model_score"):
-            raise ValueError("score_column must be 'logit' or 'model_score'")
         return v
 
     @model_validator(mode="after")

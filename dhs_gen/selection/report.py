@@ -28,7 +28,9 @@ def table_records(table: pa.Table) -> list[dict]:
 
 
 def headline(completeness: pa.Table, thresholds: pa.Table) -> list[dict]:
-    """Overall completeness per model, subset and threshold with its intervals (the report lines)."""
+    """Overall completeness per model, subset and threshold with its intervals (the report lines); an
+    FPR line also carries its cut, the negatives above it, the achieved and the expected FPR
+    (k+1)/(n+1) beside the target, and ``resolved`` (>= 10 negatives above the cut)."""
     overall = completeness.filter(pc.equal(completeness["axis"], OVERALL))
     cols = ["model_id", "subset", "threshold_kind", "threshold_value", "n", "k", "completeness",
             "ci_lo", "ci_hi", "boot_lo", "boot_hi"]
@@ -37,7 +39,8 @@ def headline(completeness: pa.Table, thresholds: pa.Table) -> list[dict]:
     for r in rows:
         cut = cuts.get((r["model_id"], r["threshold_value"])) if r["threshold_kind"] == "fpr" else None
         if cut:
-            r["score_cut"], r["achieved_fpr"] = cut["score_cut"], cut["achieved_fpr"]
+            r.update({k: cut.get(k) for k in ("score_cut", "n_negatives", "n_above", "achieved_fpr", "expected_fpr",
+                                              "resolved")})
     return rows
 
 

@@ -12,7 +12,6 @@ import yaml
 from dhs.cli import main as dhs_main
 from dhs_gen.data_files import data_path
 from dhs_gen.io.stamps import decode_stamp_npz, encode_stamp
-from dhs_gen.selection.provenance import ProvenanceError
 from dhs_gen.selection.synthetic import synthetic_selection_set
 from dhs_gen.storage import read_parquet, write_parquet
 
@@ -80,18 +79,19 @@ def test_from_tables_reuses_written_tables(config):
     assert summary["engine"] == "precomputed" and summary["realism"]["status"].startswith("not run")
 
 
-def test_unverified_model_refused(config):
+def test_unverified_model_refused(config, capsys):
     path, _ = config
-    with pytest.raises(ProvenanceError, match="no provenance"):
-        dhs_main(["selection-function", "--config", str(path), "--set", "provenance.allow_unverified=false"])
+    assert dhs_main(["selection-function", "--config", str(path), "--set", "provenance.allow_unverified=false"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error: model 'model-a' has no provenance" in err[0]
 
 
-def test_no_valid_injection_is_a_clear_error(config, tmp_path):
+def test_no_valid_injection_is_a_clear_error(config, tmp_path, capsys):
     path, cfg = config
     empty = str(tmp_path / "scores.parquet")
     scores = read_parquet(cfg["scores"])
     write_parquet(scores.set_column(scores.schema.get_field_index("status"), "status",
                                     pa.array(["nan_input"] * scores.num_rows)), empty)
-    with pytest.raises(ValueError, match="no injection is valid"):
-        dhs_main(["selection-function", "--config", str(path), "--set", f"scores={empty}",
-                  "--set", f"output={tmp_path / 'out'}", "--set", "realism.enabled=false"])
+    assert dhs_main(["selection-function", "--config", str(path), "--set", f"scores={empty}",
+                     "--set", f"output={tmp_path / 'out'}", "--set", "realism.enabled=false"]) == 2
+    assert "no injection is valid" in capsys.readouterr().err
