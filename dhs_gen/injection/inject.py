@@ -273,11 +273,10 @@ def attach_dataset_cutouts(table: pa.Table, reader) -> pa.Table:
     return table
 
 
-def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
-    """Stamps and metrics (``stamps`` schema) for a batch of manifest rows with host cutouts."""
-    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+def _input_status(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """(status, source mode) per row before any pixel is read: the manifest's status (prefixed),
+    an unknown ``source_mode``, or the cutout provider's ``cutout_status``."""
     n = table.num_rows
-    size, pix = cfg.stamp_size, cfg.pixel_scale
     status = np.array([s if s == STATUS_OK else f"manifest: {s}" for s in table.column("status").to_pylist()],
                       dtype=object)
     modes = np.array([m or "sersic" for m in table.column("source_mode").to_pylist()] if "source_mode" in
@@ -289,13 +288,24 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
         for i, reason in enumerate(table.column("cutout_status").to_pylist()):
             if status[i] == STATUS_OK and reason not in (None, STATUS_OK):
                 status[i] = reason
-    blobs = table.column("cutout").to_pylist() if "cutout" in table.column_names else [None] * n
-    hosts = _Hosts(table.column("host_id").to_pylist(), blobs, size, cfg.max_central_bad_frac, status)
+    return status, modes
 
+
+def _host_psf(table: pa.Table, status: np.ndarray) -> np.ndarray:
+    """(B, 3) PSF FWHM [arcsec]: the cutout's own ``cutout_psfsize_*``, else the manifest's
+    catalogue ``psfsize_*``; rows with neither get status ``missing_psf``."""
+    n = table.num_rows
     psf = np.stack([_column(table, f"cutout_psfsize_{b}", n) for b in "grz"], axis=1)
     fallback = np.stack([_column(table, f"psfsize_{b}", n) for b in "grz"], axis=1)
     psf = np.where(np.isfinite(psf) & (psf > 0), psf, fallback)
     status[(status == STATUS_OK) & ~(np.isfinite(psf) & (psf > 0)).all(axis=1)] = "missing_psf"
+    return psf
+
+
+def _artifact_draws(table: pa.Table, status: np.ndarray, sigma: np.ndarray, psf: np.ndarray, size: int):
+    """(per-row Gen8 artifact draw or None, (B, 3) PSF FWHM used [arcsec] = psf x the draw's PSF
+    scale; NaN for rows not rendered)."""
+    n = table.num_rows
     seeds = table.column("task_seed64").to_numpy(zero_copy_only=False)
     profiles = table.column("artifact_profile").to_pylist() if "artifact_profile" in table.column_names \
         else [None] * n
@@ -303,14 +313,19 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
     psf_used = np.full((n, 3), np.nan)
     for i in np.flatnonzero(status == STATUS_OK):
         draws[i] = draw_artifacts(get_profile(profiles[i] or "none"), _rng(seeds[i], STREAM_ARTIFACTS),
-                                  hosts.sigma[i], (3, size, size))
+                                  sigma[i], (3, size, size))
         psf_used[i] = psf[i] * draws[i].psf_scale
+    return draws, psf_used
 
-    offset = hosts.offset_pix * pix
+
+def _lens_and_source(table: pa.Table, offset_arcsec: np.ndarray):
+    """(lens, source) parameter dicts [arcsec, nanomaggies] from the manifest columns, the lens
+    moved onto the host's centre pixel (``offset_arcsec``) and the source placed relative to it."""
+    n = table.num_rows
     lens = {"theta_E": _column(table, "theta_e_arcsec", n),
             "e1": np.nan_to_num(_column(table, "lens_e1", n)), "e2": np.nan_to_num(_column(table, "lens_e2", n)),
-            "center_x": np.nan_to_num(_column(table, "lens_center_x", n)) + offset,
-            "center_y": np.nan_to_num(_column(table, "lens_center_y", n)) + offset,
+            "center_x": np.nan_to_num(_column(table, "lens_center_x", n)) + offset_arcsec,
+            "center_y": np.nan_to_num(_column(table, "lens_center_y", n)) + offset_arcsec,
             "gamma1": np.nan_to_num(_column(table, "shear_gamma1", n)),
             "gamma2": np.nan_to_num(_column(table, "shear_gamma2", n))}
     source = {"R_sersic": _column(table, "src_reff_arcsec", n), "n_sersic": _column(table, "src_n_sersic", n),
@@ -318,16 +333,18 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
               "center_x": lens["center_x"] + _column(table, "src_x_arcsec", n),
               "center_y": lens["center_y"] + _column(table, "src_y_arcsec", n),
               **{f"flux_{b}": _column(table, f"src_flux_{b}", n) for b in "grz"}}
-    rows = np.flatnonzero(status == STATUS_OK)
-    arcs = np.zeros((n, 3, size, size), dtype=np.float32)
-    cosmos_ident = np.full(n, -1, dtype=np.int64)
-    if len(rows):
-        task_ids = np.asarray(table.column("task_id").to_pylist(), dtype=object)
-        arcs[rows], cosmos_ident[rows] = _render(lens, source, psf_used, cfg, status, rows, modes, task_ids)
-    rows = np.flatnonzero(status == STATUS_OK)
+    return lens, source
 
-    metrics = {k: np.full(n, np.nan) for k in ("arc_snr_sum", "arc_snr_max", "magnification", "lensed_hlr_arcsec",
-                                               "lensed_mag_g", "lensed_mag_r", "lensed_mag_z")}
+
+METRIC_COLUMNS = ("arc_snr_sum", "arc_snr_max", "magnification", "lensed_hlr_arcsec", "lensed_mag_g", "lensed_mag_r",
+                  "lensed_mag_z")
+
+
+def _metrics(arcs: np.ndarray, rows: np.ndarray, hosts: _Hosts, lens: dict, source: dict, pix: float):
+    """(arc metrics {column: (B,) float, NaN where not rendered}, image count (B,) int, -1 where
+    not rendered) of the rendered ``rows``."""
+    n = len(arcs)
+    metrics = {k: np.full(n, np.nan) for k in METRIC_COLUMNS}
     n_images = np.full(n, -1, dtype=np.int64)
     if len(rows):
         for key, values in arc_metrics(arcs[rows], hosts.sigma[rows, 1], source["flux_r"][rows], pix,
@@ -335,13 +352,18 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
             metrics[key][rows] = values
         n_images[rows] = count_images({k: v[rows] for k, v in lens.items()}, source["center_x"][rows],
                                       source["center_y"][rows])
-    task_id_list = table.column("task_id").to_pylist()
-    products = _products(hosts.images, arcs, rows, lens, psf_used[:, 1] / pix, seeds, draws, task_id_list, cfg)
+    return metrics, n_images
 
+
+def _output_table(table: pa.Table, cfg: InjectConfig, status: np.ndarray, hosts: _Hosts, lens: dict,
+                  psf_used: np.ndarray, cosmos_ident: np.ndarray, products: dict, metrics: dict,
+                  n_images: np.ndarray) -> pa.Table:
+    """The ``stamps`` table: the manifest's design columns, the products and every per-row value."""
+    n = table.num_rows
     design = set(get_dataset("injection_manifest").schema.names) - {"status"}
     out = {name: table.column(name) for name in table.column_names if name in design}
     out.update({
-        "stamp_size": pa.array(np.full(n, size, np.int32)),
+        "stamp_size": pa.array(np.full(n, cfg.stamp_size, np.int32)),
         "cosmos_index": pa.array(cosmos_ident.astype(np.int32), mask=cosmos_ident < 0),
         **{name: pa.array(blobs, pa.binary()) for name, blobs in products.items()},
         "cutout_ok": pa.array(hosts.ok), "n_images": pa.array(np.where(n_images >= 0, n_images, 0).astype(np.int8),
@@ -355,3 +377,30 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
     for j, b in enumerate("grz"):
         out[f"psf_fwhm_used_{b}"] = pa.array(psf_used[:, j], mask=~np.isfinite(psf_used[:, j]))
     return conform(pa.table(out), "stamps")
+
+
+def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
+    """Stamps and metrics (``stamps`` schema) for a batch of manifest rows with host cutouts:
+    status checks, host decoding, PSF (with fallback), artifact draws, rendering, metrics, the
+    three products, output table — one helper each."""
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    n, size, pix = table.num_rows, cfg.stamp_size, cfg.pixel_scale
+    status, modes = _input_status(table)
+    blobs = table.column("cutout").to_pylist() if "cutout" in table.column_names else [None] * n
+    hosts = _Hosts(table.column("host_id").to_pylist(), blobs, size, cfg.max_central_bad_frac, status)
+    psf = _host_psf(table, status)
+    draws, psf_used = _artifact_draws(table, status, hosts.sigma, psf, size)
+    lens, source = _lens_and_source(table, hosts.offset_pix * pix)
+
+    rows = np.flatnonzero(status == STATUS_OK)
+    arcs = np.zeros((n, 3, size, size), dtype=np.float32)
+    cosmos_ident = np.full(n, -1, dtype=np.int64)
+    task_ids = table.column("task_id").to_pylist()
+    if len(rows):
+        arcs[rows], cosmos_ident[rows] = _render(lens, source, psf_used, cfg, status, rows, modes,
+                                                 np.asarray(task_ids, dtype=object))
+    rows = np.flatnonzero(status == STATUS_OK)  # render errors are out
+    metrics, n_images = _metrics(arcs, rows, hosts, lens, source, pix)
+    seeds = table.column("task_seed64").to_numpy(zero_copy_only=False)
+    products = _products(hosts.images, arcs, rows, lens, psf_used[:, 1] / pix, seeds, draws, task_ids, cfg)
+    return _output_table(table, cfg, status, hosts, lens, psf_used, cosmos_ident, products, metrics, n_images)
