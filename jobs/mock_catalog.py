@@ -35,15 +35,15 @@ def _body(spark, cfg: MockCatalogConfig, args) -> dict:
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from dhs_gen.storage import mark_complete, remove, to_file_uri
-    from dhs_gen.survey.catalog import CATALOG_SCHEMA, Segment, catalog_segment, plan_catalog
+    from dhs_gen.survey.catalog import CATALOG_SCHEMA, CatalogSpec, Segment, catalog_segment, plan_catalog
 
     output = args.output or cfg.output
     if not output:
         raise SystemExit("mock-catalog: --output (or config output) is required")
-    opts = {"seed": cfg.seed, "galaxy_density": cfg.galaxy_density, "star_density": cfg.star_density,
-            "include_lrgs": cfg.include_lrgs, "include_lenses": cfg.include_lenses, "lens_table": cfg.lens_table,
-            "lens_patches": cfg.lens_patches}
-    plan = plan_catalog(cfg.n_rows, **opts)
+    spec = CatalogSpec(seed=cfg.seed, galaxy_density=cfg.galaxy_density, star_density=cfg.star_density,
+                       include_lrgs=cfg.include_lrgs, include_lenses=cfg.include_lenses, lens_table=cfg.lens_table,
+                       lens_patches=cfg.lens_patches)
+    plan = plan_catalog(cfg.n_rows, spec)
     rows = [(i, s.row, s.col0, s.col1, s.n_rows) for i, s in enumerate(plan)]
     segs = spark.createDataFrame(rows or [(0, 0, 0, 0, 0)], "seg long, row long, col0 long, col1 long, n long")
     if not rows:
@@ -53,7 +53,7 @@ def _body(spark, cfg: MockCatalogConfig, args) -> dict:
         for batch in batches:
             cols = batch.to_pydict()
             for r, c0, c1, n in zip(cols["row"], cols["col0"], cols["col1"], cols["n"]):
-                yield from catalog_segment(Segment(r, c0, c1, n), **opts).to_batches(max_chunksize=65536)
+                yield from catalog_segment(Segment(r, c0, c1, n), spec).to_batches(max_chunksize=65536)
 
     remove(output)
     segs = segs.repartition(min(cfg.partitions, max(len(rows), 1)), "seg")

@@ -17,8 +17,8 @@ the plan starts with the sky cells of N lenscat DESI lenses (:func:`patch_cells`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, fields
+from functools import cached_property, lru_cache
 from typing import List
 
 import numpy as np
@@ -137,10 +137,6 @@ def _lrg_cells(seg: Segment):
     return cells_in_box(ra0 - dra, ra1 + dra, dec0 - pad, dec1 + pad)
 
 
-def _lens_source(include_lenses: bool, lens_table: str | None) -> str | None:
-    return (lens_table or LENSCAT) if include_lenses else None
-
-
 @lru_cache(maxsize=8)
 def patch_cells(lens_patches: int, seed=0, lens_table: str | None = None) -> np.ndarray:
     """Cell keys (iy * 2^32 + ix) of the catalogue's lens patches, in plan order: the cells of
@@ -189,15 +185,52 @@ def _keep(ra, dec, seg: Segment, patches: np.ndarray) -> np.ndarray:
     return keep
 
 
-def _count_segment(seg: Segment, seed, galaxy_density, star_density, include_lrgs, lenses, patches) -> int:
+@dataclass(frozen=True)
+class CatalogSpec:
+    """What mock sky a catalogue is drawn from: the options shared by :func:`plan_catalog`,
+    :func:`catalog_segment` and :func:`mock_catalog` (densities per deg^2)."""
+
+    seed: int = 0
+    galaxy_density: float = GALAXY_DENSITY
+    star_density: float = STAR_DENSITY
+    include_lrgs: bool = True
+    include_lenses: bool = True  # known lenses (lenscat or lens_table) are part of the sky
+    lens_table: str | None = None  # None: the packaged lenscat
+    lens_patches: int = 0  # the plan starts with the cells of this many lenscat DESI lenses
+
+    @property
+    def lenses(self) -> str | None:
+        """The lens table painted into the sky (None: no lenses)."""
+        return (self.lens_table or LENSCAT) if self.include_lenses else None
+
+    @cached_property
+    def patches(self) -> np.ndarray:
+        """Cell keys of the lens patches (none without lenses)."""
+        return patch_cells(self.lens_patches, self.seed, self.lens_table) if self.lenses else patch_cells(0)
+
+
+def catalog_spec(spec: CatalogSpec | None = None, **options) -> CatalogSpec:
+    """``spec``, or one built from keyword options (``seed=``, ``lens_patches=``, ...); not both."""
+    if spec is not None and options:
+        raise TypeError(f"give a CatalogSpec or options, not both (got {sorted(options)})")
+    if spec is None:
+        unknown = set(options) - {f.name for f in fields(CatalogSpec)}
+        if unknown:
+            raise TypeError(f"unknown catalogue option(s) {sorted(unknown)}")
+        spec = CatalogSpec(**options)
+    return spec
+
+
+def _count_segment(seg: Segment, spec: CatalogSpec) -> int:
+    patches, lenses = spec.patches, spec.lenses
     iy, ix = _segment_cells(seg, patches)
-    pos = generated_objects(iy, ix, seed, galaxy_density, star_density, positions_only=True)
+    pos = generated_objects(iy, ix, spec.seed, spec.galaxy_density, spec.star_density, positions_only=True)
     n = int(_keep(pos["ra"], pos["dec"], seg, patches).sum())
-    if include_lrgs:
-        lrg = lrg_objects(lrgs_in_cells(*_segment_lrg_cells(seg, patches)), seed)
+    if spec.include_lrgs:
+        lrg = lrg_objects(lrgs_in_cells(*_segment_lrg_cells(seg, patches)), spec.seed)
         n += int(_keep(lrg["ra"], lrg["dec"], seg, patches).sum())
     if lenses:
-        gal = lens_galaxies(lenses_in_cells(iy, ix, lenses), seed, lenses, include_lrgs)
+        gal = lens_galaxies(lenses_in_cells(iy, ix, lenses), spec.seed, lenses, spec.include_lrgs)
         n += int(_keep(gal["ra"], gal["dec"], seg, patches).sum())
     return n
 
@@ -211,20 +244,18 @@ def _all_segments(patches: np.ndarray):
     yield from _strip_segments(set(real))
 
 
-def plan_catalog(n_rows: int, seed=0, galaxy_density: float = GALAXY_DENSITY, star_density: float = STAR_DENSITY,
-                 include_lrgs: bool = True, include_lenses: bool = True, lens_table: str | None = None,
-                 lens_patches: int = 0) -> List[Segment]:
+def plan_catalog(n_rows: int, spec: CatalogSpec | None = None, **options) -> List[Segment]:
     """The segments whose objects make the first ``n_rows`` rows; the last is truncated
-    (``Segment.n_rows`` = rows to keep). Cheap: only object positions are generated."""
+    (``Segment.n_rows`` = rows to keep). Cheap: only object positions are generated.
+    ``spec`` (or its fields as keyword options): see :class:`CatalogSpec`."""
     if n_rows < 0:
         raise ValueError(f"n_rows must be >= 0, got {n_rows}")
-    lenses = _lens_source(include_lenses, lens_table)
-    patches = patch_cells(lens_patches, seed, lens_table) if lenses else patch_cells(0)
+    spec = catalog_spec(spec, **options)
     plan, total = [], 0
-    for seg in _all_segments(patches):
+    for seg in _all_segments(spec.patches):
         if total >= n_rows:
             break
-        n = _count_segment(seg, seed, galaxy_density, star_density, include_lrgs, lenses, patches)
+        n = _count_segment(seg, spec)
         if n == 0:
             continue
         keep = min(n, n_rows - total)
@@ -233,15 +264,13 @@ def plan_catalog(n_rows: int, seed=0, galaxy_density: float = GALAXY_DENSITY, st
     return plan
 
 
-def catalog_segment(seg: Segment, seed=0, galaxy_density: float = GALAXY_DENSITY,
-                    star_density: float = STAR_DENSITY, include_lrgs: bool = True, include_lenses: bool = True,
-                    lens_table: str | None = None, lens_patches: int = 0) -> pa.Table:
+def catalog_segment(seg: Segment, spec: CatalogSpec | None = None, **options) -> pa.Table:
     """The catalogue rows of one segment (ordered by brick, objid), first ``seg.n_rows`` of them."""
-    lenses = _lens_source(include_lenses, lens_table)
-    patches = patch_cells(lens_patches, seed, lens_table) if lenses else patch_cells(0)
+    spec = catalog_spec(spec, **options)
+    patches = spec.patches
     iy, ix = _segment_cells(seg, patches)
-    objs = sky_objects(iy, ix, seed, galaxy_density, star_density, include_lrgs,
-                       lrg_cells=_segment_lrg_cells(seg, patches), lenses=lenses)
+    objs = sky_objects(iy, ix, spec.seed, spec.galaxy_density, spec.star_density, spec.include_lrgs,
+                       lrg_cells=_segment_lrg_cells(seg, patches), lenses=spec.lenses)
     ids, ra_c, dec_c = brick_of(objs["ra"], objs["dec"])
     keep = _keep(objs["ra"], objs["dec"], seg, patches)
     order = np.flatnonzero(keep)[np.lexsort((objs["objid"][keep], ids[keep]))]
@@ -250,7 +279,7 @@ def catalog_segment(seg: Segment, seed=0, galaxy_density: float = GALAXY_DENSITY
     o = {k: v[order] for k, v in objs.items()}
     uniq, first, inverse = np.unique(ids[order], return_index=True, return_inverse=True)
     names = _dictionary(inverse, brick_names(ra_c[order][first], dec_c[order][first]))
-    return objects_table(o, names, seed)
+    return objects_table(o, names, spec.seed)
 
 
 def _dictionary(codes, values) -> pa.Array:
@@ -292,21 +321,17 @@ def objects_table(o: dict, bricknames, seed=0) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=CATALOG_SCHEMA)
 
 
-def mock_catalog(n_rows: int, seed=0, galaxy_density: float = GALAXY_DENSITY, star_density: float = STAR_DENSITY,
-                 include_lrgs: bool = True, include_lenses: bool = True, lens_table: str | None = None,
-                 lens_patches: int = 0) -> pa.Table:
-    """The first ``n_rows`` objects of the mock sky as a Tractor-like Table (see module doc)."""
+def mock_catalog(n_rows: int, spec: CatalogSpec | None = None, **options) -> pa.Table:
+    """The first ``n_rows`` objects of the mock sky as a Tractor-like Table (see module doc);
+    ``spec`` (or its fields as keyword options): see :class:`CatalogSpec`."""
     if n_rows < 0:
         raise ValueError(f"n_rows must be >= 0, got {n_rows}")
-    opts = {"seed": seed, "galaxy_density": galaxy_density, "star_density": star_density, "include_lrgs": include_lrgs,
-            "include_lenses": include_lenses, "lens_table": lens_table, "lens_patches": lens_patches}
-    lenses = _lens_source(include_lenses, lens_table)
-    patches = patch_cells(lens_patches, seed, lens_table) if lenses else patch_cells(0)
+    spec = catalog_spec(spec, **options)
     tables, total = [], 0
-    for seg in _all_segments(patches):
+    for seg in _all_segments(spec.patches):
         if total >= n_rows:
             break
-        table = catalog_segment(seg, **opts)
+        table = catalog_segment(seg, spec)
         tables.append(table.slice(0, n_rows - total))
         total += tables[-1].num_rows
     if not tables:
