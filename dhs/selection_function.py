@@ -83,34 +83,37 @@ def _crop(images: list[np.ndarray], size: int) -> np.ndarray:
 
 
 def realism_outputs(cfg: SelectionConfig) -> dict:
-    """Run the realism audit when configured; otherwise say why it did not run."""
+    """Run the realism audit against the configured REAL lens set; otherwise say why it did not run.
+
+    The result names the set (``real_set``: name, source, path, n, failures) beside the AUCs."""
     from dhs_gen.determinism import stable_hash64_many
     from dhs_gen.schemas import STATUS_OK
-    from dhs_gen.selection.realism import realism_audit
+    from dhs_gen.selection.real_lenses import load_real_lenses
+    from dhs_gen.selection.realism import EARLIER_PIPELINE_AUC, realism_audit
 
     rc = cfg.realism
     if not rc.enabled or not rc.real_cutouts:
         return {"status": "not run: realism.enabled and realism.real_cutouts are required",
-                "earlier_pipeline_auc": 0.997}
-    real = read_parquet(rc.real_cutouts)
-    if "cutout_ok" in real.column_names:
-        real = real.filter(pc.fill_null(real["cutout_ok"], False))
-    real = real.filter(pc.is_valid(real[rc.real_column]))
+                "earlier_pipeline_auc": EARLIER_PIPELINE_AUC}
+    real = load_real_lenses(rc.real_cutouts, rc.real_catalogue, rc.real_column, rc.real_set_name, rc.real_set_source)
+    if len(real.images) < 2:
+        return {"status": f"not run: {len(real.images)} real lens images decoded (need >= 2)",
+                "real_set": real.summary(), "earlier_pipeline_auc": EARLIER_PIPELINE_AUC}
     inj = read_columns(cfg.injections, ["task_id", "status", "cutout_ok", rc.injection_column])
     inj = inj.filter(pc.and_(pc.equal(inj["status"], STATUS_OK), pc.fill_null(inj["cutout_ok"], False)))
     inj = inj.filter(pc.is_valid(inj[rc.injection_column]))
     order = np.argsort(stable_hash64_many(rc.seed, inj["task_id"].to_pylist()), kind="stable")
-    inj = inj.take(order[: max(rc.max_injections, real.num_rows)])
-    real_list, inj_list = _images(real[rc.real_column]), _images(inj[rc.injection_column])
-    size = min(min(i.shape[1:]) for i in real_list + inj_list)
-    real_img, inj_img = _crop(real_list, size), _crop(inj_list, size)
+    inj = inj.take(order[: max(rc.max_injections, len(real.images))])
+    inj_list = _images(inj[rc.injection_column])
+    size = min(min(i.shape[1:]) for i in real.images + inj_list)
+    real_img, inj_img = _crop(real.images, size), _crop(inj_list, size)
     model = None
     if rc.frozen_model:
         from training.export import load_frozen_model
 
         model = load_frozen_model(rc.frozen_model)
     out = realism_audit(real_img, inj_img, model, rc.n_splits, rc.seed, rc.n_boot)
-    return {"status": "ok", "stamp_size_pix": int(real_img.shape[-1]), **out}
+    return {"status": "ok", "real_set": real.summary(), "stamp_size_pix": int(real_img.shape[-1]), **out}
 
 
 def run_selection(cfg: SelectionConfig, from_tables: bool = False) -> dict:

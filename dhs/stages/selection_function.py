@@ -17,10 +17,10 @@ import pyarrow.compute as pc
 from dhs_gen.config import StrictModel, load_config
 from dhs_gen.resources import config_path
 from dhs_gen.selection.config import SelectionConfig
+from dhs_gen.selection.real_lenses import PACKAGED
 from dhs_gen.storage import exists, join_uri, read_parquet, write_parquet
 
 DEMO_CONFIG = config_path("selection_demo.yaml")
-PACKAGED = "packaged"
 
 
 class DemoSelectionConfig(StrictModel):
@@ -28,20 +28,10 @@ class DemoSelectionConfig(StrictModel):
     injections: str = "injection/grid_stamps"
     negative_cutouts: str = "catalogue/negative_cutouts"
     negative_split: Optional[str] = "test"
+    # the REAL lens set of the realism probe: "packaged" (six real DR10 candidate cutouts) or a folder /
+    # cutout table relative to the demo root (dhs_gen.selection.real_lenses); never the mock's painted lenses
     real_lens_cutouts: str = PACKAGED
     selection: SelectionConfig = SelectionConfig()
-
-
-def packaged_real_cutouts(out_uri: str) -> str:
-    """The six packaged real DR10 lens-candidate cutouts as a cutout table (canonical blobs)."""
-    from dhs_gen.data_files import data_path
-    from dhs_gen.io.stamps import decode_stamp_npz, encode_stamp
-
-    files = sorted(Path(data_path("dr10_cutouts")).glob("*.npz"))
-    blobs = [encode_stamp(decode_stamp_npz(str(f), nan_policy="report").image) for f in files]
-    write_parquet(pa.table({"galaxy_id": [f.stem for f in files], "cutout_ok": [True] * len(files),
-                            "cutout": pa.array(blobs, pa.binary())}), out_uri)
-    return out_uri
 
 
 def score_with(model_paths: List[str], table: pa.Table, id_column: str, stamp_column: str) -> pa.Table:
@@ -75,7 +65,8 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
            "negative_cutouts": upstream["catalogue"].get("negative_cutouts") or join_uri(base, demo.negative_cutouts)}
     frozen = upstream["training"].get("frozen")
     models = [frozen] if frozen else [join_uri(base, p) for p in demo.frozen_models]
-    missing = [u for u in [*rel.values(), *models] if not exists(u)]
+    real = PACKAGED if demo.real_lens_cutouts == PACKAGED else join_uri(base, demo.real_lens_cutouts)
+    missing = [u for u in [*rel.values(), *models, *([] if real == PACKAGED else [real])] if not exists(u)]
     if missing:
         return {"status": "skipped", "reason": f"missing inputs {missing}"}
     scores_uri, neg_uri = join_uri(root, "scores_grid.parquet"), join_uri(root, "scores_negatives.parquet")
@@ -86,11 +77,12 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
         neg = read_parquet(rel["negative_cutouts"])
         if demo.negative_split and "split" in neg.column_names:
             neg = neg.filter(pc.equal(neg["split"], demo.negative_split))
-        write_parquet(score_with(models, neg.select([c for c in ("galaxy_id", "cutout", "status", "cutout_ok")
-                                                     if c in neg.column_names]), "galaxy_id", "cutout"), neg_uri)
-    real = join_uri(base, demo.real_lens_cutouts)
-    if demo.real_lens_cutouts == PACKAGED or not exists(real):  # fall back to the six real DR10 cutouts
-        real = packaged_real_cutouts(join_uri(root, "real_lens_cutouts.parquet"))
+        scored = score_with(models, neg.select([c for c in ("galaxy_id", "cutout", "status", "cutout_ok")
+                                                if c in neg.column_names]), "galaxy_id", "cutout")
+        if {"ra", "dec"} <= set(neg.column_names):  # positions: the bootstrap resamples negatives by region
+            where = neg.select(["galaxy_id", "ra", "dec"]).rename_columns(["id", "ra", "dec"])
+            scored = scored.join(where, "id", join_type="left outer")
+        write_parquet(scored, neg_uri)
     data = demo.selection.model_dump()
     data.update(injections=rel["injections"], scores=scores_uri, negative_scores=neg_uri,
                 output=join_uri(root, "selection"))
@@ -110,5 +102,5 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
                                 "ci_hi": r.ci_hi, "n": int(r.n)}
     return {"status": "ok", "output": cfg.output, "figures": summary.get("figures", []),
             "completeness_at_theta_e": at, "fpr": max(cfg.fprs), "realism": summary["realism"],
-            "real_lens_cutouts": real,
+            "real_lens_set": summary["realism"].get("real_set"),
             "slacs": summary["observability"], "n_injections": summary["n_injections"]}

@@ -73,10 +73,19 @@ class ObservabilityConfig(StrictModel):
 
 
 class RealismConfig(StrictModel):
-    """Injection-realism audit: probe AUC separating real lenses from brightness-matched injections."""
+    """Injection-realism audit: probe AUC separating real lenses from brightness-matched injections.
+
+    The comparison set must be real survey images of lenses: lenses painted into a mock survey by the
+    injection code itself cannot show a realism gap."""
 
     enabled: bool = False
-    real_cutouts: Optional[str] = None  # cutout_index-like table of real lens cutouts
+    # the REAL lens set (dhs_gen.selection.real_lenses): "packaged" (six real DR10 candidate cutouts), a
+    # folder of .npz/.fits cutouts (with real_catalogue: CSV/Parquet listing them), or a cutout table
+    # (Parquet with the images in real_column, e.g. `dhs cutouts` of a published candidate list)
+    real_cutouts: Optional[str] = None
+    real_catalogue: Optional[str] = None
+    real_set_name: str = ""  # how the summary and report name the set (default: packaged name / folder name)
+    real_set_source: str = ""  # where it comes from (paper, list, URL); default: the path
     real_column: str = "cutout"
     injection_column: str = "stamp"
     frozen_model: Optional[str] = None  # penultimate features; pixel statistics always run

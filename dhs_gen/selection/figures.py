@@ -43,8 +43,9 @@ def realism_note(realism: dict | None) -> str:
         r = realism.get(key)
         if r:
             parts.append(f"{label} AUC = {r['auc']:.3f} [{r['ci_lo']:.3f}, {r['ci_hi']:.3f}] (n = {r['n_real']})")
-    return ("Injection-realism probe, real lenses vs brightness-matched injections (0.5 = indistinguishable; "
-            "earlier pipeline 0.997): " + "; ".join(parts))
+    real_set = (realism.get("real_set") or {}).get("name", "real lenses")
+    return (f"Injection-realism probe, real lens set '{real_set}' vs brightness-matched injections "
+            "(0.5 = indistinguishable; earlier pipeline 0.997): " + "; ".join(parts))
 
 
 def _footnote(fig, text: str) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from dhs_gen.psf import convolve_same, moffat_kernel
@@ -65,3 +66,40 @@ def test_probe_is_reproducible():
     rng = np.random.default_rng(5)
     a, b = pixel_features(_galaxies(30, rng)), pixel_features(_galaxies(30, rng))
     assert probe_auc(a, b, seed=1, n_boot=100) == probe_auc(a, b, seed=1, n_boot=100)
+
+
+def test_real_lens_sets_packaged_folder_with_catalogue_and_table(tmp_path):
+    from astropy.io import fits
+
+    from dhs_gen.io.stamps import encode_stamp
+    from dhs_gen.selection.real_lenses import PACKAGED, PACKAGED_NAME, load_real_lenses
+    from dhs_gen.storage import write_parquet
+
+    packaged = load_real_lenses(PACKAGED)
+    assert packaged.name == PACKAGED_NAME and len(packaged.images) == 6 and not packaged.failed
+    assert all(im.shape == (3, 101, 101) and im.dtype == np.float32 for im in packaged.images)
+    # a user's folder: two npz (legacy layout), one FITS cube, one broken file, a catalogue naming
+    # three of them and one absent file; unlisted files are left out
+    folder = tmp_path / "candidates"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    cube = rng.normal(0, 0.01, (3, 64, 64)).astype(np.float32)
+    np.savez(folder / "a.npz", cutout=np.moveaxis(cube, 0, -1))
+    np.savez(folder / "b.npz", cutout=np.moveaxis(cube + 1, 0, -1))
+    fits.PrimaryHDU(cube).writeto(folder / "c.fits")
+    (folder / "d.npz").write_bytes(b"not a cutout")
+    (tmp_path / "cat.csv").write_text("name,ra,dec\na,1.0,2.0\nc,3.0,4.0\nd,5.0,6.0\nzz,7.0,8.0\n")
+    real = load_real_lenses(str(folder), str(tmp_path / "cat.csv"), name="my list", source="Paper et al.")
+    assert real.ids == ["a", "c"] and real.summary()["n"] == 2 and real.summary()["name"] == "my list"
+    reasons = dict(real.failed)
+    assert set(reasons) == {"d", "zz"} and "no cutout file" in reasons["zz"]
+    np.testing.assert_allclose(real.images[1], cube)
+    assert load_real_lenses(str(folder)).ids == ["a", "b", "c"]  # no catalogue: every decodable file
+    # a cutout table (the layout `dhs cutouts` writes)
+    uri = str(tmp_path / "table.parquet")
+    write_parquet(pa.table({"galaxy_id": ["x", "y", "z"], "cutout_ok": [True, False, True],
+                            "cutout": pa.array([encode_stamp(cube), encode_stamp(cube), None], pa.binary())}), uri)
+    table = load_real_lenses(uri)
+    assert table.ids == ["x"] and dict(table.failed) == {"y": "cutout_ok is false", "z": "no cutout blob"}
+    with pytest.raises(ValueError, match="neither a folder"):
+        load_real_lenses(uri, column="image")
