@@ -105,3 +105,22 @@ def test_installed_spark_stage_without_activated_venv(installed, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["rows_out"] == summary["ok"] == 40
+
+
+def test_every_packaged_data_folder_has_its_licence_stated_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Licence, citation and acknowledgements"):]
+    folders = sorted(p.name for p in (ROOT / "dhs_gen" / "data").iterdir() if p.is_dir())
+    assert folders and all(f"`{name}/" in section for name in folders), folders
+    for credit in ("legacysurvey.org/acknowledgment", "lenscat", "COSMOS", "lenstronomy", "SLACS"):
+        assert credit in section
+
+
+def test_supported_python_agrees_between_metadata_readme_and_ci():
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert meta["requires-python"] == ">=3.11,<3.12"
+    assert "Python 3.11 is the supported version" in (ROOT / "README.md").read_text()
+    assert "python3.11" in (ROOT / ".ci" / "run").read_text()
+    assert "Programming Language :: Python :: 3.11" in meta["classifiers"]
