@@ -34,7 +34,9 @@ def test_sample_shapes_and_declared_ranges(name):
         assert batch["templates"].dtype == np.float32 and batch["templates"].shape[0] == 50
         sums = batch["templates"].reshape(50, -1, batch["templates"].shape[-1] ** 2).sum(axis=-1)
         np.testing.assert_allclose(sums, 1.0, rtol=1e-4)
-        assert (batch["templates"] >= 0).all()
+        # positive light; a COSMOS template keeps the (zero-mean) sky noise of its footprint
+        negative = -np.clip(batch["templates"], None, 0).reshape(50, -1).sum(axis=1)
+        assert (negative < 0.2).all()
 
 
 @pytest.mark.parametrize("name", NAMES)
