@@ -68,8 +68,9 @@ def _check_ellipticity(p: Dict[str, np.ndarray], what: str) -> None:
 
 
 def validate_lens(lens: Dict[str, object], size: int | None = None) -> Dict[str, np.ndarray]:
-    """SIE + shear lens parameters [arcsec]; optional EPL slope ``gamma`` and multipoles
-    ``a3, phi3, a4, phi4`` (lenstronomy MULTIPOLE amplitudes, dimensionless; angles [rad])."""
+    """SIE + shear lens parameters [arcsec]; optional EPL slope ``gamma`` and circular multipoles
+    ``a3, phi3, a4, phi4``: amplitudes a_m in **arcsec** (lenstronomy MULTIPOLE, see
+    :func:`multipoles_from_fractions`), orientations phi_m [rad]."""
     p = as_batch(lens, LENS_KEYS, "lens", optional=LENS_EXTRA_KEYS, size=size)
     _require(p["theta_E"] <= 0, p["theta_E"], "lens theta_E [arcsec] must be > 0")
     _check_ellipticity(p, "lens")
@@ -81,6 +82,29 @@ def validate_lens(lens: Dict[str, object], size: int | None = None) -> Dict[str,
         if (f"a{m}" in p) != (f"phi{m}" in p):
             raise LensingInputError(f"lens multipole m={m} needs both a{m} and phi{m}")
     return p
+
+
+def multipoles_from_fractions(theta_E, a3_frac=None, phi3=None, a4_frac=None, phi4=None) -> Dict[str, np.ndarray]:
+    """Lens keys ``a3, phi3, a4, phi4`` from multipole amplitudes relative to θ_E.
+
+    lenstronomy's circular MULTIPOLE has potential ψ_m = r a_m / (1 − m²) cos(m (φ − φ_m)), so
+    a_m is in arcsec (ψ in arcsec²) and its convergence is κ_m = a_m / (2 r) cos(m (φ − φ_m)). An
+    SIE has κ = θ_E / (2 r), so a_m / θ_E is the fractional perturbation of the convergence, the
+    same at every radius: the scale-free amplitude to draw (observed galaxies: |a_4| / θ_E of
+    order 0.01, a few % at most). ``theta_E`` (B,) [arcsec]; ``a{m}_frac`` (B,) = a_m / θ_E
+    [dimensionless]; ``phi{m}`` (B,) [rad]; an order is returned only when its fraction is given.
+    Returns a_m = a{m}_frac x θ_E [arcsec] and phi_m as float64 (B,) arrays.
+    """
+    theta = np.atleast_1d(np.asarray(theta_E, dtype=np.float64))
+    out: Dict[str, np.ndarray] = {}
+    for m, frac, phi in (("3", a3_frac, phi3), ("4", a4_frac, phi4)):
+        if frac is None:
+            continue
+        if phi is None:
+            raise LensingInputError(f"multipole m={m}: a{m}_frac needs phi{m}")
+        out[f"a{m}"] = np.asarray(frac, dtype=np.float64) * theta
+        out[f"phi{m}"] = np.broadcast_to(np.asarray(phi, dtype=np.float64), theta.shape).copy()
+    return out
 
 
 def validate_sersic(source: Dict[str, object], size: int | None = None,
