@@ -23,6 +23,7 @@ class BuildPyWithResources(build_py):
         if getattr(self, "editable_mode", False):
             return
         target = Path(self.build_lib) / "dhs_gen" / "_shipped"
+        shutil.rmtree(target, ignore_errors=True)  # no stale copy of a config removed since the last build
         for folder, pattern in SHIPPED.items():
             for src in sorted((ROOT / folder).glob(pattern)):
                 dest = target / folder / src.name
