@@ -51,7 +51,7 @@ def table(rows: list, with_notes: bool = True) -> str:
                  _num(r.get("baseline_value")), ratio, r.get("target") or "", _provenance(r)]
         if with_notes:
             cells.append(r.get("notes", ""))
-        lines.append("| " + " | ".join(str(c).replace("|", "/").replace("\n", " ") for c in cells) + " |")
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     return "\n".join(lines)
 
 
