@@ -29,6 +29,7 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from dhs_gen.config import StrictModel
+from dhs_gen.entrypoint import plain_text
 from dhs_gen.log import get_logger
 
 log = get_logger(__name__)
@@ -447,7 +448,7 @@ def run_ablation(cfg: AblationConfig) -> dict:
 def main(argv=None) -> int:
     from dhs_gen.config import load_config
 
-    parser = argparse.ArgumentParser(prog="dhs ablate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="dhs ablate", description=plain_text(__doc__))
     parser.add_argument("--config", required=True, help="ablation YAML (configs/ablation.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
@@ -459,4 +460,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dhs_gen.entrypoint import run_main
+
+    sys.exit(run_main(main, prog="dhs ablate"))
