@@ -55,6 +55,7 @@ def _stage_summary(base: str, stage: str) -> dict:
 def run_demo_stage(root: str, force: bool = False) -> dict:
     """Run the stage under ``root`` (build/demo/selection_function); returns its JSON summary."""
     from dhs.selection_function import run_selection
+    from dhs_gen.selection.completeness import reported_interval
     from training.export import load_frozen_model
 
     demo = load_config(DemoSelectionConfig, str(DEMO_CONFIG))
@@ -98,8 +99,11 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
         row = one_d[[lo[0] <= theta < hi[0] for lo, hi in zip(one_d.bin_lo, one_d.bin_hi)]]
         if len(row):
             r = row.iloc[0]
+            (lo,), (hi,) = reported_interval([r.ci_lo], [r.ci_hi], [r.boot_lo], [r.boot_hi], [r.n_regions])
+            # ci_*: Wilson (given the cut); interval_*: with the cut's uncertainty (what to quote)
             at[f"{theta:g}"] = {"model_id": r.model_id, "completeness": r.completeness, "ci_lo": r.ci_lo,
-                                "ci_hi": r.ci_hi, "n": int(r.n)}
+                                "ci_hi": r.ci_hi, "interval_lo": float(lo), "interval_hi": float(hi),
+                                "n": int(r.n)}
     return {"status": "ok", "output": cfg.output, "figures": summary.get("figures", []),
             "completeness_at_theta_e": at, "fpr": max(cfg.fprs), "realism": summary["realism"],
             "real_lens_set": summary["realism"].get("real_set"),

@@ -40,6 +40,7 @@ INJECTION_COLUMNS = [
     "psfsize_r",
 ]
 COUNT_KEYS = ["model_id", "subset", "axis", "bin", "region", "level"]
+MIN_BOOTSTRAP_REGIONS = 10  # fewer HEALPix regions in a bin understate the injections' spread
 AMBIGUOUS_CELLS = 1 << 22  # replicate x cell products per block in the replicate-cut bootstrap
 
 
@@ -382,6 +383,19 @@ def finalize(counts: pa.Table, spec: CountSpec, low_n: int = 50, n_boot: int = 5
     table = pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False)
     return conform(table, "completeness").sort_by(
         [(c, "ascending") for c in ("model_id", "subset", "threshold_kind", "threshold_value", "axis", "bin_index")])
+
+
+def reported_interval(ci_lo, ci_hi, boot_lo, boot_hi, n_regions) -> tuple[np.ndarray, np.ndarray]:
+    """The 95% interval to quote for a bin: the bootstrap (injection regions and negatives resampled,
+    the cut recomputed per replicate) where the bin has >= MIN_BOOTSTRAP_REGIONS regions; with fewer
+    regions its union with the Wilson interval (the bootstrap still carries the cut's uncertainty,
+    Wilson the binomial spread few regions understate); Wilson alone where there is no bootstrap."""
+    wlo, whi, blo, bhi = (np.asarray(v, dtype=float) for v in (ci_lo, ci_hi, boot_lo, boot_hi))
+    many = np.asarray(n_regions) >= MIN_BOOTSTRAP_REGIONS
+    has = np.isfinite(blo) & np.isfinite(bhi)
+    lo = np.where(has & many, blo, np.where(has, np.fmin(wlo, blo), wlo))
+    hi = np.where(has & many, bhi, np.where(has, np.fmax(whi, bhi), whi))
+    return lo, hi
 
 
 def _empty_completeness() -> pa.Table:

@@ -2,7 +2,7 @@
 sensitivity, and the observability map (matplotlib, Agg backend; PNG plus a PDF beside it).
 
 Honesty rules: the heat map's colour scale is fixed to 0-1 (a 16% cell never looks full), every
-cell states C, its Wilson 95% interval and n; FPR cuts the negatives cannot resolve are not drawn
+cell states C, its 95% interval (with the cut's uncertainty, :func:`cell_interval`) and n; FPR cuts the negatives cannot resolve are not drawn
 (``unresolved``); region-bootstrap bars are drawn only for bins with at least
 ``MIN_BOOTSTRAP_REGIONS`` HEALPix regions (fewer regions understate the spread)."""
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from dhs_gen.selection.binning import GRID_SEP
+from dhs_gen.selection.completeness import MIN_BOOTSTRAP_REGIONS, reported_interval
 
 LABELS = {
     "theta_e_arcsec": r"Einstein radius $\theta_E$ [arcsec]",
@@ -19,7 +20,6 @@ LABELS = {
     "arc_snr_sum": "integrated arc S/N",
 }
 SUBSET_STYLE = {"all": "-", "clean": "--"}
-MIN_BOOTSTRAP_REGIONS = 10
 
 
 def _plt():
@@ -82,10 +82,15 @@ def _centres(rows, dim: int = 0) -> np.ndarray:
     return np.where(np.isfinite(hi), 0.5 * (lo + hi), lo + 0.5 * fallback)
 
 
+def cell_interval(rows) -> tuple[np.ndarray, np.ndarray]:
+    """The 95% interval a cell states: :func:`completeness.reported_interval` of its row."""
+    return reported_interval(rows.ci_lo, rows.ci_hi, rows.boot_lo, rows.boot_hi, rows.n_regions)
+
+
 def heatmap(df, path: str, model_id: str, fpr: float, sigma_map=None, subset: str = "all",
             axis: str = "theta_e_arcsec x z_l", low_n: int = 50, note: str = "", unresolved: bool = False) -> str:
-    """Completeness over (theta_E, z_l): colour = C on a fixed 0-1 scale, text = C, Wilson 95% and n
-    per cell, low-n cells hatched;
+    """Completeness over (theta_E, z_l): colour = C on a fixed 0-1 scale, text = C, its 95% interval
+    (:func:`cell_interval`: includes the FPR cut's uncertainty) and n per cell, low-n cells hatched;
     ``sigma_map`` (theta grid, z grid, sigma [km/s]) adds iso-sigma_v contours; ``unresolved`` (the
     negatives do not resolve the cut) puts that warning in the title."""
     plt = _plt()
@@ -96,7 +101,7 @@ def heatmap(df, path: str, model_id: str, fpr: float, sigma_map=None, subset: st
     shape = (len(x_edges) - 1, len(y_edges) - 1)
     c = rows.completeness.to_numpy().reshape(shape)
     n = rows.n.to_numpy().reshape(shape)
-    lo, hi = rows.ci_lo.to_numpy().reshape(shape), rows.ci_hi.to_numpy().reshape(shape)
+    lo, hi = (v.reshape(shape) for v in cell_interval(rows))
     fig, ax = plt.subplots(figsize=(9, 5.5))
     ax.set_facecolor("0.9")  # grey: no injections in the cell
     ax.grid(False)
@@ -124,7 +129,8 @@ def heatmap(df, path: str, model_id: str, fpr: float, sigma_map=None, subset: st
     ax.set_ylim(y_edges[0], y_edges[-1])
     ax.set_xlabel(LABELS.get(xcol, xcol))
     ax.set_ylabel(LABELS.get(ycol, ycol))
-    ax.set_title(f"Injection-recovery completeness per cell: C, [Wilson 95%], n; {subset} injections (hatched: "
+    ax.set_title(f"Injection-recovery completeness per cell: C, [95%, with the cut's uncertainty], n; {subset} "
+                 "injections (hatched: "
                  f"n < {low_n}; grey: none); dashed: SIS σ_v; model {model_id[:12]}"
                  + ("\nWARNING: too few negatives to resolve this FPR cut: indicative only" if unresolved else ""),
                  fontsize=9, color="#b3261e" if unresolved else "black")

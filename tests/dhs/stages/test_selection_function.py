@@ -56,6 +56,8 @@ def test_demo_stage_end_to_end(tmp_path):
     out = run_demo_stage(join_uri(base, "selection_function"))
     assert out["status"] == "ok", out
     assert set(out["completeness_at_theta_e"]) == {"1", "1.5", "2"}
+    for at in out["completeness_at_theta_e"].values():  # the quoted interval holds the cut's uncertainty
+        assert at["interval_lo"] <= at["completeness"] <= at["interval_hi"]
     assert out["realism"]["status"] == "ok" and "model_features" in out["realism"]
     # the realism probe compares with the six packaged REAL DR10 lens cutouts, named in the summary
     real = out["real_lens_set"]

@@ -50,3 +50,17 @@ def test_unresolved_cut_not_drawn_and_few_regions_give_no_bootstrap_bars(capture
     df["n_regions"] = 12
     figures.curves(df, "c.png", "m" * 16, [0.01], axes=("theta_e_arcsec",))
     assert any(type(c).__name__ == "LineCollection" for c in captured[0].axes[0].collections)
+
+
+def test_heatmap_cells_state_the_interval_with_the_cut_uncertainty(captured):
+    # the bootstrap (cut recomputed per replicate) is wider than Wilson here: the cell must show it
+    lo = [[t, z] for t in (0.5, 1.0) for z in (0.2, 0.4)]
+    hi = [[t + 0.5, z + 0.2] for t, z in lo]
+    rows = _rows("theta_e_arcsec x z_l", lo, hi, [0.20, 0.30, 0.40, 0.50], [500] * 4, 0.01, n_regions=40)
+    for r in rows:
+        r["boot_lo"], r["boot_hi"] = r["completeness"] - 0.12, r["completeness"] + 0.12
+    rows[0]["n_regions"] = 4  # few regions: union with Wilson
+    rows[0]["ci_lo"], rows[0]["boot_hi"] = 0.02, 0.25
+    figures.heatmap(pd.DataFrame(rows), "x.png", "m" * 16, 0.01)
+    texts = [t.get_text() for t in captured[0].axes[0].texts]
+    assert "50%\n[38–62]\nn=500" in texts and "20%\n[2–25]\nn=500" in texts
