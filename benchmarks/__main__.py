@@ -54,10 +54,15 @@ def machine_summary(info: dict) -> str:
 
 
 def _git_revision() -> str:
+    """HEAD's commit, with ``+dirty`` when tracked files differ from it (the numbers are then of
+    the working tree, not of that commit alone)."""
     try:
-        return subprocess.check_output(["git", "rev-parse", "HEAD"], text=True, stderr=subprocess.DEVNULL).strip()
+        head = subprocess.check_output(["git", "rev-parse", "HEAD"], text=True, stderr=subprocess.DEVNULL).strip()
+        dirty = subprocess.check_output(["git", "status", "--porcelain", "--untracked-files=no"], text=True,
+                                        stderr=subprocess.DEVNULL).strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def _cpu_model() -> str:
@@ -98,7 +103,7 @@ def main(argv=None) -> int:
         modules = [m for m in modules if any(o in m for o in args.only)]
     revision, machine = _git_revision(), machine_info()
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    provenance = {"git_revision": revision[:12], "machine": machine_summary(machine), "created_utc": created,
+    provenance = {"git_revision": revision[:12] + ("+dirty" if revision.endswith("+dirty") else ""), "machine": machine_summary(machine), "created_utc": created,
                   "quick": bool(args.quick)}
     results, failures = [], []
     for name in modules:

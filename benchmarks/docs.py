@@ -7,8 +7,8 @@
   machine, date and git revision it was measured at, and its notes;
 - rewrites every marked block in README.md and docs/*.md::
 
-      <!-- bench:begin PREFIX[,PREFIX...] -->
-      (generated table of the rows whose names start with a PREFIX)
+      <!-- bench:begin PREFIX[, PREFIX...][, +notes] -->
+      (generated table of the rows whose names start with a PREFIX; with their notes if +notes)
       <!-- bench:end -->
 
   so a document quotes measured numbers in place; the text outside the markers is untouched.
@@ -37,7 +37,8 @@ def _num(value) -> str:
 
 
 def _provenance(row: dict) -> str:
-    return f"{row.get('created_utc', '?')[:10]} @ {row.get('git_revision', '?')[:7]}"
+    revision = row.get("git_revision", "?")
+    return f"{row.get('created_utc', '?')[:10]} @ {revision[:7]}{'+dirty' if revision.endswith('+dirty') else ''}"
 
 
 def table(rows: list, with_notes: bool = True) -> str:
@@ -77,9 +78,10 @@ def benchmarks_page(report: dict) -> str:
 def fill_blocks(text: str, rows: list) -> str:
     """``text`` with every bench:begin/end block replaced by the table of its prefixes' rows."""
     def replace(match):
-        prefixes = [p.strip() for p in match.group("prefixes").split(",") if p.strip()]
+        tokens = [p.strip() for p in match.group("prefixes").split(",") if p.strip()]
+        prefixes = [p for p in tokens if p != "+notes"]
         chosen = [r for r in rows if any(r["name"].startswith(p) for p in prefixes)]
-        body = table(chosen, with_notes=False) if chosen else "_not measured yet: run `make bench`_"
+        body = table(chosen, with_notes="+notes" in tokens) if chosen else "_not measured yet: run `make bench`_"
         return f"{match.group(1)}{body}\n{match.group(4)}"
 
     return BLOCK.sub(replace, text)
