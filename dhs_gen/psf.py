@@ -90,7 +90,7 @@ def nea_fwhm(kernel: np.ndarray) -> float:
     FWHM_nea = 2.3548 sqrt(NEA / 4 pi): legacypipe's ``psfsize`` (in pixels). Point-source depths
     scale with the NEA, so this is the width that ties a depth to a per-pixel noise. A Moffat with
     beta = 3.5 has FWHM_nea = 1.23 x its half-maximum FWHM; the real DECam PSFEx models shipped
-    here 1.17-1.53 x theirs. The PSFEx files' own ``psf_fwhm`` column is PSFEx's estimate, 2-9%
+    here 1.17-1.53 x theirs. The PSFEx files' own ``psf_fwhm`` column is PSFEx's estimate, 2-8%
     below FWHM_nea: it is not the psfsize convention.
     """
     k = np.asarray(kernel, dtype=np.float64)

@@ -266,3 +266,18 @@ def test_arc_snr_sum_uses_the_noise_correlation_of_real_dr10_cutouts(arcs, real_
         old = arc_metrics(arc, sigma_r, np.ones(len(arc)), 0.262)["arc_snr_sum"]
         overstated.append(np.median(old / m["arc_snr_sum"]))
     assert min(overstated) > 1.2 and np.median(overstated) > 1.4, overstated
+
+
+def test_noise_autocovariance_ignores_bad_pixels_and_flags_empty_cutouts():
+    rng = np.random.default_rng(9)
+    images = rng.normal(0.0, 0.01, (3, 101, 101)).astype(np.float32)
+    images[1, :20, :] = np.nan  # a masked strip: the rest still measures the noise
+    images[2] = np.nan  # nothing to measure
+    acov = noise_autocovariance(images)
+    assert acov.shape == (3, 13, 13)
+    np.testing.assert_allclose(acov[:2, 6, 6], 1e-4, rtol=0.05)
+    assert np.all(np.abs(acov[:2, 6, 7]) < 5e-6)  # white noise: no lag-1 covariance
+    assert np.isnan(acov[2]).all()
+    box = np.zeros((1, 16, 16), bool)
+    box[0, 4:8, 4:8] = True
+    assert np.isnan(aperture_sigma(box, acov[2:3]))[0]
