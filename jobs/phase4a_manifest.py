@@ -35,18 +35,19 @@ def manifest_batch(batch: pa.RecordBatch, cfg: ManifestConfig) -> pa.RecordBatch
 
 
 PLAN_SCHEMA = pa.schema([("host_id", pa.string()), ("host_z", pa.float64()), ("host_role", pa.string()),
-                         ("host_status", pa.string())])
+                         ("z_bin", pa.int64()), ("z_bin_prob", pa.float64()), ("host_status", pa.string())])
 
 
 def plan_batch(batch: pa.RecordBatch, cfg: ManifestConfig) -> pa.RecordBatch:
-    """Batch function: hosts → (host_id, host_z, host_role, host_status), one row per host."""
+    """Batch function: hosts → (host_id, host_z, host_role, z_bin, z_bin_prob, host_status), one row per host."""
     plan = host_plan(pa.Table.from_batches([batch]), cfg).select(PLAN_SCHEMA.names).cast(PLAN_SCHEMA)
     plan = plan.combine_chunks()
     return plan.to_batches()[0] if plan.num_rows else pa.RecordBatch.from_pylist([], schema=PLAN_SCHEMA)
 
 
 def _redshift_summary(written, plan) -> dict:
-    """Hosts per status and role, and the drawn hosts' redshifts: percentiles and counts per z_l bin."""
+    """Hosts per status and role, and the drawn hosts' redshifts: percentiles, counts per z_l bin,
+    and each bin's expected purity (mean probability that a host's true z lies in its bin)."""
     from pyspark.sql import functions as F
 
     def counts(df, column):
@@ -60,7 +61,10 @@ def _redshift_summary(written, plan) -> dict:
             "z_l_source": sorted(r[0] for r in hosts.select("z_l_source").distinct().collect() if r[0]),
             "host_z_l_percentiles": dict(zip(("p05", "p16", "p50", "p84", "p95"), q)),
             "hosts_per_z_l_bin": [{k: r[k] for k in ("z_l_lo", "z_l_hi", "n_hosts", "mean_z_l", "mean_z_l_err")}
-                                  for r in bins]}
+                                  for r in bins],
+            "z_l_bin_purity": [{"z_bin": r[0], "n_hosts": r[1], "expected_purity": r[2]} for r in plan.filter(
+                (F.col("host_status") == "ok") & (F.col("z_bin") >= 0)).groupBy("z_bin").agg(
+                F.count("*"), F.avg("z_bin_prob")).orderBy("z_bin").collect()]}
 
 
 def _hosts_frame(spark, cfg: Phase4aConfig):

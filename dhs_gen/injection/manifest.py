@@ -195,16 +195,24 @@ HOST_PLAN_STATUSES = ("ok", "not_drawn: host_fraction", "not_drawn: host_role", 
 
 def host_plan(hosts: pa.Table, cfg: ManifestConfig) -> pa.Table:
     """Normalised hosts with ``host_z``, ``host_z_err``, ``z_l_source``, ``host_role``, ``z_bin``
-    (grid z_l bin, -1 for the random design) and ``host_status`` (one of ``HOST_PLAN_STATUSES``;
-    only ``ok`` hosts get manifest rows)."""
+    (grid z_l bin, -1 for the random design), ``z_bin_prob`` (the probability that the host's true
+    redshift lies in that bin, for a Gaussian error ``host_z_err``: the bin's expected purity) and
+    ``host_status`` (one of ``HOST_PLAN_STATUSES``; only ``ok`` hosts get manifest rows)."""
     hosts = normalize_hosts(hosts)
     ids = hosts.column("host_id").to_pylist()
     z, z_err, source = host_redshifts(hosts, cfg.host_redshift, cfg.design)
     roles = host_roles(ids, cfg.host_roles)
     status = np.full(len(ids), "ok", dtype=object)
+    prob = np.full(len(ids), np.nan)
     if cfg.design == "grid":
-        z_bin = grid_spec(cfg.grid_preset, cfg.grid).z_l_bin(z)
+        from scipy.special import ndtr
+
+        grid = grid_spec(cfg.grid_preset, cfg.grid)
+        edges, z_bin = grid.z_l_bin_edges, grid.z_l_bin(z)
         status[z_bin < 0] = "outside_z_l_bins"
+        inside = (z_bin >= 0) & (z_err > 0)
+        b = z_bin[inside]
+        prob[inside] = ndtr((edges[b + 1] - z[inside]) / z_err[inside]) - ndtr((edges[b] - z[inside]) / z_err[inside])
     else:
         z_bin = np.full(len(ids), -1, dtype=np.int64)
     if source != Z_L_FROM_PRIOR:
@@ -218,6 +226,7 @@ def host_plan(hosts: pa.Table, cfg: ManifestConfig) -> pa.Table:
             .append_column("z_l_source", pa.array([source] * len(ids), pa.string()))
             .append_column("host_role", pa.array(roles.tolist(), pa.string()))
             .append_column("z_bin", pa.array(np.asarray(z_bin, np.int64)))
+            .append_column("z_bin_prob", pa.array(prob, pa.float64(), mask=~np.isfinite(prob)))
             .append_column("host_status", pa.array(status.tolist(), pa.string())))
 
 

@@ -64,6 +64,8 @@ def test_partitioning_does_not_change_the_manifest(spark, hosts_uri, tmp_path):
         assert summary["hosts_by_status"] == {"ok": n_in, "outside_z_l_bins": 60 - n_in}
         assert sum(b["n_hosts"] for b in summary["hosts_per_z_l_bin"]) == n_in
         assert all(b["z_l_lo"] <= b["mean_z_l"] < b["z_l_hi"] for b in summary["hosts_per_z_l_bin"])
+        purity = summary["z_l_bin_purity"]
+        assert sum(b["n_hosts"] for b in purity) == n_in and all(0.3 < b["expected_purity"] < 1 for b in purity)
         assert summary["z_l_source"] == ["photoz:lrg_template_v1"] and summary["source_colours"]["warning"] is None
         tables.append(storage.read_parquet(out).sort_by("task_id"))
     assert tables[0].column("z_s").null_count == 0  # z_s is part of what must not depend on partitioning

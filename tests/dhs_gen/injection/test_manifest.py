@@ -99,6 +99,8 @@ def test_hosts_outside_the_bins_or_without_redshift_get_no_rows_and_say_why():
                          host_redshift={"column": "z_phot_median", "err_column": "z_phot_std"})
     plan = host_plan(hosts, cfg)
     assert plan.column("host_status").to_pylist() == ["outside_z_l_bins", "ok", "outside_z_l_bins", "no_redshift"]
+    # 0.52 ± 0.02 in the bin [0.45, 0.55): P = Φ(1.5) − Φ(−3.5)
+    assert plan.column("z_bin_prob").to_pylist()[1] == pytest.approx(0.93296, abs=1e-4)
     m = build_manifest(hosts, cfg)
     assert set(m.column("host_id").to_pylist()) == {"mid"} and m.num_rows == 2
     assert m.column("z_l").to_pylist() == [pytest.approx(0.52)] * 2
