@@ -1,8 +1,7 @@
 """The one Spark session builder and the batch-map helpers every job uses.
 
 pyspark is imported inside functions so that ``dhs_gen`` stays importable without it.
-Jobs apply numpy functions over Arrow record batches (``mapInArrow``) or pandas frames
-(``mapInPandas``); never per-row Python UDFs.
+Jobs apply numpy functions over Arrow record batches (``mapInArrow``); never per-row Python UDFs.
 """
 from __future__ import annotations
 
@@ -71,15 +70,9 @@ def map_arrow_batches(df, fn: Callable[[pa.RecordBatch], pa.RecordBatch], schema
     return df.mapInArrow(_apply, spark_schema(schema))  # units kept as column metadata
 
 
-def map_pandas_batches(df, fn, schema: pa.Schema):
-    """Apply ``fn`` (pandas.DataFrame -> pandas.DataFrame) to every batch of ``df``."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    def _apply(frames):
-        for frame in frames:
-            yield fn(frame)
-
-    return df.mapInPandas(_apply, from_arrow_schema(schema))
+def value_counts(df, column: str) -> dict:
+    """``{value: rows}`` of one column of a Spark DataFrame (one aggregation, collected)."""
+    return {r[0]: int(r[1]) for r in df.groupBy(column).count().collect()}
 
 
 def stable_hash64_col(seed, *cols):
@@ -102,7 +95,9 @@ def write_shards(df, partition_fn, dataset_uri: str, schema: pa.Schema, *, compr
     tables (setup and teardown per partition are its own). Each task attempt streams its tables
     into shards (:class:`dhs_gen.io.parquet_shards.ShardWriter`); the driver then keeps exactly the
     shards of the successful attempts (:func:`~dhs_gen.io.parquet_shards.commit_shards`).
-    An existing dataset at ``dataset_uri`` is replaced. Returns {"files", "rows", "counts"}."""
+    ``dataset_uri`` must be absent or empty (jobs write into a fresh staging folder,
+    :func:`dhs_gen.storage.staging_output`): nothing already there is deleted.
+    Returns {"files", "rows", "counts"}."""
     from pyspark import TaskContext
     from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -110,7 +105,8 @@ def write_shards(df, partition_fn, dataset_uri: str, schema: pa.Schema, *, compr
     from dhs_gen.io.parquet_shards import SHARD_SCHEMA, ShardWriter, commit_shards, require_no_speculation
 
     require_no_speculation(df.sparkSession)
-    storage.remove(dataset_uri)
+    if storage.list_files(dataset_uri):
+        raise storage.DatasetError(f"write_shards: {dataset_uri} already holds files; write into an empty folder")
     storage.makedirs(dataset_uri)
 
     def _run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

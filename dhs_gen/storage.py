@@ -14,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import posixpath
+import re
+import shutil
 import uuid
 from typing import Any, BinaryIO, Iterator
 
@@ -24,6 +27,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 SUCCESS_MARKER = "_SUCCESS"
+SUMMARY_FILE = "_summary.json"
+
+log = logging.getLogger(__name__)
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be read or written safely (unfinished input, output that overlaps an
+    input or is not this job's own); the message is one line saying what and where."""
 
 
 def _s3_options() -> dict:
@@ -181,22 +192,42 @@ def write_parquet(table: pa.Table, uri: str, *, compression: str = "zstd", row_g
     write_bytes(uri, buf.getvalue())
 
 
-def _parquet_dataset(uri: str):
+def _hidden(relpath: str) -> bool:
+    return any(part.startswith((".", "_")) for part in relpath.split("/") if part)
+
+
+def parquet_dataset(uri: str):
+    """A ``pyarrow.dataset`` over a Parquet file or a (Hive-partitioned) directory.
+
+    Side files and folders (names starting with ``_`` or ``.``) are ignored. Zero-byte files are
+    skipped with a warning, as Spark 3.5 skips them (a killed writer or a failed upload can leave
+    one; pyarrow alone would fail on it); tests/dhs_gen/test_storage.py checks both readers agree.
+    """
     import pyarrow.dataset as ds
 
     fs, path = get_fs(uri)
-    return ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive",
-                      exclude_invalid_files=False, ignore_prefixes=[".", "_"])
+    if not fs.isdir(path):
+        return ds.dataset(path, filesystem=fs, format="parquet")
+    files, empty = [], []
+    for name, info in sorted(fs.find(path, detail=True).items()):
+        rel = name[len(path.rstrip("/")):].lstrip("/")
+        if info.get("type") == "directory" or _hidden(rel):
+            continue
+        (empty if int(info.get("size") or 0) == 0 else files).append(name)
+    if empty:
+        log.warning("%s: skipping %d zero-byte file(s), e.g. %s (Spark skips them too)", uri, len(empty),
+                    empty[0][len(path.rstrip("/")):].lstrip("/"))
+    return ds.dataset(files, filesystem=fs, format="parquet", partitioning="hive", partition_base_dir=path)
 
 
 def read_parquet(uri: str, columns: list[str] | None = None, filters=None) -> pa.Table:
     """Read a Parquet file or a (Hive-partitioned) directory of Parquet files into a Table."""
-    return _parquet_dataset(uri).to_table(columns=columns, filter=filters)
+    return parquet_dataset(uri).to_table(columns=columns, filter=filters)
 
 
 def count_parquet_rows(uri: str) -> int:
     """Rows of a Parquet file or dataset directory, from the file footers alone (no data read)."""
-    return _parquet_dataset(uri).count_rows()
+    return parquet_dataset(uri).count_rows()
 
 
 def mark_complete(dataset_uri: str, summary: dict | None = None) -> None:
@@ -209,8 +240,196 @@ def is_complete(dataset_uri: str) -> bool:
     return exists(join_uri(dataset_uri, SUCCESS_MARKER))
 
 
+def completion_record(dataset_uri: str) -> dict | None:
+    """The JSON held by a dataset's ``_SUCCESS`` marker ({} for Spark's empty marker), None if absent."""
+    marker = join_uri(dataset_uri, SUCCESS_MARKER)
+    if not exists(marker):
+        return None
+    text = read_text(marker).strip()
+    try:
+        record = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def require_complete(dataset_uri: str, *, what: str = "input", allow_partial: bool = False) -> dict | None:
+    """Refuse an unfinished pipeline dataset; returns its completion record.
+
+    A directory dataset must carry its ``_SUCCESS`` marker; where the marker's summary states
+    ``rows_out`` and the dataset holds Parquet, the rows on storage (counted from the footers)
+    must match it. A single file (written atomically) is complete by construction.
+    ``allow_partial`` (the jobs' ``--allow-partial``) logs a warning instead of refusing.
+    Raises :class:`DatasetError` with a one-line message.
+    """
+    fs, path = get_fs(dataset_uri)
+    if not fs.exists(path):
+        raise DatasetError(f"{what} {dataset_uri} does not exist")
+    if not fs.isdir(path):
+        return None
+    record = completion_record(dataset_uri)
+    problem = None
+    if record is None:
+        problem = "has no _SUCCESS marker (an unfinished or killed run?)"
+    elif isinstance(record.get("rows_out"), int) and list_files(dataset_uri, ".parquet"):
+        found = count_parquet_rows(dataset_uri)
+        if found != record["rows_out"]:
+            problem = f"holds {found} rows but its _SUCCESS summary says rows_out={record['rows_out']}"
+    if problem is None:
+        return record
+    if allow_partial:
+        log.warning("%s %s %s; read anyway (--allow-partial)", what, dataset_uri, problem)
+        return record
+    raise DatasetError(f"{what} {dataset_uri} {problem}; rerun the job that writes it, "
+                       "or pass --allow-partial to read it as it is")
+
+
+def incomplete_datasets(relpaths) -> list[str]:
+    """Folders (relative, '' = the root) holding Parquet files without a ``_SUCCESS`` marker in
+    the folder or an ancestor: the unfinished datasets of a listed tree (e.g. an S3 prefix)."""
+    marked = {posixpath.dirname(p) for p in relpaths if posixpath.basename(p) == SUCCESS_MARKER}
+    bad = set()
+    for p in relpaths:
+        if not p.endswith(".parquet") or _hidden(p):
+            continue
+        folder = posixpath.dirname(p)
+        chain = [folder]
+        while folder:
+            folder = posixpath.dirname(folder)
+            chain.append(folder)
+        if not marked.intersection(chain):
+            bad.add(posixpath.dirname(p))
+    return sorted(bad)
+
+
+# ---------------------------------------------------------------------------- job outputs
+
+def _canonical(uri: str) -> str:
+    uri = str(uri)
+    if is_remote(uri):
+        scheme, rest = uri.split("://", 1)
+        return ("s3" if scheme == "s3a" else scheme) + "://" + re.sub("/+", "/", rest).rstrip("/")
+    return os.path.realpath(local_path(uri))
+
+
+def overlap(output: str, other: str) -> str | None:
+    """How ``output`` overlaps ``other``: "is", "contains", "is inside", or None (disjoint)."""
+    a, b = _canonical(output), _canonical(other)
+    if a == b:
+        return "is"
+    sep = "/" if is_remote(output) or "://" in a else os.sep
+    if b.startswith(a.rstrip(sep) + sep):
+        return "contains"
+    if a.startswith(b.rstrip(sep) + sep):
+        return "is inside"
+    return None
+
+
+def dataset_job(dataset_uri: str) -> str | None:
+    """The job that wrote a dataset, from its ``_summary.json`` (None when it has none)."""
+    summary = join_uri(dataset_uri, SUMMARY_FILE)
+    if not exists(summary):
+        return None
+    try:
+        return read_json(summary).get("job")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _entries(uri: str) -> list[str]:
+    fs, path = get_fs(uri)
+    return [posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False)]
+
+
+def check_output(output: str, job: str, inputs: dict | None = None, own_entries: str | None = None) -> None:
+    """Refuse an output that cannot be replaced safely, before any work is done.
+
+    ``inputs``: {role: uri}; the output must not be, contain or lie inside any of them. An existing
+    output must be a file-free folder, or this job's own earlier output (its ``_summary.json``
+    names ``job``), or hold only entries matching the regex ``own_entries`` (a resumable job's
+    layout, e.g. ``run=N``). Raises :class:`DatasetError`.
+    """
+    for role, uri in (inputs or {}).items():
+        if uri and (how := overlap(output, uri)):
+            raise DatasetError(f"{job}: the output {output} {how} the input {role} {uri}; "
+                               "choose a separate output folder")
+    fs, path = get_fs(output)
+    if not fs.exists(path):
+        return
+    if not fs.isdir(path):
+        raise DatasetError(f"{job}: the output {output} is a file; give a folder")
+    entries = [e for e in _entries(output) if e not in (SUCCESS_MARKER, SUMMARY_FILE)]
+    if not entries or dataset_job(output) == job:
+        return
+    if own_entries and all(re.fullmatch(own_entries, e) or e.startswith("_") for e in entries):
+        return
+    raise DatasetError(f"{job}: the output {output} exists and is not an earlier output of {job} "
+                       f"(no _summary.json from {job}); refusing to replace it: remove it yourself "
+                       "or choose another output")
+
+
+def _sibling(output: str, tag: str) -> str:
+    """A hidden sibling of ``output`` (Spark and pyarrow skip names starting with '.')."""
+    output = str(output).rstrip("/")
+    parent, name = (posixpath if is_remote(output) else os.path).split(output)
+    return join_uri(parent, f".{name}.dhs-{tag}-{uuid.uuid4().hex[:12]}") if tag else join_uri(parent, f".{name}.dhs-")
+
+
+def _leftovers(output: str, tag: str) -> list[str]:
+    prefix = posixpath.basename(_sibling(output, ""))
+    parent = posixpath.dirname(str(output).rstrip("/")) if is_remote(output) else os.path.dirname(
+        local_path(output).rstrip(os.sep))
+    fs, ppath = get_fs(parent)
+    if not fs.exists(ppath):
+        return []
+    return [join_uri(parent, e) for e in sorted(_entries(parent)) if e.startswith(prefix + tag + "-")]
+
+
+def staging_output(output: str) -> str:
+    """A fresh hidden folder beside ``output`` for a job to write into (see :func:`swap_into_place`).
+
+    Leftovers of killed runs (staging folders beside ``output``) are removed; an output lost
+    between the two renames of an interrupted swap is restored from its replaced copy."""
+    for stale in _leftovers(output, "staging"):
+        log.warning("removing the staging folder of an earlier, unfinished run: %s", stale)
+        remove(stale)
+    replaced = _leftovers(output, "replaced")
+    if replaced and not exists(output):
+        _move(replaced[-1], output)
+        replaced = replaced[:-1]
+    for old in replaced:
+        remove(old)
+    staging = _sibling(output, "staging")
+    makedirs(staging)
+    return staging
+
+
+def _move(src: str, dst: str) -> None:
+    if is_remote(src):
+        fs, spath = get_fs(src)
+        fs.mv(spath, get_fs(dst)[1], recursive=True)
+    else:
+        os.replace(local_path(src), local_path(dst))
+
+
+def swap_into_place(staging: str, output: str) -> None:
+    """Replace ``output`` by the finished ``staging`` folder: locally two renames (the old output
+    is moved aside first and deleted last), on an object store delete-then-copy of the new one."""
+    if exists(output):
+        old = _sibling(output, "replaced")
+        _move(output, old)
+        _move(staging, output)
+        remove(old)
+    else:
+        if not is_remote(output):
+            os.makedirs(os.path.dirname(local_path(output)) or ".", exist_ok=True)
+        _move(staging, output)
+
+
 def remove(uri: str) -> None:
     """Remove a file or directory tree if present."""
     fs, path = get_fs(uri)
-    if fs.exists(path):
+    if not is_remote(uri) and os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif fs.exists(path):
         fs.rm(path, recursive=True)

@@ -96,5 +96,7 @@ def compact_spark(spark, input_uri: str, output_uri: str, cfg: CompactConfig, sp
     summary.update({"files_in": files_in, "bytes_in": bytes_in, "files_out": files_out, "bytes_out": bytes_out,
                     "planned_partitions": n_files, "relabel": cfg.relabel, "relabel_changed_rows": changed})
     if cfg.split_column in written.columns:
-        summary["split_counts"] = {r[0]: r[1] for r in written.groupBy(cfg.split_column).count().collect()}
+        from dhs_gen.spark import value_counts
+
+        summary["split_counts"] = value_counts(written, cfg.split_column)
     return summary

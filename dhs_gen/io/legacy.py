@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
-from dhs_gen.io.stamps import Stamp, StampDecodeError, decode_stamp_npz
+from dhs_gen.io.stamps import Stamp, StampDecodeError, decode_stamp_npz, majority_shape
 from dhs_gen.units import psfdepth_ivar_to_mag5
 
 # Plausible 5-sigma AB depths; an inverse variance in nmgy^-2 for DR10 is ~1e1..1e6.
@@ -39,39 +39,49 @@ class DecodedColumn:
     status: list
 
 
-def decode_stamp_column(blobs, bands: str | None = None, expected_size: int | None = None) -> DecodedColumn:
+def decode_stamp_column(blobs, bands: str | None = None, expected_size=None) -> DecodedColumn:
     """Decode a column of stamp blobs (any layout); a bad row gets a failure status, never an exception.
 
-    Non-finite pixels are reported in the status ("ok" only when all pixels are finite) and kept
-    in the image for the caller to decide.
+    ``expected_size``: the declared stamp side [pixels], one int or one per row (e.g. the
+    dataset's ``stamp_size`` column; None entries undeclared). Rows of another size get
+    ``shape_mismatch``. Without any declaration the reference (C, H, W) and bands are the
+    majority of the decodable rows (:func:`~dhs_gen.io.stamps.majority_shape`), never the first
+    row's. Non-finite pixels are reported in the status ("ok" only when all pixels are finite)
+    and kept in the image for the caller to decide.
     """
     values = blobs.to_pylist() if isinstance(blobs, (pa.Array, pa.ChunkedArray)) else list(blobs)
+    sizes = (list(expected_size) if expected_size is not None and not isinstance(expected_size, (int, np.integer))
+             else [expected_size] * len(values))
     decoded: list[Stamp | None] = []
     status = []
-    for blob in values:
+    for blob, size in zip(values, sizes):
         if blob is None:
             decoded.append(None)
             status.append("missing_stamp")
             continue
         try:
-            stamp = decode_stamp_npz(blob, bands=bands, nan_policy="report", expected_size=expected_size)
+            stamp = decode_stamp_npz(blob, bands=bands, nan_policy="report")
         except StampDecodeError as exc:
             decoded.append(None)
             status.append(f"decode_error: {exc}")
+            continue
+        if size is not None and stamp.image.shape[1:] != (int(size), int(size)):
+            decoded.append(None)
+            status.append(f"shape_mismatch: {stamp.image.shape[1]}x{stamp.image.shape[2]}, declared {size}x{size}")
             continue
         decoded.append(stamp)
         status.append("ok" if stamp.nonfinite_count == 0 else f"nonfinite_pixels: {stamp.nonfinite_count}")
     good = [s for s in decoded if s is not None]
     if not good:
         return DecodedColumn(np.zeros((len(values), 0, 0, 0), np.float32), bands or "", status)
-    shape = good[0].image.shape
-    found_bands = good[0].bands
+    found_bands, *shape = majority_shape([(s.bands, *s.image.shape) for s in good])
+    shape = tuple(shape)
     images = np.zeros((len(values),) + shape, dtype=np.float32)
     for i, stamp in enumerate(decoded):
         if stamp is None:
             continue
         if stamp.image.shape != shape or stamp.bands != found_bands:
-            status[i] = f"inconsistent_stamp: {stamp.bands} {stamp.image.shape} vs {found_bands} {shape}"
+            status[i] = f"shape_mismatch: {stamp.bands} {stamp.image.shape} vs {found_bands} {shape}"
             continue
         images[i] = stamp.image
     return DecodedColumn(images, found_bands, status)

@@ -11,12 +11,15 @@ Layouts accepted by :func:`decode_stamp_npz` (path, bytes or file-like):
 * any of the above wrapped in gzip (seen in old phase-4c tables).
 
 Images come back as float32 (C, H, W), nanomaggies, channels in band order.
+Every failure to decode (truncated, tiny or corrupt blobs included) raises
+:class:`StampDecodeError`, never another exception type, so callers turn it into the row's status.
+A blob that would inflate past :data:`MAX_DECODED_BYTES` (gzip wrapper or npz member) is refused
+before it is inflated: the gzip trailer's size is checked first and inflation is bounded.
 Pickled content is refused (``allow_pickle=False``). Non-finite pixels raise by default;
 ``nan_policy="report"`` returns them with their per-band count for the caller to decide.
 """
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import os
@@ -32,6 +35,7 @@ CANONICAL_MAGIC = b"DHSSTMP1"
 _HEADER_LEN = struct.Struct("<I")
 _BAND_ORDER = "grz"
 _MAX_SIDE = 4096
+MAX_DECODED_BYTES = 64 * 2**20  # ~500x a 101x101 grz float32 stamp (122 KB); a decoded blob may not exceed it
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
@@ -104,14 +108,47 @@ def encode_stamp_npz(image: np.ndarray, bands: str = "grz", meta: dict | None = 
     return buf.getvalue()
 
 
-def decode_canonical_image(blob: bytes) -> np.ndarray:
-    """Fast path: the float32 (C, H, W) array of a canonical blob (a read-only view, no copy)."""
-    if blob[:8] != CANONICAL_MAGIC:
+def _canonical_header(blob) -> tuple[tuple, str, dict, int]:
+    """(shape, bands, meta, data offset) of a canonical blob, its length checked; StampDecodeError."""
+    if bytes(blob[:8]) != CANONICAL_MAGIC:
         raise StampDecodeError("not a canonical DHSSTMP1 stamp (bad magic)")
+    if len(blob) < 12:
+        raise StampDecodeError(f"canonical stamp truncated in its header ({len(blob)} bytes)")
     (hlen,) = _HEADER_LEN.unpack_from(blob, 8)
-    header = json.loads(bytes(blob[12:12 + hlen]))
-    shape = tuple(header["shape"])
-    return np.frombuffer(blob, dtype="<f4", count=int(np.prod(shape)), offset=12 + hlen).reshape(shape)
+    if 12 + hlen > len(blob):
+        raise StampDecodeError(f"canonical stamp truncated: header of {hlen} bytes, blob of {len(blob)}")
+    try:
+        header = json.loads(bytes(blob[12:12 + hlen]))
+        shape = tuple(int(s) for s in header["shape"])
+        bands = str(header["bands"])
+        meta = dict(header.get("meta", {}))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StampDecodeError(f"canonical stamp header unreadable: {exc}") from None
+    if len(shape) != 3 or any(n < 1 for n in shape):
+        raise StampDecodeError(f"canonical stamp header: bad shape {list(shape)}")
+    need = int(np.prod(shape)) * 4
+    if len(blob) - 12 - hlen != need:
+        raise StampDecodeError(f"canonical stamp truncated: {len(blob) - 12 - hlen} of {need} data bytes")
+    return shape, bands, meta, 12 + hlen
+
+
+def decode_canonical_image(blob: bytes) -> np.ndarray:
+    """Fast path: the float32 (C, H, W) array of a canonical blob (a read-only view, no copy).
+    Raises StampDecodeError for anything that is not a whole canonical blob."""
+    shape, _, _, offset = _canonical_header(blob)
+    return np.frombuffer(blob, dtype="<f4", count=int(np.prod(shape)), offset=offset).reshape(shape)
+
+
+def majority_shape(shapes) -> tuple | None:
+    """The most common of ``shapes`` (ties: the one with more pixels, then the larger tuple): the
+    reference shape of a batch whose size nobody declared. Never simply the first row's shape, so
+    one odd stamp cannot make every good one a mismatch. None for no shapes."""
+    from collections import Counter
+
+    counts = Counter(tuple(s) for s in shapes)
+    if not counts:
+        return None
+    return max(counts, key=lambda s: (counts[s], int(np.prod([n for n in s if isinstance(n, int)])), s))
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,7 +203,40 @@ def _scalar(value: np.ndarray):
     return item
 
 
+def _check_npz_size(data: bytes) -> None:
+    """Refuse an npz whose members would inflate past MAX_DECODED_BYTES (sizes from the zip
+    directory, before anything is inflated)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            total = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise StampDecodeError(f"corrupt or truncated npz: {exc}") from None
+    if total > MAX_DECODED_BYTES:
+        raise StampDecodeError(f"npz would inflate to {total} bytes (> {MAX_DECODED_BYTES}); refused")
+
+
+def _gunzip(data: bytes) -> bytes:
+    """Inflate a gzip wrapper, refusing one that would exceed MAX_DECODED_BYTES: the trailer's
+    ISIZE is checked first, then inflation stops at the cap (the trailer can lie)."""
+    if len(data) < 18:
+        raise StampDecodeError(f"corrupt or truncated gzip wrapper ({len(data)} bytes)")
+    (declared,) = struct.unpack_from("<I", data, len(data) - 4)
+    if declared > MAX_DECODED_BYTES:
+        raise StampDecodeError(f"gzip stamp declares {declared} inflated bytes (> {MAX_DECODED_BYTES}); refused")
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(data, MAX_DECODED_BYTES + 1)
+    except zlib.error as exc:
+        raise StampDecodeError(f"corrupt or truncated gzip wrapper: {exc}") from None
+    if len(out) > MAX_DECODED_BYTES:
+        raise StampDecodeError(f"gzip stamp inflates past {MAX_DECODED_BYTES} bytes; refused")
+    if not inflater.eof:
+        raise StampDecodeError("corrupt or truncated gzip wrapper: stream ends early")
+    return out
+
+
 def _decode_npz(data: bytes, bands: str | None) -> tuple[np.ndarray, str, dict, str]:
+    _check_npz_size(data)
     try:
         npz = np.load(io.BytesIO(data), allow_pickle=False)
     except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
@@ -242,21 +312,8 @@ def _decode_fits(data: bytes, bands: str | None) -> tuple[np.ndarray, str, dict,
 
 
 def _decode_canonical(data: bytes) -> tuple[np.ndarray, str, dict, str]:
-    if len(data) < 12:
-        raise StampDecodeError("canonical stamp truncated in its header")
-    (hlen,) = _HEADER_LEN.unpack_from(data, 8)
-    try:
-        header = json.loads(data[12:12 + hlen])
-        shape = tuple(int(s) for s in header["shape"])
-        bands = str(header["bands"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise StampDecodeError(f"canonical stamp header unreadable: {exc}") from None
-    need = int(np.prod(shape)) * 4
-    body = data[12 + hlen:]
-    if len(body) != need:
-        raise StampDecodeError(f"canonical stamp truncated: {len(body)} of {need} data bytes")
-    image = np.frombuffer(body, dtype="<f4").reshape(shape)
-    return image, bands, dict(header.get("meta", {})), "canonical"
+    shape, bands, meta, offset = _canonical_header(data)
+    return np.frombuffer(data, dtype="<f4", offset=offset).reshape(shape), bands, meta, "canonical"
 
 
 def decode_stamp_npz(source: Source, bands: str | None = None, *, nan_policy: str = "raise",
@@ -270,12 +327,19 @@ def decode_stamp_npz(source: Source, bands: str | None = None, *, nan_policy: st
     if nan_policy not in ("raise", "report"):
         raise ValueError(f"nan_policy must be 'raise' or 'report', not {nan_policy!r}")
     data = _read_source(source)
+    try:
+        return _decode(data, bands, nan_policy, expected_size)
+    except StampDecodeError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, struct.error, OverflowError, EOFError, OSError) as exc:
+        # anything else a malformed blob provokes inside numpy/astropy/zipfile is still a decode failure
+        raise StampDecodeError(f"undecodable stamp ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def _decode(data: bytes, bands: str | None, nan_policy: str, expected_size: int | None) -> Stamp:
     layout_prefix = ""
     if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise StampDecodeError(f"corrupt or truncated gzip wrapper: {exc}") from None
+        data = _gunzip(data)
         layout_prefix = "gzip+"
     if not data:
         raise StampDecodeError("empty stamp")

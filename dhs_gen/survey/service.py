@@ -1,7 +1,10 @@
 """LegacySurveyService: a careful HTTP client for the Legacy Surveys FITS cutout service.
 
 ``GET {base_url}?ra=..&dec=..&size=101&layer=ls-dr10&pixscale=0.262&bands=grz`` returns a FITS
-(3, H, W) cube in nanomaggies. The client applies a timeout, retries 429 (honouring
+(3, H, W) cube in nanomaggies. Each request attempt has one overall deadline (``timeout_s``:
+connect, headers and body together; a watchdog cuts the connection when it passes, so a server
+dripping bytes cannot hold a request past it; the socket timeout alone applies per read). The
+client retries 429 (honouring
 Retry-After), 5xx, connection errors, timeouts and invalid bodies with exponential backoff and
 full jitter, bounds concurrency (a semaphore) and request rate (a shared token schedule), and
 validates each body with :func:`dhs_gen.io.stamps.decode_stamp_npz` (FITS parses, shape, bands).
@@ -16,9 +19,9 @@ from __future__ import annotations
 
 import email.utils
 import random
+import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 import numpy as np
@@ -63,6 +66,71 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+class _Deadline:
+    """Cuts the connection a request is using when its deadline passes (a ``threading.Timer``)."""
+
+    def __init__(self, holder: dict, seconds: float):
+        self.holder, self.expired = holder, False
+        self.timer = threading.Timer(seconds, self._cut)
+        self.timer.daemon = True
+
+    def _cut(self) -> None:
+        self.expired = True
+        # the socket noted when the request went out: http.client drops conn.sock once a
+        # response that closes the connection starts, while the body is still being read from it
+        sock = self.holder.get("sock") or getattr(self.holder.get("connection"), "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked read at once
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.timer.cancel()
+        return False
+
+
+def _session_recording_connections(holder: dict, user_agent: str):
+    """A ``requests`` session (one per thread) whose HTTP(S) connections note themselves and
+    their socket in ``holder`` when they send a request, so :class:`_Deadline` (which runs in a
+    timer thread) can cut the one in use."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    def recording(base):
+        class Recorded(base):
+            def request(self, *args, **kwargs):
+                holder["connection"], holder["sock"] = self, None
+                try:
+                    return super().request(*args, **kwargs)
+                finally:
+                    holder["sock"] = self.sock
+        return Recorded
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = recording(HTTPConnection)
+
+    class SPool(HTTPSConnectionPool):
+        ConnectionCls = recording(HTTPSConnection)
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": SPool}
+
+    session = requests.Session()
+    session.headers["User-Agent"] = user_agent
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, Adapter())
+    return session
 
 
 class LegacySurveyService(CutoutProvider):
@@ -121,10 +189,8 @@ class LegacySurveyService(CutoutProvider):
     def _session(self):
         session = getattr(self._local, "session", None)
         if session is None:
-            import requests
-
-            session = requests.Session()
-            session.headers["User-Agent"] = self.user_agent
+            self._local.holder = {}
+            session = _session_recording_connections(self._local.holder, self.user_agent)
             self._local.session = session
         return session
 
@@ -156,14 +222,20 @@ class LegacySurveyService(CutoutProvider):
 
         self._limiter.wait()
         self._count("requests")
+        session = self._session()
+        deadline = _Deadline(self._local.holder, self.timeout_s)
         try:
-            with self._slots:
-                resp = self._session().get(url, timeout=self.timeout_s)
+            with self._slots, deadline:
+                resp = session.get(url, timeout=self.timeout_s)
                 body = resp.content
         except requests.Timeout as exc:
             raise _Retryable("timeout", str(exc), None) from None
         except requests.RequestException as exc:
+            if deadline.expired:
+                raise _Retryable("timeout", f"no complete response within {self.timeout_s} s", None) from None
             raise _Retryable("connection_error", type(exc).__name__ + ": " + str(exc)[:200], None) from None
+        if deadline.expired:  # cut mid-body: whatever arrived is not the whole response
+            raise _Retryable("timeout", f"no complete response within {self.timeout_s} s", None)
         if resp.status_code in RETRY_STATUS:
             reason = "http_429" if resp.status_code == 429 else f"http_{resp.status_code}"
             raise _Retryable(reason, resp.reason or "", parse_retry_after(resp.headers.get("Retry-After")))
@@ -201,18 +273,6 @@ class LegacySurveyService(CutoutProvider):
             nan = np.full(len(self.bands), np.nan)
             return Cutout(image=stamp.image, bands=stamp.bands, psf_fwhm=nan, psfdepth=nan, meta=meta)
         raise SurveyError(last.reason, f"{last.detail} (after {self.max_retries + 1} attempts; {url})")
-
-    def get_many(self, positions, size: int = 101) -> list:
-        """Fetch many (ra, dec) cutouts with up to ``max_concurrency`` threads; returns, in input
-        order, a Cutout or the SurveyError of each position."""
-        def one(pos):
-            try:
-                return self.get_cutout(pos[0], pos[1], size)
-            except SurveyError as exc:
-                return exc
-
-        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-            return list(pool.map(one, list(positions)))
 
     def close(self) -> None:
         session = getattr(self._local, "session", None)

@@ -28,9 +28,8 @@ def test_map_arrow_batches_applies_numpy_function(spark):
     assert rows == [(i, 2 * i) for i in range(5000)]
 
 
-def test_map_pandas_batches(spark):
-    from dhs_gen.spark import map_pandas_batches
+def test_value_counts(spark):
+    from dhs_gen.spark import value_counts
 
-    schema = pa.schema([("id", pa.int64()), ("neg", pa.int64())])
-    out = map_pandas_batches(spark.range(10), lambda f: f.assign(neg=-f["id"]), schema)
-    assert sum(r.neg for r in out.collect()) == -45
+    df = spark.createDataFrame([("ok",), ("ok",), ("bad",), (None,)], "status string")
+    assert value_counts(df, "status") == {"ok": 2, "bad": 1, None: 1}

@@ -93,3 +93,67 @@ def test_count_parquet_rows_reads_footers_of_every_part(tmp_path):
     storage.mark_complete(str(tmp_path / "ds"), {"rows": 12})
     assert storage.count_parquet_rows(str(tmp_path / "ds")) == 12
     assert storage.count_parquet_rows("file://" + str(tmp_path / "ds" / "part-1.parquet")) == 7
+
+
+# --------------------------------------------------------------------------- issue 20 (items 1, 2, 8)
+
+@pytest.mark.spark
+def test_zero_byte_parquet_files_are_skipped_like_spark(spark, tmp_path, caplog):
+    storage.write_parquet(pa.table({"a": [1, 2]}), str(tmp_path / "d" / "split=train" / "part-0.parquet"))
+    storage.write_parquet(pa.table({"a": [3]}), str(tmp_path / "d" / "split=val" / "part-0.parquet"))
+    (tmp_path / "d" / "split=val" / "part-1.parquet").write_bytes(b"")  # a killed writer's leftover
+    uri = str(tmp_path / "d")
+    assert spark.read.parquet(storage.to_file_uri(uri)).count() == 3  # Spark 3.5 skips it
+    with caplog.at_level("WARNING"):
+        assert storage.count_parquet_rows(uri) == 3
+        assert sorted(storage.read_parquet(uri).column("a").to_pylist()) == [1, 2, 3]
+    assert "zero-byte" in caplog.text
+
+
+def test_require_complete(tmp_path):
+    uri = str(tmp_path / "d")
+    storage.write_parquet(pa.table({"a": [1, 2, 3]}), storage.join_uri(uri, "part-0.parquet"))
+    with pytest.raises(storage.DatasetError, match="no _SUCCESS marker"):
+        storage.require_complete(uri, what="stamps")
+    assert storage.require_complete(uri, allow_partial=True) is None
+    storage.mark_complete(uri, {"rows_out": 6})
+    with pytest.raises(storage.DatasetError, match="holds 3 rows but .* rows_out=6"):
+        storage.require_complete(uri)
+    storage.mark_complete(uri, {"rows_out": 3})
+    assert storage.require_complete(uri) == {"rows_out": 3}
+    with pytest.raises(storage.DatasetError, match="does not exist"):
+        storage.require_complete(str(tmp_path / "typo"))
+    assert storage.require_complete(storage.join_uri(uri, "part-0.parquet")) is None  # one atomic file
+
+
+def test_incomplete_datasets_of_a_listing():
+    listing = ["a/_SUCCESS", "a/split=x/p.parquet", "b/p.parquet", "c/_SUCCESS", "_tmp/p.parquet", "top.parquet"]
+    assert storage.incomplete_datasets(listing) == ["", "b"]
+    assert storage.incomplete_datasets(["_SUCCESS", "b/p.parquet"]) == []
+
+
+def test_check_output_rules(tmp_path):
+    (tmp_path / "in").mkdir()
+    with pytest.raises(storage.DatasetError, match="is the input"):
+        storage.check_output(str(tmp_path / "in"), "j", {"input": "file://" + str(tmp_path / "in") + "/"})
+    assert storage.overlap("s3://b/x/y", "s3a://b/x") == "is inside"
+    assert storage.overlap("/data/a", "/data/ab") is None
+    storage.check_output(str(tmp_path / "new"), "j", {"input": str(tmp_path / "in")})  # absent: fine
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run=0").mkdir()
+    storage.check_output(str(tmp_path / "run"), "cutouts", own_entries=r"run=\d+")
+    with pytest.raises(storage.DatasetError, match="is a file"):
+        (tmp_path / "f").write_text("x")
+        storage.check_output(str(tmp_path / "f"), "j")
+
+
+def test_an_interrupted_swap_is_restored(tmp_path):
+    out = str(tmp_path / "out")
+    storage.write_parquet(pa.table({"a": [1]}), storage.join_uri(out, "part-0.parquet"))
+    aside = tmp_path / ".out.dhs-replaced-0123456789ab"
+    os.rename(out, aside)  # killed between the two renames of swap_into_place
+    staging = storage.staging_output(out)
+    assert storage.count_parquet_rows(out) == 1 and not aside.exists()
+    storage.write_parquet(pa.table({"a": [1, 2]}), storage.join_uri(staging, "part-0.parquet"))
+    storage.swap_into_place(staging, out)
+    assert storage.count_parquet_rows(out) == 2 and sorted(os.listdir(tmp_path)) == ["out"]

@@ -24,43 +24,60 @@ from typing import Dict, List, Sequence
 import numpy as np
 import pyarrow as pa
 
-from dhs_gen.io.stamps import CANONICAL_MAGIC, StampDecodeError, decode_canonical_image, decode_stamp_npz
+from dhs_gen.io.stamps import (
+    CANONICAL_MAGIC,
+    StampDecodeError,
+    decode_canonical_image,
+    decode_stamp_npz,
+    majority_shape,
+)
 from dhs_gen.schemas import STATUS_OK, get_dataset
 from training.eval.calibration import calibrated_proba
 
 SCORES_SCHEMA = get_dataset("scores").schema
 
 
-def decode_stamps(blobs: Sequence, size: int | None = None, shape: tuple | None = None):
+def decode_stamps(blobs: Sequence, size=None, shape: tuple | None = None):
     """Decode stamp blobs -> (images float32 (n_ok, C, H, W), ok mask (N,), statuses (N,)).
 
-    Statuses: ok | missing_stamp | decode_error | nonfinite_pixels | shape_mismatch (a stamp
-    that is not ``size`` x ``size``, or differs from ``shape`` (C, H, W), or without either from
-    the first good stamp).
+    Statuses: ok | missing_stamp | decode_error (any undecodable blob: truncated, tiny, corrupt,
+    too large) | nonfinite_pixels | shape_mismatch. The expected shape is declared, never taken
+    from the first row: ``shape`` (C, H, W) (the model's input), else ``size`` (the stamp side
+    [px], one int or one per row: the dataset's declared size), else the majority (C, H, W) of
+    the decodable stamps (:func:`dhs_gen.io.stamps.majority_shape`).
     """
-    images, statuses = [], []
-    for blob in blobs:
+    sizes = list(size) if size is not None and not isinstance(size, (int, np.integer)) else [size] * len(blobs)
+    decoded, statuses = [], []
+    for blob, side in zip(blobs, sizes):
+        img = None
         if blob is None or len(blob) == 0:
             statuses.append("missing_stamp")
-            continue
-        try:
-            if bytes(blob[:8]) == CANONICAL_MAGIC:
-                img = decode_canonical_image(blob)
+        else:
+            try:
+                if bytes(blob[:8]) == CANONICAL_MAGIC:
+                    img = decode_canonical_image(blob)
+                else:
+                    img = decode_stamp_npz(blob, nan_policy="report").image
+            except StampDecodeError:
+                statuses.append("decode_error")
             else:
-                img = decode_stamp_npz(blob, nan_policy="report").image
-        except (StampDecodeError, ValueError, KeyError):
-            statuses.append("decode_error")
+                if not np.all(np.isfinite(img)):
+                    img, _ = None, statuses.append("nonfinite_pixels")
+                elif side is not None and img.shape[1:] != (int(side), int(side)):
+                    img, _ = None, statuses.append("shape_mismatch")
+                else:
+                    statuses.append(STATUS_OK)
+        decoded.append(img)
+    if shape is None:
+        shape = majority_shape([img.shape for img in decoded if img is not None])
+    images = []
+    for i, img in enumerate(decoded):
+        if img is None:
             continue
-        if not np.all(np.isfinite(img)):
-            statuses.append("nonfinite_pixels")
-            continue
-        if shape is None and (size is None or img.shape[1:] == (size, size)):
-            shape = img.shape
-        if img.shape != tuple(shape or ()):
-            statuses.append("shape_mismatch")
+        if img.shape != tuple(shape):
+            statuses[i] = "shape_mismatch"
             continue
         images.append(img)
-        statuses.append(STATUS_OK)
     ok = np.array([s == STATUS_OK for s in statuses], dtype=bool)
     stack = np.stack(images).astype(np.float32, copy=False) if images else np.zeros((0, 3, 1, 1), np.float32)
     return stack, ok, statuses
@@ -131,13 +148,18 @@ class Scorer:
         if exclude_trained:
             seen = self.trained_ids()
             trained = np.array([str(i) in seen for i in table.column(id_column).to_pylist()], dtype=bool)
-        shape = None  # every stamp of the table must share the first good stamp's (C, H, W)
+        # The expected stamp: the model's input shape, else the declared size (argument, else the
+        # table's stamp_size/size column); never the first row's (one odd stamp must not sink the rest).
+        shape = self.input_shape
+        sizes = size if size is not None else declared_sizes(table)
+        if shape is None and sizes is None:
+            majority, found, _ = decode_stamps(table.column(stamp_column).to_pylist())
+            shape = majority.shape[1:] if found.any() else None
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
+            batch_sizes = sizes[start:stop] if isinstance(sizes, list) else sizes
             images, dec_ok, statuses = decode_stamps(table.column(stamp_column).slice(start, stop - start).to_pylist(),
-                                                     size, shape)
-            if shape is None and dec_ok.any():
-                shape = images.shape[1:]
+                                                     batch_sizes, shape)
             inp, tr = in_ok[start:stop], trained[start:stop]
             status[start:stop] = ["in_training_set" if t_ else (s if good else "input_not_ok")
                                   for s, good, t_ in zip(statuses, inp, tr)]
@@ -158,12 +180,28 @@ class Scorer:
                 out = out.append_column(c, table.column(c))
         return out
 
+    @property
+    def input_shape(self) -> tuple | None:
+        """The (C, H, W) the frozen models declare as their input (``input_shape`` in model.json),
+        when they all declare the same one; None otherwise."""
+        shapes = {tuple(getattr(m, "record", {}).get("input_shape") or ()) for m in self.members}
+        return shapes.pop() if len(shapes) == 1 and () not in shapes else None
+
     def _meta(self, table: pa.Table, start: int, stop: int, sel: np.ndarray) -> np.ndarray | None:
         if not self.meta_columns:
             return None
         cols = [table.column(c).slice(start, stop - start).to_numpy(zero_copy_only=False).astype(np.float32)
                 for c in self.meta_columns]
         return np.stack(cols, axis=1)[sel]
+
+
+def declared_sizes(table: pa.Table) -> list | None:
+    """The stamp side each row declares [px] (``stamp_size`` of stamps tables, ``size`` of cutout
+    indexes), or None when the table declares none."""
+    for name in ("stamp_size", "size"):
+        if name in table.column_names and pa.types.is_integer(table.schema.field(name).type):
+            return table.column(name).to_pylist()
+    return None
 
 
 def _input_ok(table: pa.Table) -> np.ndarray:

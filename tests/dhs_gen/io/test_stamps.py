@@ -151,3 +151,52 @@ def test_wrong_shapes_name_the_key():
 def test_missing_file_is_clear(tmp_path):
     with pytest.raises(StampDecodeError, match="not found"):
         decode_stamp_npz(str(tmp_path / "nope.npz"))
+
+
+# --------------------------------------------------------------------------- issue 20 (item 4)
+
+def test_truncated_and_tiny_blobs_raise_only_stamp_decode_errors():
+    import numpy as np
+
+    from dhs_gen.io.stamps import StampDecodeError, decode_canonical_image, decode_stamp_npz, encode_stamp
+
+    blob = encode_stamp(np.ones((3, 16, 16), np.float32))
+    for bad in (blob[:-5], blob[:10], blob[:8], blob[:40], blob + b"xx"):
+        with pytest.raises(StampDecodeError):
+            decode_canonical_image(bad)
+        with pytest.raises(StampDecodeError):
+            decode_stamp_npz(bad)
+    with pytest.raises(StampDecodeError):
+        decode_stamp_npz(b"PK\x03\x04" + b"\x00" * 6)
+
+
+def test_a_gzip_bomb_is_refused_before_inflating(monkeypatch):
+    import gzip
+    import struct
+    import zlib
+
+    from dhs_gen.io import stamps
+
+    bomb = gzip.compress(b"\x00" * (200 * 2**20))  # ~200 KB that would inflate 1000x
+    calls = []
+    real = zlib.decompressobj
+    monkeypatch.setattr(stamps.zlib, "decompressobj", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with pytest.raises(stamps.StampDecodeError, match="declares .* inflated bytes"):
+        stamps.decode_stamp_npz(bomb)
+    assert not calls  # refused from the gzip trailer, nothing inflated
+    lying = bomb[:-4] + struct.pack("<I", 1000)  # a trailer that lies: inflation stops at the cap
+    with pytest.raises(stamps.StampDecodeError, match="inflates past"):
+        stamps.decode_stamp_npz(lying)
+
+
+def test_an_npz_bomb_is_refused_from_its_directory():
+    import io
+    import zipfile
+
+    from dhs_gen.io.stamps import MAX_DECODED_BYTES, StampDecodeError, decode_stamp_npz
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("image_r.npy", b"\x00" * (MAX_DECODED_BYTES + 1))
+    with pytest.raises(StampDecodeError, match="would inflate"):
+        decode_stamp_npz(buf.getvalue())

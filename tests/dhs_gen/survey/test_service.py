@@ -38,6 +38,7 @@ class FaultServer:
         self.inflight = 0
         self.max_inflight = 0
         self.lock = threading.Lock()
+        self.closed = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,7 +66,18 @@ class FaultServer:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(body)
+                if (server.faults.get(key) or [None])[0] == "drip":  # key: this request's ra (above)
+                    for i in range(len(body)):
+                        if server.closed.is_set():
+                            return
+                        try:
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                        except OSError:  # the client cut the connection
+                            return
+                        time.sleep(0.8)
+                else:
+                    self.wfile.write(body)
                 self.close_connection = True
 
             def respond(self, fault, ra, dec, size):
@@ -77,7 +89,9 @@ class FaultServer:
                     body = b"<!DOCTYPE html><html><body>Internal error: cutout unavailable</body></html>"
                     return 200, {"Content-Type": "text/html", "Content-Length": str(len(body))}, body
                 if fault == "slow":
-                    time.sleep(2.0)
+                    time.sleep(4.0)
+                if fault == "drip":  # a whole, valid response, one byte every 0.8 s
+                    return 200, {"Content-Type": "image/fits"}, fits_bytes(ra, dec, size)
                 body = fits_bytes(ra, dec, size - 2 if fault == "wrong_size" else size)
                 length = len(body)
                 if fault == "truncated":  # a short but self-consistent body
@@ -93,6 +107,7 @@ class FaultServer:
         self.thread.start()
 
     def close(self):
+        self.closed.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -105,7 +120,7 @@ def server():
 
 
 def client(server, **kw):
-    opts = dict(base_url=server.url, timeout_s=1.0, max_retries=3, backoff_s=0.01, backoff_max_s=0.05,
+    opts = dict(base_url=server.url, timeout_s=3.0, max_retries=3, backoff_s=0.01, backoff_max_s=0.05,
                 max_concurrency=4, rate_limit_per_s=0)
     opts.update(kw)
     return LegacySurveyService(**opts)
@@ -113,6 +128,20 @@ def client(server, **kw):
 
 def key(ra):
     return f"{ra:.8f}"
+
+
+def fetch_all(svc, positions, size):
+    """Many cutouts from 8 threads (more than the client's slots): a Cutout or the SurveyError of each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(pos):
+        try:
+            return svc.get_cutout(pos[0], pos[1], size)
+        except SurveyError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, positions))
 
 
 def test_clean_fetch_is_validated_and_matches_the_served_pixels(server):
@@ -162,7 +191,7 @@ def test_many_mixed_faults_no_row_lost_and_concurrency_bounded(server):
     plans = [["500"], ["html"], ["truncated"], ["short_write"], ["500!"], ["404"], [], [], ["503", "html"], [], [], []]
     for ra, plan in zip(ras, plans):
         server.faults[key(ra)] = plan
-    results = client(server, max_concurrency=2).get_many([(ra, 1.0) for ra in ras], size=31)
+    results = fetch_all(client(server, max_concurrency=2), [(ra, 1.0) for ra in ras], size=31)
     assert len(results) == len(ras)
     reasons = [r.reason if isinstance(r, SurveyError) else "ok" for r in results]
     assert reasons == ["ok"] * 4 + ["http_500", "http_404"] + ["ok"] * 6
@@ -171,7 +200,7 @@ def test_many_mixed_faults_no_row_lost_and_concurrency_bounded(server):
 
 def test_rate_limit_spaces_requests(server):
     svc = client(server, rate_limit_per_s=10.0, max_concurrency=4)
-    svc.get_many([(170.0 + i, 0.0) for i in range(6)], size=21)
+    fetch_all(svc, [(170.0 + i, 0.0) for i in range(6)], size=21)
     starts = sorted(server.times)
     assert starts[-1] - starts[0] >= 0.45
 
@@ -200,3 +229,14 @@ def test_client_pickles_without_live_sessions(server):
     svc.get_cutout(190.0, 1.0, size=21)
     clone = pickle.loads(pickle.dumps(svc))
     assert clone.get_cutout(190.0, 1.0, size=21).image.shape == (3, 21, 21)
+
+
+def test_a_dripping_server_cannot_hold_a_request_past_its_deadline(server):
+    server.faults[key(190.0)] = ["drip"]
+    svc = client(server, timeout_s=1.0, max_retries=1)
+    t0 = time.monotonic()
+    with pytest.raises(SurveyError) as err:
+        svc.get_cutout(190.0, 0.5, size=31)
+    elapsed = time.monotonic() - t0
+    assert err.value.reason == "timeout" and server.attempts[key(190.0)] == 2
+    assert elapsed < 4.0, elapsed  # two attempts of 1 s each (+ backoff); was > 25 s per attempt

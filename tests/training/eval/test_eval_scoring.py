@@ -111,3 +111,37 @@ def test_rows_the_model_was_trained_on_are_excluded(models):
     assert out.column("status").to_pylist()[:2] == ["in_training_set", "ok"]
     assert np.isnan(out.column("model_score").to_numpy()[0])
     assert scorer.score_table(table, id_column="galaxy_id").column("status").to_pylist()[0] == "ok"
+
+
+# ----------------------------------------------------------------- issue 20 (items 3 and 4)
+
+def _odd_first_blobs(n=256, size=24):
+    import numpy as np
+
+    from dhs_gen.io.stamps import encode_stamp
+
+    rng = np.random.default_rng(1)
+    blobs = [encode_stamp(rng.normal(0, 0.05, (3, size, size)).astype(np.float32)) for _ in range(n)]
+    blobs[0] = encode_stamp(np.ones((3, 8, 8), np.float32))  # one odd stamp first
+    return blobs
+
+
+def test_one_odd_stamp_first_does_not_mark_the_good_ones():
+    from training.eval.scoring import decode_stamps
+
+    blobs = _odd_first_blobs()
+    for kwargs in ({}, {"size": 24}, {"size": [24] * 256}, {"shape": (3, 24, 24)}):
+        images, ok, statuses = decode_stamps(blobs, **kwargs)
+        assert statuses[0] == "shape_mismatch" and statuses[1:] == ["ok"] * 255, kwargs
+        assert images.shape == (255, 3, 24, 24)
+
+
+def test_truncated_tiny_and_bomb_blobs_are_row_statuses():
+    import gzip
+
+    from training.eval.scoring import decode_stamps
+
+    blobs = _odd_first_blobs(4)[1:]
+    blobs += [blobs[0][:-7], blobs[0][:10], b"\x1f\x8b" + b"\x00" * 8, gzip.compress(b"\x00" * (80 * 2**20))]
+    _, ok, statuses = decode_stamps(blobs, size=24)
+    assert statuses == ["ok"] * 3 + ["decode_error"] * 4
