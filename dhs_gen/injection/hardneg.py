@@ -28,23 +28,25 @@ N_SECTORS = 8  # at most
 MIN_SECTORS = 3  # the fewest with a permutation that is not a rotation
 SECTOR_FWHM = 2.0  # sectors at least this many PSF FWHMs long at the Einstein radius, when they fit
 FADE_FWHM = 2.0  # cross-fades (between sectors, at the annulus edges) this many PSF FWHMs long
+RADIAL_BIN = 0.25  # [pixels] radial step of the annulus radii
 
 
 def shuffle_annulus(delta: np.ndarray, center=(0.0, 0.0), flux_fraction: float = FLUX_FRACTION) -> tuple:
     """(r_in, r_out) [pixels] of the annulus about ``center`` = (x, y) offset [pixels] from the
     stamp centre that holds ``flux_fraction`` of the positive flux of ``delta`` (C, H, W) summed
-    over bands: pixels with r_in ≤ r ≤ r_out. (0, 0) when there is no positive flux."""
+    over bands (at least; radii in steps of ``RADIAL_BIN``): pixels with r_in ≤ r ≤ r_out. (0, 0)
+    when there is no positive flux."""
     flux = np.clip(np.asarray(delta, dtype=np.float64), 0.0, None).sum(axis=0).ravel()
     total = flux.sum()
     if not total > 0:
         return 0.0, 0.0
-    r = _radius(delta.shape[-2:], center).ravel()
-    order = np.argsort(r, kind="stable")
-    cum = np.cumsum(flux[order]) / total
+    # radial cumulative flux in RADIAL_BIN-px bins; whole bins are kept, so the annulus holds >= F
+    bins = (_radius(delta.shape[-2:], center).ravel() / RADIAL_BIN).astype(np.int64)
+    cum = np.cumsum(np.bincount(bins, weights=flux)) / total
     tail = 0.5 * (1.0 - flux_fraction)
-    r_in = r[order][np.searchsorted(cum, tail, side="right")]
-    r_out = r[order][min(np.searchsorted(cum, 1.0 - tail, side="left"), len(order) - 1)]
-    return float(r_in), float(r_out)
+    first = int(np.searchsorted(cum, tail, side="right"))
+    last = min(int(np.searchsorted(cum, 1.0 - tail, side="left")), len(cum) - 1)
+    return first * RADIAL_BIN, (last + 1) * RADIAL_BIN
 
 
 def annulus_mask(shape, r_in: float, r_out: float, center=(0.0, 0.0)) -> np.ndarray:
@@ -93,43 +95,47 @@ def shuffle_delta(delta: np.ndarray, theta_pix: float, fwhm_pix: float, rng: np.
     n_sectors = sector_count(theta_pix, max(float(fwhm_pix), 1.0))
     perm = sector_permutation(rng, n_sectors)
     c, h, w = delta.shape
-    r = _radius((h, w), center)
+    r = _radius((h, w), center).astype(np.float32)
     rows, cols = np.nonzero((r >= r_in - ramp) & (r <= r_out + ramp))
     r = r[rows, cols]
-    x = cols - (w - 1) / 2.0 - center[0]
-    y = rows - (h - 1) / 2.0 - center[1]
-    width = 2.0 * np.pi / n_sectors
-    u = np.mod(np.arctan2(y, x), 2.0 * np.pi) / width  # sector coordinate in [0, N)
-    k = np.floor(u).astype(np.int64) % n_sectors
+    x = (cols - ((w - 1) / 2.0 + center[0])).astype(np.float32)
+    y = (rows - ((h - 1) / 2.0 + center[1])).astype(np.float32)
+    width = np.float32(2.0 * np.pi / n_sectors)
+    u = np.mod(np.arctan2(y, x), np.float32(2.0 * np.pi)) / width  # sector coordinate in [0, N)
+    k = u.astype(np.int64) % n_sectors
     f = u - np.floor(u)
     # cross-fade over an arc length of FADE_FWHM FWHMs (at most a whole sector) about each sector boundary
-    half = np.minimum(0.5 * ramp / np.maximum(r, 1e-9) / width, 0.5)
-    side = np.where(f < 0.5, -1, 1)
-    dist = np.minimum(f, 1.0 - f)
-    w_own = np.where(dist < half, 0.5 + 0.5 * np.sin(0.5 * np.pi * np.minimum(dist / half, 1.0)), 1.0)  # smooth (C1)
-    shuffled = np.zeros((c, len(rows)), dtype=np.float64)
-    other = (k + side) % n_sectors
-    for move, weight in ((perm[k] - k, w_own), (perm[other] - other, 1.0 - w_own)):
-        angle = move * width  # the content of sector perm[j] lands in sector j
-        cos, sin = np.cos(angle), np.sin(angle)
-        src_x, src_y = cos * x - sin * y, sin * x + cos * y
-        shuffled += weight * _bilinear(delta, src_y + (h - 1) / 2.0 + center[1], src_x + (w - 1) / 2.0 + center[0])
+    half = np.minimum(np.float32(0.5 * ramp) / np.maximum(r, np.float32(1e-6)) / width, np.float32(0.5))
+    other = np.where(f < 0.5, k - 1, k + 1) % n_sectors
+    t = np.minimum(np.minimum(f, 1.0 - f) / half, np.float32(1.0))
+    w_own = np.float32(0.5) + np.float32(0.5) * np.sin(np.float32(0.5 * np.pi) * t)  # smooth (C1); 1 past the fade
+    # the content of sector perm[j] lands in sector j: rotate by (perm[j] - j) sectors
+    move = np.concatenate([perm[k] - k, perm[other] - other]) % n_sectors
+    turns = np.arange(n_sectors) * (2.0 * np.pi / n_sectors)
+    cos, sin = np.cos(turns).astype(np.float32)[move], np.sin(turns).astype(np.float32)[move]
+    xx, yy = np.concatenate([x, x]), np.concatenate([y, y])
+    samples = _bilinear(delta, sin * xx + cos * yy + np.float32((h - 1) / 2.0 + center[1]),
+                        cos * xx - sin * yy + np.float32((w - 1) / 2.0 + center[0]))
+    shuffled = w_own * samples[:, :len(x)] + (1.0 - w_own) * samples[:, len(x):]
     # radial cross-fade to the untouched light over FADE_FWHM FWHMs outside [r_in, r_out]
-    taper = np.cos(0.5 * np.pi * np.clip(np.maximum(r_in - r, r - r_out) / ramp, 0.0, 1.0)) ** 2
+    taper = np.cos(np.float32(0.5 * np.pi / ramp) * np.clip(np.maximum(r_in - r, r - r_out), 0.0, ramp)) ** 2
     out[:, rows, cols] = taper * shuffled + (1.0 - taper) * delta[:, rows, cols]
     return out
 
 
 def _bilinear(images: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
-    """(C, N) bilinear samples of (C, H, W) ``images`` at fractional (row, col) [pixels]; zero
-    outside the image."""
+    """(C, N) float32 bilinear samples of (C, H, W) ``images`` at fractional (row, col) [pixels];
+    zero outside the image (a zero border; points farther out are clamped onto it)."""
     c, h, w = images.shape
-    r0, c0 = np.floor(row).astype(np.int64), np.floor(col).astype(np.int64)
-    fr, fc = row - r0, col - c0
-    out = np.zeros((c, len(row)), dtype=np.float64)
-    for dr, wr in ((0, 1.0 - fr), (1, fr)):
-        for dc, wc in ((0, 1.0 - fc), (1, fc)):
-            rr, cc = r0 + dr, c0 + dc
-            ok = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-            out[:, ok] += (wr * wc)[ok] * images[:, rr[ok], cc[ok]]
-    return out
+    padded = np.zeros((c, h + 2, w + 2), dtype=np.float32)
+    padded[:, 1:-1, 1:-1] = images
+    row = np.clip(row + np.float32(1.0), 0.0, np.float32(h + 1.0 - 1e-3))
+    col = np.clip(col + np.float32(1.0), 0.0, np.float32(w + 1.0 - 1e-3))
+    r0, c0 = row.astype(np.int64), col.astype(np.int64)
+    fr, fc = (row - r0).astype(np.float32), (col - c0).astype(np.float32)
+    flat = padded.reshape(c, -1)
+    i00 = r0 * (w + 2) + c0
+    v00, v01 = flat[:, i00], flat[:, i00 + 1]
+    v10, v11 = flat[:, i00 + w + 2], flat[:, i00 + w + 3]
+    top = v00 + (v01 - v00) * fc
+    return top + (v10 + (v11 - v10) * fc - top) * fr
