@@ -31,6 +31,11 @@ def _dataset(root):
     return sorted(os.path.relpath(os.path.join(d, n), root) for d, _, ns in os.walk(root) for n in ns)
 
 
+def _ALL(dest):  # noqa: N802 - files a sync keeps under dest, its own side files excepted
+    return [n for _, _, ns in os.walk(dest) for n in ns
+            if n not in (sync_mod.COMPLETE_MARKER, sync_mod.STATE_FILE)]
+
+
 def _digest(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
@@ -119,10 +124,10 @@ def test_verify_existing_replaces_a_corrupted_copy(uploaded, tmp_path):
     data = bytearray((dest / "blob.bin").read_bytes())
     data[10] ^= 0xFF
     (dest / "blob.bin").write_bytes(bytes(data))  # same size, different content
-    assert sync_mod.sync_from_s3(uri, str(dest))["copied"] == 0  # size-only skip by default
-    again = sync_mod.sync_from_s3(uri, str(dest), verify_existing=True)
-    assert again["copied"] == 1
+    again = sync_mod.sync_from_s3(uri, str(dest))  # touched since the sync wrote it: checksummed
+    assert again["copied"] == 1 and again["checksummed_existing"] == 1
     assert _digest(dest / "blob.bin") == _digest(src / "blob.bin")
+    assert sync_mod.sync_from_s3(uri, str(dest), verify_existing=True)["checksummed_existing"] == len(_ALL(dest))
 
 
 def test_corrupt_remote_object_fails_verification(uploaded, tmp_path):
@@ -216,3 +221,43 @@ def test_sync_then_real_shard_conversion(s3_bucket, tmp_path):
     shards = [n for n in os.listdir(dest + ".shards") if n.endswith(".npy")]
     stacked = np.concatenate([np.load(os.path.join(dest + ".shards", n)) for n in sorted(shards)])
     np.testing.assert_array_equal(np.sort(stacked.ravel()), np.sort(images.ravel()))
+
+
+# ----------------------------------------------------------------- issue 20 (items 2 and 5)
+
+def test_a_changed_object_of_the_same_size_is_recopied(uploaded, tmp_path):
+    src, _, uri, _ = uploaded
+    dest = tmp_path / "dest"
+    sync_mod.sync_from_s3(uri, str(dest))
+    (src / "blob.bin").write_bytes(b"\x01" * 300_000)  # same size, new content, re-uploaded
+    upload_tree(str(src), uri)
+    again = sync_mod.sync_from_s3(uri, str(dest))
+    assert again["copied"] == 2  # blob.bin and the manifest that changed with it
+    assert _digest(dest / "blob.bin") == _digest(src / "blob.bin")
+    assert again["verified_by"] == "sha256 manifest" and again["verified"] == {"sha256": again["files"] - 1,
+                                                                                "md5_etag": 1}
+
+
+def test_objects_gone_from_s3_are_removed_and_unrelated_files_kept(s3_bucket, tmp_path):
+    bucket, _ = parse_s3_uri(s3_bucket)
+    client = s3_client()
+    for name in ("part-0.parquet", "part-1.parquet", "_SUCCESS"):
+        client.put_object(Bucket=bucket, Key=f"out/{name}", Body=name.encode() * 10)
+    dest = tmp_path / "d"
+    sync_mod.sync_from_s3(f"{s3_bucket}/out", str(dest))
+    (dest / "notes.txt").write_text("mine")
+    client.delete_object(Bucket=bucket, Key="out/part-1.parquet")
+    again = sync_mod.sync_from_s3(f"{s3_bucket}/out", str(dest), verify_existing=True)
+    assert again["removed_vanished"] == ["part-1.parquet"] and not (dest / "part-1.parquet").exists()
+    assert (dest / "notes.txt").read_text() == "mine" and (dest / "part-0.parquet").exists()
+
+
+def test_unfinished_source_is_refused(s3_bucket, tmp_path):
+    bucket, _ = parse_s3_uri(s3_bucket)
+    client = s3_client()
+    client.put_object(Bucket=bucket, Key="killed/part-0.parquet", Body=b"x" * 100)  # no _SUCCESS
+    with pytest.raises(sync_mod.SyncError, match="unfinished dataset folder.*killed.*--allow-partial"):
+        sync_mod.sync_from_s3(f"{s3_bucket}/killed", str(tmp_path / "d"))
+    assert not (tmp_path / "d").exists()
+    summary = sync_mod.sync_from_s3(f"{s3_bucket}/killed", str(tmp_path / "d"), allow_partial=True)
+    assert summary["unfinished_datasets"] == [""] and summary["copied"] == 1
