@@ -6,7 +6,8 @@
 #   WHEEL_NAME        dark_halo_scope-<version>-py3-none-any.whl
 #   PYTHON_VERSION    e.g. 3.11 (the interpreter PYSPARK_PYTHON points at: /usr/bin/python3.11)
 #
-# Installs the pinned requirements, then the wheel without deps; verifies both by SHA-256;
+# Installs the pinned requirements (pip --require-hashes: every file checked against the SHA-256
+# pinned in requirements.txt), then the wheel without deps; verifies both files by SHA-256;
 # prepares NUMBA_CACHE_DIR (numba, used by lenstronomy, needs a writable cache on every node);
 # links the installed jobs/ package at /opt/dhs/jobs for spark-submit. Any failure stops the
 # bootstrap and with it the cluster: EMR reports the failing node and this script's output.
@@ -41,9 +42,12 @@ for name in "${WHEEL}" requirements.txt SHA256SUMS; do
 done
 (cd "${WORK_DIR}" && sha256sum --check --strict SHA256SUMS)
 
-log "installing pinned requirements for ${PYTHON}"
-sudo "${PYTHON}" -m pip install --quiet --no-cache-dir --upgrade pip
-sudo "${PYTHON}" -m pip install --quiet --no-cache-dir -r "${WORK_DIR}/requirements.txt"
+log "installing pinned, hash-checked requirements for ${PYTHON}"
+# Every pin carries the SHA-256 of its distribution files (emr/packaging.py): pip refuses any
+# file whose hash differs. The file pins the whole dependency closure, so --no-deps installs
+# exactly it. pip itself is not upgraded (an unpinned download); pip >= 8 enforces the hashes.
+sudo "${PYTHON}" -m pip install --quiet --no-cache-dir --require-hashes --no-deps \
+  -r "${WORK_DIR}/requirements.txt"
 log "installing ${WHEEL}"
 sudo "${PYTHON}" -m pip install --quiet --no-cache-dir --no-deps --force-reinstall "${WORK_DIR}/${WHEEL}"
 

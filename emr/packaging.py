@@ -4,6 +4,12 @@ The wheel is built with ``pip wheel --no-deps`` from the checkout; the requireme
 project's core dependency closure at the versions installed here (PySpark and py4j excluded:
 EMR provides them). Pins are only valid for the same Python minor version, so the cluster's
 Python must match the one that pinned them.
+
+Every pin carries the SHA-256 of each distribution file of that release (``--hash=sha256:…``), so
+the bootstrap installs with ``pip install --require-hashes``: a file that differs from what was
+pinned fails the install. The hashes come from a local wheelhouse (``$DHS_WHEELHOUSE``, e.g.
+filled by ``pip download -d wheelhouse -r requirements.txt``; hashed here like ``pip hash``) and,
+for any pin not found there, from PyPI's JSON API (``https://pypi.org/pypi/<name>/<version>/json``).
 """
 from __future__ import annotations
 
@@ -13,13 +19,14 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Dict, Iterable, List
+from typing import Callable, Dict, Iterable, List
 
 from dhs_gen.resources import bootstrap_script
 
 DIST_NAME = "dark-halo-scope"
 PROVIDED_BY_EMR = frozenset({"pyspark", "py4j"})
 BOOTSTRAP_SCRIPT = "install_dhs.sh"
+PYPI_JSON = "https://pypi.org/pypi/{name}/{version}/json"
 
 
 def project_root() -> str:
@@ -66,6 +73,83 @@ def pinned_requirements(dist: str = DIST_NAME, exclude: Iterable[str] = PROVIDED
         pins[name] = found.version
         stack.extend(found.requires or [])
     return [f"{name}=={version}" for name, version in sorted(pins.items())]
+
+
+def _pin(line: str) -> tuple:
+    from packaging.utils import canonicalize_name
+
+    name, version = line.split("==", 1)
+    return canonicalize_name(name), version
+
+
+def wheelhouse_hashes(folder: str) -> Dict[tuple, List[str]]:
+    """``{(name, version): [sha256, ...]}`` of the wheels and sdists in a local folder (offline)."""
+    from packaging.utils import (
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
+
+    found: Dict[tuple, List[str]] = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*"))):
+        base = os.path.basename(path)
+        try:
+            name, version = (parse_wheel_filename(base) if base.endswith(".whl") else parse_sdist_filename(base))[:2]
+        except (InvalidWheelFilename, InvalidSdistFilename):
+            continue
+        with open(path, "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()
+        found.setdefault((str(name), str(version)), []).append(digest)
+    return found
+
+
+def _fetch_json(url: str) -> dict:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - a fixed https URL
+        return json.load(resp)
+
+
+def pypi_hashes(name: str, version: str, fetch: Callable[[str], dict] = _fetch_json) -> List[str]:
+    """SHA-256 of every file PyPI lists for ``name==version`` (all platforms' wheels and the sdist)."""
+    release = fetch(PYPI_JSON.format(name=name, version=version))
+    return sorted({f["digests"]["sha256"] for f in release.get("urls", []) if f.get("digests", {}).get("sha256")})
+
+
+def requirement_hashes(pins: Iterable[str], wheelhouse: str | None = None,
+                       fetch: Callable[[str], dict] = _fetch_json) -> Dict[str, List[str]]:
+    """``{pin: [sha256, ...]}`` for ``name==version`` pins: the wheelhouse first, PyPI for the rest.
+
+    RuntimeError naming the pins for which no hash could be found."""
+    local = wheelhouse_hashes(wheelhouse) if wheelhouse else {}
+    hashes, missing = {}, []
+    for pin in pins:
+        name, version = _pin(pin)
+        digests = sorted(local.get((name, version), []))
+        if not digests:
+            try:
+                digests = pypi_hashes(name, version, fetch)
+            except OSError as exc:
+                raise RuntimeError(f"cannot hash {pin}: PyPI unreachable ({exc}); fill a wheelhouse with "
+                                   "`pip download -d DIR -r requirements.txt` and set DHS_WHEELHOUSE=DIR") from None
+        if not digests:
+            missing.append(pin)
+        hashes[pin] = digests
+    if missing:
+        raise RuntimeError(f"no distribution hashes found for {missing}")
+    return hashes
+
+
+def hashed_requirements(hashes: Dict[str, List[str]]) -> str:
+    """``requirements.txt`` text for ``pip install --require-hashes``: one pin per entry, each with
+    a ``--hash=sha256:…`` per distribution file."""
+    blocks = []
+    for pin in sorted(hashes):
+        lines = [pin] + [f"    --hash=sha256:{h}" for h in hashes[pin]]
+        blocks.append(" \\\n".join(lines))
+    return "\n".join(blocks) + "\n"
 
 
 def check_python_matches(cluster_python: str) -> None:
@@ -115,19 +199,24 @@ def render_config(src: str, dest: str, values: Dict[str, str]) -> None:
 
 
 def stage_artifacts(out_dir: str, configs: Dict[str, str], values: Dict[str, str],
-                    cluster_python: str) -> Dict[str, str]:
+                    cluster_python: str, hasher: Callable[[List[str]], Dict[str, List[str]]] | None = None
+                    ) -> Dict[str, str]:
     """Write the run's artifacts locally; returns ``{artifact name: local path}``.
 
-    Artifacts: the wheel, ``requirements.txt``, ``bootstrap/install_dhs.sh``, the configs
+    ``hasher(pins)`` returns each pin's distribution hashes (default :func:`requirement_hashes`
+    with ``$DHS_WHEELHOUSE``).
+    Artifacts: the wheel, ``requirements.txt`` (pins with hashes), ``bootstrap/install_dhs.sh``, the configs
     (``configs/<name>``, placeholders filled from ``values``) and ``SHA256SUMS`` over the wheel
     and requirements.
     """
     check_python_matches(cluster_python)
     wheel = build_wheel(out_dir)
     requirements = os.path.join(out_dir, "requirements.txt")
+    hasher = hasher or (lambda pins: requirement_hashes(pins, os.environ.get("DHS_WHEELHOUSE")))
     with open(requirements, "w", encoding="utf-8") as fh:
-        fh.write(f"# pinned from Python {cluster_python} for {os.path.basename(wheel)}\n")
-        fh.write("\n".join(pinned_requirements()) + "\n")
+        fh.write(f"# pinned from Python {cluster_python} for {os.path.basename(wheel)}; "
+                 "install with pip install --require-hashes\n")
+        fh.write(hashed_requirements(hasher(pinned_requirements())))
     artifacts = {os.path.basename(wheel): wheel, "requirements.txt": requirements,
                  f"bootstrap/{BOOTSTRAP_SCRIPT}": str(bootstrap_script(BOOTSTRAP_SCRIPT))}
     for name, src in configs.items():

@@ -28,6 +28,10 @@ def test_strict_mode_and_numba_cache():
     assert "set -euo pipefail" in text
     assert "NUMBA_CACHE_DIR" in text
     assert "sha256sum --check" in text
+    installs = [line for line in text.splitlines() if "pip install" in line and "requirements.txt" in line
+                or "--require-hashes" in line and "pip install" in line]
+    assert installs and all("--require-hashes" in line for line in installs)
+    assert "--upgrade pip" not in text  # no unpinned, unhashed download
     assert os.access(SCRIPT, os.X_OK)
 
 
