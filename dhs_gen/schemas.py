@@ -37,10 +37,6 @@ class Dataset:
     id_columns: tuple[str, ...]
     description: str
 
-    @property
-    def critical_columns(self) -> list[str]:
-        return [f.name for f in self.schema if (f.metadata or {}).get(b"critical") == b"1"]
-
 
 def _conditions() -> list[pa.Field]:
     fields = []
