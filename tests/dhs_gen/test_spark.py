@@ -33,3 +33,13 @@ def test_value_counts(spark):
 
     df = spark.createDataFrame([("ok",), ("ok",), ("bad",), (None,)], "status string")
     assert value_counts(df, "status") == {"ok": 2, "bad": 1, None: 1}
+
+
+def test_write_shards_refuses_a_folder_with_files(spark, tmp_path):
+    from dhs_gen import storage
+    from dhs_gen.spark import write_shards
+
+    (tmp_path / "keep.txt").write_text("not a shard")
+    with pytest.raises(storage.DatasetError, match="already holds files"):
+        write_shards(spark.range(3), lambda batches: iter(()), str(tmp_path), pa.schema([("id", pa.int64())]))
+    assert (tmp_path / "keep.txt").read_text() == "not a shard"
