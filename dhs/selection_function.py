@@ -50,21 +50,41 @@ def _axis_centres(edges) -> np.ndarray:
 
 
 def observability_outputs(cfg: SelectionConfig, injections: pa.Table) -> tuple[pa.Table, dict, float]:
-    """The (theta_E, z_l) observability table at the set's median z_s, and the SLACS check."""
-    from dhs_gen.selection.observability import observability_table, slacs_check
+    """The observables of each (theta_E, z_l) cell from its own injections, the SLACS check, and the
+    set's median z_s.
 
-    z_s = cfg.observability.z_s
-    if "z_s" in injections.column_names:
-        zs = injections["z_s"].cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-        if np.isfinite(zs).any():
-            z_s = float(np.nanmedian(zs))
-    edges = np.asarray(cfg.axes.get("theta_e_arcsec", [3.0]), dtype=float)
-    theta = np.linspace(0.1, max(3.0, float(edges[np.isfinite(edges)].max())), 61)
-    z_l = np.linspace(0.05, 1.0, 39)
-    if "theta_e_arcsec" in cfg.axes:
-        theta = np.unique(np.r_[theta, _axis_centres(cfg.axes["theta_e_arcsec"])])
-    table = observability_table(theta, z_l, z_s, cfg.observability.cosmology)
+    Every injection converts its theta_E [arcsec] to sigma_v [km/s] and M(<theta_E) [M_sun] at its
+    host's redshift ``z_l`` and its own ``z_s``; the table holds their medians per cell of the
+    configured ``theta_e_arcsec`` x ``z_l`` edges (one open bin where an axis is not configured).
+    Only injections that rendered (status ok, cutout_ok) count, as in the completeness."""
+    from dhs_gen.schemas import STATUS_OK
+    from dhs_gen.selection.observability import observability_by_bin, slacs_check
+
+    rows = injections
+    if "status" in rows.column_names:
+        rows = rows.filter(pc.equal(rows["status"], STATUS_OK))
+    if "cutout_ok" in rows.column_names:
+        rows = rows.filter(pc.fill_null(rows["cutout_ok"], False))
+    missing = [c for c in ("theta_e_arcsec", "z_l", "z_s") if c not in rows.column_names]
+    if missing:
+        raise ValueError(f"{cfg.injections}: the observability map needs each injection's {missing} "
+                         "(z_l is the host's redshift from phase 4a)")
+    zs = rows["z_s"].cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+    z_s = float(np.nanmedian(zs)) if np.isfinite(zs).any() else float("nan")
+    edges = [cfg.axes.get(a, [-np.inf, np.inf]) for a in ("theta_e_arcsec", "z_l")]
+    table = observability_by_bin(rows, *edges, cosmology=cfg.observability.cosmology)
     return table, slacs_check(cfg.observability.cosmology), z_s
+
+
+def _observable_grid(obs: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(theta_E cell centres, z_l cell centres, per-cell median of ``column`` with NaN where a cell is
+    empty) from :func:`observability_outputs`'s table, for contour plots."""
+    cols = {c: obs[c].to_numpy() for c in ("theta_lo", "theta_hi", "z_l_lo", "z_l_hi", column)}
+    theta_edges = np.unique(np.r_[cols["theta_lo"], cols["theta_hi"]])
+    z_edges = np.unique(np.r_[cols["z_l_lo"], cols["z_l_hi"]])
+    grid = np.full((len(theta_edges) - 1, len(z_edges) - 1), np.nan)
+    grid[np.searchsorted(theta_edges, cols["theta_lo"]), np.searchsorted(z_edges, cols["z_l_lo"])] = cols[column]
+    return _axis_centres(theta_edges), _axis_centres(z_edges), grid
 
 
 def _images(column: pa.ChunkedArray) -> list[np.ndarray]:
@@ -171,10 +191,9 @@ def make_figures(cfg: SelectionConfig, results: dict, obs: pa.Table, slacs: dict
     df = results["completeness"].to_pandas()
     ens = results["ensemble"].to_pandas() if results.get("ensemble") is not None else None
     fig_dir = join_uri(cfg.output, "figures")
-    theta = np.unique(obs["theta_e_arcsec"].to_numpy())
-    zl = np.unique(obs["z_l"].to_numpy())
-    sigma = obs["sigma_v_kms"].to_numpy().reshape(len(theta), len(zl))
-    log_m = obs["log10_mass_msun"].to_numpy().reshape(len(theta), len(zl))
+    theta, zl, sigma = _observable_grid(obs, "sigma_v_kms_median")
+    log_m = _observable_grid(obs, "log10_mass_msun_median")[2]
+    contours = sigma.shape[0] >= 2 and sigma.shape[1] >= 2 and np.isfinite(sigma).sum() >= 4
     fprs = sorted(cfg.fprs, reverse=True)
     z_mid = float(np.median(df.loc[df.axis == "z_l"].bin_lo.map(lambda b: b[0]))) if (df.axis == "z_l").any() else 0.4
     cosmo = cfg.observability.cosmology
@@ -192,7 +211,7 @@ def make_figures(cfg: SelectionConfig, results: dict, obs: pa.Table, slacs: dict
         grid = f"{cfg.grids[0][0]} x {cfg.grids[0][1]}" if cfg.grids else None
         if grid == "theta_e_arcsec x z_l":
             out.append(figures.heatmap(df, join_uri(fig_dir, f"selection_heatmap_{tag}.png"), model_id,
-                                       (resolved or fprs)[0], (theta, zl, sigma), low_n=cfg.low_n, note=note,
+                                       (resolved or fprs)[0], (theta, zl, sigma) if contours else None, low_n=cfg.low_n, note=note,
                                        unresolved=not resolved))
         one_d = tuple(a for a in ("theta_e_arcsec", "theta_over_psf", "src_mag_r", "arc_snr_sum") if a in cfg.axes)
         out.append(figures.curves(df, join_uri(fig_dir, f"selection_curves_{tag}.png"), model_id, fprs, one_d,

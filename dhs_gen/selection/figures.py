@@ -131,7 +131,7 @@ def heatmap(df, path: str, model_id: str, fpr: float, sigma_map=None, subset: st
     ax.set_ylabel(LABELS.get(ycol, ycol))
     ax.set_title(f"Injection-recovery completeness per cell: C, [95%, with the cut's uncertainty], n; {subset} "
                  "injections (hatched: "
-                 f"n < {low_n}; grey: none); dashed: SIS σ_v; model {model_id[:12]}"
+                 f"n < {low_n}; grey: none); dashed: SIS σ_v (cell medians, hosts' own z_l, z_s); model {model_id[:12]}"
                  + ("\nWARNING: too few negatives to resolve this FPR cut: indicative only" if unresolved else ""),
                  fontsize=9, color="#b3261e" if unresolved else "black")
     _footnote(fig, note)
@@ -228,13 +228,19 @@ def threshold_sensitivity(df, path: str, model_id: str, fprs, proxies) -> str:
 
 def observability_map(path: str, theta, z_l, sigma, log_mass, z_s: float, cosmology: str, slacs: dict) -> str:
     """Iso-sigma_v and iso-mass contours over (theta_E, z_l) with the SLACS lenses, and the SLACS
-    sigma_SIE vs measured dispersion check."""
+    sigma_SIE vs measured dispersion check. ``sigma`` and ``log_mass`` are per-cell medians over the
+    injections' own (host z_l, z_s) at the cell centres ``theta`` x ``z_l`` (NaN: empty cell); the
+    contours need at least 2 x 2 cells."""
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1.4, 1]})
-    cf = ax.contourf(theta, z_l, sigma.T, levels=np.arange(100, 451, 25), cmap="magma", extend="both")
-    fig.colorbar(cf, ax=ax, pad=0.02).set_label(rf"SIS/SIE $\sigma_v$ [km/s] at $z_s$ = {z_s:g}")
-    cs = ax.contour(theta, z_l, log_mass.T, levels=np.arange(10.0, 12.6, 0.25), colors="c", linewidths=0.8)
-    ax.clabel(cs, fmt=lambda v: f"{v:.2f}", fontsize=7)
+    if sigma.shape[0] >= 2 and sigma.shape[1] >= 2 and np.isfinite(sigma).sum() >= 4:
+        cf = ax.contourf(theta, z_l, np.ma.masked_invalid(sigma).T, levels=np.arange(100, 451, 25), cmap="magma",
+                         extend="both")
+        fig.colorbar(cf, ax=ax, pad=0.02).set_label(
+            rf"SIS/SIE $\sigma_v$ [km/s], median over each cell's hosts (median $z_s$ = {z_s:.2f})")
+        cs = ax.contour(theta, z_l, np.ma.masked_invalid(log_mass).T, levels=np.arange(10.0, 12.6, 0.25),
+                        colors="c", linewidths=0.8)
+        ax.clabel(cs, fmt=lambda v: f"{v:.2f}", fontsize=7)
     ax.scatter(slacs["theta_e"], slacs["z_l"], facecolor="none", edgecolor="w", s=30, lw=1.0, zorder=3,
                label=r"SLACS lenses ($\theta_E$, $z_d$)")
     ax.set_xlabel(LABELS["theta_e_arcsec"])
