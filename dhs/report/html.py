@@ -23,11 +23,12 @@ main{max-width:1180px;margin:0 auto;padding:24px 40px 60px}
 .card.pass{border-top-color:#127a3a}.card.fail{border-top-color:#b3261e}.card.marginal{border-top-color:#a86400}
 .card .v{font-size:22px;font-weight:650;color:#1d2330} .card .n{font-size:13px;color:#59627a;margin-bottom:4px;font-weight:600}
 .card .m{font-size:12px;color:#6b7387;margin-top:6px;line-height:1.35}
-.pass{color:#127a3a}.fail{color:#b3261e}.marginal{color:#a86400}.na{color:#6b7387}
+.pass,.card .v.pass{color:#127a3a}.fail,.card .v.fail{color:#b3261e}.marginal,.card .v.marginal{color:#a86400}
+.na,.card .v.na{color:#6b7387}
 section{background:#fff;border-radius:10px;padding:18px 22px;margin:18px 0;box-shadow:0 1px 3px rgba(0,0,0,.08)}
 section h2{margin-top:0;font-size:20px}
 .figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:18px;align-items:start}
-figure{margin:14px 0} figure img{max-width:100%;border:1px solid #e3e6ee;border-radius:6px}
+figure{margin:14px 0} figure.wide{grid-column:1/-1} figure img{max-width:100%;border:1px solid #e3e6ee;border-radius:6px}
 figcaption{font-size:13px;color:#4b5368;margin-top:6px;line-height:1.4} figcaption a{color:#3557b7}
 footer{max-width:1180px;margin:0 auto;padding:0 40px 40px;font-size:12px;color:#6b7387}
 table{border-collapse:collapse;font-size:13px;margin:8px 0} td,th{padding:4px 10px;border-bottom:1px solid #e8eaf0;text-align:left}
@@ -47,8 +48,11 @@ class Headline:
 
 @dataclass
 class Figure:
+    """A PNG and what it shows; ``wide`` figures span the section's width instead of a grid column."""
+
     path: str
     caption: str
+    wide: bool = False
 
 
 @dataclass
@@ -116,7 +120,7 @@ def render_report(out_dir: str, title: str, subtitle: str, headlines: Sequence[H
             rel = _copy_figure(fig.path, out_dir, used)
             pdf = os.path.splitext(fig.path)[0] + ".pdf"
             link = f" <a href='{esc(_copy_figure(pdf, out_dir, used))}'>PDF</a>" if os.path.exists(pdf) else ""
-            figs.append(f"<figure><img src='{esc(rel)}' alt='{esc(fig.caption)}'>"
+            figs.append(f"<figure{' class=wide' if fig.wide else ''}><img src='{esc(rel)}' alt='{esc(fig.caption)}'>"
                         f"<figcaption>{esc(fig.caption)}{link}</figcaption></figure>")
         if figs:
             parts.append("<div class='figs'>" + "".join(figs) + "</div>")

@@ -154,7 +154,7 @@ def _selection_figures(paths) -> list:
     for p in paths:
         name = os.path.basename(p)
         key = next((k for k in SELECTION_CAPTIONS if name.startswith(k)), None)
-        out.append(Figure(p, SELECTION_CAPTIONS.get(key, name)))
+        out.append(Figure(p, SELECTION_CAPTIONS.get(key, name), wide=key in ("selection_heatmap", "selection_curves")))
     return out
 
 
@@ -239,6 +239,7 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
                  f" ({heads['realism_real_source'] or 'source n/a'})"),
     ]
     inj, cat, sur, trn = (summaries[k] for k in ("injection", "catalogue", "survey", "training"))
+    strata = _eval_figures(evaluation, "strata", "confusers")
     regions = _selection_regions(sel)
     boot_note = ("Bins carry Wilson 95% intervals (n < 50 flagged)"
                  + (f"; the HEALPix region bootstrap runs on only {regions} regions here (fewer than 10), too few "
@@ -253,7 +254,7 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
                 f"the 5σ depth, neighbours, stars and defects. Catalogue rows: {sur.get('catalog_rows', 'n/a')}.",
                 [Figure(p, "Top row: the six packaged real DR10 cutouts; middle rows: MockDR10 LRG hosts; bottom row: "
                            "the mock's known lenses (lenscat positions with SIE-lensed arcs painted into the mock "
-                           "sky, not real lenses). 101 px = 26.5″, one Lupton stretch for all.")
+                           "sky, not real lenses). 101 px = 26.5″, one Lupton stretch for all.", wide=True)
                  for p in _figures(base, "survey/*.png")]),
         Section("Catalogue stages",
                 f"Negative pool: {cat.get('pool_rows', 'n/a')} galaxies after cuts; stratified hash-deterministic "
@@ -270,7 +271,8 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
                 "positive (host + lensed arc), its paired control (same host) and a θ_E-aware hard negative.",
                 [Figure(p, "Injection examples, one row each: positive (host + lensed arc) | its paired control "
                            "(same host, no arc) | θ_E-aware hard negative (arc light shuffled in azimuth) | "
-                           "positive − control (the injected arc alone).") for p in _figures(base, "injection/*.png")]),
+                           "positive − control (the injected arc alone) | the same ×10.", wide=True)
+                 for p in _figures(base, "injection/*.png")]),
         Section("How well the model separates lenses from their controls",
                 f"Small CNN trained under torchrun on the injection pairs; best validation AUC "
                 f"{f(trn.get('best_auc'), '{:.3f}')} at epoch {trn.get('best_epoch', 'n/a')}; model id "
@@ -288,7 +290,7 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
                 "misses below it, side by side.",
                 _eval_figures(evaluation, "gallery_top", "gallery_false_positives", "gallery_missed",
                               "anchor_gallery")),
-        Section("Where it works: strata and confusers", "", _eval_figures(evaluation, "strata", "confusers")),
+        *([Section("Where it works: strata and confusers", "", strata)] if strata else []),
         purity_section(heads),
         Section("Selection function",
                 f"Recovery = score above the cut that gives the stated FPR on {negs} (a different FPR definition "

@@ -46,7 +46,7 @@ def plot_roc(curves: Mapping[str, Tuple[np.ndarray, np.ndarray]], out_png: str, 
     operating points [{"fpr", "tpr", "fpr_hi", "tpr_lo", "tpr_hi", "label"}] drawn with their
     (Wilson) error bars, e.g. the test TPR at cuts fixed on validation."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.4, 4.4))
+    fig, ax = plt.subplots(figsize=(5.4, 5.2))
     n_neg = min(int((np.asarray(y) == 0).sum()) for y, _ in curves.values()) if curves else 0
     floor = 1.0 / n_neg if n_neg else 1e-4
     left = floor / 3.0
@@ -66,12 +66,12 @@ def plot_roc(curves: Mapping[str, Tuple[np.ndarray, np.ndarray]], out_png: str, 
         x = max(pt["fpr"], left) if log_fpr else pt["fpr"]
         xerr = [[0.0], [max(pt.get("fpr_hi", pt["fpr"]) - pt["fpr"], 0.0)]]
         yerr = [[pt["tpr"] - pt.get("tpr_lo", pt["tpr"])], [pt.get("tpr_hi", pt["tpr"]) - pt["tpr"]]]
-        ax.errorbar([x], [pt["tpr"]], xerr=xerr, yerr=yerr, fmt="o", ms=4, color="k", capsize=2, lw=0.8)
-        ax.annotate(pt.get("label", ""), (x, pt["tpr"]), textcoords="offset points", xytext=(5, -10), fontsize=6)
+        ax.errorbar([x], [pt["tpr"]], xerr=xerr, yerr=yerr, fmt="o", ms=4, capsize=2, lw=0.8,
+                    label=pt.get("label", "operating point"))
     ax.set_xlabel("false-positive rate")
     ax.set_ylabel("true-positive rate (recall)")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
     fig.tight_layout()
     return _save(fig, out_png)
 
@@ -169,20 +169,23 @@ def plot_confuser_fpr(rows: Sequence[dict], out_png: str, threshold: float) -> s
 def plot_gallery_images(images: Sequence[np.ndarray], titles: Sequence[str], out_png: str, ncols: int = 6,
                         suptitle: str = "") -> str:
     """RGB gallery of (3, H, W) g/r/z nanomaggie stamps with the survey's Lupton stretch."""
+    import textwrap
+
     from dhs_gen.survey.gallery import to_rgb
 
     plt = _plt()
     n = max(1, len(images))
     ncols = min(ncols, n)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.05 * nrows), squeeze=False)
+    width = 1.9 * max(ncols, 4)  # a few stamps still leave room for the title
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 2.05 * nrows + 0.3), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img, title in zip(axes.ravel(), images, titles):
         ax.imshow(to_rgb(img), origin="lower")
         ax.set_title(title, fontsize=6)
     if suptitle:
-        fig.suptitle(suptitle, fontsize=8)
+        fig.suptitle(textwrap.fill(suptitle, int(width * 14)), fontsize=8)
     fig.tight_layout()
     return _save(fig, out_png)
 
