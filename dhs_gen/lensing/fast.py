@@ -275,7 +275,7 @@ def kernel_spectra(kernels: np.ndarray, ny: int, nx: int) -> np.ndarray:
 
 
 def sersic_row_coefficients(lens: Dict[str, np.ndarray], src: Dict[str, np.ndarray]) -> np.ndarray:
-    """Per-row constants of :func:`lensed_sersic_row`, vectorised: (B, 20) float32, columns
+    """Per-row constants of :func:`lensed_sersic_points`, vectorised: (B, 20) float32, columns
     xa, xb, xc, ya, yb, yc, eq, e, qs, ua, ub, uc, uA, uB, va, vb, vc, vB, 1/(2n), b_n/ln 2.
 
     SIE frame: xq = xa x + xb y + xc = q x', y' = ya x + yb y + yc (x', y' the lens frame), with
