@@ -60,3 +60,22 @@ def check_images_load(index_html: str, chromium: str, timeout: float = 90.0) -> 
     import json
 
     return int(match.group(1)), json.loads(match.group(2))
+
+
+def screenshot(index_html: str, out_png: str, chromium: str, width: int = 1280, height: int = 2000,
+               timeout: float = 120.0) -> str:
+    """A PNG of the page's top ``width`` x ``height`` CSS pixels in headless Chromium (for the docs)."""
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    try:
+        proc = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--allow-file-access-from-files", "--virtual-time-budget=10000",
+             f"--window-size={width},{height}", f"--screenshot={os.path.abspath(out_png)}",
+             "file://" + os.path.abspath(index_html)],
+            capture_output=True, text=True, timeout=timeout)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    if not os.path.exists(out_png):
+        raise RuntimeError(f"chromium wrote no screenshot (rc={proc.returncode}): {proc.stderr[-2000:]}")
+    return out_png
