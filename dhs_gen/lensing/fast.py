@@ -377,13 +377,17 @@ _WORK = threading.local()
 
 def _workspace(shape: tuple):
     """Four float32 scratch arrays of ``shape`` for :func:`lensed_sersic_points`, reused per thread
-    (the returned values are copied out by the caller before the next call)."""
+    (the returned values are copied out by the caller before the next call). Flat buffers are kept
+    per number of dimensions and grown as needed; a call gets contiguous views of their first
+    prod(shape) items, so rows with different pixel counts reuse the same memory (fresh arrays
+    cost page faults on every call)."""
     cache = getattr(_WORK, "buffers", None)
     if cache is None or len(cache) > 8:
         cache = _WORK.buffers = {}
-    if shape not in cache:
-        cache[shape] = tuple(np.empty(shape, dtype=F32) for _ in range(4))
-    return cache[shape]
+    size, key = int(np.prod(shape)), len(shape)
+    if key not in cache or cache[key][0].size < size:
+        cache[key] = tuple(np.empty(max(size, 1 << 16), dtype=F32) for _ in range(4))
+    return tuple(buf[:size].reshape(shape) for buf in cache[key])  # contiguous views
 
 
 SUPERSAMPLE_TAIL = 1e-6  # the faintest pixel centres holding this fraction of the light are not supersampled
