@@ -183,7 +183,8 @@ def curves(df, path: str, model_id: str, fprs, axes=("theta_e_arcsec", "theta_ov
             fwd, inv, z_label = sigma_axis
             top = ax.secondary_xaxis("top", functions=(fwd, inv))
             top.set_xlabel(rf"$\sigma_v$ [km/s] (SIS, {z_label})", fontsize=8)
-    axs[0, 0].legend(fontsize=8, title="score cut", title_fontsize=8)
+    if axs[0, 0].get_legend_handles_labels()[0]:  # nothing to label when no cut is resolved
+        axs[0, 0].legend(fontsize=8, title="score cut", title_fontsize=8)
     not_drawn = f"; not drawn (unresolved by the negatives): FPR {', '.join(f'{f:g}' for f in skipped)}" if skipped else ""
     fig.suptitle(f"Completeness with Wilson 95% bands (region-bootstrap bars where ≥ {MIN_BOOTSTRAP_REGIONS} regions); "
                  f"dashed: clean subset; x: n < 50{not_drawn} — model {model_id[:12]}", fontsize=10)
@@ -211,7 +212,8 @@ def threshold_sensitivity(df, path: str, model_id: str, fprs, proxies) -> str:
     axs[1].set_xlabel(r"phase-4d proxy cut on $\theta_E$/PSF FWHM")
     for ax in axs[:2]:
         ax.set_ylabel("overall completeness")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     colours = plt.cm.plasma(np.linspace(0.1, 0.8, len(fprs) + len(proxies)))
     for colour, (kind, v) in zip(colours, [("fpr", f) for f in fprs] + [("proxy", p) for p in proxies]):
         rows = _rows(df, model_id, "all", kind, v, "theta_e_arcsec")
