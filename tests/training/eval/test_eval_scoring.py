@@ -145,3 +145,24 @@ def test_truncated_tiny_and_bomb_blobs_are_row_statuses():
     blobs += [blobs[0][:-7], blobs[0][:10], b"\x1f\x8b" + b"\x00" * 8, gzip.compress(b"\x00" * (80 * 2**20))]
     _, ok, statuses = decode_stamps(blobs, size=24)
     assert statuses == ["ok"] * 3 + ["decode_error"] * 4
+
+
+def test_stamps_of_another_size_than_the_recorded_model_input_are_refused(tmp_path):
+    """A model exported with its input shape (32 px) must not score 48-px stamps, even when they
+    are the first and most numerous rows of the table (they used to set the expected size)."""
+    import torch
+
+    from training.export import export_frozen_model
+    from training.models import build_model
+
+    torch.manual_seed(0)
+    path = str(tmp_path / "m32")
+    export_frozen_model(build_model("small_cnn", in_chans=3), {}, path, data_manifest_hash="t",
+                        preprocess={"norm": "outer_mad"}, input_shape=(3, 32, 32))
+    rng = np.random.default_rng(0)
+    big = [encode_stamp(im) for im in rng.normal(0, 0.05, (3, 3, 48, 48)).astype(np.float32)]
+    small = [encode_stamp(im) for im in rng.normal(0, 0.05, (1, 3, 32, 32)).astype(np.float32)]
+    table = pa.table({"id": ["a", "b", "c", "d"], "stamp": pa.array(big + small, pa.binary())})
+    out = load_scorer([path], temperature=1.0).score_table(table)
+    assert out.column("status").to_pylist() == ["shape_mismatch"] * 3 + ["ok"]
+    assert np.isfinite(out.column("logit").to_numpy()[3]) and np.isnan(out.column("logit").to_numpy()[:3]).all()
