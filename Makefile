@@ -12,7 +12,7 @@ export PYSPARK_PYTHON ?= $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON ?= $(abspath $(PY))
 PYTEST_ARGS ?=
 
-.PHONY: venv browser test test-all demo bench ablate-demo lint clean
+.PHONY: venv browser test test-all demo bench bench-gpu ablate-demo lint clean
 
 venv: $(STAMP)
 
@@ -42,6 +42,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# model alone vs trainer vs scorer for resnet18, efficientnet_b0, convnext_tiny on one GPU (< 5 min):
+# build/bench/device_table.md (docs/training.md). DEVICE=cpu for a smoke run at small sizes.
+bench-gpu: $(STAMP)
+	$(PY) -m benchmarks.gpu --device $(or $(DEVICE),cuda)
 
 # A small ablation on the demo's data (docs/ablation.md): the demo chain first (resumable), then
 # 2 variants x 2 seeds, then the report again with the ablation section.

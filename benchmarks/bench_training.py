@@ -1,13 +1,19 @@
-"""Training benchmarks: loader read+decode+collate per shard layout, batched preprocessing, and
-resnet18 64x64 train/inference throughput, each beside a baseline measured in the same run.
+"""Training benchmarks on the present device (cuda when available, else this CPU), each value
+beside a baseline measured in the same run.
 
 * ``loader_<layout>_64``: random batches of 256 (3, 64, 64) stamps gathered from shards and
   collated into a torch tensor by one process (stamps/s/core); baseline: the earlier pipeline's
   per-sample decode of compressed-npz ``stamp_npz`` blobs and ``np.stack``. Target >= 20,000.
 * ``preprocess_outer_mad_6ch_64``: batched torch median/MAD normalisation + 6-channel residual
   (stamps/s on this CPU); baseline: the same per stamp in numpy/scipy.
-* ``train_resnet18_64`` / ``infer_resnet18_64``: images/s on this CPU (float32, channels_last,
-  the trainer's setting); baseline: the default NCHW memory format. On a GPU the trainer adds bf16.
+* ``train_resnet18_64`` / ``infer_resnet18_64``: channels_last images/s; baseline NCHW; at the
+  trainer's batch size (configs/train.yaml), after warm-up, best of alternating rounds. The
+  training side is recorded for ``run.channels_last: auto`` (training.memory_format).
+* ``trainer_efficiency_resnet18_64``: Trainer images/s beside the model alone (ratio = trainer
+  efficiency; goal >= 0.8 on CPU, >= 0.7 on GPU); ``scorer_efficiency_resnet18_64`` /
+  ``scorer_logits_resnet18_64``: the scorer beside the model's inference (goal >= 0.5);
+  ``score_job_rows_per_cpu_s``: the Spark score job per core beside the model per core
+  (benchmarks.efficiency). ``--quick``: small batches and few steps (a smoke run).
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ from benchmarks.timing import best_time, entry
 
 STAMP_SHAPE = (3, 64, 64)
 LOADER_BATCH = 256
+TRAIN_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "train.yaml")
+BENCH_DIR = "build/bench"
 
 
 def _stamps(n: int, seed: int = 0) -> np.ndarray:
@@ -119,52 +127,129 @@ def bench_preprocess(quick: bool) -> list[dict]:
                         "on a GPU the same ops run on the device")]
 
 
-def _model_rates(model, fmt, x, y, steps: int) -> tuple[float, float]:
-    """(train, inference) images/s of ``model`` in memory format ``fmt``."""
+def _train_yaml_batch() -> int:
+    import yaml
+
+    with open(TRAIN_CONFIG) as f:
+        return int(yaml.safe_load(f)["data"]["batch_size"])
+
+
+def _infer_rates(device, batch: int, rounds: int) -> dict:
+    """Inference images/s of resnet18 in each memory format (resident batch, 2 warm-up calls)."""
     import torch
 
-    model = model.to(memory_format=fmt)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    xf = x.contiguous(memory_format=fmt)
-
-    def train_step():
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(xf), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    model.train()
-    t_train = best_time(lambda: [train_step() for _ in range(steps)], repeats=1)
-    model.eval()
-    with torch.inference_mode():
-        t_inf = best_time(lambda: [model(xf) for _ in range(steps)], repeats=1)
-    return len(x) * steps / t_train, len(x) * steps / t_inf
-
-
-def bench_model(quick: bool) -> list[dict]:
-    import torch
-
+    from training.memory_format import FORMATS
     from training.models import build_model
 
-    torch.manual_seed(0)
-    bs = 16 if quick else 32
-    steps = 1 if quick else 2
-    x = torch.randn(bs, 3, 64, 64)
-    y = torch.randint(0, 2, (bs,)).float()
-    rates: dict = {}
-    for _ in range(1 if quick else 2):  # alternate formats: the machine's load drifts
-        for fmt in (torch.contiguous_format, torch.channels_last):
-            r = _model_rates(build_model("resnet18"), fmt, x, y, steps)
-            old = rates.get(fmt, (0.0, 0.0))
-            rates[fmt] = (max(old[0], r[0]), max(old[1], r[1]))
-    cl, nchw = rates[torch.channels_last], rates[torch.contiguous_format]
-    note = f"CPU, {torch.get_num_threads()} threads, float32, batch {bs}; best of alternating runs"
-    return [entry("train_resnet18_64", cl[0], "images/s", "resnet18 NCHW (default format)", nchw[0],
-                  notes=note + "; value: channels_last (the GPU setting)"),
-            entry("infer_resnet18_64", cl[1], "images/s", "resnet18 NCHW (default format)", nchw[1],
-                  notes=note + "; value: channels_last (the GPU setting)")]
+    x0 = torch.randn((batch, *STAMP_SHAPE), generator=torch.Generator().manual_seed(0)).to(device)
+    best = dict.fromkeys(FORMATS, 0.0)
+    for _ in range(rounds):
+        for name, fmt in FORMATS.items():
+            net = build_model("resnet18").to(device=device, memory_format=fmt).eval()
+            x = x0.contiguous(memory_format=fmt)
+            with torch.inference_mode():
+                t = best_time(lambda net=net, x=x: net(x), repeats=2, warmup=2)
+            best[name] = max(best[name], batch / t)
+    return best
+
+
+def bench_memory_format(quick: bool, device) -> list[dict]:
+    """channels_last vs NCHW for resnet18 at the trainer's batch size (configs/train.yaml), after
+    warm-up; the training side is the trainer's own start-up measurement (training.memory_format)
+    and is recorded in build/bench/train_memory_format.yaml (copy it to configs/ to make it the
+    ``run.channels_last: auto`` choice for this kind of device)."""
+    import torch
+
+    from dhs_gen.storage import write_text
+    from training.memory_format import device_key, measure
+    from training.models import build_model
+
+    batch = 8 if quick else _train_yaml_batch()
+    amp = torch.bfloat16 if device.type == "cuda" else None
+    model = build_model("resnet18")
+    train = measure(model, device, STAMP_SHAPE, batch, amp, steps=1 if quick else 2, warmup=1,
+                    rounds=1 if quick else 2)
+    infer = _infer_rates(device, batch, rounds=1 if quick else 2)
+    key = device_key(device)
+    if not quick:
+        import yaml
+
+        record = {"devices": {key: {"channels_last": bool(train["channels_last"] > train["contiguous"]),
+                                    "images_per_s": {k: round(v, 1) for k, v in train.items()},
+                                    "model": "resnet18", "input": list(STAMP_SHAPE), "batch": batch,
+                                    "amp": str(amp), "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                    time.gmtime())}}}
+        write_text(os.path.join(BENCH_DIR, "train_memory_format.yaml"),
+                   "# written by benchmarks/bench_training.py (bench_memory_format); see training/memory_format.py\n"
+                   + yaml.safe_dump(record, sort_keys=True))
+    note = (f"{key}, {torch.get_num_threads()} threads, batch {batch} (configs/train.yaml), amp {amp}; "
+            "warm-up first, best of alternating rounds; value: channels_last")
+    return [entry("train_resnet18_64", train["channels_last"], "images/s", "resnet18 NCHW", train["contiguous"],
+                  notes=note + "; forward+backward+AdamW (fused)"),
+            entry("infer_resnet18_64", infer["channels_last"], "images/s", "resnet18 NCHW", infer["contiguous"],
+                  notes=note)]
+
+
+def bench_efficiency(quick: bool, device) -> list[dict]:
+    """Trainer and scorer efficiency (benchmarks.efficiency) for resnet18 64x64, paired mode,
+    augmentation and preprocessing as in configs/train.yaml, and the Spark score job per core."""
+    import torch
+
+    from benchmarks.efficiency import (
+        scorer_vs_model,
+        spark_score_rate,
+        synthetic_pairs,
+        synthetic_shards,
+        train_config,
+        trainer_vs_model,
+    )
+    from training.memory_format import device_key
+
+    batch = 16 if quick else _train_yaml_batch()
+    steps = 2 if device.type == "cpu" else 24  # per epoch: an epoch of the trainer and as many model steps a round
+    workers = min(8, os.cpu_count() or 1)  # configs/train.yaml's 8, or one per core where fewer
+    with tempfile.TemporaryDirectory(prefix="dhs-bench-eff-") as tmp:
+        shards = synthetic_shards(os.path.join(tmp, "data"), n_train=steps * batch // 2)
+        cfg = train_config(shards, os.path.join(tmp, "run"), model="resnet18", device=device.type,
+                           batch_size=batch, num_workers=workers)
+        tr, trainer = trainer_vs_model(cfg, rounds=2)
+        try:
+            trainer.export()
+        finally:
+            trainer.close()
+        frozen = os.path.join(tmp, "run", "frozen")
+        images = synthetic_pairs(64 if quick else 1024, seed=3)["stamp"]
+        sc = scorer_vs_model(frozen, images, device.type, batch_size=256 if device.type == "cpu" else 2048,
+                             rounds=2)
+        spark = spark_score_rate(frozen, images, tmp, batch_size=256)
+    threads = torch.get_num_threads()
+    where = f"{device_key(device)}, {threads} threads"
+    rows = [
+        entry("trainer_efficiency_resnet18_64", tr["trainer"], "images/s", "resnet18 alone: fwd+bwd+AdamW",
+              tr["model"], target=">= 0.8 (CPU), >= 0.7 (GPU)",
+              notes=f"{where}; Trainer.train_epoch, paired, configs/train.yaml augment+preprocess, batch "
+                    f"{tr['batch']}, {tr['num_workers']} loader workers, channels_last={tr['channels_last']}, "
+                    f"amp {tr['amp']}; best of 2 alternating rounds of {steps} steps; ratio = efficiency"),
+        entry("scorer_efficiency_resnet18_64", sc["score_table"], "images/s", "resnet18 alone: inference",
+              sc["model"], target=">= 0.5",
+              notes=f"{where}; Scorer.score_table on canonical blobs (decode + preprocess + inference + "
+                    f"calibration), batch {sc['batch']}, frozen model from Trainer.export; ratio = efficiency"),
+        entry("scorer_logits_resnet18_64", sc["logits"], "images/s", "resnet18 alone: inference", sc["model"],
+              notes=f"{where}; Scorer.logits on a float32 numpy array (preprocess + inference)"),
+    ]
+    if spark["rows_per_cpu_s"]:
+        rows.append(entry("score_job_rows_per_cpu_s", spark["rows_per_cpu_s"], "rows/s/core",
+                          "resnet18 alone: inference per CPU second", sc["model_per_cpu_s"],
+                          notes=f"jobs.score body under Spark local[1], warm session, {len(images)} canonical "
+                                f"blobs; CPU seconds of driver + JVM + Python worker; "
+                                f"{spark['rows_per_wall_s']:.1f} rows per wall second"))
+    return rows
 
 
 def run(quick: bool = False) -> list[dict]:
-    """All training benchmarks (see module docstring)."""
-    return [*bench_loader(quick), *bench_preprocess(quick), *bench_model(quick)]
+    """All training benchmarks (see module docstring) on the present device (cuda when available)."""
+    import torch
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return [*bench_loader(quick), *bench_preprocess(quick), *bench_memory_format(quick, device),
+            *bench_efficiency(quick, device)]

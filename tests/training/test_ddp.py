@@ -25,4 +25,6 @@ def test_torchrun_two_process_gloo(paired_shards, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2
     assert rows[0]["val_n"] == 144  # predictions gathered from both ranks, every val row once
+    assert all(r["train_images_per_s"] > 0 and r["train_loss"] > 0 for r in rows)  # summed over both ranks
+    assert not (tmp_path / "ddp" / ".run.lock").exists()  # rank 0 held the run lock and released it
     assert load_frozen_model(str(tmp_path / "ddp" / "frozen")).model_id
