@@ -7,7 +7,11 @@ TensorBoard scalars (train loss, val loss, val AUC, precision@recall 0.9, recall
 ECE, all on predictions gathered from every rank), and atomically ``last.pt`` and (by val AUC)
 ``best.pt``. ``--resume`` continues from ``last.pt`` exactly (model, optimizer, scheduler,
 scaler, epoch, early-stopping state, RNG). A non-finite loss stops every rank and writes the
-offending batch's ids to ``nonfinite_batch.json`` (exit code 3). At the end the best model is
+offending batch's ids to ``nonfinite_batch.json`` (exit code 3); the check is deferred
+(``run.nonfinite_check_every`` steps and every epoch end) so the loop never waits on the device.
+Rank 0 holds ``<out_dir>/.run.lock`` for the run (training.run_lock: one writer per out_dir);
+workers started by torchrun exit when their launcher dies. The memory format is measured, not
+assumed (``run.channels_last: auto``, training.memory_format). At the end the best model is
 exported as a frozen model (``<out_dir>/frozen``, see training.export).
 """
 from __future__ import annotations
