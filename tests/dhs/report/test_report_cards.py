@@ -105,3 +105,15 @@ def test_purity_table_numbers():
     assert rows[1][3] == f"{pct(expect)} (≥ {pct(worst)})"
     op["test_fpr"] = {"k": 0, "n": 100, "rate": 0.0, "lo": 0.0, "hi": 0.037}
     assert purity_table([op], prevalences=(1e-3,))[1][3].startswith("— (≥ ")
+
+
+def test_completeness_card_quotes_the_interval_with_the_cuts_uncertainty():
+    from dhs.report.headlines import completeness_card
+
+    at = {"1": {"completeness": 0.40, "ci_lo": 0.35, "ci_hi": 0.45, "interval_lo": 0.22, "interval_hi": 0.61, "n": 400},
+          "2": {"completeness": 0.70, "ci_lo": 0.64, "ci_hi": 0.75, "n": 300}}  # a summary without interval_*
+    card = completeness_card(at, 0.01, {"n_negatives": 1200, "n_above": 11, "resolved": True}, [1.0, 2.0])
+    assert "1″ [22%–61%], n = 400" in card.meaning  # the quoted interval, not Wilson's 35–45%
+    assert "35%" not in card.meaning and "with the cut's uncertainty" in card.meaning
+    assert "2″ [64%–75% Wilson only, given the cut], n = 300" in card.meaning
+    assert not card.meaning.startswith("Wilson") and "; Wilson 95%:" not in card.meaning
