@@ -7,7 +7,8 @@
    ``build/bench/train_memory_format.yaml`` and copied there), so runs on the same kind of
    device make the same choice (same seed => same output);
 2. else a short measurement at start-up on the training device (:func:`measure`: a copy of the
-   model, its own optimizer and inputs; the run's model, RNG and data are untouched).
+   model, its own optimizer and inputs; the run's model, RNG and data are untouched), once per
+   process and setting.
 
 A resumed run keeps the format its checkpoint was trained in.
 """
@@ -24,6 +25,7 @@ from dhs_gen.log import get_logger
 log = get_logger(__name__)
 RECORD_NAME = "train_memory_format.yaml"
 FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+_MEASURED: dict = {}  # start-up measurements of this process
 
 
 def device_key(device: torch.device) -> str:
@@ -113,8 +115,12 @@ def resolve(setting, model: torch.nn.Module, device: torch.device, in_shape: tup
                  "channels_last" if rec["channels_last"] else "NCHW", rec["source"], rec.get("images_per_s"))
         return bool(rec["channels_last"])
     probe_batch = batch if device.type == "cuda" else min(batch, 64)
+    key = (device_key(device), getattr(model, "build_spec", {}).get("name", type(model).__name__),
+           tuple(in_shape), probe_batch, str(amp))
+    if key in _MEASURED:  # one measurement per process and setting: runs in one process agree
+        return _MEASURED[key]
     rates = measure(model, device, in_shape, probe_batch, amp)
-    choice = rates["channels_last"] > rates["contiguous"]
+    choice = _MEASURED[key] = rates["channels_last"] > rates["contiguous"]
     log.info("memory format for %s: %s (measured at start-up, batch %d: %s images/s)", device_key(device),
              "channels_last" if choice else "NCHW", probe_batch, {k: round(v, 1) for k, v in rates.items()})
     return choice

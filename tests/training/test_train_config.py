@@ -76,10 +76,12 @@ def test_channels_last_auto_uses_the_recorded_measurement_else_measures(tmp_path
     assert mf.resolve(False, model, torch.device("cpu"), (3, 16, 16), 8, None) is False
 
     monkeypatch.setattr(mf, "record_paths", lambda: [str(tmp_path / "absent.yaml")])
+    monkeypatch.setattr(mf, "_MEASURED", {})
     calls = []
     monkeypatch.setattr(mf, "measure", lambda *a, **k: calls.append(a) or {"channels_last": 1.0, "contiguous": 2.0})
     assert mf.resolve("auto", model, torch.device("cpu"), (3, 16, 16), 8, None) is False
-    assert len(calls) == 1
+    assert mf.resolve("auto", model, torch.device("cpu"), (3, 16, 16), 8, None) is False
+    assert len(calls) == 1  # measured once per process and setting
 
 
 def test_start_up_measurement_leaves_the_model_and_rng_untouched():
