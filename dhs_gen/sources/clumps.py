@@ -1,6 +1,7 @@
 """The "sersic_clumps" source (Gen7): a Sérsic disk plus bluer star-forming clumps, as templates.
 
-Per row: a disk (Sérsic n ~ U(0.5, 1.5), R_e, q, colours as the "sersic" generator, r ~ U(23, 26))
+Per row: a disk (Sérsic n ~ U(0.5, 1.5), R_e, q, colours from the one source-colour prior
+(:func:`dhs_gen.sources.priors.source_colours`), r ~ U(23, 26))
 and 1-5 Gaussian clumps (sigma ~ U(0.03, 0.08)", i.e. ~0.3-0.7 kpc at z ~ 1-2) placed inside the
 disk's half-light ellipse x 1.5, carrying a fraction f ~ U(0.1, 0.4) of the r-band flux, split
 by exponential weights, and bluer than the disk by dc ~ U(0.1, 0.4) mag in g-r (dc/2 in r-z).
@@ -14,14 +15,16 @@ import numpy as np
 
 from dhs_gen.lensing import fast
 from dhs_gen.sources.priors import (
+    COLOUR_LIMITS,
+    SOURCE_G_MINUS_R,
+    SOURCE_R_MINUS_Z,
     check_finite_batch,
-    clipped_normal,
     ellipticity_from_q_phi,
+    source_colours,
     source_positions,
     uniform,
 )
 from dhs_gen.sources.registry import ParamSpec, SourceGenerator, register_source
-from dhs_gen.sources.sersic import GR_LIMITS, RZ_LIMITS
 from dhs_gen.units import mag_to_nmgy
 
 MAX_CLUMPS = 5
@@ -38,7 +41,7 @@ class SersicClumpsSource(SourceGenerator):
     n_uniforms = _BASE + 4 * MAX_CLUMPS
 
     def __init__(self, mag_r=(23.0, 26.0), r_sersic=(0.15, 0.5), n_sersic=(0.5, 1.5), q=(0.3, 1.0),
-                 g_r=(0.35, 0.25), r_z=(0.45, 0.30), clump_fraction=(0.1, 0.4), clump_sigma=(0.03, 0.08),
+                 g_r=SOURCE_G_MINUS_R, r_z=SOURCE_R_MINUS_Z, clump_fraction=(0.1, 0.4), clump_sigma=(0.03, 0.08),
                  clump_bluer=(0.1, 0.4), beta_frac=(0.1, 0.4)):
         self.mag_r, self.r_sersic, self.n_sersic, self.q = mag_r, r_sersic, n_sersic, q
         self.g_r, self.r_z, self.beta_frac = g_r, r_z, beta_frac
@@ -50,8 +53,8 @@ class SersicClumpsSource(SourceGenerator):
             ParamSpec("R_sersic", "arcsec (disk)", *self.r_sersic, "uniform"),
             ParamSpec("n_sersic", "dimensionless (disk)", *self.n_sersic, "uniform"),
             ParamSpec("q", "axis ratio (disk)", *self.q, "uniform"),
-            ParamSpec("g_r", "mag (disk)", *GR_LIMITS, f"normal{tuple(self.g_r)} truncated"),
-            ParamSpec("r_z", "mag (disk)", *RZ_LIMITS, f"normal{tuple(self.r_z)} truncated"),
+            ParamSpec("g_r", "mag (disk)", *COLOUR_LIMITS, f"normal{tuple(self.g_r)} truncated"),
+            ParamSpec("r_z", "mag (disk)", *COLOUR_LIMITS, f"normal{tuple(self.r_z)} truncated"),
             ParamSpec("n_clumps", "count", 1, MAX_CLUMPS, "uniform integer"),
             ParamSpec("clump_fraction", "fraction of r flux", *self.clump_fraction, "uniform"),
             ParamSpec("clump_sigma", "arcsec (Gaussian sigma)", *self.clump_sigma, "uniform"),
@@ -67,8 +70,7 @@ class SersicClumpsSource(SourceGenerator):
         n_s = uniform(u[:, 2], *self.n_sersic)
         q = uniform(u[:, 3], *self.q)
         phi = np.pi * u[:, 4]
-        g_r = clipped_normal(u[:, 5], *self.g_r, *GR_LIMITS)
-        r_z = clipped_normal(u[:, 6], *self.r_z, *RZ_LIMITS)
+        g_r, r_z = source_colours(u[:, 5], u[:, 6], self.g_r, self.r_z)
         n_clumps = 1 + np.minimum((u[:, 7] * MAX_CLUMPS).astype(np.int64), MAX_CLUMPS - 1)
         frac = uniform(u[:, 8], *self.clump_fraction)
         bluer = uniform(u[:, 9], *self.clump_bluer)

@@ -32,9 +32,17 @@ from functools import lru_cache
 
 import numpy as np
 
-from dhs_gen.sources.priors import check_finite_batch, clipped_normal, source_positions, uniform
+from dhs_gen.sources.priors import (
+    COLOUR_LIMITS,
+    SOURCE_G_MINUS_R,
+    SOURCE_R_MINUS_Z,
+    check_finite_batch,
+    source_colours,
+    source_positions,
+    uniform,
+)
 from dhs_gen.sources.registry import ParamSpec, SourceError, SourceGenerator, register_source
-from dhs_gen.sources.sersic import GR_LIMITS, RZ_LIMITS, colour_fluxes
+from dhs_gen.sources.sersic import colour_fluxes
 
 HST_PIXEL_SCALE = 0.03
 SMALL_HLR_ARCSEC = 0.15  # templates smaller than this [arcsec, half-light radius] ...
@@ -218,14 +226,15 @@ def _cached_bank(uri: str | None, size: int) -> CosmosBank:
 class CosmosSource(SourceGenerator):
     """Real COSMOS galaxies from a :class:`CosmosBank` (built from the packaged catalogues unless
     ``bank_uri`` names a saved bank). Brightness r ~ U(mag_r); colours g-r, r-z are the galaxy's
-    own HSC colours when known, else the "sersic" generator's blue priors. Each draw applies a
-    random multiple of 90 degrees rotation and flip (flux preserving)."""
+    own HSC colours when known, else the one source-colour prior
+    (:func:`dhs_gen.sources.priors.source_colours`). Each draw applies a random multiple of 90
+    degrees rotation and flip (flux preserving)."""
 
     name = "cosmos"
     kind = "image"
     n_uniforms = 8
 
-    def __init__(self, bank_uri: str | None = None, mag_r=(23.0, 26.0), g_r=(0.35, 0.25), r_z=(0.45, 0.30),
+    def __init__(self, bank_uri: str | None = None, mag_r=(23.0, 26.0), g_r=SOURCE_G_MINUS_R, r_z=SOURCE_R_MINUS_Z,
                  beta_frac=(0.1, 0.4), size: int = 64):
         self.bank = _cached_bank(bank_uri, int(size))
         self.mag_r = tuple(float(v) for v in mag_r)
@@ -237,8 +246,8 @@ class CosmosSource(SourceGenerator):
         return (
             ParamSpec("galaxy", "bank index", 0, len(self.bank) - 1, "uniform over the bank"),
             ParamSpec("mag_r", "AB mag (unlensed)", *self.mag_r, "uniform"),
-            ParamSpec("g_r", "mag", *GR_LIMITS, f"galaxy HSC colour, else normal{self.g_r} truncated"),
-            ParamSpec("r_z", "mag", *RZ_LIMITS, f"galaxy HSC colour, else normal{self.r_z} truncated"),
+            ParamSpec("g_r", "mag", *COLOUR_LIMITS, f"galaxy HSC colour, else normal{self.g_r} truncated"),
+            ParamSpec("r_z", "mag", *COLOUR_LIMITS, f"galaxy HSC colour, else normal{self.r_z} truncated"),
             ParamSpec("orientation", "k x 90 deg (+ flip)", 0, 7, "uniform"),
             ParamSpec("beta_frac", "source offset / theta_E", *self.beta_frac, "area-weighted, uniform angle"),
         )
@@ -248,11 +257,10 @@ class CosmosSource(SourceGenerator):
         bank = self.bank
         idx = np.minimum((u[:, 0] * len(bank)).astype(np.int64), len(bank) - 1)
         mag_r = uniform(u[:, 1], *self.mag_r)
-        g_r = np.where(np.isfinite(bank.mag_g[idx] - bank.mag_r[idx]), bank.mag_g[idx] - bank.mag_r[idx],
-                       clipped_normal(u[:, 2], *self.g_r, *GR_LIMITS))
-        r_z = np.where(np.isfinite(bank.mag_r[idx] - bank.mag_z[idx]), bank.mag_r[idx] - bank.mag_z[idx],
-                       clipped_normal(u[:, 3], *self.r_z, *RZ_LIMITS))
-        g_r, r_z = np.clip(g_r, *GR_LIMITS), np.clip(r_z, *RZ_LIMITS)
+        prior_g_r, prior_r_z = source_colours(u[:, 2], u[:, 3], self.g_r, self.r_z)
+        own_g_r, own_r_z = bank.mag_g[idx] - bank.mag_r[idx], bank.mag_r[idx] - bank.mag_z[idx]
+        g_r = np.clip(np.where(np.isfinite(own_g_r), own_g_r, prior_g_r), *COLOUR_LIMITS)
+        r_z = np.clip(np.where(np.isfinite(own_r_z), own_r_z, prior_r_z), *COLOUR_LIMITS)
         orient = np.minimum((u[:, 4] * 8).astype(np.int64), 7)
         templates = np.empty((len(idx),) + bank.templates.shape[1:], dtype=np.float32)
         for i, (j, o) in enumerate(zip(idx, orient)):

@@ -26,8 +26,6 @@ from dhs_gen.sources.priors import (
 from dhs_gen.sources.registry import ParamSpec, SourceError, SourceGenerator, register_source
 from dhs_gen.units import mag_to_nmgy
 
-GR_LIMITS = RZ_LIMITS = COLOUR_LIMITS  # the truncation of the shared colour prior (imported by clumps, cosmos)
-
 
 def colour_fluxes(mag_r, g_r, r_z) -> Dict[str, np.ndarray]:
     """flux_g, flux_r, flux_z [nanomaggies] from r [AB mag] and colours g-r, r-z [mag]."""
