@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--label", type=int, help="label for a folder of cutout npz files")
     parser.add_argument("--split", help="split for a folder of cutouts or a table without one")
     parser.add_argument("--no-shards", action="store_true", help="copy only")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="copy and convert a source whose Parquet folders lack their _SUCCESS marker")
     return parser
 
 
@@ -56,11 +58,13 @@ def main(argv=None) -> int:
                               "bytes": sum(e["size"] for e in manifest.values())}))
             return 0
         summary = sync_from_s3(args.src, args.dest, workers=args.workers, verify_existing=args.verify_existing,
-                               checksum=args.checksum)
+                               checksum=args.checksum, allow_partial=args.allow_partial)
         if not args.no_shards:
             shards_dir = args.shards_dir or args.dest.rstrip("/") + ".shards"
             options = {k: v for k, v in (("layout", args.layout), ("label", args.label), ("split", args.split))
                        if v is not None}
+            if args.allow_partial:
+                options["allow_partial"] = True
             summary["shards_index"] = build_shards(args.dest, shards_dir, **options)
         print(json.dumps(summary, sort_keys=True))
         return 0

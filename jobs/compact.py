@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from dhs_gen.catalog.config import CatalogConfig
-from jobs.common import job_parser, run_spark_job
+from jobs.common import JobInput, job_parser, run_spark_job
 
 
 def compact_body(spark, cfg: CatalogConfig, args, relabel: bool = False) -> dict:
@@ -34,7 +34,8 @@ def run(name: str, description: str, argv, relabel: bool) -> int:
     parser.add_argument("--output", required=True, help="output dataset URI")
     parser.add_argument("--id-column", help="row id column (default compact.id_column)")
     summary = run_spark_job(name, argv, parser, CatalogConfig,
-                            lambda spark, cfg, args: compact_body(spark, cfg, args, relabel=relabel))
+                            lambda spark, cfg, args: compact_body(spark, cfg, args, relabel=relabel),
+                            inputs=lambda args, cfg: [JobInput("input", args.input)])
     return 0 if summary["rows_out"] == summary["rows_in"] else 1
 
 

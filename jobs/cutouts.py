@@ -16,7 +16,7 @@ from dhs_gen.config import StrictModel
 from dhs_gen.entrypoint import add_flag
 from dhs_gen.log import get_logger
 from dhs_gen.survey.providers import ProviderConfig
-from jobs.common import job_parser, run_spark_job
+from jobs.common import JobInput, job_parser, run_spark_job
 
 log = get_logger(__name__)
 _RUN = re.compile(r"run=(\d+)$")
@@ -70,7 +70,7 @@ def prepare_output(output: str) -> list:
 def _body(spark, cfg: CutoutsConfig, args) -> dict:
     from pyspark.sql import functions as F
 
-    from dhs_gen.spark import map_arrow_batches
+    from dhs_gen.spark import map_arrow_batches, value_counts
     from dhs_gen.storage import join_uri, mark_complete, to_file_uri
     from dhs_gen.survey.cutout_batch import SCHEMA, fetch_batch
 
@@ -113,7 +113,7 @@ def _body(spark, cfg: CutoutsConfig, args) -> dict:
         log.info("cutouts: run %d committed", run)
 
     result = spark.read.parquet(to_file_uri(output))
-    counts = {r["status"]: r["count"] for r in result.groupBy("status").count().collect()}
+    counts = value_counts(result, "status")
     rows_out = sum(counts.values())
     n_ids = result.select("galaxy_id").distinct().count()
     summary = {
@@ -134,7 +134,9 @@ def main(argv=None) -> int:
     add_flag(parser, "--input", "--manifest", dest="manifest", metavar="URI",
              help="input manifest Parquet URI (galaxy_id, ra, dec, ...)")
     parser.add_argument("--output", help="output cutout_index dataset URI")
-    summary = run_spark_job("cutouts", argv, parser, CutoutsConfig, _body)
+    # Resumable: the output is updated in place (run=N folders), never staged and swapped.
+    summary = run_spark_job("cutouts", argv, parser, CutoutsConfig, _body, stage_output=False, own_entries=r"run=\d+",
+                            inputs=lambda a, c: [JobInput("manifest", a.manifest or c.manifest, pipeline=False)])
     return 0 if summary["rows_out"] == summary["rows_in"] == summary["distinct_ids_out"] else 1
 
 

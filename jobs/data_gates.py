@@ -19,7 +19,8 @@ from dhs_gen.entrypoint import add_flag, plain_text
 
 def main(argv=None) -> int:
     from dhs_gen.config import load_config
-    from dhs_gen.storage import join_uri, write_json
+    from dhs_gen.storage import DatasetError, join_uri, overlap, write_json
+    from jobs.common import JobInput, check_inputs
 
     parser = argparse.ArgumentParser(description=plain_text(__doc__))
     add_flag(parser, "--input", "--manifest", dest="manifest", metavar="URI", required=True,
@@ -28,8 +29,14 @@ def main(argv=None) -> int:
     parser.add_argument("--config", help="catalogue YAML config (gates section)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", help="directory for _gates.json (default: none)")
+    parser.add_argument("--allow-partial", action="store_true", help="read unfinished inputs (no _SUCCESS)")
     args = parser.parse_args(argv)
     cfg = load_config(CatalogConfig, args.config, args.overrides)
+    inputs = [JobInput("manifest", args.manifest), JobInput("cutouts", args.cutouts)]
+    check_inputs(inputs, args.allow_partial)
+    for item in inputs:  # _gates.json replaces nothing but itself: only overlap with an input is refused
+        if args.output and item.uri and (how := overlap(args.output, item.uri)):
+            raise DatasetError(f"data_gates: --output {args.output} {how} the input {item.role} {item.uri}")
     summary = run_manifest_gates(args.manifest, cfg.gates, args.cutouts)
     if args.output:
         write_json(join_uri(args.output, "_gates.json"), summary)

@@ -34,7 +34,8 @@ class MockCatalogConfig(StrictModel):
 def _body(spark, cfg: MockCatalogConfig, args) -> dict:
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from dhs_gen.storage import mark_complete, remove, to_file_uri
+    from dhs_gen.spark import value_counts
+    from dhs_gen.storage import mark_complete, to_file_uri
     from dhs_gen.survey.catalog import CATALOG_SCHEMA, CatalogSpec, Segment, catalog_segment, plan_catalog
 
     output = args.output or cfg.output
@@ -55,13 +56,12 @@ def _body(spark, cfg: MockCatalogConfig, args) -> dict:
             for r, c0, c1, n in zip(cols["row"], cols["col0"], cols["col1"], cols["n"]):
                 yield from catalog_segment(Segment(r, c0, c1, n), spec).to_batches(max_chunksize=65536)
 
-    remove(output)
     segs = segs.repartition(min(cfg.partitions, max(len(rows), 1)), "seg")
     out = segs.mapInArrow(generate, from_arrow_schema(CATALOG_SCHEMA))
     out.write.mode("overwrite").parquet(to_file_uri(output))
     written = spark.read.parquet(to_file_uri(output))
     n_out = written.count()
-    by_type = {r["type"]: r["count"] for r in written.groupBy("type").count().collect()}
+    by_type = value_counts(written, "type")
     summary = {"rows_requested": cfg.n_rows, "rows_out": n_out, "segments": len(plan), "by_type": by_type,
                "seed": cfg.seed}
     if n_out == cfg.n_rows:

@@ -10,7 +10,7 @@ import sys
 
 from dhs_gen.catalog.config import CatalogConfig
 from dhs_gen.entrypoint import add_flag
-from jobs.common import job_parser, run_spark_job
+from jobs.common import JobInput, job_parser, run_spark_job
 
 
 def _body(spark, cfg: CatalogConfig, args) -> dict:
@@ -21,7 +21,7 @@ def _body(spark, cfg: CatalogConfig, args) -> dict:
     from dhs_gen.catalog.pool import NEAR_LENS, pool_batch, pool_output_schema
     from dhs_gen.catalog.tractor import read_tractor_spark
     from dhs_gen.schemas import get_dataset
-    from dhs_gen.spark import map_arrow_batches
+    from dhs_gen.spark import map_arrow_batches, value_counts
     from dhs_gen.storage import mark_complete, to_file_uri
 
     pool_cfg, split = cfg.pool, cfg.splits
@@ -36,7 +36,7 @@ def _body(spark, cfg: CatalogConfig, args) -> dict:
     marked = (staged.join(near, on="galaxy_id", how="left")
               .withColumn("pool_status", F.when(F.col("_near") & (F.col("pool_status") == "ok"), F.lit(NEAR_LENS))
                           .otherwise(F.col("pool_status"))).drop("_near"))
-    status = {r[0]: r[1] for r in marked.groupBy("pool_status").count().collect()}
+    status = value_counts(marked, "pool_status")
     names = get_dataset("negatives_pool").schema.names
     pool = marked.filter(F.col("pool_status") == "ok").select(*names)
     pool.write.mode("overwrite").partitionBy("split").parquet(to_file_uri(args.output))
@@ -44,9 +44,9 @@ def _body(spark, cfg: CatalogConfig, args) -> dict:
     summary = {
         "rows_in": rows_in, "rows_accounted": sum(status.values()), "status": status, "rows_out": written.count(),
         "preset": pool_cfg.preset, "lenses_excluded_around": len(lenses),
-        "pool": {r[0]: r[1] for r in written.groupBy("pool").count().collect()},
-        "confuser_category": {str(r[0]): r[1] for r in written.groupBy("confuser_category").count().collect()},
-        "split": {r[0]: r[1] for r in written.groupBy("split").count().collect()},
+        "pool": value_counts(written, "pool"),
+        "confuser_category": {str(k): v for k, v in value_counts(written, "confuser_category").items()},
+        "split": value_counts(written, "split"),
     }
     staged.unpersist()
     mark_complete(args.output, summary)
@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     add_flag(parser, "--input", "--tractor", dest="tractor", metavar="URI", required=True,
              help="Tractor/sweep Parquet dataset URI")
     parser.add_argument("--output", required=True, help="output negatives_pool dataset URI")
-    summary = run_spark_job("negative_pool", argv, parser, CatalogConfig, _body)
+    summary = run_spark_job("negative_pool", argv, parser, CatalogConfig, _body,
+                            inputs=lambda a, c: [JobInput("tractor", a.tractor, pipeline=False)])
     ok = summary["rows_accounted"] == summary["rows_in"] and summary["rows_out"] == summary["status"].get("ok", 0)
     return 0 if ok else 1
 

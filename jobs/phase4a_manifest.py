@@ -18,7 +18,7 @@ from pydantic import Field
 from dhs_gen.config import StrictModel
 from dhs_gen.injection.manifest import ManifestConfig, build_manifest, host_plan, source_colour_summary
 from dhs_gen.schemas import get_dataset
-from jobs.common import job_parser, run_spark_job
+from jobs.common import JobInput, job_parser, run_spark_job
 
 
 class Phase4aConfig(StrictModel):
@@ -83,7 +83,7 @@ def _hosts_frame(spark, cfg: Phase4aConfig):
 def _body(spark, cfg: Phase4aConfig, args) -> dict:
     from pyspark.sql import functions as F
 
-    from dhs_gen.spark import map_arrow_batches
+    from dhs_gen.spark import map_arrow_batches, value_counts
     from dhs_gen.storage import mark_complete, to_file_uri
 
     hosts = _hosts_frame(spark, cfg).repartition(cfg.partitions)
@@ -91,8 +91,8 @@ def _body(spark, cfg: Phase4aConfig, args) -> dict:
     out = map_arrow_batches(hosts, lambda b: manifest_batch(b, mcfg), get_dataset("injection_manifest").schema)
     out.write.mode("overwrite").parquet(to_file_uri(args.output))
     written = spark.read.parquet(to_file_uri(args.output))
-    counts = {r["status"]: r["count"] for r in written.groupBy("status").count().collect()}
-    modes = {r["source_mode"]: r["count"] for r in written.groupBy("source_mode").count().collect()}
+    counts = value_counts(written, "status")
+    modes = value_counts(written, "source_mode")
     summary = {"hosts_in": hosts.count(), "rows_out": written.count(), "by_status": counts,
                "by_source_mode": modes, "design": mcfg.design,
                "distinct_task_ids": written.select(F.countDistinct("task_id")).first()[0],
@@ -109,7 +109,8 @@ def _body(spark, cfg: Phase4aConfig, args) -> dict:
 def main(argv=None) -> int:
     parser = job_parser(__doc__.splitlines()[0])
     parser.add_argument("--output", required=True, help="output manifest dataset URI")
-    summary = run_spark_job("phase4a", argv, parser, Phase4aConfig, _body)
+    summary = run_spark_job("phase4a", argv, parser, Phase4aConfig, _body,
+                            inputs=lambda a, c: [JobInput("hosts_uri", c.hosts_uri, pipeline=False)])
     return 0 if summary["rows_out"] == summary["distinct_task_ids"] else 1
 
 

@@ -27,7 +27,7 @@ from dhs_gen.injection.inject import (
     inject_batch,
 )
 from dhs_gen.schemas import get_dataset
-from jobs.common import job_parser, run_spark_job
+from jobs.common import JobInput, job_parser, run_spark_job
 
 
 class Phase4cConfig(StrictModel):
@@ -89,6 +89,19 @@ def _stamps_partition(cfg: Phase4cConfig):
     return run
 
 
+def validate_config(cfg: Phase4cConfig, args) -> None:
+    """Driver-side checks before any work: a manifest is named, and the provider config (used
+    when no cutout dataset is given) parses, so a typo in ``provider.kind`` fails here, not on
+    the workers."""
+    from dhs_gen.config import parse_config
+    from dhs_gen.survey.providers import ProviderConfig
+
+    if not (args.manifest or cfg.manifest_uri):
+        raise ValueError("phase4c: give --manifest or manifest_uri")
+    if not (args.cutouts or cfg.cutouts_uri):
+        parse_config(ProviderConfig, dict(cfg.provider), source="phase4c provider")
+
+
 def _body(spark, cfg: Phase4cConfig, args) -> dict:
     manifest_uri = args.manifest or cfg.manifest_uri
     if not manifest_uri:
@@ -130,7 +143,9 @@ def main(argv=None) -> int:
              help="injection manifest URI (or manifest_uri in the config)")
     parser.add_argument("--cutouts", help="cutout_index dataset URI (or cutouts_uri; else the provider)")
     parser.add_argument("--output", required=True, help="output stamps dataset URI")
-    summary = run_spark_job("phase4c", argv, parser, Phase4cConfig, _body)
+    summary = run_spark_job("phase4c", argv, parser, Phase4cConfig, _body, validate=validate_config,
+                            inputs=lambda a, c: [JobInput("manifest", a.manifest or c.manifest_uri),
+                                                 JobInput("cutouts", a.cutouts or c.cutouts_uri)])
     return 0 if summary["rows_out"] == summary["rows_in"] else 1
 
 

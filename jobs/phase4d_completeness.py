@@ -22,7 +22,7 @@ from dhs_gen.injection.proxy_completeness import (
     flags_schema,
     proxy_flags,
 )
-from jobs.common import job_parser, run_spark_job
+from jobs.common import JobInput, job_parser, run_spark_job
 
 
 class Phase4dConfig(StrictModel):
@@ -59,7 +59,8 @@ def main(argv=None) -> int:
     add_flag(parser, "--input", "--stamps", dest="stamps", metavar="URI",
              help="stamps dataset URI (or stamps_uri in the config)")
     parser.add_argument("--output", required=True, help="output folder URI for completeness.parquet")
-    summary = run_spark_job("phase4d", argv, parser, Phase4dConfig, _body)
+    summary = run_spark_job("phase4d", argv, parser, Phase4dConfig, _body,
+                            inputs=lambda a, c: [JobInput("stamps", a.stamps or c.stamps_uri)])
     return 0 if summary["rows_out"] > 0 else 1
 
 

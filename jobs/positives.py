@@ -9,14 +9,14 @@ import sys
 
 from dhs_gen.catalog.config import CatalogConfig
 from dhs_gen.entrypoint import add_flag
-from jobs.common import job_parser, run_spark_job
+from jobs.common import JobInput, job_parser, run_spark_job
 
 
 def _body(spark, cfg: CatalogConfig, args) -> dict:
     from dhs_gen.catalog.positives import assemble_positives, match_spark, selected_lenses
     from dhs_gen.catalog.tractor import read_tractor_spark
     from dhs_gen.schemas import validate_table
-    from dhs_gen.storage import join_uri, mark_complete, remove, write_parquet
+    from dhs_gen.storage import join_uri, mark_complete, write_parquet
 
     pc = cfg.positives
     lenses = selected_lenses(pc)
@@ -24,7 +24,6 @@ def _body(spark, cfg: CatalogConfig, args) -> dict:
                           pc.join_nside)
     table = assemble_positives(lenses, matches, pc, cfg.splits)
     validate_table(table, "positives")
-    remove(args.output)
     write_parquet(table, join_uri(args.output, "part-00000.parquet"))
     frame = table.select(["status", "tier", "split"]).to_pandas()
     summary = {"lenses": len(lenses), "rows_out": table.num_rows,
@@ -40,7 +39,8 @@ def main(argv=None) -> int:
     add_flag(parser, "--input", "--tractor", dest="tractor", metavar="URI", required=True,
              help="Tractor/sweep Parquet dataset URI")
     parser.add_argument("--output", required=True, help="output positives dataset URI")
-    summary = run_spark_job("positives", argv, parser, CatalogConfig, _body)
+    summary = run_spark_job("positives", argv, parser, CatalogConfig, _body,
+                            inputs=lambda a, c: [JobInput("tractor", a.tractor, pipeline=False)])
     return 0 if summary["rows_out"] == summary["lenses"] else 1
 
 

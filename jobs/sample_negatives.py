@@ -11,7 +11,7 @@ import sys
 
 from dhs_gen.catalog.config import CatalogConfig
 from dhs_gen.entrypoint import add_flag
-from jobs.common import job_parser, run_spark_job
+from jobs.common import JobInput, job_parser, run_spark_job
 
 
 def _body(spark, cfg: CatalogConfig, args) -> dict:
@@ -44,7 +44,8 @@ def main(argv=None) -> int:
     add_flag(parser, "--input", "--pool", dest="pool", metavar="URI", required=True, help="negatives_pool dataset URI")
     parser.add_argument("--positives", help="positives dataset URI (targets = ratio x positives per stratum)")
     parser.add_argument("--output", required=True, help="output sampled_negatives dataset URI")
-    summary = run_spark_job("sample_negatives", argv, parser, CatalogConfig, _body)
+    summary = run_spark_job("sample_negatives", argv, parser, CatalogConfig, _body,
+                            inputs=lambda a, c: [JobInput("pool", a.pool), JobInput("positives", a.positives)])
     ok = summary["rows_out"] == summary["taken"] and (summary["gates_passed"] or not summary["enforce_gates"])
     return 0 if ok else 1
 

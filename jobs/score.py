@@ -13,7 +13,7 @@ from typing import List, Optional
 from pydantic import Field
 
 from dhs_gen.config import StrictModel
-from jobs.common import job_parser, run_spark_job
+from jobs.common import JobInput, job_parser, run_spark_job
 
 
 class ScoreConfig(StrictModel):
@@ -92,7 +92,7 @@ def _body(spark, cfg: ScoreConfig, args) -> dict:
     import pyarrow.compute as pc
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from dhs_gen.spark import map_arrow_batches
+    from dhs_gen.spark import map_arrow_batches, value_counts
     from dhs_gen.storage import (
         join_uri,
         mark_complete,
@@ -116,17 +116,17 @@ def _body(spark, cfg: ScoreConfig, args) -> dict:
         raise ValueError(f"{cfg.input} lacks columns {missing}; has {df.columns}")
     schema = output_schema(cfg, to_arrow_schema(df.schema))
     cols = list(dict.fromkeys([cfg.id_column, cfg.stamp_column, *cfg.keep_columns, *scorer.meta_columns,
-                               *[c for c in ("status", "cutout_ok") if c in df.columns]]))
+                               *[c for c in ("status", "cutout_ok", "stamp_size", "size") if c in df.columns]]))
     out = map_arrow_batches(df.select(*cols), score_batch_fn(cfg, calibration), schema)
     out.write.mode("overwrite").parquet(to_file_uri(cfg.output))
 
     written = spark.read.parquet(to_file_uri(cfg.output))
-    counts = {r["status"]: int(r["count"]) for r in written.groupBy("status").count().collect()}
+    counts = value_counts(written, "status")
     summary = {"rows_in": df.count(), "rows_out": sum(counts.values()), "status_counts": counts,
                "model_id": scorer.model_id, "temperature": scorer.temperature}
     if cfg.top_k:
         top = top_k(read_parquet(cfg.output, columns=list(SCORE_COLUMNS)), cfg.top_k)
-        top_dir = cfg.output.rstrip("/") + "_top_k"
+        top_dir = (getattr(args, "final_output", None) or cfg.output).rstrip("/") + "_top_k"
         write_parquet(top, join_uri(top_dir, "top_k.parquet"))
         summary["top_k"] = top.num_rows
         if cfg.gallery and top.num_rows:
@@ -148,7 +148,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", help="output scores URI (overrides config output)")
     parser.add_argument("--model", action="append", default=[], help="frozen model dir (repeat for an ensemble)")
     parser.add_argument("--calibration", help="calibration.json from dhs evaluate")
-    summary = run_spark_job("score", argv, parser, ScoreConfig, _body)
+    summary = run_spark_job("score", argv, parser, ScoreConfig, _body,
+                            inputs=lambda a, c: [JobInput("input", a.input or c.input)])
     return 0 if summary["rows_out"] == summary["rows_in"] else 1
 
 

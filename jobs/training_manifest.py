@@ -9,11 +9,12 @@ from __future__ import annotations
 import sys
 
 from dhs_gen.catalog.config import CatalogConfig
-from jobs.common import job_parser, run_spark_job
+from jobs.common import JobInput, job_parser, run_spark_job
 
 
 def _body(spark, cfg: CatalogConfig, args) -> dict:
     from dhs_gen.catalog.manifest import build_manifest_spark
+    from dhs_gen.spark import value_counts
     from dhs_gen.storage import mark_complete, to_file_uri
 
     positives = spark.read.parquet(to_file_uri(args.positives))
@@ -25,8 +26,8 @@ def _body(spark, cfg: CatalogConfig, args) -> dict:
     written = spark.read.parquet(to_file_uri(args.output))
     summary = {
         "rows_in": rows_in, "rows_out": written.count(), "dropped": dropped,
-        "by_tier": {r[0]: r[1] for r in written.groupBy("tier").count().collect()},
-        "by_split": {r[0]: r[1] for r in written.groupBy("split").count().collect()},
+        "by_tier": value_counts(written, "tier"),
+        "by_split": value_counts(written, "split"),
     }
     mark_complete(args.output, summary)
     return summary
@@ -39,7 +40,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cutouts", help="cutout_index dataset URI (optional)")
     parser.add_argument("--files", type=int, default=1, help="number of output files")
     parser.add_argument("--output", required=True, help="output training_manifest dataset URI")
-    summary = run_spark_job("training_manifest", argv, parser, CatalogConfig, _body)
+    summary = run_spark_job("training_manifest", argv, parser, CatalogConfig, _body, inputs=lambda a, c: [
+        JobInput("positives", a.positives), JobInput("negatives", a.negatives), JobInput("cutouts", a.cutouts)])
     return 0 if summary["rows_out"] + sum(summary["dropped"].values()) == summary["rows_in"] else 1
 
 

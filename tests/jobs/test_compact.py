@@ -19,6 +19,7 @@ def small_files(root, n_files=30, rows=200):
         pq.write_table(pa.table({"galaxy_id": [f"g{i}_{j}" for j in range(rows)], "healpix_128": pix,
                                  "split": split_from_pixel(pix).astype(str), "x": rng.normal(size=rows)}),
                        root / f"part-{i:03d}.parquet")
+    storage.mark_complete(str(root))  # a finished pipeline dataset (jobs refuse unfinished inputs)
     return n_files * rows
 
 

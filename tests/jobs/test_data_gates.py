@@ -22,6 +22,7 @@ def write_manifest(path, n=3000, leak=False):
     if leak:
         m.loc[1, "split"] = "test" if m.loc[1, "split"] != "test" else "train"
     storage.write_parquet(pa.Table.from_pandas(m, preserve_index=False), str(path / "part-0.parquet"))
+    storage.mark_complete(str(path))
     return m
 
 
@@ -32,6 +33,7 @@ def test_clean_manifest_passes(tmp_path, capsys):
     images[2][0, 50, 50] = np.nan
     cut = pa.table({"galaxy_id": list(m["galaxy_id"][:3]), "cutout": [encode_stamp(i) for i in images]})
     storage.write_parquet(cut, str(tmp_path / "cut" / "part-0.parquet"))
+    storage.mark_complete(str(tmp_path / "cut"))
     assert main(["--manifest", str(tmp_path / "m"), "--output", str(tmp_path / "g")]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["passed"] and len(out["gates"]) == 4

@@ -42,6 +42,8 @@ def inputs(tmp_path_factory):
     hosts = cutouts.select(["galaxy_id", "ra", "dec"])
     manifest = build_manifest(hosts, ManifestConfig(injections_per_host=3, variants=VARIANTS))
     storage.write_parquet(manifest, str(root / "manifest" / "part-0.parquet"))
+    storage.mark_complete(str(root / "cutouts"))
+    storage.mark_complete(str(root / "manifest"), {"rows_out": manifest.num_rows})
     return str(root / "manifest"), str(root / "cutouts"), manifest.num_rows
 
 

@@ -30,6 +30,7 @@ def test_spark_submit_matches_the_function_api(tmp_path):
     })
     for i in range(3):
         storage.write_parquet(stamps.slice(i * 1000, 1000), str(tmp_path / "stamps" / f"part-{i}.parquet"))
+    storage.mark_complete(str(tmp_path / "stamps"))
     out = tmp_path / "p4d"
     proc = subprocess.run(
         ["spark-submit", "--master", "local[2]", str(ROOT / "jobs" / "phase4d_completeness.py"),

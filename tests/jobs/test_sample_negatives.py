@@ -26,6 +26,7 @@ def test_sample_negatives_spark_submit(tmp_path):
     src.mkdir()
     for i in range(3):
         pq.write_table(pool.slice(i * 1200, 1200 if i < 2 else None), src / f"part-{i}.parquet")
+    storage.mark_complete(str(src))
     out = tmp_path / "sampled"
     proc = subprocess.run(
         ["spark-submit", "--master", "local[2]", str(ROOT / "jobs" / "sample_negatives.py"), "--master", "local[2]",

@@ -45,6 +45,7 @@ def stamps(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("score") / "stamps")
     storage.write_parquet(table.slice(0, 30), storage.join_uri(path, "part-0.parquet"))
     storage.write_parquet(table.slice(30), storage.join_uri(path, "part-1.parquet"))
+    storage.mark_complete(path)
     return path, table
 
 

@@ -56,7 +56,7 @@ def test_spark_submit(inputs):
     out = base / "spark_out"
     sets = [f"{k}={v}" for k, v in uris.items()] + [f"output={out}", "provenance.allow_unverified=true",
                                                      "bootstrap.n_boot=20", "figures=false"]
-    cmd = ["spark-submit", "--master", "local[2]", str(ROOT / "jobs" / "completeness.py"), "--master", "local[2]"]
+    cmd = ["spark-submit", "--master", "local[2]", str(ROOT / "jobs" / "selection_completeness.py"), "--master", "local[2]"]
     for s in sets:
         cmd += ["--set", s]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,

@@ -21,6 +21,7 @@ def test_splits_job_from_ra_dec(spark, tmp_path):
         n = 500
         pq.write_table(pa.table({"task_id": [f"t{i}_{j}" for j in range(n)], "ra": rng.uniform(140, 160, n),
                                  "dec": rng.uniform(-5, 5, n)}), src / f"p{i}.parquet")
+    storage.mark_complete(str(src))
     out = tmp_path / "out"
     assert main(["--input", str(src), "--output", str(out), "--id-column", "task_id"]) == 0
     got = storage.read_parquet(str(out)).to_pandas()

@@ -35,6 +35,8 @@ def inputs(tmp_path):
     ids = [i for i in ids if i]
     cut = pa.table({"galaxy_id": ids, "cutout_ok": [k % 10 != 0 for k in range(len(ids))]})
     storage.write_parquet(cut, str(tmp_path / "cut" / "part-0.parquet"))
+    for name in ("pos", "neg", "cut"):
+        storage.mark_complete(str(tmp_path / name))
     return positives, sampled, len(row)
 
 

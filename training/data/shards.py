@@ -131,14 +131,26 @@ def _row_ok(table: pa.Table) -> tuple[np.ndarray, list]:
     return ok, reasons
 
 
-def _decode_views(blob_columns: dict, nonfinite: str) -> tuple[dict, np.ndarray, list, str]:
+def _declared_sizes(table: pa.Table, stamp_size: int | None):
+    """The stamp side every row must have [pixels]: ``stamp_size`` when given, else the
+    dataset's declared per-row side (``stamp_size`` of stamps tables, ``size`` of cutout
+    indexes), else None (the chunk's majority shape decides; see decode_stamp_column)."""
+    if stamp_size:
+        return int(stamp_size)
+    for name in ("stamp_size", "size"):
+        if name in table.column_names and pa.types.is_integer(table.schema.field(name).type):
+            return table.column(name).to_pylist()
+    return None
+
+
+def _decode_views(blob_columns: dict, nonfinite: str, sizes=None) -> tuple[dict, np.ndarray, list, str]:
     """Decode every view column; a row is usable only when all its views decode."""
     from dhs_gen.io.legacy import decode_stamp_column
 
     images, bands, n = {}, None, None
     reasons: list = []
     for view, blobs in blob_columns.items():
-        dec = decode_stamp_column(blobs)
+        dec = decode_stamp_column(blobs, expected_size=sizes)
         n = len(dec.status)
         if not reasons:
             reasons = [None] * n
@@ -161,14 +173,9 @@ def _decode_views(blob_columns: dict, nonfinite: str) -> tuple[dict, np.ndarray,
 
 
 def _iter_table_chunks(src_uri: str, rows_per_chunk: int, split: str | None) -> Iterator[pa.Table]:
-    import pyarrow.dataset as ds
+    from dhs_gen.storage import parquet_dataset
 
-    from dhs_gen.storage import get_fs
-
-    fs, path = get_fs(src_uri)
-    dataset = ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive",
-                         ignore_prefixes=[".", "_"])
-    for batch in dataset.to_batches(batch_size=rows_per_chunk):
+    for batch in parquet_dataset(src_uri).to_batches(batch_size=rows_per_chunk):
         table = pa.Table.from_batches([batch])
         if split is not None and "split" not in table.column_names and "region_split" not in table.column_names:
             table = table.append_column("split", pa.array([split] * table.num_rows, pa.string()))
@@ -224,7 +231,7 @@ def _iter_cutout_dir(src_uri: str, rows_per_chunk: int, label: int | None, split
 _REF_CACHE: dict = {}  # per process: the last referenced Parquet file of a manifest
 
 
-def _process_chunk(table: pa.Table, base: str, nonfinite: str) -> dict:
+def _process_chunk(table: pa.Table, base: str, nonfinite: str, stamp_size: int | None = None) -> dict:
     """Decode one source chunk: kept rows' metadata and images, and skip counts by reason."""
     if _source_kind(table.schema) == "manifest":
         blob_cols = {"stamp": _manifest_blobs(table, base, _REF_CACHE)}
@@ -236,7 +243,8 @@ def _process_chunk(table: pa.Table, base: str, nonfinite: str) -> dict:
                 blob_cols[view] = table.column(col)
     meta = _normalise_meta(table, legacy_depth="stamp_npz" in table.column_names)
     ok_rows, row_reasons = _row_ok(table)
-    images, ok_dec, dec_reasons, found_bands = _decode_views(blob_cols, nonfinite)
+    images, ok_dec, dec_reasons, found_bands = _decode_views(blob_cols, nonfinite,
+                                                             _declared_sizes(table, stamp_size))
     keep = ok_rows & ok_dec
     skipped = Counter(row_reasons[i] or dec_reasons[i] for i in np.flatnonzero(~keep))
     part = {"views": list(blob_cols), "skipped": skipped, "meta": None, "images": {}, "bands": found_bands}
@@ -247,12 +255,13 @@ def _process_chunk(table: pa.Table, base: str, nonfinite: str) -> dict:
     return part
 
 
-def _map_chunks(chunks: Iterator[pa.Table], base: str, nonfinite: str, workers: int) -> Iterator[dict]:
+def _map_chunks(chunks: Iterator[pa.Table], base: str, nonfinite: str, workers: int,
+                stamp_size: int | None = None) -> Iterator[dict]:
     """_process_chunk over the chunks in order; ``workers`` > 1 decodes in a process pool with a
     bounded number of chunks in flight (memory stays ~2 x workers chunks)."""
     if workers <= 1:
         for table in chunks:
-            yield _process_chunk(table, base, nonfinite)
+            yield _process_chunk(table, base, nonfinite, stamp_size)
         return
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
@@ -260,7 +269,7 @@ def _map_chunks(chunks: Iterator[pa.Table], base: str, nonfinite: str, workers: 
     with ProcessPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
         for table in chunks:
-            pending.append(pool.submit(_process_chunk, table, base, nonfinite))
+            pending.append(pool.submit(_process_chunk, table, base, nonfinite, stamp_size))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
         while pending:
@@ -313,18 +322,100 @@ def _write_shard(out_dir: str, shard_no: int, layout: str, images: dict, row_gro
     return [name]
 
 
+class _ShardSink:
+    """Accumulates decoded chunks and writes a shard every ``rows_per_shard`` rows."""
+
+    def __init__(self, out_dir: str, layout: str, rows_per_shard: int, row_group_size: int):
+        self.out_dir, self.layout, self.rows_per_shard, self.row_group_size = out_dir, layout, rows_per_shard, \
+            row_group_size
+        self.shards, self.metas, self.skipped = [], [], Counter()
+        self.views, self.shape, self.bands = None, None, None
+        self._meta, self._img, self._n = [], {}, 0
+
+    def add(self, part: dict) -> None:
+        self.skipped.update(part["skipped"])
+        if self.views is None:
+            self.views = part["views"]
+        elif part["views"] != self.views:
+            raise ShardError(f"views changed between chunks: {self.views} vs {part['views']}")
+        if part["meta"] is None:
+            return
+        first = part["images"][self.views[0]]
+        if self.shape is None:
+            self.shape, self.bands = list(first.shape[1:]), part["bands"]
+        elif list(first.shape[1:]) != self.shape or part["bands"] != self.bands:
+            # a chunk whose stamps all differ from the shards' shape: its rows are skipped, counted
+            self.skipped[f"{self.views[0]}:shape_mismatch"] += part["meta"].num_rows
+            return
+        self._meta.append(part["meta"])
+        for v in self.views:
+            self._img.setdefault(v, []).append(part["images"][v])
+        self._n += part["meta"].num_rows
+        if self._n >= self.rows_per_shard:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._n:
+            return
+        imgs = {v: np.concatenate(a) for v, a in self._img.items()}
+        names = _write_shard(self.out_dir, len(self.shards), self.layout, imgs, self.row_group_size)
+        self.shards.append({"n_rows": self._n,
+                            "files": {n: _sha256_file(os.path.join(self.out_dir, n)) for n in names}})
+        self.metas.extend(self._meta)
+        self._meta, self._img, self._n = [], {}, 0
+
+
+def _check_source(src_uri: str, out_dir: str, allow_partial: bool) -> bool:
+    """Validate the source before anything is written; True when it is a folder of npz cutouts.
+
+    A Parquet dataset folder must be complete (``_SUCCESS``, row count; see
+    :func:`dhs_gen.storage.require_complete`) unless ``allow_partial``; the shards may not be
+    written into, around or inside the source."""
+    from dhs_gen.storage import DatasetError, exists, overlap, require_complete
+
+    if not exists(src_uri):
+        raise ShardError(f"source not found: {src_uri}")
+    if (how := overlap(out_dir, src_uri)):
+        raise ShardError(f"the shards folder {out_dir} {how} the source {src_uri}; choose a separate folder")
+    if not src_uri.endswith(".parquet") and _looks_like_cutout_dir(src_uri):
+        return True
+    try:
+        require_complete(src_uri, what="source", allow_partial=allow_partial)
+    except DatasetError as exc:
+        raise ShardError(str(exc)) from None
+    return False
+
+
+def _check_out_dir(out_dir: str) -> None:
+    """An existing shards folder is replaced only when it holds a shard set (and nothing else)."""
+    if not os.path.isdir(out_dir):
+        if os.path.exists(out_dir):
+            raise ShardError(f"{out_dir} is a file; give a folder for the shards")
+        return
+    foreign = [n for n in os.listdir(out_dir) if not (n.startswith("shard-") or n in (INDEX, META))]
+    if foreign:
+        raise ShardError(f"{out_dir} holds files that are not training shards (e.g. {sorted(foreign)[0]}); "
+                         "refusing to replace it: choose an empty or new folder")
+
+
 def convert_to_shards(src_uri: str, out_dir: str, *, layout: str = DEFAULT_LAYOUT, rows_per_shard: int = 4096,
                       label: int | None = None, split: str | None = None, nonfinite: str = "drop",
-                      row_group_size: int = 256, force: bool = False, workers: int = 1) -> str:
+                      row_group_size: int = 256, force: bool = False, workers: int = 1,
+                      stamp_size: int | None = None, allow_partial: bool = False) -> str:
     """Convert a stamps table, training manifest or cutout folder into training shards.
 
     ``layout``: npy | arrow | parquet; ``label``/``split``: for a cutout folder (and ``split`` for
     a table without one); ``nonfinite``: drop | zero | keep rows with NaN/Inf pixels;
-    ``workers``: decoding processes (chunks of ``rows_per_shard`` rows; output identical).
+    ``workers``: decoding processes (chunks of ``rows_per_shard`` rows; output identical);
+    ``stamp_size``: the stamp side [pixels] every row must have (default: the source's declared
+    ``stamp_size``/``size`` column, else each chunk's majority shape); rows of another size are
+    skipped as ``shape_mismatch``; ``allow_partial``: read a source folder without ``_SUCCESS``.
     An existing complete conversion of the same source and options is reused unless ``force``.
+    The source is checked before anything is written; the shards are written into a staging
+    folder beside ``out_dir`` and swapped into place, so a failure leaves the old set intact.
     Returns the path of ``index.json``.
     """
-    from dhs_gen.storage import exists, is_remote, local_path, read_json, write_json
+    from dhs_gen.storage import is_remote, local_path, read_json, staging_output, swap_into_place
 
     if layout not in LAYOUTS:
         raise ShardError(f"unknown layout {layout!r}; choose from {LAYOUTS}")
@@ -335,75 +426,55 @@ def convert_to_shards(src_uri: str, out_dir: str, *, layout: str = DEFAULT_LAYOU
     out_dir = local_path(out_dir)
     index_path = os.path.join(out_dir, INDEX)
     options = {"layout": layout, "rows_per_shard": rows_per_shard, "label": label, "split": split,
-               "nonfinite": nonfinite, "row_group_size": row_group_size}
+               "nonfinite": nonfinite, "row_group_size": row_group_size, "stamp_size": stamp_size}
+    is_dir_of_npz = _check_source(src_uri, out_dir, allow_partial)
     if not force and os.path.exists(index_path):
         previous = read_json(index_path)
         if previous.get("source") == str(src_uri) and previous.get("options") == options:
             return index_path
-    os.makedirs(out_dir, exist_ok=True)
-    for stale in os.listdir(out_dir):
-        if stale.startswith("shard-") or stale in (INDEX, META):
-            os.remove(os.path.join(out_dir, stale))
+    _check_out_dir(out_dir)
+    staging = staging_output(out_dir)
+    try:
+        _convert(src_uri, staging, is_dir_of_npz, options, workers)
+    except BaseException:
+        from dhs_gen.storage import remove
 
-    if not exists(src_uri):
-        raise ShardError(f"source not found: {src_uri}")
-    is_dir_of_npz = not src_uri.endswith(".parquet") and _looks_like_cutout_dir(src_uri)
-    chunks = (_iter_cutout_dir(src_uri, rows_per_shard, label, split) if is_dir_of_npz
-              else _iter_table_chunks(src_uri, rows_per_shard, split))
-    base = src_uri if is_dir_of_npz else _dirname(src_uri)
-    skipped: Counter = Counter()
-    shards, metas, views_seen, shape, bands = [], [], None, None, None
-    pending_meta, pending_img, pending_n = [], {}, 0
+        remove(staging)
+        raise
+    swap_into_place(staging, out_dir)
+    return index_path
 
-    def flush():
-        nonlocal pending_meta, pending_img, pending_n
-        if not pending_n:
-            return
-        imgs = {v: np.concatenate(a) for v, a in pending_img.items()}
-        names = _write_shard(out_dir, len(shards), layout, imgs, row_group_size)
-        shards.append({"n_rows": pending_n, "files": {n: _sha256_file(os.path.join(out_dir, n)) for n in names}})
-        metas.extend(pending_meta)
-        pending_meta, pending_img, pending_n = [], {}, 0
 
+def _convert(src_uri: str, out_dir: str, is_dir_of_npz: bool, options: dict, workers: int) -> None:
+    """Decode the source chunk by chunk into shards, then write meta.parquet and index.json."""
     from dhs_gen.log import progress
+    from dhs_gen.storage import write_json
 
-    for part in progress(_map_chunks(chunks, base, nonfinite, workers), desc="shards", unit="chunk"):
-        skipped.update(part["skipped"])
-        if views_seen is None:
-            views_seen = part["views"]
-        elif part["views"] != views_seen:
-            raise ShardError(f"views changed between chunks: {views_seen} vs {part['views']}")
-        if part["meta"] is None:
-            continue
-        first = part["images"][views_seen[0]]
-        if shape is None:
-            shape, bands = list(first.shape[1:]), part["bands"]
-        elif list(first.shape[1:]) != shape or part["bands"] != bands:
-            raise ShardError(f"stamp shape/bands changed: {first.shape[1:]} {part['bands']!r} vs {shape} {bands!r}")
-        pending_meta.append(part["meta"])
-        for v in views_seen:
-            pending_img.setdefault(v, []).append(part["images"][v])
-        pending_n += part["meta"].num_rows
-        if pending_n >= rows_per_shard:
-            flush()
-    flush()
-    if not shards:
-        raise ShardError(f"{src_uri}: no usable rows (skipped: {dict(skipped)})")
-    meta_table = pa.concat_tables(metas, promote_options="default")
+    rows, split = options["rows_per_shard"], options["split"]
+    chunks = (_iter_cutout_dir(src_uri, rows, options["label"], split) if is_dir_of_npz
+              else _iter_table_chunks(src_uri, rows, split))
+    base = src_uri if is_dir_of_npz else _dirname(src_uri)
+    sink = _ShardSink(out_dir, options["layout"], rows, options["row_group_size"])
+    for part in progress(_map_chunks(chunks, base, options["nonfinite"], workers, options["stamp_size"]),
+                         desc="shards", unit="chunk"):
+        sink.add(part)
+    sink.flush()
+    if not sink.shards:
+        raise ShardError(f"{src_uri}: no usable rows (skipped: {dict(sink.skipped)})")
+    meta_table = pa.concat_tables(sink.metas, promote_options="default")
     ids = meta_table.column("id")
     if len(pc.unique(ids)) != len(ids):
         raise ShardError(f"{src_uri}: duplicate ids in the source")
     pq.write_table(meta_table, _tmp(os.path.join(out_dir, META)))
     os.replace(_tmp(os.path.join(out_dir, META)), os.path.join(out_dir, META))
     index = {
-        "format": FORMAT, "source": str(src_uri), "options": options, "layout": layout,
-        "n_rows": int(meta_table.num_rows), "image_shape": shape, "bands": bands, "views": views_seen,
-        "shards": shards, "meta": {"file": META, "sha256": _sha256_file(os.path.join(out_dir, META))},
-        "skipped": dict(skipped), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "format": FORMAT, "source": str(src_uri), "options": options, "layout": options["layout"],
+        "n_rows": int(meta_table.num_rows), "image_shape": sink.shape, "bands": sink.bands, "views": sink.views,
+        "shards": sink.shards, "meta": {"file": META, "sha256": _sha256_file(os.path.join(out_dir, META))},
+        "skipped": dict(sink.skipped), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     index["data_hash"] = data_hash(index)
-    write_json(index_path, index)
-    return index_path
+    write_json(os.path.join(out_dir, INDEX), index)
 
 
 def data_hash(index: dict) -> str:
@@ -441,11 +512,15 @@ def main(argv=None) -> int:
     parser.add_argument("--nonfinite", default="drop", choices=("drop", "zero", "keep"))
     parser.add_argument("--force", action="store_true", help="convert again even if an index exists")
     parser.add_argument("--workers", type=int, default=1, help="decoding processes")
+    parser.add_argument("--stamp-size", type=int, default=None,
+                        help="stamp side [px] every row must have (default: the source's declared size)")
+    parser.add_argument("--allow-partial", action="store_true", help="read a source without its _SUCCESS marker")
     args = parser.parse_args(argv)
     try:
         index_path = convert_to_shards(args.src, args.out_dir, layout=args.layout, rows_per_shard=args.rows_per_shard,
                                        label=args.label, split=args.split, nonfinite=args.nonfinite, force=args.force,
-                                       workers=args.workers)
+                                       workers=args.workers, stamp_size=args.stamp_size,
+                                       allow_partial=args.allow_partial)
     except ShardError as exc:
         print(f"dhs shards: {exc}", file=sys.stderr)
         return 2
