@@ -31,17 +31,20 @@ FADE_FWHM = 2.0  # cross-fades (between sectors, at the annulus edges) this many
 RADIAL_BIN = 0.25  # [pixels] radial step of the annulus radii
 
 
-def shuffle_annulus(delta: np.ndarray, center=(0.0, 0.0), flux_fraction: float = FLUX_FRACTION) -> tuple:
+def shuffle_annulus(delta: np.ndarray, center=(0.0, 0.0), flux_fraction: float = FLUX_FRACTION,
+                    radius: np.ndarray | None = None) -> tuple:
     """(r_in, r_out) [pixels] of the annulus about ``center`` = (x, y) offset [pixels] from the
     stamp centre that holds ``flux_fraction`` of the positive flux of ``delta`` (C, H, W) summed
     over bands (at least; radii in steps of ``RADIAL_BIN``): pixels with r_in ≤ r ≤ r_out. (0, 0)
-    when there is no positive flux."""
+    when there is no positive flux. ``radius``: the (H, W) pixel radii about ``center`` when the
+    caller has them already."""
     flux = np.clip(np.asarray(delta, dtype=np.float64), 0.0, None).sum(axis=0).ravel()
     total = flux.sum()
     if not total > 0:
         return 0.0, 0.0
     # radial cumulative flux in RADIAL_BIN-px bins; whole bins are kept, so the annulus holds >= F
-    bins = (_radius(delta.shape[-2:], center).ravel() / RADIAL_BIN).astype(np.int64)
+    radius = _radius(delta.shape[-2:], center) if radius is None else radius
+    bins = (radius.ravel() / RADIAL_BIN).astype(np.int64)
     cum = np.cumsum(np.bincount(bins, weights=flux)) / total
     tail = 0.5 * (1.0 - flux_fraction)
     first = int(np.searchsorted(cum, tail, side="right"))
@@ -87,17 +90,17 @@ def shuffle_delta(delta: np.ndarray, theta_pix: float, fwhm_pix: float, rng: np.
     ``theta_pix``: θ_E [pixels] (sets the number of sectors); ``fwhm_pix``: the PSF FWHM [pixels]
     (the sector length and every cross-fade scale with it); ``rng`` draws the permutation."""
     delta = np.asarray(delta, dtype=np.float32)
-    r_in, r_out = shuffle_annulus(delta, center)
+    c, h, w = delta.shape
+    radius = _radius((h, w), center)
+    r_in, r_out = shuffle_annulus(delta, center, radius=radius)
     out = delta.copy()
     if r_out <= 0:
         return out
     ramp = FADE_FWHM * max(float(fwhm_pix), 1.0)
     n_sectors = sector_count(theta_pix, max(float(fwhm_pix), 1.0))
     perm = sector_permutation(rng, n_sectors)
-    c, h, w = delta.shape
-    r = _radius((h, w), center).astype(np.float32)
-    rows, cols = np.nonzero((r >= r_in - ramp) & (r <= r_out + ramp))
-    r = r[rows, cols]
+    rows, cols = np.nonzero((radius >= r_in - ramp) & (radius <= r_out + ramp))
+    r = radius[rows, cols].astype(np.float32)
     x = (cols - ((w - 1) / 2.0 + center[0])).astype(np.float32)
     y = (rows - ((h - 1) / 2.0 + center[1])).astype(np.float32)
     width = np.float32(2.0 * np.pi / n_sectors)
@@ -106,17 +109,22 @@ def shuffle_delta(delta: np.ndarray, theta_pix: float, fwhm_pix: float, rng: np.
     f = u - np.floor(u)
     # cross-fade over an arc length of FADE_FWHM FWHMs (at most a whole sector) about each sector boundary
     half = np.minimum(np.float32(0.5 * ramp) / np.maximum(r, np.float32(1e-6)) / width, np.float32(0.5))
-    other = np.where(f < 0.5, k - 1, k + 1) % n_sectors
     t = np.minimum(np.minimum(f, 1.0 - f) / half, np.float32(1.0))
     w_own = np.float32(0.5) + np.float32(0.5) * np.sin(np.float32(0.5 * np.pi) * t)  # smooth (C1); 1 past the fade
-    # the content of sector perm[j] lands in sector j: rotate by (perm[j] - j) sectors
+    # the content of sector perm[j] lands in sector j: rotate by (perm[j] - j) sectors. The
+    # neighbouring sector is sampled only inside the cross-fades (elsewhere its weight is 0)
+    fade = np.flatnonzero(w_own < 1.0)
+    kf = k[fade]
+    other = np.where(f[fade] < 0.5, kf - 1, kf + 1) % n_sectors
     move = np.concatenate([perm[k] - k, perm[other] - other]) % n_sectors
     turns = np.arange(n_sectors) * (2.0 * np.pi / n_sectors)
     cos, sin = np.cos(turns).astype(np.float32)[move], np.sin(turns).astype(np.float32)[move]
-    xx, yy = np.concatenate([x, x]), np.concatenate([y, y])
+    xx, yy = np.concatenate([x, x[fade]]), np.concatenate([y, y[fade]])
     samples = _bilinear(delta, sin * xx + cos * yy + np.float32((h - 1) / 2.0 + center[1]),
                         cos * xx - sin * yy + np.float32((w - 1) / 2.0 + center[0]))
-    shuffled = w_own * samples[:, :len(x)] + (1.0 - w_own) * samples[:, len(x):]
+    shuffled = samples[:, :len(x)]
+    wf = w_own[fade]
+    shuffled[:, fade] = wf * shuffled[:, fade] + (1.0 - wf) * samples[:, len(x):]
     # radial cross-fade to the untouched light over FADE_FWHM FWHMs outside [r_in, r_out]
     taper = np.cos(np.float32(0.5 * np.pi / ramp) * np.clip(np.maximum(r_in - r, r - r_out), 0.0, ramp)) ** 2
     out[:, rows, cols] = taper * shuffled + (1.0 - taper) * delta[:, rows, cols]
