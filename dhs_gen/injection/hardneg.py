@@ -38,7 +38,7 @@ def shuffle_annulus(delta: np.ndarray, center=(0.0, 0.0), flux_fraction: float =
     over bands (at least; radii in steps of ``RADIAL_BIN``): pixels with r_in ≤ r ≤ r_out. (0, 0)
     when there is no positive flux. ``radius``: the (H, W) pixel radii about ``center`` when the
     caller has them already."""
-    flux = np.clip(np.asarray(delta, dtype=np.float64), 0.0, None).sum(axis=0).ravel()
+    flux = np.clip(delta, 0.0, None).sum(axis=0, dtype=np.float64).ravel()  # exact: clip, then a float64 sum
     total = flux.sum()
     if not total > 0:
         return 0.0, 0.0
@@ -99,8 +99,9 @@ def shuffle_delta(delta: np.ndarray, theta_pix: float, fwhm_pix: float, rng: np.
     ramp = FADE_FWHM * max(float(fwhm_pix), 1.0)
     n_sectors = sector_count(theta_pix, max(float(fwhm_pix), 1.0))
     perm = sector_permutation(rng, n_sectors)
-    rows, cols = np.nonzero((radius >= r_in - ramp) & (radius <= r_out + ramp))
-    r = radius[rows, cols].astype(np.float32)
+    inside = np.flatnonzero((radius >= r_in - ramp) & (radius <= r_out + ramp))  # flat pixel indices
+    rows, cols = np.divmod(inside, w)
+    r = radius.ravel()[inside].astype(np.float32)
     x = (cols - ((w - 1) / 2.0 + center[0])).astype(np.float32)
     y = (rows - ((h - 1) / 2.0 + center[1])).astype(np.float32)
     width = np.float32(2.0 * np.pi / n_sectors)
@@ -127,7 +128,8 @@ def shuffle_delta(delta: np.ndarray, theta_pix: float, fwhm_pix: float, rng: np.
     shuffled[:, fade] = wf * shuffled[:, fade] + (1.0 - wf) * samples[:, len(x):]
     # radial cross-fade to the untouched light over FADE_FWHM FWHMs outside [r_in, r_out]
     taper = np.cos(np.float32(0.5 * np.pi / ramp) * np.clip(np.maximum(r_in - r, r - r_out), 0.0, ramp)) ** 2
-    out[:, rows, cols] = taper * shuffled + (1.0 - taper) * delta[:, rows, cols]
+    flat = out.reshape(c, h * w)
+    flat[:, inside] = taper * shuffled + (1.0 - taper) * np.take(flat, inside, axis=1)
     return out
 
 
@@ -141,9 +143,8 @@ def _bilinear(images: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarra
     col = np.clip(col + np.float32(1.0), 0.0, np.float32(w + 1.0 - 1e-3))
     r0, c0 = row.astype(np.int64), col.astype(np.int64)
     fr, fc = (row - r0).astype(np.float32), (col - c0).astype(np.float32)
-    flat = padded.reshape(c, -1)
     i00 = r0 * (w + 2) + c0
-    v00, v01 = flat[:, i00], flat[:, i00 + 1]
-    v10, v11 = flat[:, i00 + w + 2], flat[:, i00 + w + 3]
+    corners = np.take(padded.reshape(c, -1), np.concatenate([i00, i00 + 1, i00 + (w + 2), i00 + (w + 3)]), axis=1)
+    v00, v01, v10, v11 = corners.reshape(c, 4, len(i00)).transpose(1, 0, 2)
     top = v00 + (v01 - v00) * fc
     return top + (v10 + (v11 - v10) * fc - top) * fr
