@@ -8,7 +8,8 @@ Each system is a pure function of (seed, lens position) through :mod:`dhs_gen.su
 
 * lens galaxy (population "lens"): g/r/z/W1 fluxes [nmgy] copied from a real DR10 LRG of type
   DEV/SER with 18.25 < r < 22.5 (the real LRG sample's distribution), Tractor type DEV or SER,
-  half-light radius 1.1" x exp(0.35 N) in [0.5, 4]", DEV-like axis ratios. Where a real DR10 LRG
+  half-light radius 1.1" x exp(0.35 N) in [0.5, 4]", DEV-like axis ratios; its photo-z ``z_phot``
+  is the injection hosts' estimator (:mod:`dhs_gen.survey.photoz`) on those g, r, z, W1 fluxes. Where a real DR10 LRG
   of the mock already sits within 1" of the lens, that LRG is the deflector and no galaxy is added;
 * mass: SIE aligned with the light (|e| capped at 0.4) plus external shear N(0, 0.05) per
   component (|gamma| <= 0.15); Einstein radius theta_E log-normal, median 1.5" (confident) or
@@ -134,7 +135,7 @@ def lens_systems(index, seed=0, source: str = LENSCAT) -> dict:
     shape_r = np.clip(1.1 * np.exp(0.35 * normal(key, 2)), 0.5, 4.0)
     e1, e2 = _ellipticity(key, types, 3)
     sersic = np.where(types == SER, 2.5 + 3.5 * unit(key, 8), 4.0)
-    zp = np.clip(0.12 + 0.45 * (frame["r_minus_z"].to_numpy()[pick] - 0.6) + 0.03 * normal(key, 9), 0.05, 1.3)
+    zp = frame["z_phot"].to_numpy()[pick]  # the host estimator on the fluxes the lens copies
     grading = table["grading"].to_numpy()[index]
     median = np.where(grading == "confident", THETA_E_MEDIAN["confident"], THETA_E_MEDIAN["probable"])
     theta_e = np.clip(median * np.exp(THETA_E_SIGMA_LN * normal(key, 10)), *THETA_E_RANGE)

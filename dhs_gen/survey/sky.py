@@ -12,6 +12,16 @@ DR9/DR10 Tractor catalogues at high Galactic latitude):
 * real LRGs (``load_lrg_sample``) with their real fluxes, Tractor types and photo-z (the host
   estimator, :mod:`dhs_gen.survey.photoz`); shapes drawn from their position.
 
+Redshifts: the real LRGs, their satellites and the lens galaxies (:mod:`dhs_gen.survey.lenses`)
+carry the injection hosts' estimator (:mod:`dhs_gen.survey.photoz`) on their g, r, z, W1 fluxes.
+The generated galaxies keep their generating redshift (colours are drawn from it, so it is
+consistent with them by construction) rather than that estimator, for two reasons: the estimator
+fits one LRG template, so on the generated blue (star-forming) galaxies it is biased low; and it
+costs about ten times the generation of the objects themselves (``generated_objects`` runs for
+every cutout's neighbourhood). Phase-4a hosts take z_l from the estimator on their own fluxes
+(``manifest.host_redshift.column`` unset), so no z_l bin reads a generated galaxy's redshift
+unless a config names the catalogue's ``z_phot_median`` column.
+
 Fluxes are nanomaggies, sizes arcsec (half-light radius), Tractor ellipticities e1/e2.
 """
 from __future__ import annotations

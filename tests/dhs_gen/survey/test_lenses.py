@@ -140,3 +140,12 @@ def test_segments_reassemble_the_catalogue_with_patches():
     whole = whole.sort_values(key).reset_index(drop=True)
     assert len(whole) == 5000
     assert parts.equals(whole)
+
+
+def test_lens_galaxy_redshift_is_the_host_photo_z_estimator():
+    from dhs_gen.survey.photoz import photo_z_from_fluxes
+
+    sys_ = lens_systems(np.arange(60), seed=3)
+    z, _ = photo_z_from_fluxes(*(sys_[f"flux_{b}"] for b in ("g", "r", "z", "w1")))
+    assert np.isfinite(z).all()
+    np.testing.assert_allclose(sys_["z_phot"], z, rtol=1e-12)
