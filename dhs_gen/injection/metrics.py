@@ -130,13 +130,15 @@ def noise_autocovariance(images: np.ndarray, max_lag: int = NOISE_MAX_LAG) -> np
         sky = (x * mask).sum(axis=(1, 2)) / n_blank  # blank-sky level (sources masked)
     x = (x - sky[:, None, None]) * mask
     shape = (sfft.next_fast_len(h + max_lag, real=True), sfft.next_fast_len(w + max_lag, real=True))
-    num = sfft.irfft2(np.abs(sfft.rfft2(x, s=shape)) ** 2, s=shape)  # zero padding >= L: no wrap-around up to L
-    den = sfft.irfft2(np.abs(sfft.rfft2(mask, s=shape)) ** 2, s=shape)
+    spec = sfft.rfft2(np.stack([x, mask]), s=shape)  # zero padding >= L: no wrap-around up to L
+    power = np.square(spec.real)
+    power += np.square(spec.imag)
+    # inverse transform at the lags |dy|, |dx| <= L only: rows (complex) first, keep 2L+1 of them, then columns
     lags = np.arange(-max_lag, max_lag + 1)
-    window = np.ix_(np.arange(b), lags % shape[0], lags % shape[1])
-    den = np.rint(den[window])
+    corr = sfft.irfft(sfft.ifft(power, axis=-2)[:, :, lags % shape[0]], n=shape[1], axis=-1)[..., lags % shape[1]]
+    num, den = corr[0].astype(np.float64), np.rint(corr[1])
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num[window].astype(np.float64) / den, np.nan)
+        return np.where(den > 0, num / den, np.nan)
 
 
 def aperture_pair_counts(aperture: np.ndarray, max_lag: int) -> np.ndarray:
