@@ -123,6 +123,9 @@ def run_spark_job(name: str, argv, parser: argparse.ArgumentParser, config_model
     finally:
         if args.master and caller_session is None:
             spark.stop()
+    if target != output:  # a path the body reported inside its staging folder names the final output
+        summary = json.loads(json.dumps(summary, default=str).replace(json.dumps(target)[1:-1],
+                                                                       json.dumps(output)[1:-1]))
     summary.setdefault("job", name)
     summary.setdefault("inputs", {k: v for k, v in given.items() if k != output_attr})
     summary.setdefault("config_source", args.config)

@@ -82,13 +82,14 @@ def _body(spark, cfg: SelectionConfig, args) -> dict:
     out = run(spark, cfg)
     results = out["results"]
     written = write_tables(results, cfg.output)
+    final = getattr(args, "final_output", None) or cfg.output  # cfg.output is the staging folder
     summary = {"n_injections": out["n_injections"], "provenance": out["provenance"],
                "headline": headline(results["completeness"], results["thresholds"]),
-               "tables": written, "engine": "spark"}
+               "tables": {k: v.replace(cfg.output, final, 1) for k, v in written.items()}, "engine": "spark"}
     write_json(join_uri(cfg.output, "selection_summary.json"), summary)
     mark_complete(cfg.output, {"n_injections": out["n_injections"]})
     return {"n_injections": out["n_injections"], "models": [p["model_id"] for p in out["provenance"]],
-            "completeness_rows": results["completeness"].num_rows, "output": cfg.output}
+            "completeness_rows": results["completeness"].num_rows, "output": final}
 
 
 def main(argv=None) -> int:

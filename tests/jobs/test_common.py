@@ -91,11 +91,12 @@ def _run(argv, body, name="demo-job"):
 
 def _write_body(rows, fail=False):
     def body(spark, cfg, args):
-        storage.write_parquet(pa.table({"x": list(range(rows))}), storage.join_uri(args.output, "part-0.parquet"))
+        part = storage.join_uri(args.output, "part-0.parquet")
+        storage.write_parquet(pa.table({"x": list(range(rows))}), part)
         if fail:
             raise RuntimeError("boom after writing")
         storage.mark_complete(args.output, {"rows_out": rows})
-        return {"rows_out": rows}
+        return {"rows_out": rows, "file": part}
     return body
 
 
@@ -108,8 +109,9 @@ def test_output_is_swapped_in_and_a_failed_rerun_keeps_the_previous_one(spark, t
     with pytest.raises(RuntimeError, match="boom"):
         _run(["--input", src, "--output", out], _write_body(9, fail=True))
     assert storage.count_parquet_rows(out) == 5 and storage.is_complete(out)
-    _run(["--input", src, "--output", out], _write_body(8))  # own earlier output: replaced
+    summary = _run(["--input", src, "--output", out], _write_body(8))  # own earlier output: replaced
     assert storage.count_parquet_rows(out) == 8
+    assert summary["file"] == os.path.join(out, "part-0.parquet")  # paths reported name the final output
     assert sorted(os.listdir(tmp_path)) == ["in", "out"]  # no staging or replaced folders left
     resolved = (tmp_path / "out" / "_resolved_config.yaml").read_text()
     assert "staging" not in resolved

@@ -56,7 +56,8 @@ def test_spark_submit(inputs):
     out = base / "spark_out"
     sets = [f"{k}={v}" for k, v in uris.items()] + [f"output={out}", "provenance.allow_unverified=true",
                                                      "bootstrap.n_boot=20", "figures=false"]
-    cmd = ["spark-submit", "--master", "local[2]", str(ROOT / "jobs" / "selection_completeness.py"), "--master", "local[2]"]
+    cmd = ["spark-submit", "--master", "local[2]", str(ROOT / "jobs" / "selection_completeness.py"),
+           "--master", "local[2]"]
     for s in sets:
         cmd += ["--set", s]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
@@ -70,6 +71,7 @@ def test_spark_submit(inputs):
     report = json.loads((out / "selection_summary.json").read_text())
     assert {r["subset"] for r in report["headline"]} == {"all", "clean"}
     assert all(p["verified"] is False for p in report["provenance"])
+    assert report["tables"]["completeness"] == str(out / "completeness.parquet")  # not the staging folder
 
 
 def test_missing_inputs_named(spark, tmp_path):
