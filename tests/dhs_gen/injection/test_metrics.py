@@ -281,3 +281,32 @@ def test_noise_autocovariance_ignores_bad_pixels_and_flags_empty_cutouts():
     box = np.zeros((1, 16, 16), bool)
     box[0, 4:8, 4:8] = True
     assert np.isnan(aperture_sigma(box, acov[2:3]))[0]
+
+
+def test_noise_autocovariance_and_pair_counts_equal_their_lag_sums():
+    """The FFT shortcuts (one batched forward transform, the inverse evaluated at the kept lags
+    only; single-precision pair counts) equal the direct sums over pixel pairs at each lag:
+    C(dy, dx) = sum m x m' x' / sum m m' (x less its blank-sky mean) and N_A = sum a a'."""
+    rng = np.random.default_rng(11)
+    images = rng.normal(0.0, 0.02, (3, 31, 29)).astype(np.float32)  # < MIN_BLANK_PIXELS: every finite pixel
+    images[1, 5:9, 10:20] = np.nan
+    images[2] += 0.01 * np.arange(29, dtype=np.float32)  # a gradient: correlated at every lag
+    lag = 4
+    acov = noise_autocovariance(images, max_lag=lag)
+    apertures = rng.random((3, 40, 36)) < 0.4
+    counts = aperture_pair_counts(apertures, lag)
+    for i, img in enumerate(images):
+        m = np.isfinite(img).astype(np.float64)
+        x = np.where(m > 0, img, 0.0) - (np.where(m > 0, img, 0.0).sum() / m.sum())
+        x *= m
+        for dy in range(-lag, lag + 1):
+            for dx in range(-lag, lag + 1):
+                a = (slice(max(dy, 0), img.shape[0] + min(dy, 0)), slice(max(dx, 0), img.shape[1] + min(dx, 0)))
+                b = (slice(max(-dy, 0), img.shape[0] + min(-dy, 0)), slice(max(-dx, 0), img.shape[1] + min(-dx, 0)))
+                expected = (x[a] * x[b]).sum() / (m[a] * m[b]).sum()
+                assert acov[i, dy + lag, dx + lag] == pytest.approx(expected, rel=1e-4, abs=1e-4 * acov[i, lag, lag])
+                ap = apertures[i].astype(np.int64)
+                h, w = ap.shape
+                a = (slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0)))
+                b = (slice(max(-dy, 0), h + min(-dy, 0)), slice(max(-dx, 0), w + min(-dx, 0)))
+                assert counts[i, dy + lag, dx + lag] == (ap[a] * ap[b]).sum()
