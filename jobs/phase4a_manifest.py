@@ -73,11 +73,12 @@ def _hosts_frame(spark, cfg: Phase4aConfig):
     if cfg.hosts_uri:
         return spark.read.parquet(to_file_uri(cfg.hosts_uri))
     from dhs_gen.survey import load_lrg_sample
+    from dhs_gen.survey.sky import lrg_galaxy_ids
 
     frame = load_lrg_sample()
     return spark.createDataFrame(frame[["lrg_index", "ra", "dec", "brickname", "flux_g", "flux_r", "flux_z",
                                         "flux_w1"]].assign(
-        galaxy_id=frame["brickname"].astype(str) + "_lrg" + frame["lrg_index"].astype(str)))
+        galaxy_id=lrg_galaxy_ids(frame["lrg_index"], frame["ra"], frame["dec"])))
 
 
 def _body(spark, cfg: Phase4aConfig, args) -> dict:

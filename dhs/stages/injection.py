@@ -23,11 +23,12 @@ def write_hosts(root: str) -> tuple[str, dict]:
     from dhs_gen.catalog.splits import healpix_index, split_from_pixel
     from dhs_gen.storage import join_uri, write_parquet
     from dhs_gen.survey import load_lrg_sample
+    from dhs_gen.survey.sky import lrg_galaxy_ids
 
     lrg = load_lrg_sample()
     split = split_from_pixel(healpix_index(lrg["ra"].to_numpy(), lrg["dec"].to_numpy()))
     hosts = pa.table({
-        "galaxy_id": (lrg["brickname"].astype(str) + "_lrg" + lrg["lrg_index"].astype(str)).tolist(),
+        "galaxy_id": lrg_galaxy_ids(lrg["lrg_index"], lrg["ra"], lrg["dec"]).tolist(),
         "ra": lrg["ra"].to_numpy(), "dec": lrg["dec"].to_numpy(),
         "brickname": lrg["brickname"].astype(str).tolist(), "split": pa.array(list(split), pa.string()),
         **{f"flux_{b}": lrg[f"flux_{b}"].to_numpy() for b in ("g", "r", "z", "w1")},

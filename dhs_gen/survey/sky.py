@@ -194,6 +194,24 @@ def _lrg_arrays() -> dict:
     return out
 
 
+def lrg_objid(index) -> np.ndarray:
+    """The mock's objid of real DR10 LRGs (rows ``index`` of the LRG sample); their satellites
+    take the next ``SATELLITES_MAX`` objids."""
+    return LRG_OBJID_OFFSET + np.asarray(index, dtype=np.int64) * (SATELLITES_MAX + 1)
+
+
+def lrg_galaxy_ids(index, ra, dec) -> np.ndarray:
+    """``{brickname}_{objid}`` of LRG-sample rows ``index`` at ``ra``, ``dec`` [deg]: the
+    ``galaxy_id`` the mock catalogue (and so its negative pool) gives the same galaxy, so a host
+    that is also a catalogue negative carries one id in both (provenance compares ids). The
+    packaged sample has no real DR10 objid: on the real survey, give hosts their Tractor
+    ``brickname``/``objid`` ids through a host table instead."""
+    from dhs_gen.catalog.tractor import galaxy_ids
+    from dhs_gen.survey.bricks import brickname_of
+
+    return galaxy_ids(brickname_of(ra, dec), lrg_objid(index))
+
+
 def lrg_core(index, seed=0) -> tuple[dict, np.ndarray]:
     """(columns, keys) of real DR10 LRGs (rows ``index`` of the LRG sample) without companions:
     real position, fluxes, type and photo-z (the estimator of :mod:`dhs_gen.survey.photoz` on their
@@ -207,7 +225,7 @@ def lrg_core(index, seed=0) -> tuple[dict, np.ndarray]:
     shape_r = np.select([types == PSF, types == REX], [0.0, np.clip(0.45 * shape_r, 0.05, 1.5)], shape_r)
     e1, e2 = _ellipticity(key, types, 11)
     sersic = np.select([types == DEV, types == SER, types == PSF], [4.0, 2.5 + 3.5 * unit(key, 16), 0.0], 1.0)
-    cols = {"ra": ra, "dec": dec, "objid": LRG_OBJID_OFFSET + index * (SATELLITES_MAX + 1),
+    cols = {"ra": ra, "dec": dec, "objid": lrg_objid(index),
             "population": np.full(len(index), POP_LRG, np.int8), "type": types,
             **{f"flux_{b}": arr[f"flux_{b}"][index] for b in ("g", "r", "z", "w1")},
             "shape_r": shape_r, "shape_e1": e1, "shape_e2": e2, "sersic": sersic,
