@@ -365,6 +365,18 @@ def table(result: dict, cfg: AblationConfig) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _save(fig, stem: str) -> List[str]:
+    """Write ``fig`` as ``stem``.png and ``stem``.pdf (for papers), close it, return both paths."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    paths = [f"{stem}.{ext}" for ext in ("png", "pdf")]
+    for path in paths:
+        fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return paths
+
+
 def figures(result: dict, cfg: AblationConfig, out_dir: str) -> List[str]:
     """Δ-metric forest plot and overlaid C(theta_E) curves; PNG and PDF each."""
     import matplotlib
@@ -391,12 +403,7 @@ def figures(result: dict, cfg: AblationConfig, out_dir: str) -> List[str]:
             ax.set_xlabel(f"Δ {m} vs {cfg.baseline}")
         fig.suptitle(f"Variant minus baseline, 95% paired region-bootstrap intervals (* = survives Holm at "
                      f"α={cfg.stats.alpha:g})", fontsize=9)
-        fig.tight_layout()
-        for ext in ("png", "pdf"):
-            path = join_uri(out_dir, f"ablation_differences.{ext}")
-            fig.savefig(path, dpi=120)
-            written.append(path)
-        plt.close(fig)
+        written += _save(fig, join_uri(out_dir, "ablation_differences"))
     curves = result.get("completeness")
     if curves:
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -411,12 +418,7 @@ def figures(result: dict, cfg: AblationConfig, out_dir: str) -> List[str]:
         ax.set_ylim(0, 1)
         ax.legend(fontsize=8)
         ax.set_title("Selection grid: C(θ_E) per variant (mean over seeds)", fontsize=9)
-        fig.tight_layout()
-        for ext in ("png", "pdf"):
-            path = join_uri(out_dir, f"ablation_completeness.{ext}")
-            fig.savefig(path, dpi=120)
-            written.append(path)
-        plt.close(fig)
+        written += _save(fig, join_uri(out_dir, "ablation_completeness"))
     return written
 
 

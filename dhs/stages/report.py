@@ -267,7 +267,7 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
                 f"Training set: {_dig(inj, 'phase4c', 'ok', default='n/a')} of {_dig(inj, 'phase4c', 'rows_in', default='n/a')} "
                 f"injections ok (random design, Sérsic / COSMOS / clumpy sources, Gen8 artifacts applied alike "
                 f"to positives and controls). Selection grid ({inj.get('grid_preset', 'n/a')}): "
-                f"{_dig(inj, 'grid_phase4c', 'ok', default='n/a')} ok on hosts of the held-out test split. Each row: "
+                f"{_dig(inj, 'grid_phase4c', 'ok', default='n/a')} ok on the selection-role hosts (a fixed hash of host_id keeps them disjoint from the training hosts; grid z_l cells take hosts whose photo-z falls in the bin). Each row: "
                 "positive (host + lensed arc), its paired control (same host) and a θ_E-aware hard negative.",
                 [Figure(p, "Injection examples, one row each: positive (host + lensed arc) | its paired control "
                            "(same host, no arc) | θ_E-aware hard negative (arc light shuffled in azimuth) | "
