@@ -91,7 +91,7 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
     import yaml
 
     from dhs_gen.config import config_to_dict, load_config
-    from dhs_gen.storage import exists, join_uri, read_json, read_parquet, remove, write_text
+    from dhs_gen.storage import exists, join_uri, mark_complete, read_json, read_parquet, remove, write_text
 
     demo = load_config(DemoCatalogConfig, str(DEMO_CONFIG))
     base = str(Path(root).parent)
@@ -125,7 +125,8 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
         n_pos_cutouts = add_split(out["positive_cutouts_index"], out["positives"], positive_cutouts)
         cutout_files.append(positive_cutouts)
     cutouts_index = join_uri(root, "cutouts_index")
-    merge_cutout_indexes(cutout_files, join_uri(cutouts_index, "part-00000.parquet"))
+    n_index = merge_cutout_indexes(cutout_files, join_uri(cutouts_index, "part-00000.parquet"))
+    mark_complete(cutouts_index, {"rows_out": n_index})  # the manifest job refuses an unmarked input
     _run("jobs.training_manifest", [*common, "--positives", out["positives"], "--negatives",
                                     out["sampled_negatives"], "--cutouts", cutouts_index,
                                     "--output", out["training_manifest"]], demo.master)
