@@ -52,6 +52,17 @@ def _stage_summary(base: str, stage: str) -> dict:
     return read_json(uri) if exists(uri) else {}
 
 
+def _seen_in_training(models: list) -> pa.Array:
+    """Every galaxy id the frozen models trained on: trained row ids and trained host ids."""
+    from dhs_gen.model_bundle import read_training_ids
+
+    seen = set()
+    for path in models:
+        ids = read_training_ids(path)
+        seen |= ids.trained_ids | ids.trained_host_ids
+    return pa.array(sorted(seen), pa.string())
+
+
 def run_demo_stage(root: str, force: bool = False) -> dict:
     """Run the stage under ``root`` (build/demo/selection_function); returns its JSON summary."""
     from dhs.selection_function import run_selection
@@ -78,6 +89,9 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
         neg = read_parquet(rel["negative_cutouts"])
         if demo.negative_split and "split" in neg.column_names:
             neg = neg.filter(pc.equal(neg["split"], demo.negative_split))
+        # a negative the model saw in training (a training row or an injection host: the mock's LRG
+        # hosts are catalogue galaxies too) may not set its cut; n_negatives in the summary: those that do
+        neg = neg.filter(pc.invert(pc.is_in(neg["galaxy_id"], value_set=_seen_in_training(models))))
         scored = score_with(models, neg.select([c for c in ("galaxy_id", "cutout", "status", "cutout_ok")
                                                 if c in neg.column_names]), "galaxy_id", "cutout")
         if {"ra", "dec"} <= set(neg.column_names):  # positions: the bootstrap resamples negatives by region
@@ -104,7 +118,9 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
             at[f"{theta:g}"] = {"model_id": r.model_id, "completeness": r.completeness, "ci_lo": r.ci_lo,
                                 "ci_hi": r.ci_hi, "interval_lo": float(lo), "interval_hi": float(hi),
                                 "n": int(r.n)}
+    n_negatives = read_parquet(neg_uri, columns=["id"]).num_rows
     return {"status": "ok", "output": cfg.output, "figures": summary.get("figures", []),
+            "n_negatives": n_negatives,
             "completeness_at_theta_e": at, "fpr": max(cfg.fprs), "realism": summary["realism"],
             "real_lens_set": summary["realism"].get("real_set"),
             "slacs": summary["observability"], "n_injections": summary["n_injections"]}

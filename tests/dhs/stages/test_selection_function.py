@@ -89,3 +89,13 @@ def test_report_names_the_real_lens_set_of_the_realism_probe():
     assert heads["realism_ci_pixels"] == [0.4, 0.95]
     # a summary without a named real set is never labelled as real lenses
     assert collect_headlines({"selection_function": {"real_lens_cutouts": "x"}}, {}, None)["realism_real_set"] is None
+
+
+def test_negatives_that_were_training_hosts_do_not_set_the_cut(tmp_path):
+    # mock LRG hosts are catalogue galaxies too: a sampled negative may have hosted training injections
+    base = str(tmp_path)
+    _demo_inputs(base, trained_host_ids=["neg0", "neg7", "train-host-1"])
+    out = run_demo_stage(join_uri(base, "selection_function"))
+    assert out["status"] == "ok" and out["n_negatives"] == 298
+    (prov,) = read_json(join_uri(out["output"], "selection_summary.json"))["provenance"]
+    assert prov["verified"] and prov["n_host_overlap"] == 0
