@@ -16,6 +16,7 @@ def test_demo_negatives_resolve_fpr_1e_2_and_not_1e_3():
     n = catalogue.catalog.sampling.target_total
     fprs = sorted(selection.selection.fprs, reverse=True)
     assert fprs == [0.01, 0.001]
-    # a few percent of cutouts may fail: the cut must stay resolved at 95% of the target
-    assert cut_rank(fprs[0], int(0.95 * n)) >= MIN_NEGATIVES_ABOVE
+    # failed cutouts and negatives that hosted training injections (~6% of the mock's sample are
+    # host-sample LRGs) are not counted: the cut must stay resolved at 90% of the target
+    assert cut_rank(fprs[0], int(0.90 * n)) >= MIN_NEGATIVES_ABOVE
     assert cut_rank(fprs[1], n) < MIN_NEGATIVES_ABOVE  # shown as unresolved, as it should be
