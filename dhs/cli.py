@@ -40,6 +40,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "selection-function": ("dhs.selection_function", "Selection function C(theta_E, z_l) from scores to figures"),
     "emr": ("emr.launch", "Launch EMR clusters and steps (dry-run prints the requests)"),
     "healthcheck": ("jobs.healthcheck", "Trivial Spark job: checks the session builder and batch map"),
+    "ablate": ("dhs.ablate", "Variants x seeds training matrix with paired statistics (configs/ablation.yaml)"),
     "demo": ("dhs.demo", "Run the whole chain on the built-in mock DR10 survey"),
     "bench": ("benchmarks.__main__", "Run the benchmark suite, write build/bench/results.json (needs a checkout)"),
 }
