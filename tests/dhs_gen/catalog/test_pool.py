@@ -75,7 +75,7 @@ def test_paper_iv_parity_preset():
     status = list(pool_columns(table, cfg, SPLIT)["pool_status"])
     # bit 1 (value 2) is rejected, bit 2 (value 4) is not; flux_z 20 nmgy is z = 19.25 < 20, 5 nmgy z = 20.75 fails
     assert status == ["ok", "dec_range", "dec_range", "maskbits", "ok", "nobs", "mag_z"]
-    with pytest.raises(ValueError, match="unknown pool preset"):
+    with pytest.raises(ValueError, match="'default' or 'paper_iv_parity'"):  # allowed values named at load
         PoolConfig(preset="paper_v")
 
 
