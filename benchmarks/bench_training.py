@@ -196,6 +196,7 @@ def bench_efficiency(quick: bool, device) -> list[dict]:
     import torch
 
     from benchmarks.efficiency import (
+        ddp_trainer_rate,
         scorer_vs_model,
         spark_score_rate,
         synthetic_pairs,
@@ -217,6 +218,7 @@ def bench_efficiency(quick: bool, device) -> list[dict]:
             trainer.export()
         finally:
             trainer.close()
+        ddp = ddp_trainer_rate(cfg, nproc=2, epochs=2 if quick else 3) if device.type == "cpu" else None
         frozen = os.path.join(tmp, "run", "frozen")
         images = synthetic_pairs(64 if quick else 1024, seed=3)["stamp"]
         sc = scorer_vs_model(frozen, images, device.type, batch_size=256 if device.type == "cpu" else 2048,
@@ -237,6 +239,12 @@ def bench_efficiency(quick: bool, device) -> list[dict]:
         entry("scorer_logits_resnet18_64", sc["logits"], "images/s", "resnet18 alone: inference", sc["model"],
               notes=f"{where}; Scorer.logits on a float32 numpy array (preprocess + inference)"),
     ]
+    if ddp is not None:
+        rows.append(entry("ddp2_trainer_efficiency_resnet18_64", ddp, "images/s",
+                          "resnet18 alone: fwd+bwd+AdamW, whole machine", tr["model"], target=">= 0.8 (CPU)",
+                          notes=f"torchrun --nproc_per_node=2 -m training.train, gloo, {max(1, threads // 2)} "
+                                f"thread(s) per rank, the trainer config above; images/s summed over both ranks, "
+                                f"best epoch after the first; ratio = DDP efficiency"))
     if spark["rows_per_cpu_s"]:
         rows.append(entry("score_job_rows_per_cpu_s", spark["rows_per_cpu_s"], "rows/s/core",
                           "resnet18 alone: inference per CPU second", sc["model_per_cpu_s"],

@@ -9,7 +9,9 @@ device, same process, same run (used by bench_training and by the device table, 
 * scorer: ``Scorer.logits`` on a numpy array and ``Scorer.score_table`` on a table of canonical
   blobs (decode included), with a model exported by ``Trainer.export``;
 * the Spark ``score`` job (``jobs.score``) under ``local[1]``: rows per CPU second of the whole
-  process tree (driver, JVM, Python worker).
+  process tree (driver, JVM, Python worker);
+* DDP: ``torchrun --nproc_per_node=N -m training.train`` (gloo on CPU), images/s summed over the
+  ranks, beside the same model alone on the whole machine.
 
 Efficiency = the entry point's images/s ÷ the model alone's, measured alternately (best of
 ``rounds``) because a shared machine's load drifts.
@@ -128,6 +130,35 @@ def trainer_vs_model(cfg, rounds: int = 2) -> tuple[dict, object]:
     except BaseException:
         trainer.close()
         raise
+
+
+def ddp_trainer_rate(cfg, nproc: int, epochs: int = 3) -> float:
+    """Trainer images/s summed over ``nproc`` torchrun ranks (the cores split evenly among them):
+    the best epoch after the first (``metrics.jsonl``), the same config otherwise."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    import yaml
+
+    data = json.loads(cfg.model_dump_json())
+    with tempfile.TemporaryDirectory(prefix="dhs-bench-ddp-") as tmp:
+        data["run"].update(out_dir=os.path.join(tmp, "run"), export=False, early_stopping_patience=0)
+        data["optim"]["epochs"] = epochs
+        path = os.path.join(tmp, "train.yaml")
+        with open(path, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(data, fh)
+        threads = str(max(1, (os.cpu_count() or 1) // nproc))
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "DHS_NO_PROGRESS": "1"}
+        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                               f"--nproc_per_node={nproc}", "-m", "training.train", "--config", path],
+                              capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"DDP bench run failed: {proc.stderr[-2000:]}")
+        with open(os.path.join(tmp, "run", "metrics.jsonl"), encoding="utf-8") as fh:
+            rows = [json.loads(line) for line in fh if line.strip()]
+    return max(r["train_images_per_s"] for r in rows[1:] or rows)
 
 
 def canonical_table(images: np.ndarray):
