@@ -150,10 +150,10 @@ def _gates(cfg: EvaluateConfig, store, mode: str, model, temperature: float, met
         out["shortcut_gates"] = run_shortcut_gates(pos, ctrl, store.column("theta_e_arcsec")[rows],
                                                 store.column(fwhm_col)[rows], hardneg_images=hn,
                                                 score_fn=score_fn, config=cfg.gates)
-        out["data_gates"] = run_paired_pixel_probes(pos, ctrl, store.column("theta_e_arcsec")[rows],
+        out["pixel_probes"] = run_paired_pixel_probes(pos, ctrl, store.column("theta_e_arcsec")[rows],
                                                   store.column(fwhm_col)[rows], config=cfg.gates)
     else:
-        out["data_gates"] = run_pixel_probes(store.gather("stamp", rows), store.column("label")[rows],
+        out["pixel_probes"] = run_pixel_probes(store.gather("stamp", rows), store.column("label")[rows],
                                            config=cfg.gates)
     return out
 
@@ -382,7 +382,7 @@ def summary_line(result: dict, cfg: EvaluateConfig) -> dict:
     gates = result["gates"].get("shortcut_gates")
     if gates:
         out["gates"] = gates["overall"]
-    out["data_gates"] = result["gates"]["data_gates"]["overall"]
+    out["pixel_probes"] = result["gates"]["pixel_probes"]["overall"]
     if "anchors" in result:
         out["anchor_recall"] = {k: round(v["recall"], 3) for k, v in result["anchors"]["recall"].items()}
     return out

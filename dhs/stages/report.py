@@ -99,7 +99,7 @@ def collect_headlines(summaries: dict, evaluation: dict, sel_summary: dict | Non
         "ece_after_calibration": summaries.get("evaluation", {}).get("ece_after"),
         "temperature": summaries.get("evaluation", {}).get("temperature"),
         "shortcut_gates": summaries.get("evaluation", {}).get("gates"),
-        "data_gates": summaries.get("evaluation", {}).get("data_gates"),
+        "pixel_probes": summaries.get("evaluation", {}).get("pixel_probes"),
         "completeness_fpr": sel.get("fpr"),
         "completeness_cut": _selection_cut(sel_summary or {}, sel.get("fpr")),
         **{f"completeness_theta_e_{t:g}": _at_theta(comp, t) for t in THETAS},
@@ -281,7 +281,7 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
                 _eval_figures(evaluation, "roc", "reliability", "training_curves")),
         Section("Does the model use the arcs? Shortcut gates",
                 "G1–G3 are pixel probes of the data and never call the model; G4 and G5 are the only tests of the "
-                "model itself, and both are critical. Shortcut and data gates that fail are reported as they are: "
+                "model itself, and both are critical. Shortcut gates and pixel probes that fail are reported as they are: "
                 "a failing G4 means the model does not yet tell coherent arcs from shuffled arc light; a failing G5 "
                 "means hiding the arc does not lower its score.",
                 _eval_figures(evaluation, "gates", "six_channel")),

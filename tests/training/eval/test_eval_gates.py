@@ -120,7 +120,7 @@ def test_cv_auc_is_out_of_fold():
     assert np.isnan(cv_auc(x[:6], [0, 1, 0, 0, 0, 0])["auc"])  # too few per class: NaN, not a guess
 
 
-def test_data_gates(physical):
+def test_pixel_probes(physical):
     pos, ctrl, _, _, _ = physical
     images, labels, groups = _stacked(pos, ctrl)
     ok = run_pixel_probes(images, labels, groups=groups)
@@ -132,7 +132,7 @@ def test_data_gates(physical):
     assert bad["core_only_auc"]["auc"] > 0.6
 
 
-def test_paired_data_gates_pass_a_clean_physical_set(physical):
+def test_paired_pixel_probes_pass_a_clean_physical_set(physical):
     pos, ctrl, _, theta, fwhm = physical
     res = run_paired_pixel_probes(pos, ctrl, theta, fwhm)
     assert res["overall"] == "pass", res
