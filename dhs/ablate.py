@@ -181,6 +181,9 @@ def score_grid(grid: SelectionGrid, models: Dict[str, object]) -> pd.DataFrame:
     neg = read_parquet(grid.negatives)
     if grid.negative_split and "split" in neg.column_names:
         neg = neg.filter(pc.equal(neg["split"], grid.negative_split))
+    from dhs.stages.selection_function import crop_to_model_input, model_input_size
+
+    neg, _ = crop_to_model_input(neg, "cutout", model_input_size([m.path for m in models.values()]))
     hosts = {str(h) for h in inj["host_id"].to_pylist()}
     for m in models.values():  # no model trained on a grid injection or on a negative that sets its cut
         m.assert_disjoint(inj["task_id"].to_pylist())

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -43,6 +44,45 @@ def score_with(model_paths: List[str], table: pa.Table, id_column: str, stamp_co
 
     return pa.concat_tables([load_scorer([p], temperature=1.0).score_table(
         table, id_column=id_column, stamp_column=stamp_column) for p in model_paths])
+
+
+def model_input_size(model_paths: List[str]) -> int | None:
+    """The input side [px] the frozen models were trained on (``model.json`` input_size_pix);
+    None for bundles that do not record it. Models with different sizes are refused."""
+    from dhs_gen.model_bundle import read_record
+
+    sizes = {read_record(p).get("input_size_pix") for p in model_paths}
+    if len(sizes) > 1:
+        raise ValueError(f"frozen models {model_paths} take different input sizes {sorted(map(str, sizes))}")
+    return sizes.pop()
+
+
+def crop_to_model_input(table: pa.Table, column: str, size: int | None) -> tuple[pa.Table, dict]:
+    """Cutouts cut to the model's input side ``size`` [px] by the survey's centre-crop rule
+    (:func:`dhs_gen.io.stamps.centre_crop_origin`, the rule phase-4c stamps and ``dhs
+    score-cutouts`` use), re-encoded as canonical blobs, so negatives are scored exactly like the
+    stamps they are compared with. A blob that cannot be decoded, or is smaller than the crop, is
+    left as it is (the scorer gives it its status). Returns the table and the crops applied
+    (e.g. ``{"101x101->64x64@(18,18)": 1200}``)."""
+    from collections import Counter
+
+    from dhs_gen.io.stamps import StampDecodeError, centre_crop_origin, decode_stamp_npz, encode_stamp
+
+    if size is None:
+        return table, {}
+    crops, out = Counter(), []
+    for blob in table.column(column).to_pylist():
+        try:
+            img = decode_stamp_npz(blob, nan_policy="report").image if blob else None
+        except StampDecodeError:
+            img = None
+        if img is None or img.shape[1] < size or img.shape[2] < size or img.shape[1:] == (size, size):
+            out.append(blob)
+            continue
+        r0, c0 = centre_crop_origin(img.shape[1], img.shape[2], size)
+        out.append(encode_stamp(np.ascontiguousarray(img[:, r0:r0 + size, c0:c0 + size])))
+        crops[f"{img.shape[1]}x{img.shape[2]}->{size}x{size}@({r0},{c0})"] += 1
+    return table.set_column(table.schema.get_field_index(column), column, pa.array(out, pa.binary())), dict(crops)
 
 
 def _stage_summary(base: str, stage: str) -> dict:
@@ -85,6 +125,7 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
     if force or not exists(scores_uri):
         inj = read_parquet(rel["injections"], columns=["task_id", "stamp", "status", "cutout_ok"])
         write_parquet(score_with(models, inj, "task_id", "stamp"), scores_uri)
+    negative_crops = None  # recorded when the negatives are scored in this run
     if force or not exists(neg_uri):
         neg = read_parquet(rel["negative_cutouts"])
         if demo.negative_split and "split" in neg.column_names:
@@ -92,6 +133,7 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
         # a negative the model saw in training (a training row or an injection host: the mock's LRG
         # hosts are catalogue galaxies too) may not set its cut; n_negatives in the summary: those that do
         neg = neg.filter(pc.invert(pc.is_in(neg["galaxy_id"], value_set=_seen_in_training(models))))
+        neg, negative_crops = crop_to_model_input(neg, "cutout", model_input_size(models))
         scored = score_with(models, neg.select([c for c in ("galaxy_id", "cutout", "status", "cutout_ok")
                                                 if c in neg.column_names]), "galaxy_id", "cutout")
         if {"ra", "dec"} <= set(neg.column_names):  # positions: the bootstrap resamples negatives by region
@@ -120,6 +162,7 @@ def run_demo_stage(root: str, force: bool = False) -> dict:
                                 "n": int(r.n)}
     n_negatives = read_parquet(neg_uri, columns=["id"]).num_rows
     return {"status": "ok", "output": cfg.output, "figures": summary.get("figures", []),
+            "negative_crops": negative_crops,
             "n_negatives": n_negatives,
             "completeness_at_theta_e": at, "fpr": max(cfg.fprs), "realism": summary["realism"],
             "real_lens_set": summary["realism"].get("real_set"),

@@ -139,6 +139,15 @@ def decode_canonical_image(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4", count=int(np.prod(shape)), offset=offset).reshape(shape)
 
 
+def centre_crop_origin(height: int, width: int, size: int) -> tuple[int, int]:
+    """First kept (row, column) of the survey's centre crop of a (height, width) cutout to
+    ``size`` x ``size`` [px]: the cutout's centre pixel (H // 2, W // 2) becomes the crop's centre
+    pixel (S // 2, S // 2). ValueError when the cutout is smaller than the crop."""
+    if height < size or width < size:
+        raise ValueError(f"{height}x{width} is smaller than {size}x{size}")
+    return height // 2 - size // 2, width // 2 - size // 2
+
+
 def majority_shape(shapes) -> tuple | None:
     """The most common of ``shapes`` (ties: the one with more pixels, then the larger tuple): the
     reference shape of a batch whose size nobody declared. Never simply the first row's shape, so

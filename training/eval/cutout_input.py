@@ -27,6 +27,7 @@ from typing import Iterable
 import numpy as np
 
 from dhs_gen import BANDS
+from dhs_gen.io.stamps import centre_crop_origin
 
 CUTOUT_SUFFIXES = (".fits.gz", ".fits.fz", ".npz.gz", ".fits", ".fit", ".npz")
 SIZE_RULES = ("crop", "refuse")
@@ -104,13 +105,6 @@ def list_cutouts(inputs: Iterable[str]) -> list[tuple[str, str]]:
     return found
 
 
-def crop_box(height: int, width: int, size: int) -> tuple[int, int]:
-    """First kept (row, column) of the centre crop to ``size`` (the module's crop rule)."""
-    if height < size or width < size:
-        raise ValueError(f"{height}x{width} is smaller than {size}x{size}")
-    return height // 2 - size // 2, width // 2 - size // 2
-
-
 def _pixel_scale(meta: dict) -> float | None:
     for key in _PIXEL_SCALE_KEYS:
         try:
@@ -161,7 +155,7 @@ def read_cutout(path: str, spec: ModelInput, on_size_mismatch: str = "crop") -> 
         if on_size_mismatch == "refuse":
             return fail("size_mismatch", f"{h}x{w} px; the model takes {size}x{size} (on_size_mismatch=crop "
                                          "centre-crops by the survey rule)")
-        r0, c0 = crop_box(h, w, size)
+        r0, c0 = centre_crop_origin(h, w, size)
         image = image[:, r0:r0 + size, c0:c0 + size]
         row["crop"] = f"{h}x{w}->{size}x{size}@({r0},{c0})"
     if not np.all(np.isfinite(image)):

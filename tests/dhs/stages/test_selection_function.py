@@ -99,3 +99,22 @@ def test_negatives_that_were_training_hosts_do_not_set_the_cut(tmp_path):
     assert out["status"] == "ok" and out["n_negatives"] == 298
     (prov,) = read_json(join_uri(out["output"], "selection_summary.json"))["provenance"]
     assert prov["verified"] and prov["n_host_overlap"] == 0
+
+
+def test_negatives_are_cut_to_the_model_input_by_the_survey_rule():
+    """101-px catalogue cutouts must be scored as the 64-px stamps they are compared with, cut by
+    the rule phase 4c and score-cutouts use; undecodable or too-small blobs stay for the scorer."""
+    import numpy as np
+    import pyarrow as pa
+
+    from dhs.stages.selection_function import crop_to_model_input
+    from dhs_gen.io.stamps import decode_canonical_image, encode_stamp
+
+    big = np.arange(3 * 101 * 101, dtype=np.float32).reshape(3, 101, 101)
+    small = np.ones((3, 32, 32), np.float32)
+    table = pa.table({"cutout": pa.array([encode_stamp(big), encode_stamp(small), b"junk"], pa.binary())})
+    out, crops = crop_to_model_input(table, "cutout", 64)
+    np.testing.assert_array_equal(decode_canonical_image(out["cutout"][0].as_py()), big[:, 18:82, 18:82])
+    assert out["cutout"][1].as_py() == table["cutout"][1].as_py() and out["cutout"][2].as_py() == b"junk"
+    assert crops == {"101x101->64x64@(18,18)": 1}
+    assert crop_to_model_input(table, "cutout", None) == (table, {})

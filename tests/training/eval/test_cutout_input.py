@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from dhs_gen.data_files import data_path
-from dhs_gen.io.stamps import decode_stamp_npz, encode_stamp_npz
-from training.eval.cutout_input import ModelInput, crop_box, cutout_id, list_cutouts, model_input, read_cutout
+from dhs_gen.io.stamps import centre_crop_origin, decode_stamp_npz, encode_stamp_npz
+from training.eval.cutout_input import ModelInput, cutout_id, list_cutouts, model_input, read_cutout
 
 SPEC64 = ModelInput(64, 0.262)
 
@@ -64,7 +64,7 @@ def test_size_mismatch_refused_when_asked_and_too_small_always():
 
 @pytest.mark.parametrize("h,size", [(100, 64), (100, 63), (101, 63), (65, 64), (64, 64)])
 def test_crop_keeps_the_input_centre_pixel_on_the_crop_centre_pixel(h, size):
-    r0, c0 = crop_box(h, h + 2, size)
+    r0, c0 = centre_crop_origin(h, h + 2, size)
     assert h // 2 - r0 == size // 2 and (h + 2) // 2 - c0 == size // 2
     assert 0 <= r0 and r0 + size <= h
 
