@@ -59,6 +59,7 @@ class AblationStats(StrictModel):
     primary_metric: str = "tpr@0.01"
     n_boot: int = Field(1000, ge=50)
     region_nside: int = Field(8, ge=1)
+    min_regions: int = Field(10, ge=2, description="fewer HEALPix regions: resample galaxies instead (flagged)")
     alpha: float = Field(0.05, gt=0, lt=1)
     max_rows_per_split: int = Field(5000, ge=10)
     seed: int = 0
@@ -224,13 +225,21 @@ def _runs(frame: pd.DataFrame, variant: str, seeds: List[int]) -> np.ndarray:
     return np.stack([frame[f"logit__{variant}/seed{s}"].to_numpy(np.float64) for s in seeds])
 
 
-def _regions(frame: pd.DataFrame, nside: int) -> np.ndarray:
+def resampling_blocks(frame: pd.DataFrame, stats: AblationStats) -> tuple[np.ndarray, str]:
+    """Bootstrap blocks of the compared rows and how they were chosen: HEALPix regions (NESTED,
+    ``region_nside``) when there are at least ``min_regions`` of them, else galaxies (the rows of
+    one ``id``, e.g. a positive and its paired control, stay together) — a fallback that ignores
+    the sky correlation, so it is named in the output."""
     from training.eval.report import coarse_healpix
 
-    regions = coarse_healpix(frame, nside)
-    if regions is None:
-        raise ValueError("the compared rows carry no healpix_128 or ra/dec: the region bootstrap needs sky positions")
-    return regions
+    regions = coarse_healpix(frame, stats.region_nside)
+    n = 0 if regions is None else int(np.unique(regions).size)
+    if n >= stats.min_regions:
+        return regions, f"HEALPix regions (NESTED nside {stats.region_nside}, {n} regions)"
+    galaxies = pd.factorize(frame["id"])[0] if "id" in frame else np.arange(len(frame))
+    return (galaxies,
+            f"galaxies: only {n} HEALPix regions at nside {stats.region_nside} (< {stats.min_regions}), "
+            "so the sky correlation is not in the intervals")
 
 
 def _ensemble_logits(cfg: AblationConfig, ok_seeds: Dict[str, List[int]], val: pd.DataFrame,
@@ -269,7 +278,7 @@ def compare(cfg: AblationConfig, cells: List[dict], pred: pd.DataFrame, grid: Op
         raise ValueError(f"the baseline {cfg.baseline!r} has no finished cell: nothing to compare with")
     test, val = pred[pred["split"] == "test"].reset_index(drop=True), pred[pred["split"] == "val"].reset_index(drop=True)
     y = test["label"].to_numpy()
-    regions = _regions(test, st.region_nside)
+    regions, resampling = resampling_blocks(test, st)
     scores = {v: _runs(test, v, s) for v, s in ok_seeds.items()}
     ensemble = None
     frames = {"test": test, **({"grid": grid} if grid is not None else {})}
@@ -300,7 +309,7 @@ def compare(cfg: AblationConfig, cells: List[dict], pred: pd.DataFrame, grid: Op
                 det[name] = test.loc[y.astype(bool), f"logit__{name}"].to_numpy() > cut
             mcnemar.append({"variant": v, "seed": s, "fpr": fpr0, "cut_fitted_on": "val",
                             **mcnemar_exact(det[f"{v}/seed{s}"], det[f"{cfg.baseline}/seed{s}"])})
-    out = {"n_test": int(y.size), "n_test_positives": int(y.sum()), "n_regions": int(np.unique(regions).size),
+    out = {"n_test": int(y.size), "n_test_positives": int(y.sum()), "resampling": resampling,
            "variants": list(rows.values()), "differences": differences, "mcnemar": mcnemar,
            "ensemble": ensemble, "cells": cells,
            "tpr_definition": "fraction of test positives above the cut that leaves <= FPR of the test negatives above it"}
@@ -320,7 +329,7 @@ def completeness_curves(cfg: AblationConfig, grid: pd.DataFrame, scores: Dict[st
     st = cfg.stats
     fpr = st.fprs[0]
     metric = f"tpr@{fpr:g}"
-    regions_all = _regions(grid, st.region_nside)
+    regions_all, resampling = resampling_blocks(grid, st)
     neg = grid["label"].to_numpy() == 0
     theta = grid["theta_e_arcsec"].to_numpy()
     edges = cfg.selection.theta_e_edges
@@ -329,7 +338,7 @@ def completeness_curves(cfg: AblationConfig, grid: pd.DataFrame, scores: Dict[st
         rows = neg | ((theta >= lo) & (theta < hi))
         n_pos = int((rows & ~neg).sum())
         record = {"theta_e_lo": lo, "theta_e_hi": hi, "n_injections": n_pos, "n_negatives": int(neg.sum()),
-                  "fpr": fpr, "completeness": {}, "delta": {}}
+                  "fpr": fpr, "resampling": resampling, "completeness": {}, "delta": {}}
         if n_pos == 0:
             out.append(record)
             continue
@@ -404,7 +413,7 @@ def figures(result: dict, cfg: AblationConfig, out_dir: str) -> List[str]:
             ax.axvline(0, color="0.6", lw=1)
             ax.set_yticks(ys, [d["variant"] + (" *" if d.get("significant_after_holm") else "") for d in ds])
             ax.set_xlabel(f"Δ {m} vs {cfg.baseline}")
-        fig.suptitle(f"Variant minus baseline, 95% paired region-bootstrap intervals (* = survives Holm at "
+        fig.suptitle(f"Variant minus baseline, 95% paired bootstrap intervals (* = survives Holm at "
                      f"α={cfg.stats.alpha:g})", fontsize=9)
         written += _save(fig, join_uri(out_dir, "ablation_differences"))
     curves = result.get("completeness")

@@ -49,8 +49,8 @@ def ablation_sections(ablation_json: str) -> list[Section]:
     failed = result.get("failed_cells") or []
     text = (f"{len(cfg['variants'])} variants × {len(cfg['seeds'])} seeds, each an ordinary training run, all scored "
             f"on the same {result['n_test']} held-out test stamps ({result['n_test_positives']} positives, "
-            f"{result['n_regions']} HEALPix regions). TPR at FPR uses the cut on the test negatives; the difference to "
-            f"the baseline carries a paired region-bootstrap interval with the cut recomputed in each replicate, and "
+            f"bootstrap blocks: {result['resampling']}). TPR at FPR uses the cut on the test negatives; the difference to "
+            f"the baseline carries a paired bootstrap interval with the cut recomputed in each replicate, and "
             f"the primary metric ({cfg['stats']['primary_metric']}) is Holm-corrected across variants. The last row "
             "is the calibrated ensemble of the variants with the best validation AUC. "
             + (f"Failed cells (reported, not used): {', '.join(failed)}." if failed else "Every cell finished.")

@@ -130,3 +130,18 @@ def test_tiny_matrix_trains_compares_resumes_and_reports_a_failed_cell(tmp_path,
     again = json.loads((tmp_path / "abl" / "ablation.json").read_text())
     assert all(c.get("skipped") for c in again["cells"])
     assert again["differences"] == out["differences"]
+
+
+def test_too_few_regions_fall_back_to_galaxy_blocks_and_say_so(tmp_path):
+    from dhs.ablate import resampling_blocks
+
+    stats = _cfg(tmp_path).stats
+    rng = np.random.default_rng(5)
+    wide = pd.DataFrame({"id": np.repeat(np.arange(500), 2), "ra": np.repeat(rng.uniform(0, 360, 500), 2),
+                         "dec": np.repeat(rng.uniform(-60, 60, 500), 2)})
+    blocks, how = resampling_blocks(wide, stats)
+    assert how.startswith("HEALPix") and np.unique(blocks).size >= stats.min_regions
+    narrow = wide.assign(ra=150.0 + wide["ra"] / 1e4, dec=2.0)
+    blocks, how = resampling_blocks(narrow, stats)
+    assert how.startswith("galaxies: only 1 HEALPix region")
+    assert np.unique(blocks).size == 500 and blocks[0] == blocks[1]  # a galaxy's rows stay together
