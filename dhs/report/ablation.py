@@ -6,8 +6,9 @@ import os
 from dhs.report.html import Figure, Section, format_value
 
 CAPTIONS = {
-    "ablation_differences": "Each variant minus the baseline (seed means) with 95% paired HEALPix-region bootstrap "
-                            "intervals; cuts recomputed in every replicate; * = survives Holm's correction.",
+    "ablation_differences": "Each variant minus the baseline (seed means) with 95% paired bootstrap intervals (the "
+                            "bootstrap blocks named above); cuts recomputed in every replicate; * = survives Holm's "
+                            "correction.",
     "ablation_completeness": "Completeness on the shared selection grid per θ_E bin for each variant (mean over "
                              "seeds, bars = seed standard deviation), at the cut fixed on the grid's negatives.",
 }
@@ -48,7 +49,8 @@ def ablation_sections(ablation_json: str) -> list[Section]:
                         *[_delta_cell(r, m) for m in metrics]] for r in result["table"]]
     failed = result.get("failed_cells") or []
     text = (f"{len(cfg['variants'])} variants × {len(cfg['seeds'])} seeds, each an ordinary training run, all scored "
-            f"on the same {result['n_test']} held-out test stamps ({result['n_test_positives']} positives, "
+            f"on the same {result['n_test']} held-out test stamps ({result['n_test_positives']} positives; the negatives "
+            "are their paired controls and hard negatives, so AUCs are lower than the headline's controls-only AUC; "
             f"bootstrap blocks: {result['resampling']}). TPR at FPR uses the cut on the test negatives; the difference to "
             f"the baseline carries a paired bootstrap interval with the cut recomputed in each replicate, and "
             f"the primary metric ({cfg['stats']['primary_metric']}) is Holm-corrected across variants. The last row "
