@@ -175,7 +175,7 @@ def score_grid(grid: SelectionGrid, models: Dict[str, object]) -> pd.DataFrame:
     import pyarrow.compute as pc
 
     from dhs_gen.storage import read_parquet
-    from training.eval.scoring import load_scorer
+    from training.eval.scoring import scorer_from_calibration
 
     inj = read_parquet(grid.injections, columns=["task_id", "stamp", "status", "cutout_ok", "theta_e_arcsec",
                                                  "ra", "dec", "host_id"])
@@ -190,8 +190,9 @@ def score_grid(grid: SelectionGrid, models: Dict[str, object]) -> pd.DataFrame:
         m.assert_disjoint(inj["task_id"].to_pylist())
         m.assert_disjoint(neg["galaxy_id"].to_pylist())
     parts = []
-    for name, path in ((n, m.path) for n, m in models.items()):
-        scorer = load_scorer([path], temperature=1.0)
+    for name, model in models.items():  # the models already loaded, uncalibrated (cuts are on logits)
+        meta = model.record["preprocess"].get("meta_columns", [])
+        scorer = scorer_from_calibration([model], None, 1.0, meta)
         s_inj = scorer.score_table(inj.select(["task_id", "stamp", "status", "cutout_ok"]), id_column="task_id",
                                    stamp_column="stamp")
         s_neg = scorer.score_table(neg.select([c for c in ("galaxy_id", "cutout", "status", "cutout_ok")
