@@ -14,12 +14,15 @@ pixel area (nmgy per pixel) and convolves with the band's Moffat kernel.
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Tuple
 
 import numpy as np
+from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from dhs_gen import PIXEL_SCALE_ARCSEC
+from dhs_gen.jit import kernel, kernel_strict
 from dhs_gen.lensing import fast
+from dhs_gen.lensing.kernels import N_SIE, sie_row_coefficients, sie_source_position
 from dhs_gen.lensing.params import (
     LensingInputError,
     as_batch,
@@ -35,22 +38,43 @@ def template_to_surface_brightness(template, flux_nmgy, pixel_scale_arcsec):
     return np.asarray(template) * flux_nmgy / np.asarray(pixel_scale_arcsec) ** 2
 
 
-def normalise_templates(templates) -> np.ndarray:
-    """(B, C, h, w) float32 templates with unit sum per row and band; accepts (B, h, w) (C = 1).
+def template_sums(templates) -> Tuple[np.ndarray, np.ndarray]:
+    """(t, sums): ``templates`` as contiguous float32 (B, C, S, S) (accepts (B, S, S): C = 1) and
+    their totals per row and band (B, C) float64 [template units], all > 0.
 
     Raises LensingInputError naming the row for non-finite pixels or a non-positive sum."""
-    t = np.asarray(templates, dtype=np.float32)
+    t = np.ascontiguousarray(templates, dtype=np.float32)
     if t.ndim == 3:
         t = t[:, None]
     if t.ndim != 4 or t.shape[1] not in (1, 3) or t.shape[2] != t.shape[3] or t.shape[2] < 2:
         raise LensingInputError(f"templates must be square (B, S, S) or (B, 1|3, S, S) with S >= 2, got {t.shape}")
-    bad = ~np.isfinite(t).reshape(len(t), int(np.prod(t.shape[1:]))).all(axis=1)
-    if bad.any():
-        raise LensingInputError(f"templates: non-finite pixels in row {int(np.flatnonzero(bad)[0])}")
-    sums = t.sum(axis=(2, 3), dtype=np.float64)
+    sums = np.empty(t.shape[:2], dtype=np.float64)
+    finite = np.empty(len(t), dtype=np.bool_)
+    _sums_and_finite(t, sums, finite)
+    if not finite.all():
+        raise LensingInputError(f"templates: non-finite pixels in row {int(np.flatnonzero(~finite)[0])}")
     if (sums <= 0).any():
         raise LensingInputError(f"templates: non-positive total in row {int(np.argwhere(sums <= 0)[0][0])}")
-    return (t / sums[:, :, None, None]).astype(np.float32)
+    return t, sums
+
+
+@kernel_strict
+def _sums_and_finite(t, sums, finite):
+    """sums[r, ch] = float64 total of t[r, ch]; finite[r] = no NaN/inf pixel in row r (IEEE:
+    v - v is NaN exactly for a non-finite v). Column accumulators keep the loop vectorised."""
+    b, c, h, w = t.shape
+    acc = np.empty(w, dtype=np.float64)
+    for r in range(b):
+        bad = np.float32(0.0)
+        for ch in range(c):
+            acc[:] = 0.0
+            for j in range(h):
+                for i in range(w):
+                    v = t[r, ch, j, i]
+                    acc[i] += v
+                    bad += v - v
+            sums[r, ch] = acc.sum()
+        finite[r] = bad == 0
 
 
 def antialias_factors(scale: np.ndarray, min_scale: float) -> np.ndarray:
@@ -58,82 +82,172 @@ def antialias_factors(scale: np.ndarray, min_scale: float) -> np.ndarray:
     return np.maximum(np.ceil(min_scale / np.asarray(scale) - 1e-9), 1).astype(np.int64)
 
 
-def block_sum(t: np.ndarray, factor: int) -> np.ndarray:
-    """Flux-conserving, centre-preserving f x f block sums of square (B, C, S, S) templates.
-
-    Point-sampling a template finer than the stamp's sub-pixel grid aliases its flux (a 0.03"
-    HST template sampled every 0.0655" is off by ~2%), so templates are first summed in blocks
-    to a pixel scale >= the sub-pixel size. The template is zero-padded symmetrically (the factor
-    is raised by one when no symmetric padding exists), so its centre does not move."""
-    size = t.shape[-1]
+def block_geometry(size: int, factor: int) -> Tuple[int, int, int]:
+    """(factor, m, lo): an S = ``size`` template zero-padded by ``lo`` pixels on each side sums to
+    m x m blocks of factor x factor pixels (factor m - S = 2 lo; the factor is raised by one
+    when no symmetric padding exists, so the template centre does not move)."""
     while True:
         m = -(-size // factor)
         if (factor * m - size) % 2:
             m += 1
         if (factor * m - size) % 2 == 0:
-            break
+            return factor, m, (factor * m - size) // 2
         factor += 1
-    pad = factor * m - size
-    padded = np.pad(t, ((0, 0), (0, 0), (pad // 2, pad - pad // 2), (pad // 2, pad - pad // 2)))
-    return padded.reshape(t.shape[0], t.shape[1], m, factor, m, factor).sum(axis=(3, 5)), factor
 
 
-def interpolate_templates(sb: np.ndarray, scale: np.ndarray, cx: np.ndarray, cy: np.ndarray,
-                          bx: np.ndarray, by: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """Bilinear surface brightness (B, C, N) float32 of templates ``sb`` (B, C, h, w) [per arcsec^2]
-    with pixel scales ``scale`` (B,) [arcsec] centred at (cx, cy) (B,), at points bx, by (B, N);
-    or, with ``rows`` (M,) template indices, at points bx, by (N, M) (point groups last, column j
-    of template rows[j]) -> (C, N, M).
+def block_sum(t: np.ndarray, factor: int, rows: np.ndarray | None = None, scale: np.ndarray | None = None,
+              border: int = 0) -> Tuple[np.ndarray, int]:
+    """(blocks, factor used): flux-conserving, centre-preserving factor x factor block sums of rows
+    ``rows`` (default all) of square (B, C, S, S) templates, times ``scale`` (M, C) (default 1)
+    per row and band, inside a ``border``-pixel zero frame: float32 (M, C, m + 2 border,
+    m + 2 border), m and the factor from :func:`block_geometry`.
 
-    The template gets a one-pixel zero border and coordinates are clamped onto it, so points
-    outside read exactly 0 (lenstronomy INTERPOL). The four corners of each cell are stored
-    together (16 bytes) so one gather per point and channel fetches them all."""
-    b, c, h, w = sb.shape
-    padded = np.zeros((b, c, h + 2, w + 2), dtype=np.float32)
-    padded[:, :, 1:-1, 1:-1] = sb
-    corners = np.stack([padded[..., :-1, :-1], padded[..., :-1, 1:], padded[..., 1:, :-1], padded[..., 1:, 1:]],
-                       axis=-1)  # (b, c, h+1, w+1, 4)
-    cells = np.ascontiguousarray(corners).view(np.complex128).reshape(-1)  # one 16-byte item per cell
-    batch = rows is None
-    if batch:
-        rows = np.arange(b)
+    Point-sampling a template finer than the stamp's sub-pixel grid aliases its flux (a 0.03"
+    HST template sampled every 0.0655" is off by ~2%), so templates are first summed in blocks
+    to a pixel scale >= the sub-pixel size (factor 1: a scaled copy). Sums run in float64."""
+    t = np.ascontiguousarray(t, dtype=np.float32)
+    rows = np.arange(len(t)) if rows is None else np.asarray(rows, dtype=np.int64)
+    scale = np.ones((len(rows), t.shape[1])) if scale is None else np.asarray(scale, dtype=np.float64)
+    factor, m, lo = block_geometry(t.shape[-1], int(factor))
+    out = np.zeros((len(rows), t.shape[1], m + 2 * border, m + 2 * border), dtype=np.float32)
+    _block_sums(t, rows, factor, lo, np.ascontiguousarray(np.broadcast_to(scale, out.shape[:2])), border, out)
+    return out, factor
 
-    def per_row(v):  # (B,) -> (B, 1) against (B, N) points; (M,) stays, broadcasting along the last axis
-        return v[:, None] if batch else v
 
-    inv = per_row((1.0 / scale[rows]).astype(np.float32))
-    fx = bx - per_row(cx[rows].astype(np.float32))
-    fx *= inv
-    fx += np.float32((w - 1) / 2 + 1)
-    np.clip(fx, 0, w + 1, out=fx)
-    fy = by - per_row(cy[rows].astype(np.float32))
-    fy *= inv
-    fy += np.float32((h - 1) / 2 + 1)
-    np.clip(fy, 0, h + 1, out=fy)
-    i0 = fx.astype(np.int32)
-    np.minimum(i0, w, out=i0)
-    j0 = fy.astype(np.int32)
-    np.minimum(j0, h, out=j0)
-    fx -= i0  # tx
-    fy -= j0  # ty
-    j0 *= w + 1
-    j0 += i0
-    cell = (h + 1) * (w + 1)
-    out = np.empty((c,) + bx.shape, dtype=np.float32)
-    for ch in range(c):
-        idx = j0 + per_row((rows * c * cell + ch * cell).astype(np.int32))
-        q = cells.take(idx).view(np.float32).reshape(bx.shape + (4,))
-        top = q[..., 1] - q[..., 0]
-        top *= fx
-        top += q[..., 0]
-        bot = q[..., 3] - q[..., 2]
-        bot *= fx
-        bot += q[..., 2]
-        bot -= top
-        bot *= fy
-        bot += top
-        out[ch] = bot
-    return np.moveaxis(out, 0, 1) if batch else out
+@kernel
+def _block_sums(t, rows, factor, lo, scale, border, out):
+    """out[k, ch, border + J, border + I] = scale[k, ch] x the float64 sum of t[rows[k], ch] over
+    pixels (y, x) with (y + lo) // factor = J, (x + lo) // factor = I (see :func:`block_sum`)."""
+    size = t.shape[-1]
+    m = out.shape[-1] - 2 * border
+    acc = np.empty((m, m), dtype=np.float64)
+    for k in range(len(rows)):
+        for ch in range(t.shape[1]):
+            acc[:] = 0.0
+            for y in range(size):
+                yy = (y + lo) // factor
+                for x in range(size):
+                    acc[yy, (x + lo) // factor] += t[rows[k], ch, y, x]
+            for j in range(m):
+                for i in range(m):
+                    out[k, ch, border + j, border + i] = acc[j, i] * scale[k, ch]
+
+
+@kernel(inline="always")
+def _bilinear(tm, fx, fy):
+    """Bilinear value of a padded template ``tm`` (h + 2, w + 2) at padded-pixel coordinates fx, fy
+    (float32; pixel (j, i) at fx = i, fy = j). Coordinates are clamped onto the zero border, so
+    every point off the template reads exactly 0 (lenstronomy INTERPOL)."""
+    hp, wp = tm.shape
+    fx = min(max(fx, np.float32(0.0)), np.float32(wp - 1))
+    fy = min(max(fy, np.float32(0.0)), np.float32(hp - 1))
+    i0 = min(int(fx), wp - 2)
+    j0 = min(int(fy), hp - 2)
+    tx = fx - np.float32(i0)
+    ty = fy - np.float32(j0)
+    top = (tm[j0, i0 + 1] - tm[j0, i0]) * tx + tm[j0, i0]
+    bot = (tm[j0 + 1, i0 + 1] - tm[j0 + 1, i0]) * tx + tm[j0 + 1, i0]
+    return (bot - top) * ty + top
+
+
+@kernel
+def _sie_points(coef, x, y, bx, by):
+    """(bx, by)[r, p] = the SIE + shear source-plane position [arcsec] of the point (x[p], y[p])
+    [arcsec] under lens row r (``coef`` (B, N_SIE) rows of :func:`kernels.sie_row_coefficients`)."""
+    for r in range(coef.shape[0]):
+        c = to_fixed_tuple(coef[r], N_SIE)  # scalars in registers: the point loop vectorises
+        for p in range(len(x)):
+            u, v = sie_source_position(c, x[p], y[p])
+            bx[r, p] = u
+            by[r, p] = v
+
+
+@kernel
+def _lit_centres(padded, cx, cy, inv, reach, bx, by, lit):
+    """lit[r, p] = True where the source-plane point (bx, by)[r, p] [arcsec] lies within ``reach[r]``
+    template pixels (Chebyshev, whole cells) of a non-zero template cell of row r; else False.
+
+    ``padded`` (B, C, h + 2, w + 2) templates (one-pixel zero border) centred at cx, cy (B,)
+    [arcsec] with 1 / pixel scale ``inv`` (B,) [1/arcsec]. One summed-area table of the non-zero
+    pixels per row makes each test O(1)."""
+    n, c, hp, wp = padded.shape
+    off_x = np.float32((wp - 1) / 2)
+    off_y = np.float32((hp - 1) / 2)
+    table = np.zeros((hp + 1, wp + 1), dtype=np.int32)
+    for r in range(n):
+        for j in range(hp):
+            run = 0
+            for i in range(wp):
+                nz = 0
+                for ch in range(c):
+                    if padded[r, ch, j, i] != 0:
+                        nz = 1
+                run += nz
+                table[j + 1, i + 1] = table[j, i + 1] + run
+        k = reach[r]
+        for p in range(bx.shape[1]):
+            i = int(np.floor((bx[r, p] - cx[r]) * inv[r] + off_x))
+            j = int(np.floor((by[r, p] - cy[r]) * inv[r] + off_y))
+            x0, x1 = max(i - k, 0), min(i + k + 1, wp - 1)
+            y0, y1 = max(j - k, 0), min(j + k + 1, hp - 1)
+            lit[r, p] = x0 <= x1 and y0 <= y1 and \
+                table[y1 + 1, x1 + 1] - table[y0, x1 + 1] - table[y1 + 1, x0] + table[y0, x0] > 0
+
+
+@kernel(inline="always")
+def _sum_template(tm, fx, fy, vals):
+    """The float32 sum, in order k = 0..S-1, of the bilinear values of the padded template ``tm``
+    at padded-pixel coordinates fx, fy (S,) (``vals`` (S,) scratch)."""
+    for k in range(len(fx)):
+        vals[k] = _bilinear(tm, fx[k], fy[k])
+    acc = np.float32(0.0)
+    for k in range(len(vals)):
+        acc += vals[k]
+    return acc
+
+
+@kernel
+def _sum_points(padded, cx, cy, inv, rows, pix, bx, by, area, out):
+    """Sub-pixel sums of given source-plane points: out[rows[j], ch, pix[j]] = area x the sum over
+    k of the bilinear value of template rows[j], channel ch, at (bx, by)[k, j] [arcsec].
+
+    ``padded`` (B, C, h + 2, w + 2) [surface brightness, zero border], frames cx, cy, inv (B,) as
+    in :func:`_lit_centres`; bx, by (S, M) float32; out (B, C, P) float32."""
+    n, c, hp, wp = padded.shape
+    off_x, off_y = np.float32((wp - 1) / 2), np.float32((hp - 1) / 2)
+    s2 = bx.shape[0]
+    fx, fy, vals = np.empty(s2, np.float32), np.empty(s2, np.float32), np.empty(s2, np.float32)
+    for j in range(len(rows)):
+        r = rows[j]
+        cxr, cyr, ir = cx[r], cy[r], inv[r]
+        for k in range(s2):
+            fx[k] = (bx[k, j] - cxr) * ir + off_x
+            fy[k] = (by[k, j] - cyr) * ir + off_y
+        for ch in range(c):
+            out[r, ch, pix[j]] = _sum_template(padded[r, ch], fx, fy, vals) * area
+
+
+@kernel
+def _sum_sie_subpixels(coef, padded, cx, cy, inv, rows, pix, x0, y0, dx, dy, area, out):
+    """The fused SIE + shear path: out[rows[j], ch, pix[j]] = area x the sum over sub-pixels k of
+    the bilinear template value at the source-plane position of (x0[p] + dx[k], y0[p] + dy[k])
+    [arcsec], p = pix[j] (:func:`kernels.sie_source_position`, per-row ``coef``); other
+    arguments as in :func:`_sum_points`. Each pixel's sub-pixels are traced in one vectorised
+    loop, then read from the template."""
+    n, c, hp, wp = padded.shape
+    off_x, off_y = np.float32((wp - 1) / 2), np.float32((hp - 1) / 2)
+    s2 = len(dx)
+    fx, fy, vals = np.empty(s2, np.float32), np.empty(s2, np.float32), np.empty(s2, np.float32)
+    for j in range(len(rows)):
+        r, p = rows[j], pix[j]
+        cf = to_fixed_tuple(coef[r], N_SIE)
+        xp, yp, cxr, cyr, ir = x0[p], y0[p], cx[r], cy[r], inv[r]
+        for k in range(s2):
+            u, v = sie_source_position(cf, xp + dx[k], yp + dy[k])
+            fx[k] = (u - cxr) * ir + off_x
+            fy[k] = (v - cyr) * ir + off_y
+        for ch in range(c):
+            out[r, ch, p] = _sum_template(padded[r, ch], fx, fy, vals) * area
 
 
 def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_scale, fluxes, center_x, center_y,
@@ -149,7 +263,7 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
     from dhs_gen.lensing.render import validate_call
 
     lens_p, n, stamp_size, supersampling = validate_call(backend, lens, stamp_size, pixel_scale, supersampling)
-    t = normalise_templates(templates)
+    t, sums = template_sums(templates)
     if len(t) != n:
         raise LensingInputError(f"templates has {len(t)} rows, expected {n}")
     geo = as_batch({"scale": template_pixel_scale, "center_x": center_x, "center_y": center_y},
@@ -165,62 +279,85 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
     factors = antialias_factors(geo["scale"], pixel_scale / supersampling)
     for factor in np.unique(factors):
         rows = np.flatnonzero(factors == factor)
-        t_rows, used = block_sum(t[rows], int(factor)) if factor > 1 else (t[rows], 1)
+        used = block_geometry(t.shape[-1], int(factor))[0]
         g_rows = {k: v[rows] for k, v in geo.items()}
         g_rows["scale"] = g_rows["scale"] * used
         row_flux = np.ones((len(rows), 1)) if shared else flux[rows]
-        sb = template_to_surface_brightness(t_rows, row_flux[:, :, None, None], g_rows["scale"][:, None, None, None])
+        # unit-sum template x flux / pixel area, per row and band, applied to the block sums
+        sb_scale = template_to_surface_brightness(1.0 / sums[rows], row_flux, g_rows["scale"][:, None])
+        padded, _ = block_sum(t, used, rows, sb_scale, border=1)  # surface brightness, zero border
         lens_rows = {k: v[rows] for k, v in lens_p.items()}
         if backend == "lenstronomy":
             from dhs_gen.lensing.reference import render_image_reference
 
-            images[rows] = render_image_reference(lens_rows, sb, g_rows, kernels[rows], stamp_size, pixel_scale,
-                                                  supersampling)
+            images[rows] = render_image_reference(lens_rows, padded[:, :, 1:-1, 1:-1], g_rows, kernels[rows],
+                                                  stamp_size, pixel_scale, supersampling)
         else:
-            images[rows] = _render_fast(lens_rows, sb.astype(np.float32), g_rows, kernels[rows], stamp_size,
-                                        pixel_scale, supersampling)
+            images[rows] = _render_fast(lens_rows, padded, g_rows, kernels[rows], stamp_size, pixel_scale,
+                                        supersampling)
     if shared:
         images *= flux[:, :, None, None].astype(np.float32)
     return check_finite_output(images, "render_lensed_image")
 
 
-def _render_fast(lens, sb, geo, kernels, stamp_size, pixel_scale, supersampling):
-    """(B, 3, H, W): sb (B, C, h, w) lensed, binned and convolved; C = 1 -> the same image convolved
-    with each band's kernel (unit flux), C = 3 -> each band its own template and kernel.
+TRACE_ROWS = 64  # rows whose pixel centres are traced together (bounds the (rows, H W) scratch)
+
+
+def _render_fast(lens, padded, geo, kernels, stamp_size, pixel_scale, supersampling):
+    """(B, 3, H, W): surface-brightness templates ``padded`` (B, C, h + 2, w + 2) [nmgy/arcsec^2,
+    one-pixel zero border] lensed, binned and convolved; C = 1 -> the same image convolved with
+    each band's kernel (unit flux), C = 3 -> each band its own template and kernel.
 
     Pixel centres are ray-traced first; only pixels whose 3 x 3 neighbourhood has a centre landing
-    on the template (plus a one-pixel margin), or near the lens centre, are integrated over sub-pixels
-    (:func:`dhs_gen.lensing.render.supersampled_pixels`); every other sub-pixel reads 0 anyway."""
+    within one stamp pixel (in the source plane) of a non-zero template cell, or near the lens
+    centre, are integrated over sub-pixels (:func:`dhs_gen.lensing.render.supersampled_pixels`);
+    every other sub-pixel reads 0 anyway (the lens map moves a sub-pixel less than that). SIE +
+    shear lenses: one compiled kernel traces and reads each kept pixel's sub-pixels
+    (:func:`_sum_sie_subpixels`); EPL or multipole lenses: numpy ray tracing (:func:`fast.ray_trace`)
+    in blocks of PIXEL_BLOCK pixels, then :func:`_sum_points`."""
     from dhs_gen.lensing.render import PIXEL_BLOCK, _pixel_centres, supersampled_pixels
 
     x0, y0 = _pixel_centres(stamp_size, float(pixel_scale))
     sub = fast.subpixel_offsets(supersampling, pixel_scale)
-    n, c, h, w = sb.shape
-    out = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
+    n, c = padded.shape[:2]
+    p = stamp_size * stamp_size
+    cx, cy = geo["center_x"].astype(np.float32), geo["center_y"].astype(np.float32)
+    inv = (1.0 / geo["scale"]).astype(np.float32)
+    reach = np.ceil(pixel_scale / geo["scale"]).astype(np.int64)  # one stamp pixel, in template pixels
     area = np.float32(pixel_scale**2 / supersampling**2)
-    reach_x = ((w + 1) / 2.0) * geo["scale"] + pixel_scale  # beyond this from the template centre: 0
-    reach_y = ((h + 1) / 2.0) * geo["scale"] + pixel_scale
-    for start in range(0, n, FAST_CHUNK_ROWS):
-        chunk = slice(start, min(start + FAST_CHUNK_ROWS, n))
+    general = any(k in lens for k in ("gamma", "a3", "a4"))
+    coef = None if general else sie_row_coefficients(lens)
+    dx = np.broadcast_to(sub[0], (supersampling, supersampling, 1)).ravel()  # sub-pixel k: (row k // s, col k % s)
+    dy = np.broadcast_to(sub[1], (supersampling, supersampling, 1)).ravel()
+    out = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
+    for start in range(0, n, TRACE_ROWS):
+        chunk = slice(start, min(start + TRACE_ROWS, n))
         m = chunk.stop - chunk.start
         lens_rows = {k: v[chunk] for k, v in lens.items()}
-        bx, by = fast.ray_trace(lens_rows, x0, y0)
-        lit = (np.abs(bx - geo["center_x"][chunk, None]) < reach_x[chunk, None]) & \
-            (np.abs(by - geo["center_y"][chunk, None]) < reach_y[chunk, None])
-        rows, pix = supersampled_pixels(lit.reshape(m, stamp_size, stamp_size), lens_rows, pixel_scale)
-        binned = np.zeros((c, m, stamp_size * stamp_size), dtype=np.float32)
-        for s0 in range(0, len(rows), PIXEL_BLOCK):
-            r, p = rows[s0:s0 + PIXEL_BLOCK], pix[s0:s0 + PIXEL_BLOCK]
-            sbx, sby = fast.ray_trace({k: v[r] for k, v in lens_rows.items()}, x0[p] + sub[0], y0[p] + sub[1])
-            vals = interpolate_templates(sb[chunk], geo["scale"][chunk], geo["center_x"][chunk],
-                                         geo["center_y"][chunk], sbx.reshape(-1, len(r)), sby.reshape(-1, len(r)),
-                                         rows=r)
-            binned[:, r, p] = vals.sum(axis=1, dtype=np.float32)
-        pixels = np.moveaxis(binned.reshape(c, m, stamp_size, stamp_size), 0, 1) * area
-        if c == 1:
-            out[chunk] = fast.convolve_bands(pixels[:, 0], kernels[chunk])
+        frames = (padded[chunk], cx[chunk], cy[chunk], inv[chunk])
+        if general:
+            bx, by = fast.ray_trace(lens_rows, x0, y0)
         else:
-            for band in range(3):
-                out[chunk, band] = fast.convolve_bands(np.ascontiguousarray(pixels[:, band]),
-                                                       kernels[chunk, band:band + 1])[:, 0]
+            bx, by = np.empty((m, p), dtype=np.float32), np.empty((m, p), dtype=np.float32)
+            _sie_points(coef[chunk], x0, y0, bx, by)
+        lit = np.empty((m, p), dtype=np.bool_)
+        _lit_centres(*frames, reach[chunk], bx, by, lit)
+        rows, pix = supersampled_pixels(lit.reshape(m, stamp_size, stamp_size), lens_rows, pixel_scale)
+        pixels = np.zeros((m, c, p), dtype=np.float32)
+        if general:
+            for s0 in range(0, len(rows), PIXEL_BLOCK):
+                r, q = rows[s0:s0 + PIXEL_BLOCK], pix[s0:s0 + PIXEL_BLOCK]
+                sbx, sby = fast.ray_trace({k: v[r] for k, v in lens_rows.items()}, x0[q] + sub[0], y0[q] + sub[1])
+                _sum_points(*frames, r, q, sbx.reshape(-1, len(r)), sby.reshape(-1, len(r)), area, pixels)
+        else:
+            _sum_sie_subpixels(coef[chunk], *frames, rows, pix, x0, y0, dx, dy, area, pixels)
+        pixels = pixels.reshape(m, c, stamp_size, stamp_size)
+        for c0 in range(0, m, FAST_CHUNK_ROWS):  # cache-sized FFT batches
+            block = slice(c0, min(c0 + FAST_CHUNK_ROWS, m))
+            rows_out = slice(start + block.start, start + block.stop)
+            if c == 1:
+                out[rows_out] = fast.convolve_bands(pixels[block, 0], kernels[rows_out])
+            else:
+                for band in range(3):
+                    out[rows_out, band] = fast.convolve_bands(pixels[block, band], kernels[rows_out, band:band + 1])[:, 0]
     return out
