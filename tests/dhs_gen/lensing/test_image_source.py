@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dhs_gen.lensing import LensingInputError, total_flux
-from dhs_gen.lensing.image_source import block_sum, render_lensed_image
+from dhs_gen.lensing.image_source import _lit_centres, block_sum, render_lensed_image
 from dhs_gen.psf import kernel_centroid
 
 
@@ -16,16 +16,72 @@ def _asymmetric_templates(n, size=40, seed=0):
     return (t + 0.3 * (rng.random((n, size, size)) < 0.02)).astype(np.float32)
 
 
+def _assert_matches_lenstronomy(*args, **kwargs):
+    fast = render_lensed_image(*args, **kwargs)
+    ref = render_lensed_image(*args, **kwargs, backend="lenstronomy")
+    np.testing.assert_allclose(total_flux(fast), total_flux(ref), rtol=1e-4)
+    rel = np.linalg.norm((fast - ref).reshape(len(fast) * 3, -1), axis=1) / \
+        np.linalg.norm(ref.reshape(len(fast) * 3, -1), axis=1)
+    assert rel.max() <= 1e-5
+
+
 def test_fast_matches_lenstronomy_interpol(configs):
     lens, src, psf = configs(4, seed=9)
     fluxes = np.stack([src["flux_g"], src["flux_r"], src["flux_z"]], axis=1)
-    args = (lens, _asymmetric_templates(4), np.array([0.05, 0.07, 0.1, 0.066]), fluxes, src["center_x"],
-            src["center_y"], psf)
-    fast = render_lensed_image(*args)
-    ref = render_lensed_image(*args, backend="lenstronomy")
-    np.testing.assert_allclose(total_flux(fast), total_flux(ref), rtol=1e-4)
-    rel = np.linalg.norm((fast - ref).reshape(12, -1), axis=1) / np.linalg.norm(ref.reshape(12, -1), axis=1)
-    assert rel.max() <= 1e-5
+    _assert_matches_lenstronomy(lens, _asymmetric_templates(4), np.array([0.05, 0.07, 0.1, 0.066]), fluxes,
+                                src["center_x"], src["center_y"], psf)
+
+
+def test_sparse_footprint_and_general_lenses_match_lenstronomy(configs):
+    """Templates whose light sits in two small blobs in opposite corners (most of the template box
+    is 0, so most pixels are not supersampled), per-band templates (C = 3), supersampling 8, and
+    the numpy ray-tracing path (EPL slope, multipoles) all agree with lenstronomy INTERPOL."""
+    lens, src, psf = configs(3, seed=4)
+    t = np.zeros((3, 3, 48, 48), dtype=np.float32)
+    t[:, :, 2:6, 3:8] = 1.0
+    t[:, :, 40:45, 41:44] = np.array([0.5, 1.0, 2.0], dtype=np.float32)[:, None, None]  # colour differs by blob
+    fluxes = np.stack([src["flux_g"], src["flux_r"], src["flux_z"]], axis=1)
+    args = (t, np.array([0.03, 0.05, 0.08]), fluxes, 0.3 * src["center_x"], 0.3 * src["center_y"], psf)
+    _assert_matches_lenstronomy(lens, *args, supersampling=8)
+    general = dict(lens, gamma=np.array([1.8, 2.0, 2.2]), a4=np.array([0.02, -0.01, 0.03]), phi4=np.array([0.3, 1., 2.]))
+    _assert_matches_lenstronomy(general, *args)
+
+
+def test_lit_centres_cover_every_lit_point_within_reach():
+    """A point is lit iff a non-zero template cell lies within ``reach`` template pixels: every
+    point within reach of a point where the bilinear template is non-zero is lit, and points two
+    cells beyond the reach of the only non-zero pixel are not."""
+    rng = np.random.default_rng(3)
+    padded = np.zeros((1, 1, 14, 14), dtype=np.float32)
+    padded[0, 0, 6, 9] = 1.0  # template pixel (5, 8) of a 12 x 12 template with its zero border
+    scale, reach = 0.05, 2
+    frame = (np.array([0.1], np.float32), np.array([-0.2], np.float32), np.array([1 / scale], np.float32),
+             np.array([reach]))
+    bx, by = (rng.uniform(-0.6, 0.6, (1, 4000)).astype(np.float32) + frame[i][0] for i in (0, 1))
+    lit = np.empty((1, 4000), dtype=np.bool_)
+    _lit_centres(padded, *frame, bx, by, lit)
+    fx, fy = (bx[0] - frame[0][0]) / scale + 6.5, (by[0] - frame[1][0]) / scale + 6.5  # padded-pixel units
+    on = (np.abs(fx - 9) < 1) & (np.abs(fy - 6) < 1)  # where the bilinear template is non-zero
+    assert on.any()
+    for shift in np.linspace(-reach, reach, 9):  # points within reach (Chebyshev) of a lit point ...
+        for axis in (0, 1):
+            near = [bx[0, on], by[0, on]]
+            near[axis] = near[axis] + np.float32(shift * scale)
+            inside = np.empty((1, on.sum()), dtype=np.bool_)
+            _lit_centres(padded, *frame, near[0][None], near[1][None], inside)
+            assert inside.all()
+    far = np.maximum(np.abs(fx - 9), np.abs(fy - 6)) > reach + 3
+    assert far.any() and not lit[0, far].any() and lit[0, ~far].any()
+
+
+def test_block_sum_scales_rows_inside_a_zero_border():
+    t = _asymmetric_templates(4, size=30)[:, None]
+    rows, scale = np.array([3, 1]), np.array([[2.0], [0.5]])
+    out, used = block_sum(t, 2, rows, scale, border=1)
+    plain, _ = block_sum(t[rows], 2)
+    assert used == 2 and out.shape == (2, 1, 17, 17)
+    np.testing.assert_allclose(out[:, :, 1:-1, 1:-1], plain * scale[:, :, None, None].astype(np.float32), rtol=1e-6)
+    assert not out[:, :, [0, -1]].any() and not out[:, :, :, [0, -1]].any()
 
 
 def test_template_orientation_follows_pixel_convention():
@@ -58,9 +114,10 @@ def test_bad_templates_raise():
     good = np.ones((2, 8, 8), dtype=np.float32)
     psf = np.ones((2, 3))
     bad = good.copy()
-    bad[1, 2, 2] = np.nan
-    with pytest.raises(LensingInputError, match="non-finite pixels in row 1"):
-        render_lensed_image(lens, bad, np.full(2, 0.05), np.ones((2, 3)), zero, zero, psf)
+    for value in (np.nan, np.inf, -np.inf):
+        bad[1, 2, 2] = value
+        with pytest.raises(LensingInputError, match="non-finite pixels in row 1"):
+            render_lensed_image(lens, bad, np.full(2, 0.05), np.ones((2, 3)), zero, zero, psf)
     with pytest.raises(LensingInputError, match="non-positive total in row 0"):
         render_lensed_image(lens, good * np.array([0, 1])[:, None, None], np.full(2, 0.05), np.ones((2, 3)), zero,
                             zero, psf)
