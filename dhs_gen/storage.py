@@ -185,10 +185,35 @@ def default_row_group_rows(table: pa.Table, target_bytes: int = ROW_GROUP_BYTES)
     return max(1, min(max(table.num_rows, 1), int(target_bytes // max(per_row, 1.0))))
 
 
+def parquet_write_options(schema: pa.Schema, compression: str, blob_compression: str | None = None) -> dict:
+    """pyarrow writer options (``compression``, ``use_dictionary``) for a table of ``schema``.
+
+    Binary (blob) columns are never dictionary-encoded: every image blob is distinct, so the
+    writer's dictionary attempt only costs CPU (it falls back to plain after the first page) and
+    the reader then decodes a dictionary page too (docs/injection_jobs.md, Performance). Blob
+    columns use ``blob_compression`` (default: ``compression``), every other column ``compression``."""
+    blob_codec = compression if blob_compression is None else blob_compression
+    buf = io.BytesIO()  # the schema's Parquet leaf columns (a nested field has several), as pyarrow names them
+    pq.write_table(schema.empty_table(), buf)
+    blob = {c.path: c.physical_type == "BYTE_ARRAY" and c.logical_type.type == "NONE"  # binary, not string
+            for c in pq.ParquetFile(buf).schema}
+    return {"compression": {path: blob_codec if is_blob else compression for path, is_blob in blob.items()},
+            "use_dictionary": [path for path, is_blob in blob.items() if not is_blob]}
+
+
+BLOB_COMPRESSION = "none"  # write_parquet's codec for binary columns: image blobs (noisy float32 pixels)
+
+
 def write_parquet(table: pa.Table, uri: str, *, compression: str = "zstd", row_group_size: int | None = None) -> None:
-    """Write one Parquet file atomically (row groups of ~64 MB unless ``row_group_size`` is given)."""
+    """Write one Parquet file atomically (row groups of ~64 MB unless ``row_group_size`` is given).
+
+    ``compression`` applies to every column but the binary ones (image blobs), which are written
+    plain: no dictionary and no codec (:data:`BLOB_COMPRESSION`) — on noisy float32 cutouts zstd
+    saves a few percent of the file for several times the read CPU (bench rows
+    ``phase4c.cutout_read.*``; docs/injection_jobs.md, Performance)."""
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression=compression, row_group_size=row_group_size or default_row_group_rows(table))
+    pq.write_table(table, buf, row_group_size=row_group_size or default_row_group_rows(table),
+                   **parquet_write_options(table.schema, compression, BLOB_COMPRESSION))
     write_bytes(uri, buf.getvalue())
 
 

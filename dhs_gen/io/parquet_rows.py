@@ -6,6 +6,12 @@ Addresses are what Spark reports as ``_metadata.file_path`` (a URI, percent-enco
 Requests that arrive in (file, row) order read each row group once: the reader keeps the last
 row group(s) it read (``cache_groups``, default 1: the memory of one row group, ~128 MB for a
 Spark-written cutout dataset) and the footers of the files it opened.
+
+CPU per row (measured on phase 4c's 122 KB cutout blobs; docs/injection_jobs.md, Performance):
+local files are memory-mapped (one copy, page cache → Arrow buffer; a read through a Python
+file object copies twice); remote files are read through fsspec with Arrow's coalesced
+pre-buffering. Rows that are consecutive in their row group come back as zero-copy slices of it,
+so a blob is copied once between the page cache and the caller.
 """
 from __future__ import annotations
 
@@ -40,9 +46,14 @@ class ParquetRowReader:
         """(ParquetFile, first row index of each row group + the total) of ``uri``; the
         ``cache_files`` most recently used files stay open."""
         if uri not in self._files:
-            fs, path = storage.get_fs(unquote(uri) if ":" in uri.split("/", 1)[0] else uri)
-            fh = fs.open(path, "rb")
-            handle = pq.ParquetFile(fh)
+            target = unquote(uri) if ":" in uri.split("/", 1)[0] else uri
+            if storage.is_remote(target):
+                fs, path = storage.get_fs(target)
+                fh = fs.open(path, "rb")
+                handle = pq.ParquetFile(fh, pre_buffer=True)
+            else:
+                handle = pq.ParquetFile(storage.local_path(target), memory_map=True)
+                fh = handle
             missing = [c for c in self.required if c not in handle.schema_arrow.names]
             if missing:
                 fh.close()
@@ -75,25 +86,39 @@ class ParquetRowReader:
         """(table of ``columns`` for the addressed rows, bool mask of rows that had an address).
 
         Rows without an address (file None) come back as nulls; the output keeps the request order.
+        Runs of rows consecutive in one row group are zero-copy slices of it (the table is chunked).
         """
         rows = np.asarray(rows, dtype=np.int64)
         names = np.asarray(files, dtype=object)
         found = names != None  # noqa: E711 (elementwise)
-        pieces, positions = [], []
+        groups: List[pa.Table] = []
+        index = np.full(len(files), -1, dtype=np.int64)  # row in the concatenated groups; -1: none
         for uri in dict.fromkeys(names[found]):
             mine = np.flatnonzero(names == uri)
             starts = self._file(uri)[1]
             if (rows[mine] < 0).any() or (rows[mine] >= starts[-1]).any():
                 raise RowAddressError(f"{uri}: row index outside [0, {starts[-1]})")
-            groups = np.searchsorted(starts, rows[mine], side="right") - 1
-            for g in np.unique(groups):
-                sel = mine[groups == g]
-                pieces.append(self._group(uri, int(g)).take(pa.array(rows[sel] - starts[g])))
-                positions.append(sel)
-        if not pieces:  # nothing addressed: nulls of the reader's columns, typed as null
+            in_group = np.searchsorted(starts, rows[mine], side="right") - 1
+            for g in np.unique(in_group):
+                sel = mine[in_group == g]
+                index[sel] = sum(t.num_rows for t in groups) + rows[sel] - starts[g]
+                groups.append(self._group(uri, int(g)))
+        if not groups:  # nothing addressed: nulls of the reader's columns, typed as null
             return pa.table({name: pa.nulls(len(files)) for name in self.columns}), found
-        schema = pa.schema([f.with_nullable(True) for f in pieces[0].schema])
-        table = pa.concat_tables([p.cast(schema) for p in pieces]).combine_chunks()
-        index = np.zeros(len(files), dtype=np.int64)
-        index[np.concatenate(positions)] = np.arange(table.num_rows)
-        return table.take(pa.array(index, mask=~found)), found
+        return _gather(pa.concat_tables(groups, promote_options="default"), index), found
+
+
+def _gather(table: pa.Table, index: np.ndarray) -> pa.Table:
+    """Rows ``index`` of ``table`` (-1: a row of nulls): runs of consecutive rows as zero-copy
+    slices, runs of -1 as null rows."""
+    schema = pa.schema([f.with_nullable(True) for f in table.schema])
+    table = table.cast(schema)
+    prev, nxt = index[:-1], index[1:]
+    cuts = np.flatnonzero(~(((prev >= 0) & (nxt == prev + 1)) | ((prev < 0) & (nxt < 0)))) + 1
+    pieces = []
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(index)]):
+        if index[a] < 0:
+            pieces.append(pa.table([pa.nulls(b - a, f.type) for f in schema], schema=schema))
+        else:
+            pieces.append(table.slice(index[a], b - a))
+    return pa.concat_tables(pieces) if pieces else schema.empty_table()

@@ -43,7 +43,7 @@ class ShardWriter:
     """
 
     def __init__(self, dataset_uri: str, partition: int, attempt: int, schema: pa.Schema, *,
-                 compression: str = "lz4_raw", rows_per_file: int = 1024, count_column: str | None = None):
+                 compression: str = "none", rows_per_file: int = 1024, count_column: str | None = None):
         if compression not in CODECS:
             raise ValueError(f"compression must be one of {sorted(CODECS)}, got {compression!r}")
         self.dataset_uri, self.schema = dataset_uri, schema
@@ -58,7 +58,7 @@ class ShardWriter:
         name = f"{self.prefix}-{len(self.done):04d}.parquet"
         self._stack = contextlib.ExitStack()
         fh = self._stack.enter_context(storage.open_atomic(storage.join_uri(self.dataset_uri, name)))
-        self._writer = pq.ParquetWriter(fh, self.schema, compression=self.codec)
+        self._writer = pq.ParquetWriter(fh, self.schema, **storage.parquet_write_options(self.schema, self.codec))
         self._name, self._rows, self._counts = name, 0, Counter()
 
     def _finish(self) -> None:

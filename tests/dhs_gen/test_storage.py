@@ -87,6 +87,23 @@ def test_blob_tables_are_written_in_bounded_row_groups(tmp_path):
     assert pq.ParquetFile(tmp_path / "small.parquet").metadata.num_row_groups == 1
 
 
+def test_blob_columns_are_written_plain_and_the_others_compressed(tmp_path):
+    """Image blobs (binary columns, also nested) get neither a dictionary nor a codec; strings and
+    numbers keep zstd and their dictionaries (docs/injection_jobs.md, Performance)."""
+    import pyarrow.parquet as pq
+
+    table = pa.table({"galaxy_id": ["g0", "g1", "g0"], "cutout": [bytes(range(200)) * 10, b"x" * 2000, b""],
+                      "psf": [1.0, 1.5, 1.0], "extra": [{"blob": b"ab", "n": 1}] * 3})
+    storage.write_parquet(table, str(tmp_path / "t.parquet"))
+    meta = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0)
+    chunks = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    for blob in ("cutout", "extra.blob"):
+        assert chunks[blob].compression == "UNCOMPRESSED" and not chunks[blob].has_dictionary_page
+    for other in ("galaxy_id", "psf", "extra.n"):
+        assert chunks[other].compression == "ZSTD" and chunks[other].has_dictionary_page
+    assert storage.read_parquet(str(tmp_path / "t.parquet")).equals(table)
+
+
 def test_count_parquet_rows_reads_footers_of_every_part(tmp_path):
     for k, n in enumerate((5, 7)):
         storage.write_parquet(pa.table({"x": list(range(n))}), str(tmp_path / "ds" / f"part-{k}.parquet"))

@@ -76,3 +76,28 @@ def test_required_columns_and_optional_ones(files):
     assert table.column_names == ["galaxy_id", "x"] and table.column("x")[0].as_py() == 2.0
     with pytest.raises(RowAddressError, match="no column"):
         ParquetRowReader(["galaxy_id"], required=["cutout"]).take([files[0]], np.array([0]))
+
+
+def test_consecutive_rows_are_not_copied_and_null_runs_are_nulls(files):
+    """Blobs of rows consecutive in a row group are views of the row group read (no copy per
+    request); gaps, file changes and runs of misses keep request order."""
+    reader = ParquetRowReader(["galaxy_id", "blob"], cache_groups=8)  # keeps the row groups to compare
+    want = [(files[0], 3), (files[0], 4), (files[0], 5), (None, 0), (None, 0), (files[0], 7), (files[1], 0),
+            (files[1], 1), (files[0], 8)]
+    table, found = reader.take([f for f, _ in want], np.array([r for _, r in want]))
+    expected = [None if f is None else f"f{files.index(f)}r{r}" for f, r in want]
+    assert table.column("galaxy_id").to_pylist() == expected and found.tolist() == [e is not None for e in expected]
+    assert table.column("blob").to_pylist() == [None if e is None else e.encode() * 100 for e in expected]
+    group = reader._group(files[0], 1).column("blob").chunk(0).buffers()[2]  # rows 3-5 of file 0
+    run = table.column("blob").chunk(0)
+    assert run.to_pylist() == [f"f0r{i}".encode() * 100 for i in (3, 4, 5)]
+    assert group.address <= run.buffers()[2].address < group.address + group.size
+
+
+def test_an_optional_column_absent_from_one_file_reads_as_nulls(tmp_path):
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    pq.write_table(pa.table({"galaxy_id": ["a0", "a1"], "psf": [1.0, 2.0]}), a)
+    pq.write_table(pa.table({"galaxy_id": ["b0"]}), b)
+    table, _ = ParquetRowReader(["galaxy_id", "psf"]).take([str(b), str(a), str(b)], np.array([0, 1, 0]))
+    assert table.column("galaxy_id").to_pylist() == ["b0", "a1", "b0"]
+    assert table.column("psf").to_pylist() == [None, 2.0, None]

@@ -65,3 +65,21 @@ def test_shards_on_loopback_s3(s3_bucket):
     writer.abort()  # an aborted multipart upload leaves no object
     assert commit_shards(uri, reported, expected_rows=5)["files"] == 2
     assert storage.read_parquet(uri).sort_by("task_id").equals(_table(5))
+
+
+@pytest.mark.parametrize("codec, parquet_codec", [("none", "UNCOMPRESSED"), ("zstd", "ZSTD")])
+def test_blob_columns_are_not_dictionary_encoded(tmp_path, codec, parquet_codec):
+    """Every blob is distinct: a dictionary attempt on them only costs the writer and the reader CPU.
+    The other columns keep dictionaries; every column gets the configured codec."""
+    import pyarrow.parquet as pq
+
+    uri = str(tmp_path / "ds")
+    writer = ShardWriter(uri, 0, 0, SCHEMA, compression=codec, rows_per_file=100)
+    writer.write(_table(6))
+    (shard,) = writer.close().to_pylist()
+    chunks = {c.path_in_schema: c for c in (pq.ParquetFile(storage.join_uri(uri, shard["file"])).metadata
+                                            .row_group(0).column(i) for i in range(len(SCHEMA)))}
+    assert not chunks["blob"].has_dictionary_page and "RLE_DICTIONARY" not in chunks["blob"].encodings
+    assert chunks["status"].has_dictionary_page
+    assert {c.compression for c in chunks.values()} == {parquet_codec}
+    assert storage.read_parquet(uri).equals(_table(6))
