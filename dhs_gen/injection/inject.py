@@ -64,7 +64,27 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), stream])
 
 
+def _blob_views(column: pa.ChunkedArray) -> List[memoryview | None]:
+    """The values of a binary column as zero-copy memoryviews of its Arrow buffers (None for
+    nulls); each view keeps its buffer alive. ``to_pylist`` would copy every ~120 KB cutout."""
+    views: List[memoryview | None] = []
+    for chunk in column.chunks:
+        if not len(chunk):
+            continue
+        if not (pa.types.is_binary(chunk.type) or pa.types.is_large_binary(chunk.type)):
+            chunk = chunk.cast(pa.binary())  # e.g. a column of nulls
+        _, offsets, data = chunk.buffers()
+        width = 8 if pa.types.is_large_binary(chunk.type) else 4
+        ends = np.frombuffer(offsets, f"<i{width}", len(chunk) + 1, chunk.offset * width).tolist()
+        values = memoryview(data if data is not None else b"").cast("B")  # unsigned bytes, as in bytes
+        valid = chunk.is_valid().to_pylist() if chunk.null_count else [True] * len(chunk)
+        views.extend(values[a:b] if ok else None for a, b, ok in zip(ends[:-1], ends[1:], valid))
+    return views
+
+
 def _decode(blob) -> np.ndarray:
+    """float32 (C, H, W) image of a stamp blob (bytes or a memoryview): a read-only view of a
+    canonical blob, any legacy layout decoded; StampDecodeError."""
     if blob[:8] == CANONICAL_MAGIC:
         return decode_canonical_image(blob)
     return decode_stamp_npz(blob, nan_policy="report").image
@@ -386,7 +406,7 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
     n, size, pix = table.num_rows, cfg.stamp_size, cfg.pixel_scale
     status, modes = _input_status(table)
-    blobs = table.column("cutout").to_pylist() if "cutout" in table.column_names else [None] * n
+    blobs = _blob_views(table.column("cutout")) if "cutout" in table.column_names else [None] * n
     hosts = _Hosts(table.column("host_id").to_pylist(), blobs, size, cfg.max_central_bad_frac, status)
     psf = _host_psf(table, status)
     draws, psf_used = _artifact_draws(table, status, hosts.sigma, psf, size)
