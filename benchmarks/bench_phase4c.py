@@ -4,7 +4,7 @@ End to end = what one executor core does for the job: read the manifest and host
 (distinct real-DR10-based 101x101 hosts, one per row), join them on host_id, run
 :func:`dhs_gen.injection.inject_batch` batch by batch (the production ``configs/phase4c.yaml``
 settings: fast renderer, 3 bands, 64x64, supersampling 4; metrics, hard negative, Gen8 "mild"
-artifacts) and write the stamps Parquet (LZ4_RAW, the job's default codec). Baseline, same run:
+artifacts) and write the stamps Parquet (the job's default codec). Baseline, same run:
 the lenstronomy renderer alone, used well (one PSF-less ImageModel, one image per stamp, each
 band's kernel by fftconvolve; see bench_injection_engine), on the same lenses, sources and PSFs
 (no I/O, no products); and the CPU share of each stage of the pipeline (cProfile). Both
@@ -12,6 +12,11 @@ are timed in CPU seconds of this process (``time.process_time``), which is per c
 other load on the machine. The full run also runs the Spark job body under ``local[1]`` (warm
 session) and reports rows per CPU second of the whole process tree (driver, JVM, Python workers;
 from /proc), steady-state and whole-pass (see :func:`_spark_rates`), and per wall second.
+
+The I/O choices are measured too (:func:`_codec_costs`): CPU and bytes per stamp of the stamps
+shards in each codec the job offers, and CPU per row of reading the host cutouts by address from
+a cutout file with plain blobs (what :func:`dhs_gen.storage.write_parquet` writes, the input above)
+and from one with zstd blobs (Spark's codec).
 """
 from __future__ import annotations
 
@@ -129,6 +134,67 @@ def _cpu_breakdown(root: Path, out: Path) -> dict:
     return shares
 
 
+def _best_cpu(fn, repeats: int = 2) -> float:
+    """Fewest CPU seconds of ``repeats`` calls of ``fn``."""
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        seconds.append(time.process_time() - t0)
+    return min(seconds)
+
+
+def _codec_costs(root: Path, stamps: Path) -> list:
+    """Stamps shards (the pass's own rows, written as the job writes them) in each codec the job
+    offers: CPU ms per stamp to write and to read back, bytes per stamp; and the host cutouts
+    read by address (as :func:`_pipeline`) from the input file (plain blobs) and from the same
+    table with zstd blobs (pyarrow defaults: Spark's codec, dictionary attempted). Best of two."""
+    from dhs_gen.injection.inject import CUTOUT_FILE, CUTOUT_ROW, attach_dataset_cutouts, cutout_reader
+    from dhs_gen.io.parquet_shards import CODECS, ShardWriter
+    from dhs_gen.schemas import get_dataset
+
+    table, schema = pq.read_table(stamps), get_dataset("stamps").schema
+    rows, written, results = table.num_rows, {}, []
+    for codec in CODECS:
+        out = root / f"codec_{codec}"
+
+        def write(out=out, codec=codec):
+            writer = ShardWriter(str(out), 0, 0, schema, compression=codec, rows_per_file=_production_config().rows_per_file)
+            for batch in table.to_batches(max_chunksize=ROWS_PER_BATCH):
+                writer.write(pa.Table.from_batches([batch]))
+            writer.close()
+
+        write_s, read_s = _best_cpu(write), _best_cpu(lambda out=out: pq.read_table(out))
+        written[codec] = (write_s, read_s, sum(p.stat().st_size for p in out.glob("*.parquet")))
+    for codec, (write_s, read_s, size) in written.items():
+        results.append(entry(f"phase4c.stamps_codec.{codec}.write_ms_per_stamp", write_s / rows * 1e3, "ms CPU/stamp",
+                             notes=f"ShardWriter, the pass's {rows} stamps rows; {size / rows / 1e3:.1f} kB/stamp on "
+                                   f"disk ({size / written['none'][2]:.3f} x uncompressed); reading them back "
+                                   f"(pq.read_table) {read_s / rows * 1e3:.3g} ms CPU/stamp"))
+    cutouts = root / "cutouts" / "part-0.parquet"
+    zstd = root / "cutouts_zstd" / "part-0.parquet"
+    zstd.parent.mkdir()
+    pq.write_table(pq.read_table(cutouts), zstd, compression="zstd",
+                   row_group_size=pq.ParquetFile(cutouts).metadata.row_group(0).num_rows)
+    manifest = pq.read_table(root / "manifest")
+    for label, path in (("plain_blobs", cutouts), ("zstd_blobs", zstd)):
+        index = pc.index_in(manifest.column("host_id"), value_set=pq.read_table(path, columns=["galaxy_id"])[0])
+        addressed = manifest.append_column(CUTOUT_FILE, pa.array([str(path)] * manifest.num_rows)) \
+            .append_column(CUTOUT_ROW, index.cast(pa.int64())).sort_by([(CUTOUT_ROW, "ascending")])
+
+        def read(addressed=addressed):
+            reader = cutout_reader()
+            for batch in addressed.to_batches(max_chunksize=ROWS_PER_BATCH):
+                attach_dataset_cutouts(pa.Table.from_batches([batch]), reader)
+            reader.close()
+
+        seconds = _best_cpu(read)
+        results.append(entry(f"phase4c.cutout_read.{label}.ms_per_row", seconds / manifest.num_rows * 1e3, "ms CPU/row",
+                             notes=f"attach_dataset_cutouts of {manifest.num_rows} rows in batches of {ROWS_PER_BATCH} "
+                                   f"from a {path.stat().st_size / manifest.num_rows / 1e3:.1f} kB/row file"))
+    return results
+
+
 def _lenstronomy_rate(manifest: pa.Table, cutouts: pa.Table, n: int) -> float:
     """Stamps per CPU second of the lenstronomy renderer on the first ``n`` manifest rows, best of two."""
     from dhs_gen.lensing import render_lensed_sersic
@@ -243,13 +309,15 @@ def run(quick: bool = False) -> list:
                          baseline_name="lenstronomy kernel alone, used well (same stamps)", baseline_value=ref,
                          target=">= 5x",
                          notes=f"{rows} rows, the job's per-core work without Spark: read cutouts by address + "
-                               "inject (pos, ctrl, hard neg, metrics, mild artifacts) + write lz4 Parquet shards; "
+                               "inject (pos, ctrl, hard neg, metrics, mild artifacts) + write Parquet shards "
+                               f"({_production_config().compression}); "
                                f"CPU seconds; lenstronomy (one PSF-less ImageModel, fftconvolve per band) on "
                                f"{n_ref} of them, best of four passes (two before, two after the pipeline)")]
         for stage, share in _cpu_breakdown(root, root / "profiled").items():
             results.append(entry(f"phase4c.cpu_share.{stage}", share, "fraction of CPU",
                                  notes=f"cProfile of one {rows}-row pass of the per-core pipeline; "
                                        f"{share / rate * 1e3:.3g} ms CPU per stamp"))
+        results.extend(_codec_costs(root, root / "stamps"))
         if not quick:
             spark = _spark_rates(root, root / "spark_stamps")
             kernel = {"baseline_name": "lenstronomy kernel alone, used well (same stamps)", "baseline_value": ref,

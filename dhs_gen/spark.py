@@ -86,7 +86,7 @@ def stable_hash64_col(seed, *cols):
     return F.conv(F.substring(F.sha2(key, 256), 1, HASH_HEX_DIGITS), 16, 10).cast("long")
 
 
-def write_shards(df, partition_fn, dataset_uri: str, schema: pa.Schema, *, compression: str = "lz4_raw",
+def write_shards(df, partition_fn, dataset_uri: str, schema: pa.Schema, *, compression: str = "none",
                  rows_per_file: int = 1024, count_column: str | None = None,
                  expected_rows: int | None = None) -> dict:
     """Write ``df`` transformed by ``partition_fn`` as Parquet from the Python workers.

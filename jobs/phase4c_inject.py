@@ -40,7 +40,8 @@ class Phase4cConfig(StrictModel):
     rows_per_batch: int = Field(256, ge=1, description="Arrow batch size (rows carry ~120 KB cutouts)")
     rows_per_file: int = Field(1024, ge=1, description="stamps rows per Parquet shard (~150 KB each)")
     compression: Literal["lz4_raw", "zstd", "snappy", "none"] = Field(
-        "lz4_raw", description="stamps Parquet codec (docs/injection_jobs.md: lz4_raw ~ zstd size, less CPU)")
+        "none", description="stamps Parquet codec (docs/injection_jobs.md, Performance: float32 stamps do not "
+                            "compress; a codec costs CPU)")
     inject: InjectConfig = Field(default_factory=InjectConfig)
 
 
