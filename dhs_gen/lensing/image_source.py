@@ -133,23 +133,6 @@ def _block_sums(t, rows, factor, lo, scale, border, out):
                     out[k, ch, border + j, border + i] = acc[j, i] * scale[k, ch]
 
 
-@kernel(inline="always")
-def _bilinear(tm, fx, fy):
-    """Bilinear value of a padded template ``tm`` (h + 2, w + 2) at padded-pixel coordinates fx, fy
-    (float32; pixel (j, i) at fx = i, fy = j). Coordinates are clamped onto the zero border, so
-    every point off the template reads exactly 0 (lenstronomy INTERPOL)."""
-    hp, wp = tm.shape
-    fx = min(max(fx, np.float32(0.0)), np.float32(wp - 1))
-    fy = min(max(fy, np.float32(0.0)), np.float32(hp - 1))
-    i0 = min(int(fx), wp - 2)
-    j0 = min(int(fy), hp - 2)
-    tx = fx - np.float32(i0)
-    ty = fy - np.float32(j0)
-    top = (tm[j0, i0 + 1] - tm[j0, i0]) * tx + tm[j0, i0]
-    bot = (tm[j0 + 1, i0 + 1] - tm[j0 + 1, i0]) * tx + tm[j0 + 1, i0]
-    return (bot - top) * ty + top
-
-
 @kernel
 def _sie_points(coef, x, y, bx, by):
     """(bx, by)[r, p] = the SIE + shear source-plane position [arcsec] of the point (x[p], y[p])
@@ -194,60 +177,106 @@ def _lit_centres(padded, cx, cy, inv, reach, bx, by, lit):
                 table[y1 + 1, x1 + 1] - table[y0, x1 + 1] - table[y1 + 1, x0] + table[y0, x0] > 0
 
 
+SEGMENT = 256  # pixels of one row whose sub-pixels are traced and read in one pass (scratch <= 64 KB at s = 8)
+
+
 @kernel(inline="always")
-def _sum_template(tm, fx, fy, vals):
-    """The float32 sum, in order k = 0..S-1, of the bilinear values of the padded template ``tm``
-    at padded-pixel coordinates fx, fy (S,) (``vals`` (S,) scratch)."""
-    for k in range(len(fx)):
-        vals[k] = _bilinear(tm, fx[k], fy[k])
-    acc = np.float32(0.0)
-    for k in range(len(vals)):
-        acc += vals[k]
-    return acc
+def _bilinear(tm, hp, wp, fx, fy):
+    """Bilinear value of a padded template ``tm`` ((h + 2) (w + 2),), row-major with hp = h + 2
+    rows of wp = w + 2, at padded-pixel coordinates fx, fy (float32; pixel (j, i) at fx = i,
+    fy = j). Coordinates are clamped onto the zero border, so every point off the template
+    reads exactly 0 (lenstronomy INTERPOL). 32-bit unsigned indices: no negative-index checks."""
+    fx = min(max(fx, np.float32(0.0)), np.float32(wp - 1))
+    fy = min(max(fy, np.float32(0.0)), np.float32(hp - 1))
+    i0 = min(np.int32(fx), np.int32(wp - 2))
+    j0 = min(np.int32(fy), np.int32(hp - 2))
+    tx = fx - np.float32(i0)
+    ty = fy - np.float32(j0)
+    q = np.uint32(j0 * np.int32(wp) + i0)
+    a, b = tm[q], tm[q + np.uint32(1)]
+    c, d = tm[q + np.uint32(wp)], tm[q + np.uint32(wp + 1)]
+    top = (b - a) * tx + a
+    bot = (d - c) * tx + c
+    return (bot - top) * ty + top
+
+
+@kernel(inline="always")
+def _segment_end(rows, j0):
+    """End of the run of at most SEGMENT entries from j0 with the same row (rows sorted)."""
+    j1 = j0 + 1
+    while j1 < len(rows) and rows[j1] == rows[j0] and j1 - j0 < SEGMENT:
+        j1 += 1
+    return j1
+
+
+@kernel(inline="always")
+def _segment_sums(tm, hp, wp, fx, fy, vals, npix, s2, area, out, pix, j0):
+    """out[pix[j0 + i]] = area x the float32 sum, in order k = 0..s2-1, of the bilinear values
+    of ``tm`` at padded-pixel coordinates (fx, fy)[i s2 + k], for i < npix (``vals`` scratch)."""
+    for q in range(npix * s2):
+        vals[q] = _bilinear(tm, hp, wp, fx[q], fy[q])
+    for i in range(npix):
+        acc = np.float32(0.0)
+        for k in range(s2):
+            acc += vals[i * s2 + k]
+        out[pix[j0 + i]] = acc * area
 
 
 @kernel
-def _sum_points(padded, cx, cy, inv, rows, pix, bx, by, area, out):
+def _sum_points(flat, hp, wp, cx, cy, inv, rows, pix, bx, by, area, out):
     """Sub-pixel sums of given source-plane points: out[rows[j], ch, pix[j]] = area x the sum over
     k of the bilinear value of template rows[j], channel ch, at (bx, by)[k, j] [arcsec].
 
-    ``padded`` (B, C, h + 2, w + 2) [surface brightness, zero border], frames cx, cy, inv (B,) as
-    in :func:`_lit_centres`; bx, by (S, M) float32; out (B, C, P) float32."""
-    n, c, hp, wp = padded.shape
+    ``flat`` (B, C, hp wp) padded templates [surface brightness, zero border] flattened, centred
+    at cx, cy (B,) [arcsec] with 1 / pixel scale ``inv`` (B,) [1/arcsec]; rows, pix (M,) sorted
+    by row; bx, by (S, M) float32; out (B, C, P) float32."""
     off_x, off_y = np.float32((wp - 1) / 2), np.float32((hp - 1) / 2)
     s2 = bx.shape[0]
-    fx, fy, vals = np.empty(s2, np.float32), np.empty(s2, np.float32), np.empty(s2, np.float32)
-    for j in range(len(rows)):
-        r = rows[j]
+    fx, fy = np.empty(SEGMENT * s2, np.float32), np.empty(SEGMENT * s2, np.float32)
+    vals = np.empty(SEGMENT * s2, np.float32)
+    j0 = 0
+    while j0 < len(rows):
+        j1 = _segment_end(rows, j0)
+        r = rows[j0]
         cxr, cyr, ir = cx[r], cy[r], inv[r]
-        for k in range(s2):
-            fx[k] = (bx[k, j] - cxr) * ir + off_x
-            fy[k] = (by[k, j] - cyr) * ir + off_y
-        for ch in range(c):
-            out[r, ch, pix[j]] = _sum_template(padded[r, ch], fx, fy, vals) * area
+        for i in range(j1 - j0):
+            for k in range(s2):
+                fx[i * s2 + k] = (bx[k, j0 + i] - cxr) * ir + off_x
+                fy[i * s2 + k] = (by[k, j0 + i] - cyr) * ir + off_y
+        for ch in range(flat.shape[1]):
+            _segment_sums(flat[r, ch], hp, wp, fx, fy, vals, j1 - j0, s2, area, out[r, ch], pix, j0)
+        j0 = j1
 
 
 @kernel
-def _sum_sie_subpixels(coef, padded, cx, cy, inv, rows, pix, x0, y0, dx, dy, area, out):
+def _sum_sie_subpixels(coef, flat, hp, wp, cx, cy, inv, rows, pix, x0, y0, dx, dy, area, out):
     """The fused SIE + shear path: out[rows[j], ch, pix[j]] = area x the sum over sub-pixels k of
     the bilinear template value at the source-plane position of (x0[p] + dx[k], y0[p] + dy[k])
     [arcsec], p = pix[j] (:func:`kernels.sie_source_position`, per-row ``coef``); other
-    arguments as in :func:`_sum_points`. Each pixel's sub-pixels are traced in one vectorised
-    loop, then read from the template."""
-    n, c, hp, wp = padded.shape
+    arguments as in :func:`_sum_points`. The sub-pixels of up to SEGMENT pixels of one row are
+    traced in one vectorised loop, then read from the template."""
     off_x, off_y = np.float32((wp - 1) / 2), np.float32((hp - 1) / 2)
     s2 = len(dx)
-    fx, fy, vals = np.empty(s2, np.float32), np.empty(s2, np.float32), np.empty(s2, np.float32)
-    for j in range(len(rows)):
-        r, p = rows[j], pix[j]
-        cf = to_fixed_tuple(coef[r], N_SIE)
-        xp, yp, cxr, cyr, ir = x0[p], y0[p], cx[r], cy[r], inv[r]
-        for k in range(s2):
-            u, v = sie_source_position(cf, xp + dx[k], yp + dy[k])
-            fx[k] = (u - cxr) * ir + off_x
-            fy[k] = (v - cyr) * ir + off_y
-        for ch in range(c):
-            out[r, ch, p] = _sum_template(padded[r, ch], fx, fy, vals) * area
+    fx, fy = np.empty(SEGMENT * s2, np.float32), np.empty(SEGMENT * s2, np.float32)
+    vals = np.empty(SEGMENT * s2, np.float32)
+    j0 = 0
+    while j0 < len(rows):
+        j1 = _segment_end(rows, j0)
+        r = rows[j0]
+        for i in range(j1 - j0):
+            xp, yp = x0[pix[j0 + i]], y0[pix[j0 + i]]
+            for k in range(s2):
+                fx[i * s2 + k] = xp + dx[k]
+                fy[i * s2 + k] = yp + dy[k]
+        cf = to_fixed_tuple(coef[r], N_SIE)  # scalars in registers: the point loop vectorises
+        cxr, cyr, ir = cx[r], cy[r], inv[r]
+        for q in range((j1 - j0) * s2):
+            u, v = sie_source_position(cf, fx[q], fy[q])
+            fx[q] = (u - cxr) * ir + off_x
+            fy[q] = (v - cyr) * ir + off_y
+        for ch in range(flat.shape[1]):
+            _segment_sums(flat[r, ch], hp, wp, fx, fy, vals, j1 - j0, s2, area, out[r, ch], pix, j0)
+        j0 = j1
 
 
 def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_scale, fluxes, center_x, center_y,
@@ -334,23 +363,24 @@ def _render_fast(lens, padded, geo, kernels, stamp_size, pixel_scale, supersampl
         chunk = slice(start, min(start + TRACE_ROWS, n))
         m = chunk.stop - chunk.start
         lens_rows = {k: v[chunk] for k, v in lens.items()}
-        frames = (padded[chunk], cx[chunk], cy[chunk], inv[chunk])
+        frames = (cx[chunk], cy[chunk], inv[chunk])
+        flat = (padded[chunk].reshape(m, c, -1), padded.shape[2], padded.shape[3])
         if general:
             bx, by = fast.ray_trace(lens_rows, x0, y0)
         else:
             bx, by = np.empty((m, p), dtype=np.float32), np.empty((m, p), dtype=np.float32)
             _sie_points(coef[chunk], x0, y0, bx, by)
         lit = np.empty((m, p), dtype=np.bool_)
-        _lit_centres(*frames, reach[chunk], bx, by, lit)
+        _lit_centres(padded[chunk], *frames, reach[chunk], bx, by, lit)
         rows, pix = supersampled_pixels(lit.reshape(m, stamp_size, stamp_size), lens_rows, pixel_scale)
         pixels = np.zeros((m, c, p), dtype=np.float32)
         if general:
             for s0 in range(0, len(rows), PIXEL_BLOCK):
                 r, q = rows[s0:s0 + PIXEL_BLOCK], pix[s0:s0 + PIXEL_BLOCK]
                 sbx, sby = fast.ray_trace({k: v[r] for k, v in lens_rows.items()}, x0[q] + sub[0], y0[q] + sub[1])
-                _sum_points(*frames, r, q, sbx.reshape(-1, len(r)), sby.reshape(-1, len(r)), area, pixels)
+                _sum_points(*flat, *frames, r, q, sbx.reshape(-1, len(r)), sby.reshape(-1, len(r)), area, pixels)
         else:
-            _sum_sie_subpixels(coef[chunk], *frames, rows, pix, x0, y0, dx, dy, area, pixels)
+            _sum_sie_subpixels(coef[chunk], *flat, *frames, rows, pix, x0, y0, dx, dy, area, pixels)
         pixels = pixels.reshape(m, c, stamp_size, stamp_size)
         for c0 in range(0, m, FAST_CHUNK_ROWS):  # cache-sized FFT batches
             block = slice(c0, min(c0 + FAST_CHUNK_ROWS, m))
