@@ -11,6 +11,18 @@ ray-traced sub-pixel positions by bilinear interpolation (lenstronomy INTERPOL's
 template pixel (r, c) at x = center_x + (c - (w-1)/2) * scale, y = center_y + (r - (h-1)/2) *
 scale, zero outside a one-pixel zero border), averages the sub-pixels, multiplies by the stamp
 pixel area (nmgy per pixel) and convolves with the band's Moffat kernel.
+
+Fast backend (compiled numba kernels, float32, one thread): templates finer than the sub-pixel
+grid are block-summed (:func:`block_sum`, float64 sums) straight into surface brightness with
+the zero border; pixel centres are ray-traced and only pixels whose 3 x 3 neighbourhood has a
+centre within one stamp pixel (source plane) of the template's non-zero footprint, or near the
+lens centre, are integrated over sub-pixels — the rest of the stamp reads exactly 0. For SIE +
+shear lenses one kernel traces each kept pixel's sub-pixels
+(:func:`dhs_gen.lensing.kernels.sie_source_position`) and reads the template; EPL and
+multipole lenses are ray-traced by :func:`dhs_gen.lensing.fast.ray_trace` (numpy) and read by
+the same bilinear kernel. A template shared by g, r, z is lensed once at unit flux and the band
+fluxes are folded into the PSF kernels (:func:`dhs_gen.lensing.fast.convolve_bands`).
+Agreement with lenstronomy INTERPOL: <= 1e-5 relative L2, <= 1e-4 in total flux (tests).
 """
 from __future__ import annotations
 
@@ -303,7 +315,9 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
     if flux.shape != (n, 3) or not np.isfinite(flux).all() or (flux < 0).any():
         raise LensingInputError(f"fluxes must be finite, >= 0 nanomaggies, shape ({n}, 3); got shape {flux.shape}")
     kernels = psf_kernels(validate_psf_fwhm(psf_fwhm, n), stamp_size, pixel_scale)
-    shared = t.shape[1] == 1  # one shape for g, r, z: interpolate once, scale by the band fluxes after
+    shared = t.shape[1] == 1  # one shape for g, r, z: lens it once (unit flux), band fluxes in the kernels
+    if shared:
+        kernels = kernels * flux[:, :, None, None].astype(np.float32)  # convolution is linear; 4x fewer products
     images = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
     factors = antialias_factors(geo["scale"], pixel_scale / supersampling)
     for factor in np.unique(factors):
@@ -324,8 +338,6 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
         else:
             images[rows] = _render_fast(lens_rows, padded, g_rows, kernels[rows], stamp_size, pixel_scale,
                                         supersampling)
-    if shared:
-        images *= flux[:, :, None, None].astype(np.float32)
     return check_finite_output(images, "render_lensed_image")
 
 
