@@ -64,6 +64,9 @@ def test_cutouts_job_spark_submit_then_resume(tmp_path, spark):
     stamp = decode_stamp_npz(ok["cutout"][0].as_py(), nan_policy="report")
     assert stamp.image.shape == (3, 101, 101) and stamp.bands == "grz"
     assert ok["psfsize_r"].null_count == 0 and ok["request_url"][0].as_py().startswith("mock://")
+    first = pq.ParquetFile(sorted(out.glob("run=0/fetched=true/*.parquet"))[0]).metadata.row_group(0)
+    blob = next(first.column(i) for i in range(first.num_columns) if first.column(i).path_in_schema == "cutout")
+    assert blob.compression == "UNCOMPRESSED"  # phase 4c reads these blobs: a codec only costs it CPU
 
     # a killed run left a directory without _SUCCESS; the rerun removes it, skips fetched rows
     # and retries only the failures
