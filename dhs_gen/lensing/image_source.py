@@ -39,6 +39,7 @@ from dhs_gen.lensing.params import (
     LensingInputError,
     as_batch,
     check_finite_output,
+    validate_grid,
     validate_psf_fwhm,
 )
 from dhs_gen.lensing.render import FAST_CHUNK_ROWS, psf_kernels
@@ -293,17 +294,26 @@ def _sum_sie_subpixels(coef, flat, hp, wp, cx, cy, inv, rows, pix, x0, y0, dx, d
 
 def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_scale, fluxes, center_x, center_y,
                         psf_fwhm, *, stamp_size: int = 64, pixel_scale: float = PIXEL_SCALE_ARCSEC,
-                        supersampling: int = 4, backend: str = "fast") -> np.ndarray:
+                        supersampling=4, backend: str = "fast") -> np.ndarray:
     """Lensed image sources, float32 (B, 3, H, W) nanomaggies per pixel (g, r, z), noiseless.
 
     ``templates`` (B, S, S) shared by all bands or (B, 3, S, S) per band, flux per template
     pixel (normalised to unit sum); ``template_pixel_scale`` (B,) [arcsec/template pixel];
     ``fluxes`` (B, 3) total unlensed g, r, z flux [nanomaggies]; ``center_x/y`` (B,) template
-    centre in the source plane [arcsec]; lens and PSF as for render_lensed_sersic.
+    centre in the source plane [arcsec]; ``supersampling``: sub-pixels per side, one integer
+    or one per row (B,); lens and PSF as for render_lensed_sersic.
     """
     from dhs_gen.lensing.render import validate_call
 
-    lens_p, n, stamp_size, supersampling = validate_call(backend, lens, stamp_size, pixel_scale, supersampling)
+    per_row = np.asarray(supersampling)
+    lens_p, n, stamp_size, _ = validate_call(backend, lens, stamp_size, pixel_scale,
+                                             per_row if per_row.ndim == 0 else 1)
+    if per_row.ndim == 0:
+        per_row = np.full(n, int(per_row))
+    elif per_row.shape != (n,):
+        raise LensingInputError(f"supersampling must be an integer or one per row ({n},), got shape {per_row.shape}")
+    for s in np.unique(per_row):
+        validate_grid(stamp_size, pixel_scale, s)
     t, sums = template_sums(templates)
     if len(t) != n:
         raise LensingInputError(f"templates has {len(t)} rows, expected {n}")
@@ -319,9 +329,10 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
     if shared:
         kernels = kernels * flux[:, :, None, None].astype(np.float32)  # convolution is linear; 4x fewer products
     images = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
-    factors = antialias_factors(geo["scale"], pixel_scale / supersampling)
-    for factor in np.unique(factors):
-        rows = np.flatnonzero(factors == factor)
+    per_row = per_row.astype(np.int64)
+    factors = antialias_factors(geo["scale"], pixel_scale / per_row)
+    for sub, factor in np.unique(np.stack([per_row, factors], axis=1), axis=0):
+        rows = np.flatnonzero((per_row == sub) & (factors == factor))
         used = block_geometry(t.shape[-1], int(factor))[0]
         g_rows = {k: v[rows] for k, v in geo.items()}
         g_rows["scale"] = g_rows["scale"] * used
@@ -334,20 +345,20 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
             from dhs_gen.lensing.reference import render_image_reference
 
             images[rows] = render_image_reference(lens_rows, padded[:, :, 1:-1, 1:-1], g_rows, kernels[rows],
-                                                  stamp_size, pixel_scale, supersampling)
+                                                  stamp_size, pixel_scale, int(sub))
         else:
-            images[rows] = _render_fast(lens_rows, padded, g_rows, kernels[rows], stamp_size, pixel_scale,
-                                        supersampling)
+            _render_fast(lens_rows, padded, g_rows, kernels[rows], stamp_size, pixel_scale, int(sub), images, rows)
     return check_finite_output(images, "render_lensed_image")
 
 
 TRACE_ROWS = 64  # rows whose pixel centres are traced together (bounds the (rows, H W) scratch)
 
 
-def _render_fast(lens, padded, geo, kernels, stamp_size, pixel_scale, supersampling):
-    """(B, 3, H, W): surface-brightness templates ``padded`` (B, C, h + 2, w + 2) [nmgy/arcsec^2,
-    one-pixel zero border] lensed, binned and convolved; C = 1 -> the same image convolved with
-    each band's kernel (unit flux), C = 3 -> each band its own template and kernel.
+def _render_fast(lens, padded, geo, kernels, stamp_size, pixel_scale, supersampling, images, rows_out):
+    """images[rows_out] (M, 3, H, W) = surface-brightness templates ``padded`` (M, C, h + 2, w + 2)
+    [nmgy/arcsec^2, one-pixel zero border] lensed, binned and convolved with ``kernels``
+    (M, 3, K, K); C = 1 -> the same image convolved with each band's kernel, C = 3 -> each band
+    its own template and kernel.
 
     Pixel centres are ray-traced first; only pixels whose 3 x 3 neighbourhood has a centre landing
     within one stamp pixel (in the source plane) of a non-zero template cell, or near the lens
@@ -370,7 +381,6 @@ def _render_fast(lens, padded, geo, kernels, stamp_size, pixel_scale, supersampl
     coef = None if general else sie_row_coefficients(lens)
     dx = np.broadcast_to(sub[0], (supersampling, supersampling, 1)).ravel()  # sub-pixel k: (row k // s, col k % s)
     dy = np.broadcast_to(sub[1], (supersampling, supersampling, 1)).ravel()
-    out = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
     for start in range(0, n, TRACE_ROWS):
         chunk = slice(start, min(start + TRACE_ROWS, n))
         m = chunk.stop - chunk.start
@@ -396,10 +406,10 @@ def _render_fast(lens, padded, geo, kernels, stamp_size, pixel_scale, supersampl
         pixels = pixels.reshape(m, c, stamp_size, stamp_size)
         for c0 in range(0, m, FAST_CHUNK_ROWS):  # cache-sized FFT batches
             block = slice(c0, min(c0 + FAST_CHUNK_ROWS, m))
-            rows_out = slice(start + block.start, start + block.stop)
+            k = kernels[start + block.start:start + block.stop]
+            dest = rows_out[start + block.start:start + block.stop]
             if c == 1:
-                out[rows_out] = fast.convolve_bands(pixels[block, 0], kernels[rows_out])
+                images[dest] = fast.convolve_bands(pixels[block, 0], k)
             else:
                 for band in range(3):
-                    out[rows_out, band] = fast.convolve_bands(pixels[block, band], kernels[rows_out, band:band + 1])[:, 0]
-    return out
+                    images[dest, band] = fast.convolve_bands(pixels[block, band], k[:, band:band + 1])[:, 0]

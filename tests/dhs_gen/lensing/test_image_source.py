@@ -139,3 +139,18 @@ def test_image_render_does_not_depend_on_batching(configs):
         one = render_lensed_image({k: v[i:i + 1] for k, v in lens.items()}, templates[i:i + 1], scales[i:i + 1],
                                   fluxes[i:i + 1], src["center_x"][i:i + 1], src["center_y"][i:i + 1], psf[i:i + 1])
         np.testing.assert_array_equal(one[0], full[i])
+
+
+def test_per_row_supersampling_equals_separate_calls(configs):
+    lens, src, psf = configs(4, seed=6)
+    fluxes = np.stack([src["flux_g"], src["flux_r"], src["flux_z"]], axis=1)
+    args = (_asymmetric_templates(4), np.array([0.03, 0.05, 0.03, 0.1]), fluxes, src["center_x"], src["center_y"])
+    per_row = np.array([8, 4, 4, 8])
+    mixed = render_lensed_image(lens, *args, psf, supersampling=per_row)
+    for s in (4, 8):
+        alone = render_lensed_image(lens, *args, psf, supersampling=s)
+        np.testing.assert_array_equal(mixed[per_row == s], alone[per_row == s])
+    with pytest.raises(LensingInputError, match=r"one per row \(4,\)"):
+        render_lensed_image(lens, *args, psf, supersampling=per_row[:3])
+    with pytest.raises(LensingInputError, match="supersampling must be an integer >= 1"):
+        render_lensed_image(lens, *args, psf, supersampling=np.array([4, 0, 4, 4]))
