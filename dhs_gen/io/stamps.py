@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import struct
 import zipfile
@@ -126,7 +127,7 @@ def _canonical_header(blob) -> tuple[tuple, str, dict, int]:
         raise StampDecodeError(f"canonical stamp header unreadable: {exc}") from None
     if len(shape) != 3 or any(n < 1 for n in shape):
         raise StampDecodeError(f"canonical stamp header: bad shape {list(shape)}")
-    need = int(np.prod(shape)) * 4
+    need = math.prod(shape) * 4
     if len(blob) - 12 - hlen != need:
         raise StampDecodeError(f"canonical stamp truncated: {len(blob) - 12 - hlen} of {need} data bytes")
     return shape, bands, meta, 12 + hlen
@@ -136,7 +137,7 @@ def decode_canonical_image(blob: bytes) -> np.ndarray:
     """Fast path: the float32 (C, H, W) array of a canonical blob (a read-only view, no copy).
     Raises StampDecodeError for anything that is not a whole canonical blob."""
     shape, _, _, offset = _canonical_header(blob)
-    return np.frombuffer(blob, dtype="<f4", count=int(np.prod(shape)), offset=offset).reshape(shape)
+    return np.frombuffer(blob, dtype="<f4", count=math.prod(shape), offset=offset).reshape(shape)
 
 
 def centre_crop_origin(height: int, width: int, size: int) -> tuple[int, int]:

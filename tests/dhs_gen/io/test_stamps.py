@@ -170,6 +170,21 @@ def test_truncated_and_tiny_blobs_raise_only_stamp_decode_errors():
         decode_stamp_npz(b"PK\x03\x04" + b"\x00" * 6)
 
 
+def test_a_canonical_header_whose_size_overflows_int64_is_a_decode_error():
+    """A shape whose pixel count wraps to 0 in int64 must not pass the length check (it did with
+    np.prod and then failed outside StampDecodeError in the fast path)."""
+    import json
+    import struct
+
+    header = json.dumps({"shape": [2**32, 2**32, 2**32], "bands": "grz", "meta": {}}).encode()
+    blob = b"DHSSTMP1" + struct.pack("<I", len(header)) + header
+    for decode in (decode_canonical_image, decode_stamp_npz):
+        with pytest.raises(StampDecodeError, match="truncated"):
+            decode(blob)
+    view = memoryview(encode_stamp(np.arange(12, dtype=np.float32).reshape(3, 2, 2)))
+    assert decode_canonical_image(view).tolist() == np.arange(12).reshape(3, 2, 2).tolist()  # views decode too
+
+
 def test_a_gzip_bomb_is_refused_before_inflating(monkeypatch):
     import gzip
     import struct
