@@ -133,14 +133,15 @@ def _block_sums(t, rows, factor, lo, scale, border, out):
     pixels (y, x) with (y + lo) // factor = J, (x + lo) // factor = I (see :func:`block_sum`)."""
     size = t.shape[-1]
     m = out.shape[-1] - 2 * border
+    block = (np.arange(size) + lo) // factor  # block index of each template row / column
     acc = np.empty((m, m), dtype=np.float64)
     for k in range(len(rows)):
         for ch in range(t.shape[1]):
             acc[:] = 0.0
             for y in range(size):
-                yy = (y + lo) // factor
+                line = acc[block[y]]
                 for x in range(size):
-                    acc[yy, (x + lo) // factor] += t[rows[k], ch, y, x]
+                    line[block[x]] += t[rows[k], ch, y, x]
             for j in range(m):
                 for i in range(m):
                     out[k, ch, border + j, border + i] = acc[j, i] * scale[k, ch]
