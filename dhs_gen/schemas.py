@@ -295,9 +295,9 @@ def validate_table(table: pa.Table, dataset: str, *, allow_extra: bool = True) -
 def conform(table: pa.Table, dataset: str) -> pa.Table:
     """Select and cast ``table``'s columns to the dataset schema (missing nullable columns as nulls)."""
     spec = get_dataset(dataset)
-    arrays = []
+    arrays, present = [], set(table.column_names)  # column_names builds a new list on every access
     for field in spec.schema:
-        if field.name in table.column_names:
+        if field.name in present:
             arrays.append(table.column(field.name).cast(field.type))
         elif field.nullable:
             arrays.append(pa.nulls(table.num_rows, field.type))
