@@ -7,17 +7,15 @@ float64; per-sub-pixel maths runs in float32 on (rows, sub-pixels) arrays.
 """
 from __future__ import annotations
 
-import threading
 from functools import lru_cache
 from typing import Dict
 
 import numpy as np
 
 from dhs_gen.lensing.geometry import NIE_CORE_ARCSEC, ellipticity_to_phi_q, sersic_b_n
+from dhs_gen.lensing.kernels import EXP2_FLOOR, Q_MAX, dilate_or_near, faint_tail_cut
 
 F32 = np.float32
-EXP2_FLOOR = -120.0  # 2^-120 ~ 7.5e-37, above float32's smallest normal 2^-126
-Q_MAX = 1.0 - 1e-6  # an exactly round SIE is evaluated as q = 1 - 1e-6 (lenstronomy: 1 - 1e-8)
 
 
 def _col(v: np.ndarray) -> np.ndarray:
@@ -274,142 +272,22 @@ def kernel_spectra(kernels: np.ndarray, ny: int, nx: int) -> np.ndarray:
     return fft.rfft2(np.roll(padded, (-r, -r), axis=(-2, -1)), axes=(-2, -1))
 
 
-def sersic_row_coefficients(lens: Dict[str, np.ndarray], src: Dict[str, np.ndarray]) -> np.ndarray:
-    """Per-row constants of :func:`lensed_sersic_points`, vectorised: (B, 20) float32, columns
-    xa, xb, xc, ya, yb, yc, eq, e, qs, ua, ub, uc, uA, uB, va, vb, vc, vB, 1/(2n), b_n/ln 2.
-
-    SIE frame: xq = xa x + xb y + xc = q x', y' = ya x + yb y + yc (x', y' the lens frame), with
-    eq = e/q and qs = q^2 s (lenstronomy NIE: b = theta_E sqrt(q), e = sqrt(1 - q^2), s = 1e-10"/sqrt(q)).
-    Source ellipse: (U, V) = (R/R_sersic) components = grid part (ua x + ub y + uc, va x + vb y + vc)
-    + M (A, B) with A = atan2(e x', psi), B = log2((psi + e y')/(psi - e y')); (U, V) is rotated
-    (Givens) so that M is upper triangular (uA, uB / 0, vB): U^2 + V^2 is rotation invariant.
-    """
-    phi, q = ellipticity_to_phi_q(lens["e1"], lens["e2"])
-    q = np.minimum(q, Q_MAX)
-    e = np.sqrt(1.0 - q**2)
-    amp = lens["theta_E"] * np.sqrt(q) / e
-    s = NIE_CORE_ARCSEC / np.sqrt(q)
-    cos, sin = np.cos(phi), np.sin(phi)
-    cx, cy, g1, g2 = lens["center_x"], lens["center_y"], lens["gamma1"], lens["gamma2"]
-    h = 0.5 * np.log(2.0)
-    e1, e2 = src["e1"], src["e2"]
-    norm = np.sqrt(np.maximum(np.abs(1.0 - e1**2 - e2**2), 1e-6)) * np.maximum(src["R_sersic"], 1e-4)
-    p1, p2, p3 = (1.0 - e1) / norm, e2 / norm, (1.0 + e1) / norm
-    scx, scy = src["center_x"], src["center_y"]
-    # U = p1 dxs - p2 dys, V = p3 dys - p2 dxs with dxs = (1-g1)x - g2 y - alpha_x - scx, dys likewise,
-    # alpha_x = amp (A cos - h B sin), alpha_y = amp (A sin + h B cos)
-    gu = np.stack([p1 * (1 - g1) + p2 * g2, -p1 * g2 - p2 * (1 + g1), -p1 * scx + p2 * scy])
-    gv = np.stack([-p3 * g2 - p2 * (1 - g1), p3 * (1 + g1) + p2 * g2, -p3 * scy + p2 * scx])
-    m11, m12 = amp * (-p1 * cos + p2 * sin), amp * h * (p1 * sin + p2 * cos)
-    m21, m22 = amp * (-p3 * sin + p2 * cos), amp * h * (-p3 * cos - p2 * sin)
-    rho = np.hypot(m11, m21)
-    safe = rho > 0
-    c = np.where(safe, m11 / np.where(safe, rho, 1.0), 1.0)
-    sn = np.where(safe, m21 / np.where(safe, rho, 1.0), 0.0)
-    gu, gv = c * gu + sn * gv, c * gv - sn * gu
-    bn_log2e = sersic_b_n(src["n_sersic"]) / np.log(2.0)
-    cols = [q * cos, q * sin, -q * (cx * cos + cy * sin), -sin, cos, -(cy * cos - cx * sin), e / q, e, q**2 * s,
-            gu[0], gu[1], gu[2], c * m11 + sn * m21, c * m12 + sn * m22, gv[0], gv[1], gv[2], c * m22 - sn * m12,
-            0.5 / src["n_sersic"], bn_log2e]
-    return np.stack(cols, axis=1).astype(F32)
-
-
-def lensed_sersic_points(coef: np.ndarray, x0: np.ndarray, y0: np.ndarray, sub=None) -> np.ndarray:
-    """Unit-amp lensed Sérsic surface brightness, float32, at x = x0 + dx, y = y0 + dy [arcsec].
-
-    Pixel centres (``sub`` None): ``coef`` (B, 20) rows of :func:`sersic_row_coefficients`, x0, y0
-    (1, P) -> (B, P). Sub-pixels of one row: ``coef`` (20,), x0, y0 (M,) the pixel centres,
-    ``sub`` the offsets (dx (1, s, 1), dy (s, 1, 1)) of :func:`subpixel_offsets` -> (s, s, M)
-    (pixel last: numpy's inner loops run along the long axis, with scalar coefficients). The same
-    maths as ray_trace + sersic_profile in fewer full-size passes (call under
-    ``np.errstate(divide="ignore")``: a point exactly at the source centre takes log2(0) = -inf,
-    the R -> 0 limit; lenstronomy floors R at 1e-4" instead, an identical value in float32). The
-    result lives in a per-thread scratch buffer: use or copy it before the next call.
-    """
-    if sub is None:
-        cols = coef.T[:, :, None]
-        shape = np.broadcast_shapes(np.shape(x0), (len(coef), 1))
-    else:
-        cols = [F32(c) for c in coef]
-        shape = (sub[1].shape[0], sub[0].shape[1], len(x0))
-    xa, xb, xc, ya, yb, yc, eq, e, qs, ua, ub, uc, u_a, u_b, va, vb, vc, v_b, inv2n, bn2 = cols
-    xq, yr, psi, tmp = _workspace(shape)  # reused buffers: fresh ones cost page faults on every call
-
-    def affine(a, b, c, out):  # a x + b y + c: the per-pixel part first, then one full-size pass for the offsets
-        base = x0 * a + (y0 * b + c)
-        if sub is None:
-            return np.copyto(out, base) or out
-        return np.add(base + sub[0] * a, sub[1] * b, out=out)
-
-    affine(xa, xb, xc, xq)
-    affine(ya, yb, yc, yr)
-    np.multiply(xq, xq, out=psi)
-    np.multiply(yr, yr, out=tmp)
-    psi += tmp
-    np.sqrt(psi, out=psi)
-    psi += qs  # the NIE core: psi + s and psi + q^2 s are the same in float32 except at psi = 0
-    xq *= eq
-    a_term = np.arctan2(xq, psi, out=xq)
-    yr *= e
-    np.add(psi, yr, out=tmp)
-    np.subtract(psi, yr, out=psi)
-    tmp /= psi
-    b_term = np.log2(tmp, out=tmp)
-    u = affine(ua, ub, uc, psi)
-    u += np.multiply(a_term, u_a, out=yr)
-    u += np.multiply(b_term, u_b, out=yr)
-    v = affine(va, vb, vc, xq)  # a_term is used up
-    v += np.multiply(b_term, v_b, out=yr)
-    u *= u
-    v *= v
-    u += v
-    np.log2(u, out=u)
-    u *= inv2n
-    np.exp2(u, out=u)
-    u *= -bn2
-    u += bn2
-    np.maximum(u, F32(EXP2_FLOOR), out=u)  # no denormals: they are ~10x slower and carry no flux
-    return np.exp2(u, out=u)
-
-
-_WORK = threading.local()
-
-
-def _workspace(shape: tuple):
-    """Four float32 scratch arrays of ``shape`` for :func:`lensed_sersic_points`, reused per thread
-    (the returned values are copied out by the caller before the next call). Flat buffers are kept
-    per number of dimensions and grown as needed; a call gets contiguous views of their first
-    prod(shape) items, so rows with different pixel counts reuse the same memory (fresh arrays
-    cost page faults on every call)."""
-    cache = getattr(_WORK, "buffers", None)
-    if cache is None or len(cache) > 8:
-        cache = _WORK.buffers = {}
-    size, key = int(np.prod(shape)), len(shape)
-    if key not in cache or cache[key][0].size < size:
-        cache[key] = tuple(np.empty(max(size, 1 << 16), dtype=F32) for _ in range(4))
-    return tuple(buf[:size].reshape(shape) for buf in cache[key])  # contiguous views
-
-
 SUPERSAMPLE_TAIL = 1e-6  # the faintest pixel centres holding this fraction of the light are not supersampled
 
 
 def faint_tail_threshold(centres: np.ndarray, tail: float | None = None) -> np.ndarray:
-    """(B, 1) brightness per row below which the pixel centres ``centres`` (B, P) (>= 0) together
-    hold at most ``tail`` of the row's summed brightness (the light a cut there can miss).
-
-    Brightness is binned by its power of two (one weighted bincount, no sort); the threshold is
-    the lower edge of the faintest bin that the cut must keep. ``tail`` defaults to
-    SUPERSAMPLE_TAIL."""
+    """(B, 1) float32 brightness per row below which the pixel centres ``centres`` (B, P) (>= 0)
+    together hold at most ``tail`` of the row's summed brightness (the light a cut there can
+    miss): :func:`dhs_gen.lensing.kernels.faint_tail_cut` per row (power-of-two bins, no sort).
+    ``tail`` defaults to SUPERSAMPLE_TAIL."""
     tail = SUPERSAMPLE_TAIL if tail is None else tail
-    b = centres.shape[0]
-    _, expo = np.frexp(centres)  # v in [2^(e-1), 2^e); zeros weigh nothing wherever they land
-    expo = np.clip(expo, -200, 55).astype(np.int64) + 200  # bins 0..255 (float32 spans 2^-149..2^128)
-    expo += (np.arange(b) * 256)[:, None]
-    sums = np.bincount(expo.ravel(), weights=centres.ravel(), minlength=256 * b).reshape(b, 256)
-    below = np.cumsum(sums, axis=1) - sums  # light in the bins fainter than each bin
-    total = sums.sum(axis=1, keepdims=True)
-    first = (below <= tail * total).sum(axis=1) - 1  # the faintest bin kept
-    return np.where((first > 0) & (total[:, 0] > 0), np.ldexp(0.5, first - 200), 0.0)[:, None].astype(F32)
+    values = np.ascontiguousarray(centres, dtype=F32)
+    return np.array([[faint_tail_cut(row, float(tail))] for row in values], dtype=F32).reshape(-1, 1)
+
+
+def pixel_centre_axis(stamp_size: int, pixel_scale: float) -> np.ndarray:
+    """(H,) float64 pixel-centre coordinates [arcsec] along one axis: (k - (H-1)/2) pixel_scale."""
+    return (np.arange(int(stamp_size)) - (int(stamp_size) - 1) / 2.0) * pixel_scale
 
 
 def pixel_centres(stamp_size: int, pixel_scale: float):
@@ -433,19 +311,16 @@ def pixels_to_supersample(lit: np.ndarray, centre_x: np.ndarray, centre_y: np.nd
     neighbourhood has a lit pixel centre (``lit`` (B, H, W) bool), and every pixel within
     ``radius`` (B,) [arcsec] of the lens centre ``centre_x, centre_y`` (B,) [arcsec], where the
     lens map changes too fast for pixel centres to tell. A pixel left out has only dark sub-pixels
-    (the lens map moves a sub-pixel less than the distance to the neighbouring centres)."""
-    keep = lit.copy()
-    keep[:, 1:] |= lit[:, :-1]
-    keep[:, :-1] |= lit[:, 1:]
-    rows = keep.copy()
-    keep[:, :, 1:] |= rows[:, :, :-1]
-    keep[:, :, :-1] |= rows[:, :, 1:]
+    (the lens map moves a sub-pixel less than the distance to the neighbouring centres).
+    :func:`dhs_gen.lensing.kernels.dilate_or_near` per row."""
+    lit = np.ascontiguousarray(lit, dtype=np.bool_)
     b, h, w = lit.shape
-    xs = (np.arange(w) - (w - 1) / 2.0) * pixel_scale
-    ys = (np.arange(h) - (h - 1) / 2.0) * pixel_scale
-    dx2 = (xs[None, :] - np.asarray(centre_x)[:, None]) ** 2
-    dy2 = (ys[None, :] - np.asarray(centre_y)[:, None]) ** 2
-    keep |= dy2[:, :, None] + dx2[:, None, :] < (np.asarray(radius) ** 2)[:, None, None]
+    keep = np.empty_like(lit)
+    xs, ys = pixel_centre_axis(w, pixel_scale), pixel_centre_axis(h, pixel_scale)
+    cx, cy = np.asarray(centre_x, dtype=np.float64), np.asarray(centre_y, dtype=np.float64)
+    r2 = np.asarray(radius, dtype=np.float64) ** 2
+    for i in range(b):
+        dilate_or_near(lit[i], xs, ys, cx[i], cy[i], r2[i], keep[i])
     return keep
 
 

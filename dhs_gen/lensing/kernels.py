@@ -98,10 +98,12 @@ def log2f(x):
     tiny = x < F32(1.17549435e-38)
     x = x * F32(8388608.0) if tiny else x  # 2^23: subnormal -> normal
     bits = float_bits(x)
-    e = ((bits >> 23) & 0xFF) - 126
+    # the exponent as float32 via int32 (numba widens integer arithmetic to int64; an int64 ->
+    # float conversion would need 512-bit vector instructions, which slow the whole loop)
+    e = np.float32(np.int32(((bits >> 23) & 0xFF) - 126))
     m = bits_float((bits & 0x007FFFFF) | 0x3F000000)  # [0.5, 1)
     low = m < F32(0.707106781186547524)
-    e = e - 1 if low else e
+    e = e - F32(1.0) if low else e
     m = (m + m if low else m) - F32(1.0)
     z = m * m
     y = F32(7.0376836292e-2)
@@ -116,7 +118,7 @@ def log2f(x):
     y = y * m * z - F32(0.5) * z
     log2e_m1 = F32(0.44269504088896340736)  # log2(e) - 1
     r = y * log2e_m1 + m * log2e_m1 + y + m
-    return r + (np.float32(e) - F32(23.0) if tiny else np.float32(e))
+    return r + (e - F32(23.0) if tiny else e)
 
 
 @kernel(inline="always")
@@ -147,15 +149,15 @@ def atan2f(y, x):
     return -a if y < F32(0.0) else a
 
 
-N_SIE = 17  # length of a row of sie_row_coefficients
+N_SIE = 18  # length of a row of sie_row_coefficients
 
 
 def sie_row_coefficients(lens: Dict[str, np.ndarray]) -> np.ndarray:
-    """Per-row constants of :func:`sie_source_position`: (B, 17) float32 from validated lens
+    """Per-row constants of :func:`sie_source_position`: (B, 18) float32 from validated lens
     arrays (B,) theta_E, e1, e2, center_x, center_y [arcsec], gamma1, gamma2.
 
     Columns: xa, xb, xc, ya, yb, yc (lens frame: q x' = xa x + xb y + xc, y' = ya x + yb y + yc),
-    eq = e/q, e, qs = q^2 s, sxx, sxy, syx, syy (the shear part of the map, (I - Gamma)),
+    eq = e/q, e, qs = q^2 s, q^2, sxx, sxy, syx, syy (the shear part of the map, (I - Gamma)),
     mxa, mxb, mya, myb (the deflection alpha = (mxa A + mxb B, mya A + myb B) in the sky frame).
     lenstronomy conventions: SIE = NIE with core s = 1e-10"/sqrt(q); phi, q from e1/e2
     (:func:`dhs_gen.lensing.geometry.ellipticity_to_phi_q`, q capped at 1 - 1e-6); the
@@ -171,8 +173,43 @@ def sie_row_coefficients(lens: Dict[str, np.ndarray]) -> np.ndarray:
     cx, cy, g1, g2 = lens["center_x"], lens["center_y"], lens["gamma1"], lens["gamma2"]
     h = 0.5 * np.log(2.0)  # atanh(u) = h log2((1 + u) / (1 - u))
     cols = [q * cos, q * sin, -q * (cx * cos + cy * sin), -sin, cos, -(cy * cos - cx * sin), e / q, e, q**2 * s,
-            1.0 - g1, -g2, -g2, 1.0 + g1, amp * cos, -amp * h * sin, amp * sin, amp * h * cos]
+            q**2, 1.0 - g1, -g2, -g2, 1.0 + g1, amp * cos, -amp * h * sin, amp * sin, amp * h * cos]
     return np.stack(np.broadcast_arrays(*cols), axis=1).astype(F32)
+
+
+@kernel(inline="always")
+def sie_angles(c, x, y):
+    """The two transcendental arguments of the SIE deflection at (x, y) [arcsec]: (A, w) with
+    A = atan2(e x', psi + s) [rad] and w, |w| = (d + e|y'|)/(d - e|y'|) - 1 >= 0 with the sign of
+    y', so that atanh(e y' / d) = sign(w) (ln 2 / 2) log2(1 + |w|), d = psi + q^2 s.
+
+    No cancellation: (d + e y')(d - e y') = d^2 - e^2 y'^2 = P = q^2 x'^2 + q^2 y'^2 + q^2 s
+    (2 psi + q^2 s) > 0 (as e^2 = 1 - q^2), so |w| = 2 e|y'| (d + e|y'|) / P from sums of
+    positive terms. ``c``: a row of :func:`sie_row_coefficients`."""
+    xq = c[0] * x + c[1] * y + c[2]
+    yr = c[3] * x + c[4] * y + c[5]
+    psi = np.sqrt(xq * xq + yr * yr)
+    d = psi + c[8]
+    ay = abs(c[7] * yr)
+    p = xq * xq + c[9] * (yr * yr) + c[8] * (psi + d)
+    w = (ay + ay) * (d + ay) / p
+    return atan2f(c[6] * xq, d), (-w if yr < F32(0.0) else w)
+
+
+@kernel(inline="always")
+def sie_log_ratio(w):
+    """log2((d + e y')/(d - e y')) = sign(w) log2(1 + |w|) from the ``w`` of :func:`sie_angles`."""
+    b = log2_1pf(abs(w))
+    return -b if w < F32(0.0) else b
+
+
+@kernel(inline="always")
+def sie_beta(c, x, y, a, b):
+    """beta = (I - Gamma) theta - alpha [arcsec] from A = a of :func:`sie_angles` and
+    b = :func:`sie_log_ratio`."""
+    bx = c[10] * x + c[11] * y - (c[14] * a + c[15] * b)
+    by = c[12] * x + c[13] * y - (c[16] * a + c[17] * b)
+    return bx, by
 
 
 @kernel(inline="always")
@@ -180,21 +217,212 @@ def sie_source_position(c, x, y):
     """Source-plane position (beta_x, beta_y) [arcsec] of the image-plane point (x, y) [arcsec]
     under SIE + external shear, float32: beta = (I - Gamma) theta - alpha_SIE(theta).
 
-    ``c``: one row (17,) float32 of :func:`sie_row_coefficients`; x, y float32 (pixel (row, col)
-    of an H x W stamp is at x = (col - (W-1)/2) pixel_scale, y = (row - (H-1)/2) pixel_scale).
-    In the lens frame (x', y') rotated by phi about the lens centre, with psi = sqrt(q^2 x'^2 +
-    y'^2) (Keeton & Kochanek 1998; lenstronomy NIE, core s): alpha_x' = (b/e) atan2(e x', psi + s)
-    and alpha_y' = (b/e) atanh(e y' / (psi + q^2 s)) = (b/e) (ln 2 / 2) log2((d + e y')/(d - e y'))
-    with d = psi + q^2 s (> e |y'|), evaluated as log2(1 + w), w = 2 e y' / (d - e y') (no loss
-    of precision as q -> 1, e -> 0); then rotated back by phi. psi + s and psi + q^2 s are the
-    same float32 number except at psi = 0, where both give a zero deflection.
+    ``c``: one row (18,) float32 of :func:`sie_row_coefficients` (or the same as a tuple); x, y
+    float32 (pixel (row, col) of an H x W stamp is at x = (col - (W-1)/2) pixel_scale,
+    y = (row - (H-1)/2) pixel_scale). In the lens frame (x', y') rotated by phi about the lens
+    centre, with psi = sqrt(q^2 x'^2 + y'^2) (Keeton & Kochanek 1998; lenstronomy NIE, core s):
+    alpha_x' = (b/e) atan2(e x', psi + s) and alpha_y' = (b/e) atanh(e y' / (psi + q^2 s))
+    = (b/e) (ln 2 / 2) log2((d + e y')/(d - e y')) with d = psi + q^2 s (> e |y'|), evaluated
+    without cancellation (:func:`sie_angles`) and as log2(1 + |w|) (no loss of precision as
+    q -> 1, e -> 0, nor near the axis where e|y'| -> d); then rotated back by phi. psi + s and
+    psi + q^2 s are the same float32 number except at psi = 0, where both give a zero
+    deflection. :func:`sie_angles`, :func:`sie_log_ratio` and :func:`sie_beta` are this map split
+    where a vectorised loop is best cut (:func:`lensed_sersic_block`).
     """
-    xq = c[0] * x + c[1] * y + c[2]
-    yr = c[3] * x + c[4] * y + c[5]
-    d = np.sqrt(xq * xq + yr * yr) + c[8]
-    a = atan2f(c[6] * xq, d)
-    ey = c[7] * yr
-    b = log2_1pf((ey + ey) / (d - ey))  # log2 of 1 + 2 e y'/(d - e y'), exact also for e -> 0 (q -> 1)
-    bx = c[9] * x + c[10] * y - (c[13] * a + c[14] * b)
-    by = c[11] * x + c[12] * y - (c[15] * a + c[16] * b)
-    return bx, by
+    a, w = sie_angles(c, x, y)
+    return sie_beta(c, x, y, a, sie_log_ratio(w))
+
+
+N_SERSIC = 9  # length of a row of sersic_row_coefficients
+EXP2_FLOOR = -120.0  # Sérsic exponent floor: 2^-120 ~ 7.5e-37, above float32's smallest normal 2^-126
+
+
+def sersic_row_coefficients(source: Dict[str, np.ndarray]) -> np.ndarray:
+    """Per-row constants of :func:`sersic_unit`: (B, 9) float32 from validated source arrays (B,)
+    R_sersic, n_sersic, e1, e2, center_x, center_y [arcsec, source plane].
+
+    Columns: ua, ub, uc, va, vb, vc (the source-ellipse coordinates in units of R_sersic,
+    U = ua bx + ub by + uc, V = va bx + vb by + vc; lenstronomy's area-preserving e1/e2 map, so
+    R = R_sersic sqrt(U^2 + V^2) is the product-average radius), r2min = (1e-4" / R_sersic)^2
+    (lenstronomy floors R at 1e-4"), 1/(2n), b_n / ln 2 (lenstronomy's b_n = 1.9992 n - 0.3271).
+    """
+    from dhs_gen.lensing.geometry import sersic_b_n
+
+    e1, e2 = source["e1"], source["e2"]
+    r_s = np.maximum(source["R_sersic"], 1e-4)
+    norm = np.sqrt(np.maximum(np.abs(1.0 - e1**2 - e2**2), 1e-6)) * r_s
+    p1, p2, p3 = (1.0 - e1) / norm, e2 / norm, (1.0 + e1) / norm
+    scx, scy = source["center_x"], source["center_y"]
+    cols = [p1, -p2, -p1 * scx + p2 * scy, -p2, p3, -p3 * scy + p2 * scx, (1e-4 / r_s) ** 2,
+            0.5 / source["n_sersic"], sersic_b_n(source["n_sersic"]) / np.log(2.0)]
+    return np.stack(np.broadcast_arrays(*cols), axis=1).astype(F32)
+
+
+@kernel(inline="always")
+def sersic_log_radius(s, bx, by):
+    """log2((R/R_sersic)^(1/n)) = log2(max(U^2 + V^2, r2min)) / (2n) at the source-plane point
+    (bx, by) [arcsec] (``s``: a row of :func:`sersic_row_coefficients`)."""
+    u = s[0] * bx + s[1] * by + s[2]
+    v = s[3] * bx + s[4] * by + s[5]
+    return s[7] * log2f(max(u * u + v * v, s[6]))
+
+
+@kernel(inline="always")
+def sersic_from_log_radius(s, g):
+    """I = 2^((b_n / ln 2)(1 - 2^g)) from g = :func:`sersic_log_radius`, the exponent floored at
+    -120 (no denormals: they are ~10x slower and carry no flux)."""
+    return exp2f(max(s[8] - s[8] * exp2f(g), F32(EXP2_FLOOR)))
+
+
+@kernel(inline="always")
+def sersic_unit(s, bx, by):
+    """lenstronomy SERSIC_ELLIPSE with amp = 1 at the source-plane point (bx, by) [arcsec]:
+    I = exp(-b_n ((R/R_sersic)^(1/n) - 1)) = 2^((b_n/ln 2)(1 - 2^(log2((R/R_sersic)^2) / (2n)))),
+    float32; ``s``: one row (9,) of :func:`sersic_row_coefficients`."""
+    return sersic_from_log_radius(s, sersic_log_radius(s, bx, by))
+
+
+@kernel(inline="always")
+def _sie_tuple(c):
+    """A row of :func:`sie_row_coefficients` as a tuple of scalars (kept in registers by a loop)."""
+    return (c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14],
+            c[15], c[16], c[17])
+
+
+@kernel(inline="always")
+def _sersic_tuple(c):
+    """A row of :func:`sersic_row_coefficients` as a tuple of scalars."""
+    return (c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
+
+
+@kernel
+def faint_tail_cut(values, tail):
+    """The brightness (float32) below which the values (P,) (>= 0) together hold at most ``tail``
+    of their sum: the lower edge 2^(e-1) of the faintest power-of-two bin [2^(e-1), 2^e) that a
+    cut must keep (bins by the float32 exponent, e clipped to [-200, 55]; sums in float64); 0
+    when nothing may be cut (the faintest bin is needed, or the values are all 0)."""
+    sums = np.zeros(256, dtype=np.float64)
+    for p in range(values.size):
+        v = values[p]
+        e = min(((float_bits(v) >> 23) & 0xFF) - 126, 55)  # frexp exponent (zeros weigh nothing)
+        sums[e + 200] += v
+    total = 0.0
+    for b in range(256):
+        total += sums[b]
+    first = -1
+    below = 0.0
+    for b in range(256):  # the faintest bin kept: the last one with at most tail x total below it
+        if below <= tail * total:
+            first = b
+        below += sums[b]
+    if first <= 0 or total <= 0:
+        return F32(0.0)
+    return np.float32(2.0 ** (first - 201))
+
+
+@kernel
+def dilate_or_near(lit, xs, ys, cx, cy, radius2, keep):
+    """keep (H, W) bool = any lit (H, W) bool pixel in the 3 x 3 neighbourhood, or the pixel centre
+    (xs[col], ys[row]) [arcsec, float64] within sqrt(radius2) of (cx, cy) [arcsec]."""
+    h, w = lit.shape
+    rows = np.empty((h, w), dtype=np.bool_)
+    for i in range(h):
+        for j in range(w):
+            rows[i, j] = lit[i, j] | (j > 0 and lit[i, j - 1]) | (j + 1 < w and lit[i, j + 1])
+    for i in range(h):
+        dy2 = (ys[i] - cy) ** 2
+        for j in range(w):
+            near = dy2 + (xs[j] - cx) ** 2 < radius2
+            keep[i, j] = rows[i, j] | (i > 0 and rows[i - 1, j]) | (i + 1 < h and rows[i + 1, j]) | near
+
+
+STAGE_BLOCK = 256  # points per stage of lensed_sersic_block: the stage buffers stay in L1
+
+
+@kernel(inline="always")
+def lensed_sersic_block(lc, sc, xs, ys, n, dx, dy, acc, ta, tb):
+    """acc[t] += the unit Sérsic ``sc`` lensed by ``lc`` at (xs[t] + dx, ys[t] + dy), t < n.
+
+    The map is evaluated in four loops over the points (angles; log2(1 + w); beta and the log
+    radius; the profile), each short enough for the CPU to overlap many points (one fused loop
+    is bound by its ~200-instruction dependency chain, 2-3x slower); ``ta``, ``tb`` (>= n,)
+    float32 hold the intermediate values."""
+    for t in range(n):
+        ta[t], tb[t] = sie_angles(lc, xs[t] + dx, ys[t] + dy)
+    for t in range(n):
+        tb[t] = sie_log_ratio(tb[t])
+    for t in range(n):
+        x, y = xs[t] + dx, ys[t] + dy
+        bx, by = sie_beta(lc, x, y, ta[t], tb[t])
+        ta[t] = sersic_log_radius(sc, bx, by)
+    for t in range(n):
+        acc[t] += sersic_from_log_radius(sc, ta[t])
+
+
+@kernel
+def render_sie_sersic(lens_coef, src_coef, scale, centre_x, centre_y, radius2, xs, ys, offsets, tail, out):
+    """Unconvolved SIE + shear lensed Sérsic images, written into ``out`` (B, H, W) float32
+    [``scale`` units per pixel]: out = scale x the mean over s x s sub-pixels of
+    :func:`sersic_unit` at :func:`sie_source_position`.
+
+    Per row r: ``lens_coef[r]`` (:func:`sie_row_coefficients`), ``src_coef[r]``
+    (:func:`sersic_row_coefficients`), ``scale[r]`` (float32: flux per amp x pixel area / s^2);
+    lens centre ``centre_x/y[r]`` and ``radius2[r]`` [arcsec, arcsec^2] of the disc always
+    supersampled. ``xs`` (W,), ``ys`` (H,) float64 pixel-centre coordinates [arcsec];
+    ``offsets`` (s,) float32 sub-pixel offsets from a pixel centre [arcsec].
+
+    1. the profile at every pixel centre; 2. :func:`faint_tail_cut` of those at ``tail``;
+    3. pixels to integrate: :func:`dilate_or_near` of the centres at or above the cut;
+    4. for each kept pixel the s x s sub-pixels, summed in order (dy outer, dx inner) in float32,
+    the loops running over blocks of kept pixels (contiguous coordinates, so they vectorise).
+    Other pixels are 0. Scratch memory is allocated once per call."""
+    n, h, w = out.shape
+    s = offsets.size
+    npix = h * w
+    xs32, ys32 = xs.astype(np.float32), ys.astype(np.float32)
+    grid_x = np.empty(npix, dtype=np.float32)
+    grid_y = np.empty(npix, dtype=np.float32)
+    for i in range(h):
+        for j in range(w):
+            grid_x[i * w + j] = xs32[j]
+            grid_y[i * w + j] = ys32[i]
+    centres = np.empty(npix, dtype=np.float32)
+    lit = np.empty((h, w), dtype=np.bool_)
+    keep = np.empty((h, w), dtype=np.bool_)
+    kx = np.empty(npix, dtype=np.float32)
+    ky = np.empty(npix, dtype=np.float32)
+    idx = np.empty(npix, dtype=np.int64)
+    acc = np.empty(STAGE_BLOCK, dtype=np.float32)
+    ta = np.empty(STAGE_BLOCK, dtype=np.float32)
+    tb = np.empty(STAGE_BLOCK, dtype=np.float32)
+    zero = np.float32(0.0)
+    for r in range(n):
+        lc = _sie_tuple(lens_coef[r])
+        sc = _sersic_tuple(src_coef[r])
+        centres[:] = 0
+        for k0 in range(0, npix, STAGE_BLOCK):
+            k1 = min(k0 + STAGE_BLOCK, npix)
+            lensed_sersic_block(lc, sc, grid_x[k0:k1], grid_y[k0:k1], k1 - k0, zero, zero, centres[k0:k1], ta, tb)
+        cut = faint_tail_cut(centres, tail)
+        for i in range(h):
+            for j in range(w):
+                lit[i, j] = centres[i * w + j] >= cut
+        dilate_or_near(lit, xs, ys, centre_x[r], centre_y[r], radius2[r], keep)
+        m = 0
+        for i in range(h):
+            for j in range(w):  # branch-free compaction of the kept pixels
+                kx[m] = xs32[j]
+                ky[m] = ys32[i]
+                idx[m] = i * w + j
+                m += np.int64(keep[i, j])
+        row = out[r]
+        row[:, :] = 0
+        f = scale[r]
+        for k0 in range(0, m, STAGE_BLOCK):
+            k1 = min(k0 + STAGE_BLOCK, m)
+            acc[:] = 0
+            for a in range(s):
+                for b in range(s):
+                    lensed_sersic_block(lc, sc, kx[k0:k1], ky[k0:k1], k1 - k0, offsets[b], offsets[a], acc, ta, tb)
+            for k in range(k0, k1):
+                row[idx[k] // w, idx[k] % w] = acc[k - k0] * f

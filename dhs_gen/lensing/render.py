@@ -21,6 +21,7 @@ import numpy as np
 from dhs_gen import PIXEL_SCALE_ARCSEC
 from dhs_gen.lensing import fast
 from dhs_gen.lensing.geometry import psf_kernel_size, sersic_amp_from_flux, sersic_total_flux_per_amp
+from dhs_gen.lensing.kernels import render_sie_sersic, sersic_row_coefficients, sie_row_coefficients
 from dhs_gen.lensing.params import (
     FLUX_KEYS,
     LensingInputError,
@@ -98,40 +99,30 @@ def lensed_sersic_unit_images(lens: Dict[str, np.ndarray], source: Dict[str, np.
     """Unconvolved (B, H, W) float32 lensed Sérsic images for 1 nanomaggy of unlensed source flux
     [nanomaggies/pixel], fast backend; inputs already validated.
 
-    SIE + shear rows: the fused kernel at pixel centres, then over s x s sub-pixels only for the
-    pixels :func:`supersampled_pixels` keeps (a 3 x 3 neighbourhood outside the faintest pixel
-    centres that together hold fast.SUPERSAMPLE_TAIL = 1e-6 of the light, or near the lens
-    centre); the others are 0. Batches with multipoles or an EPL slope use the general
+    SIE + shear rows: one compiled call for the whole batch (:func:`dhs_gen.lensing.kernels.render_sie_sersic`):
+    the profile at pixel centres, then over s x s sub-pixels only for the pixels in the 3 x 3
+    neighbourhood of a centre outside the faintest centres that together hold
+    fast.SUPERSAMPLE_TAIL = 1e-6 of the light, or within fast.central_radius of the lens centre;
+    the others are 0. Batches with multipoles or an EPL slope use the general numpy
     ray_trace + sersic_profile path on every sub-pixel (same conventions)."""
     n = len(lens["theta_E"])
-    out = np.zeros((n, stamp_size, stamp_size), dtype=np.float32)
     scale = pixel_scale**2 / sersic_total_flux_per_amp(source["R_sersic"], source["n_sersic"]) / supersampling**2
     if any(k in lens for k in ("a3", "a4", "gamma")):
+        out = np.zeros((n, stamp_size, stamp_size), dtype=np.float32)
         x, y = _flat_grid(stamp_size, float(pixel_scale), supersampling)
         for i in range(n):
             bx, by = fast.ray_trace({k: v[i:i + 1] for k, v in lens.items()}, x, y)
             prof = fast.sersic_profile(bx, by, {k: v[i:i + 1] for k, v in source.items()})
             out[i] = prof.reshape(-1, stamp_size, stamp_size).sum(axis=0)
-    elif n:
-        x0, y0 = _pixel_centres(stamp_size, float(pixel_scale))
-        sub = fast.subpixel_offsets(supersampling, pixel_scale)
-        coefs = fast.sersic_row_coefficients(lens, source)
-        flat = out.reshape(n, -1)
-        with np.errstate(divide="ignore"):
-            for c0 in range(0, n, FAST_CHUNK_ROWS):
-                rows = slice(c0, min(c0 + FAST_CHUNK_ROWS, n))
-                centres = fast.lensed_sersic_points(coefs[rows], x0[None], y0[None])
-                lit = centres >= fast.faint_tail_threshold(centres)
-                keep = supersampled_pixels(lit.reshape((-1,) + out.shape[1:]), {k: v[rows] for k, v in lens.items()},
-                                           pixel_scale)
-                bounds = np.searchsorted(keep[0], np.arange(rows.stop - rows.start + 1))
-                for i in range(rows.start, rows.stop):  # one row at a time: scalar coefficients (~3x faster)
-                    p = keep[1][bounds[i - c0]:bounds[i - c0 + 1]]
-                    for start in range(0, len(p), PIXEL_BLOCK):
-                        block = p[start:start + PIXEL_BLOCK]
-                        vals = fast.lensed_sersic_points(coefs[i], x0[block], y0[block], sub)
-                        flat[i, block] = vals.reshape(-1, len(block)).sum(axis=0, dtype=np.float32)
-    out *= scale[:, None, None].astype(np.float32)
+        out *= scale[:, None, None].astype(np.float32)
+        return out
+    out = np.empty((n, stamp_size, stamp_size), dtype=np.float32)
+    centres = fast.pixel_centre_axis(stamp_size, pixel_scale)
+    radius = fast.central_radius(lens["theta_E"], pixel_scale)
+    render_sie_sersic(sie_row_coefficients(lens), sersic_row_coefficients(source),
+                      scale.astype(np.float32), lens["center_x"], lens["center_y"], radius**2, centres,
+                      centres, fast.subpixel_offsets(supersampling, pixel_scale)[0].ravel(),
+                      float(fast.SUPERSAMPLE_TAIL), out)
     return out
 
 
