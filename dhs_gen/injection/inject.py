@@ -154,9 +154,10 @@ class _Hosts:
             full.setdefault(img.shape[1], []).append((i, img))
             if not self.ok[i]:
                 status[i] = "bad_cutout: central non-finite fraction too high"
-        for group in full.values():  # σ of every full cutout, stacked by cutout size
-            self.sigma[[i for i, _ in group]] = outer_sigma(np.stack([img for _, img in group]))
-            self.acov_r[[i for i, _ in group]] = noise_autocovariance(np.stack([img[1] for _, img in group]))
+        for group in full.values():  # σ and r-band autocovariance of every full cutout, by cutout size (no copies)
+            rows = [i for i, _ in group]
+            self.sigma[rows] = outer_sigma([img for _, img in group])
+            self.acov_r[rows] = noise_autocovariance([img[1] for _, img in group])
         dup = np.flatnonzero(rep != np.arange(n))
         if len(dup):
             src = rep[dup]

@@ -20,13 +20,13 @@ cutout side from its centre (the outer annulus, mostly sky; a checkerboard half 
 """
 from __future__ import annotations
 
-import warnings
 from functools import lru_cache
 from typing import Dict
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from dhs_gen.injection import cutout_kernels
 from dhs_gen.units import nmgy_to_mag
 
 OUTER_FRACTION = 0.35
@@ -40,20 +40,26 @@ MIN_BLANK_PIXELS = 1000  # fewer blank pixels: the autocovariance uses every fin
 HLR_WINDOWS = (24, 40)  # sides [pixels] of the squares about the centroid tried for the half-light radius
 
 
-def outer_sigma(images: np.ndarray, outer_fraction: float = OUTER_FRACTION) -> np.ndarray:
-    """(B, C) robust noise σ [nmgy/pixel] of (B, C, H, W) host cutouts from their outer annulus.
+def outer_sigma(images, outer_fraction: float = OUTER_FRACTION) -> np.ndarray:
+    """(B, C) robust noise σ [nmgy/pixel] of B host cutouts (C, H, W) (an array (B, C, H, W), or a
+    sequence of arrays: no stacked copy) from their outer annulus.
 
     Non-finite pixels are ignored; a band with no finite outer pixel gets NaN.
     """
-    index = _outer_index(images.shape[-1], outer_fraction)
-    pix = np.take(images.reshape(images.shape[:-2] + (-1,)), index, axis=-1).astype(np.float32, copy=False)
+    if not len(images):
+        return np.empty((0, 0))
+    c, _, size = np.shape(images[0])
+    index = _outer_index(size, outer_fraction)
+    pix = np.empty((len(images), c, len(index)), np.float32)
+    for b, image in enumerate(images):
+        np.take(np.reshape(image, (c, -1)), index, axis=1, out=pix[b], mode="clip")  # index < size²: no clipping
     finite = np.isfinite(pix).all(axis=-1).all(axis=-1)
     out = np.empty(pix.shape[:2])
     if finite.all():
-        out[:] = MAD_TO_SIGMA * _mad(pix)
+        out[:] = MAD_TO_SIGMA * _mad(pix)[1]
         return out
     if finite.any():
-        out[finite] = MAD_TO_SIGMA * _mad(pix[finite])
+        out[finite] = MAD_TO_SIGMA * _mad(pix[finite])[1]
     p = pix[~finite]
     with np.errstate(all="ignore"):
         mad = np.nanmedian(np.abs(p - np.nanmedian(p, axis=-1, keepdims=True)), axis=-1)
@@ -73,8 +79,8 @@ def _outer_index(size: int, outer_fraction: float) -> np.ndarray:
     return index
 
 
-def _mad(values: np.ndarray) -> np.ndarray:
-    """Median absolute deviation from the median along the last axis of an odd-length float array.
+def _mad(values: np.ndarray):
+    """(median, median absolute deviation from it) along the last axis of an odd-length float array.
 
     Works in place (``values`` is partitioned, then overwritten by the deviations): two
     partitions, no copy; each median is one order statistic, so the result does not depend on
@@ -85,72 +91,85 @@ def _mad(values: np.ndarray) -> np.ndarray:
     np.subtract(values, median, out=values)
     np.abs(values, out=values)
     values.partition(mid, axis=-1)
-    return values[..., mid]
+    return median[..., 0], values[..., mid]
 
 
-def noise_autocovariance(images: np.ndarray, max_lag: int = NOISE_MAX_LAG) -> np.ndarray:
-    """(B, 2L+1, 2L+1) noise autocovariance C(dy, dx) [nmgy²] of (B, H, W) single-band host cutouts
-    on their blank sky, lags |dy|, |dx| ≤ L = ``max_lag`` pixels (centre = zero lag = variance).
+def _median_and_mad(values: np.ndarray, counts: np.ndarray):
+    """(median, MAD about it) (B,) float32 of the first ``counts[b]`` values of each row of a
+    float32 (B, N) array, as ``np.median`` (an even count: the mean of the two middle values; no
+    value: NaN). Rows with all N values (N odd) are partitioned together (:func:`_mad`, in place)."""
+    batched = counts == values.shape[1] if values.shape[1] % 2 else np.zeros(len(values), bool)
+    if batched.all():
+        return _mad(values)
+    med, mad = np.full(len(values), np.nan, np.float32), np.full(len(values), np.nan, np.float32)
+    if batched.any():
+        med[batched], mad[batched] = _mad(values[batched])
+    for b in np.flatnonzero(~batched & (counts > 0)):
+        v = values[b, :counts[b]]
+        med[b] = np.median(v)
+        mad[b] = np.median(np.abs(v - med[b]))
+    return med, mad
 
-    Blank sky = finite pixels away from sources: the image smoothed by a Gaussian of
-    ``SOURCE_SMOOTH_PIX`` is above ``SOURCE_THRESHOLD`` x its own robust σ (MAD) about its
-    median, grown by ``SOURCE_GROW_PIX``. C(lag) = Σ m x m' x' / Σ m m' over pixel pairs at that
-    lag, x the image less its blank-sky mean, m the mask (zero-padded float32 FFTs). A
-    cutout with fewer than ``MIN_BLANK_PIXELS`` blank pixels uses all its finite pixels. Rows
+
+@lru_cache(maxsize=1)
+def _source_smoothing_weights() -> np.ndarray:
+    """The normalised 1-d Gaussian of ``SOURCE_SMOOTH_PIX`` truncated at 3 σ, computed as
+    ``scipy.ndimage.gaussian_filter(..., truncate=3.0)`` does (same float64 numbers)."""
+    radius = int(3.0 * SOURCE_SMOOTH_PIX + 0.5)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(np.polynomial.Polynomial([0, 0, -0.5 / (SOURCE_SMOOTH_PIX * SOURCE_SMOOTH_PIX)])(x), dtype=np.float64)
+    phi /= phi.sum()
+    phi.flags.writeable = False
+    return phi
+
+
+def noise_autocovariance(images, max_lag: int = NOISE_MAX_LAG) -> np.ndarray:
+    """(B, 2L+1, 2L+1) noise autocovariance C(dy, dx) [nmgy²] of B single-band host cutouts (H, W)
+    (an array (B, H, W) or a sequence of arrays) on their blank sky, lags |dy|, |dx| ≤ L =
+    ``max_lag`` pixels (centre = zero lag = variance).
+
+    Blank sky = finite pixels away from sources: the image (non-finite pixels as 0) smoothed by a
+    Gaussian of ``SOURCE_SMOOTH_PIX`` (truncated at 3 σ, scipy 'reflect' edges) is above
+    ``SOURCE_THRESHOLD`` x its own robust σ (1.4826 MAD) about its median (both over the finite
+    pixels of every other row and column), grown by ``SOURCE_GROW_PIX`` (square). C(lag) = Σ m x
+    m' x' / Σ m m' over pixel pairs at that lag, x the image less its blank-sky mean, m the mask
+    (direct sums: products in float32, exact pair counts; :mod:`dhs_gen.injection.cutout_kernels`).
+    A cutout with fewer than ``MIN_BLANK_PIXELS`` blank pixels uses all its finite pixels. Rows
     without any finite pixel get NaN.
     """
-    from scipy import fft as sfft
-    from scipy import ndimage
-
-    x = np.asarray(images, dtype=np.float32)
-    b, h, w = x.shape
-    finite = np.isfinite(x)
-    x = np.where(finite, x, np.float32(0.0))
-    smooth = ndimage.gaussian_filter(x, (0, SOURCE_SMOOTH_PIX, SOURCE_SMOOTH_PIX), truncate=3.0)
-    # robust level and σ of the smoothed image from every other row and column (a quarter of the pixels)
-    sub = smooth[:, ::2, ::2].reshape(b, -1)
-    med, sigma = np.empty(b, np.float32), np.empty(b, np.float32)
-    clean = finite[:, ::2, ::2].reshape(b, -1).all(axis=1)
-    med[clean] = np.median(sub[clean], axis=1)
-    sigma[clean] = np.median(np.abs(sub[clean] - med[clean, None]), axis=1)
-    if not clean.all():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no blank pixel, NaN result
-            dirty = np.where(finite[~clean][:, ::2, ::2].reshape(-1, sub.shape[1]), sub[~clean], np.nan)
-            med[~clean] = np.nanmedian(dirty, axis=1)
-            sigma[~clean] = np.nanmedian(np.abs(dirty - med[~clean, None]), axis=1)
-    src = smooth - med[:, None, None] > SOURCE_THRESHOLD * MAD_TO_SIGMA * sigma[:, None, None]
-    src = ndimage.maximum_filter(src, size=(1, 2 * SOURCE_GROW_PIX + 1, 2 * SOURCE_GROW_PIX + 1))
-    blank = finite & ~src
-    few = blank.sum(axis=(1, 2)) < MIN_BLANK_PIXELS
-    blank[few] = finite[few]
-    mask = blank.astype(np.float32)
-    n_blank = mask.sum(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sky = (x * mask).sum(axis=(1, 2)) / n_blank  # blank-sky level (sources masked)
-    x = (x - sky[:, None, None]) * mask
-    shape = (sfft.next_fast_len(h + max_lag, real=True), sfft.next_fast_len(w + max_lag, real=True))
-    spec = sfft.rfft2(np.stack([x, mask]), s=shape)  # zero padding >= L: no wrap-around up to L
-    power = np.square(spec.real)
-    power += np.square(spec.imag)
-    # inverse transform at the lags |dy|, |dx| <= L only: rows (complex) first, keep 2L+1 of them, then columns
-    lags = np.arange(-max_lag, max_lag + 1)
-    corr = sfft.irfft(sfft.ifft(power, axis=-2)[:, :, lags % shape[0]], n=shape[1], axis=-1)[..., lags % shape[1]]
-    num, den = corr[0].astype(np.float64), np.rint(corr[1])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / den, np.nan)
+    n_lag = 2 * max_lag + 1
+    out = np.empty((len(images), n_lag, n_lag))
+    if not len(images):
+        return out
+    weights = _source_smoothing_weights()
+    images = [np.ascontiguousarray(image, dtype=np.float32) for image in images]
+    h, w = images[0].shape
+    if any(image.shape != (h, w) for image in images) or min(h, w) <= len(weights) // 2:
+        raise ValueError("noise_autocovariance: cutouts must share one shape, larger than the smoothing kernel")
+    smooth_t = np.empty((len(images), w, h), np.float32)
+    sample = np.empty((len(images), ((h + 1) // 2) * ((w + 1) // 2)), np.float32)
+    counts = np.array([cutout_kernels.smooth_and_sample(image, weights, smooth_t[b], sample[b])
+                       for b, image in enumerate(images)])
+    level, mad = _median_and_mad(sample, counts)
+    cut = np.float32(SOURCE_THRESHOLD * MAD_TO_SIGMA) * mad
+    for b, image in enumerate(images):
+        cutout_kernels.blank_sky_autocovariance(image, smooth_t[b], level[b], cut[b], SOURCE_GROW_PIX,
+                                                MIN_BLANK_PIXELS, max_lag, out[b])
+    return out
 
 
 def aperture_pair_counts(aperture: np.ndarray, max_lag: int) -> np.ndarray:
     """(B, 2L+1, 2L+1) N_A(dy, dx): the number of pixel pairs of each (B, H, W) bool aperture at
-    lag (dy, dx), |dy|, |dx| ≤ L = ``max_lag`` (centre = the pixel count)."""
-    from scipy import fft as sfft
-
-    a = np.asarray(aperture, dtype=np.float32)  # single-precision FFTs: counts <= H W, errors << 0.5 before rint
-    shape = (sfft.next_fast_len(a.shape[1] + max_lag, real=True), sfft.next_fast_len(a.shape[2] + max_lag, real=True))
-    full = sfft.irfft2(np.abs(sfft.rfft2(a, s=shape)) ** 2, s=shape)
-    lags = np.arange(-max_lag, max_lag + 1)
-    return np.rint(full[np.ix_(np.arange(len(a)), lags % shape[0], lags % shape[1])]).astype(np.float64)
+    lag (dy, dx), |dy|, |dx| ≤ L = ``max_lag`` (centre = the pixel count); counted over each
+    aperture's bounding box (pairs do not depend on where it is)."""
+    n_lag = 2 * max_lag + 1
+    out = np.zeros((len(aperture), n_lag, n_lag))
+    for b, a in enumerate(aperture):
+        rows, cols = np.flatnonzero(a.any(axis=1)), np.flatnonzero(a.any(axis=0))
+        if len(rows):
+            box = a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+            cutout_kernels.pair_counts(np.ascontiguousarray(box, dtype=np.uint8), max_lag, out[b])
+    return out
 
 
 def aperture_sigma(aperture: np.ndarray, noise_acov: np.ndarray) -> np.ndarray:

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -310,3 +312,91 @@ def test_noise_autocovariance_and_pair_counts_equal_their_lag_sums():
                 a = (slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0)))
                 b = (slice(max(-dy, 0), h + min(-dy, 0)), slice(max(-dx, 0), w + min(-dx, 0)))
                 assert counts[i, dy + lag, dx + lag] == (ap[a] * ap[b]).sum()
+
+
+def _reference_autocovariance(images, max_lag=6):
+    """The blank-sky autocovariance written out with numpy/scipy: scipy's Gaussian smoothing and
+    maximum filter, np.median / np.nanmedian, and float64 sums over the pixel pairs of each lag."""
+    from scipy import ndimage
+
+    out = []
+    for img in np.asarray(images, dtype=np.float32):
+        finite = np.isfinite(img)
+        x = np.where(finite, img, np.float32(0.0))
+        smooth = ndimage.gaussian_filter(x, 1.5, truncate=3.0)
+        sample = smooth[::2, ::2][finite[::2, ::2]]
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.median(sample)
+            mad = np.median(np.abs(sample - med))
+        source = ndimage.maximum_filter(smooth - med > np.float32(3.0 * 1.4826) * mad, size=7)
+        blank = finite & ~source
+        if blank.sum() < 1000:
+            blank = finite
+        m = blank.astype(np.float64)
+        with np.errstate(all="ignore"):
+            xs = (np.where(blank, x, 0.0) - np.where(blank, x, 0.0).sum() / m.sum()) * m
+        h, w = img.shape
+        acov = np.full((2 * max_lag + 1,) * 2, np.nan)
+        for dy in range(-max_lag, max_lag + 1):
+            for dx in range(-max_lag, max_lag + 1):
+                a = (slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0)))
+                b = (slice(max(-dy, 0), h + min(-dy, 0)), slice(max(-dx, 0), w + min(-dx, 0)))
+                pairs = (m[a] * m[b]).sum()
+                if pairs > 0:
+                    acov[dy + max_lag, dx + max_lag] = (xs[a] * xs[b]).sum() / pairs
+        out.append(acov)
+    return np.array(out)
+
+
+def test_noise_autocovariance_equals_the_numpy_definition_on_real_cutouts(real_hosts):
+    """All three bands of the six real DR10 cutouts, then the same with bad pixels: a NaN strip at
+    the edge, a NaN block on the host, NaN on every other row and column (the robust level from
+    the finite ones, an even number), a mostly NaN cutout (< MIN_BLANK_PIXELS blank: every finite
+    pixel) and an all-NaN one; as a (B, H, W) array or a list of cutouts."""
+    _, blobs = real_hosts
+    bands = np.stack([decode_canonical_image(b) for b in blobs.values()]).reshape(-1, 101, 101)
+    bad = bands[:6].copy()
+    bad[0, :, :7] = np.nan
+    bad[1, 40:60, 45:58] = np.nan
+    bad[2, ::2, ::2][5:9, :] = np.nan
+    bad[2, 0, 0] = np.nan
+    bad[3, 9:] = np.nan
+    bad[4] = np.nan
+    bad[5, 50:53, :] = np.inf
+    images = np.concatenate([bands, bad])
+    acov = noise_autocovariance(images)
+    expected = _reference_autocovariance(images)
+    assert np.array_equal(np.isnan(acov), np.isnan(expected)) and np.isnan(acov[len(bands) + 4]).all()
+    scale = expected[:, 6:7, 6:7]  # the variance of each cutout
+    ok = np.isfinite(expected)
+    assert np.all(np.abs(acov - expected)[ok] <= 2e-6 * np.broadcast_to(scale, acov.shape)[ok])
+    assert np.array_equal(noise_autocovariance(list(images)), acov, equal_nan=True)
+    assert np.array_equal(noise_autocovariance(images.astype(np.float64)), acov, equal_nan=True)
+
+
+def test_source_smoothing_and_dilation_equal_scipy():
+    """The compiled Gaussian smoothing repeats scipy's operations bit for bit ('reflect' edges,
+    double-precision sums rounded to float32) and the square dilation is scipy's maximum filter."""
+    from scipy import ndimage
+
+    from dhs_gen.injection import cutout_kernels
+    from dhs_gen.injection.metrics import _source_smoothing_weights
+
+    rng = np.random.default_rng(5)
+    for shape in ((101, 101), (31, 29), (12, 40)):
+        x = rng.normal(0.0, 0.01, shape).astype(np.float32)
+        x[shape[0] // 2, shape[1] // 2] = 3.0
+        smooth_t = cutout_kernels.gaussian_smooth_transposed(x, _source_smoothing_weights())
+        assert np.array_equal(smooth_t.T, ndimage.gaussian_filter(x, 1.5, truncate=3.0))
+        mask = rng.random(shape) < 0.02
+        mask[0, -1] = mask[-1, 0] = True
+        grown = cutout_kernels.dilate_square(mask.astype(np.uint8), 3)
+        assert np.array_equal(grown.astype(bool), ndimage.maximum_filter(mask, size=7))
+
+
+def test_outer_sigma_of_a_list_of_cutouts_equals_the_stacked_array(real_hosts):
+    _, blobs = real_hosts
+    hosts = [decode_canonical_image(b) for b in blobs.values()]  # read-only views of the blobs
+    assert np.array_equal(outer_sigma(hosts), outer_sigma(np.stack(hosts)))
+    assert outer_sigma([]).shape == (0, 0)
