@@ -74,20 +74,22 @@ def template_sums(templates) -> Tuple[np.ndarray, np.ndarray]:
 @kernel_strict
 def _sums_and_finite(t, sums, finite):
     """sums[r, ch] = float64 total of t[r, ch]; finite[r] = no NaN/inf pixel in row r (IEEE:
-    v - v is NaN exactly for a non-finite v). Column accumulators keep the loop vectorised."""
+    v - v is NaN exactly for a non-finite v). Per-column accumulators keep the loop vectorised
+    without re-associating a sum."""
     b, c, h, w = t.shape
     acc = np.empty(w, dtype=np.float64)
+    bad = np.empty(w, dtype=np.float32)
     for r in range(b):
-        bad = np.float32(0.0)
+        bad[:] = 0.0
         for ch in range(c):
             acc[:] = 0.0
             for j in range(h):
                 for i in range(w):
                     v = t[r, ch, j, i]
                     acc[i] += v
-                    bad += v - v
+                    bad[i] += v - v
             sums[r, ch] = acc.sum()
-        finite[r] = bad == 0
+        finite[r] = bad.sum() == 0
 
 
 def antialias_factors(scale: np.ndarray, min_scale: float) -> np.ndarray:
@@ -165,12 +167,15 @@ def _lit_centres(padded, cx, cy, inv, reach, bx, by, lit):
     template pixels (Chebyshev, whole cells) of a non-zero template cell of row r; else False.
 
     ``padded`` (B, C, h + 2, w + 2) templates (one-pixel zero border) centred at cx, cy (B,)
-    [arcsec] with 1 / pixel scale ``inv`` (B,) [1/arcsec]. One summed-area table of the non-zero
-    pixels per row makes each test O(1)."""
+    [arcsec] with 1 / pixel scale ``inv`` (B,) [1/arcsec]. Per row, a summed-area table of the
+    non-zero pixels gives the footprint dilated by ``reach`` on a grid of cells, so each point
+    costs one look-up."""
     n, c, hp, wp = padded.shape
     off_x = np.float32((wp - 1) / 2)
     off_y = np.float32((hp - 1) / 2)
     table = np.zeros((hp + 1, wp + 1), dtype=np.int32)
+    k_max = reach.max() if n else 0
+    grid = np.empty((hp + 2 * k_max + 1) * (wp + 2 * k_max + 1), dtype=np.bool_)
     for r in range(n):
         for j in range(hp):
             run = 0
@@ -182,13 +187,20 @@ def _lit_centres(padded, cx, cy, inv, reach, bx, by, lit):
                 run += nz
                 table[j + 1, i + 1] = table[j, i + 1] + run
         k = reach[r]
-        for p in range(bx.shape[1]):
-            i = int(np.floor((bx[r, p] - cx[r]) * inv[r] + off_x))
-            j = int(np.floor((by[r, p] - cy[r]) * inv[r] + off_y))
-            x0, x1 = max(i - k, 0), min(i + k + 1, wp - 1)
-            y0, y1 = max(j - k, 0), min(j + k + 1, hp - 1)
-            lit[r, p] = x0 <= x1 and y0 <= y1 and \
-                table[y1 + 1, x1 + 1] - table[y0, x1 + 1] - table[y1 + 1, x0] + table[y0, x0] > 0
+        gh, gw = hp + 2 * k + 1, wp + 2 * k + 1  # cells i = -k-1 .. wp-1+k can reach a pixel
+        for gj in range(gh):
+            y0, y1 = max(gj - 2 * k - 1, 0), min(gj, hp - 1)  # pixel rows j-k .. j+k+1, j = gj-k-1
+            for gi in range(gw):
+                x0, x1 = max(gi - 2 * k - 1, 0), min(gi, wp - 1)
+                grid[gj * gw + gi] = table[y1 + 1, x1 + 1] - table[y0, x1 + 1] - table[y1 + 1, x0] + table[y0, x0] > 0
+        cxr, cyr, ir = cx[r], cy[r], inv[r]
+        sx, sy = off_x + np.float32(k + 1), off_y + np.float32(k + 1)
+        for p in range(bx.shape[1]):  # grid coordinates clamped to [-1, size] first: int32 without overflow
+            fx = min(max((bx[r, p] - cxr) * ir + sx, np.float32(-1.0)), np.float32(gw))
+            fy = min(max((by[r, p] - cyr) * ir + sy, np.float32(-1.0)), np.float32(gh))
+            gi, gj = np.int32(np.floor(fx)), np.int32(np.floor(fy))
+            inside = gi >= 0 and gi < gw and gj >= 0 and gj < gh
+            lit[r, p] = inside and grid[gj * gw + gi]
 
 
 SEGMENT = 256  # pixels of one row whose sub-pixels are traced and read in one pass (scratch <= 64 KB at s = 8)
