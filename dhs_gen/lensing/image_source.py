@@ -249,13 +249,13 @@ def _segment_sums(tm, hp, wp, fx, fy, vals, npix, s2, area, out, pix, j0):
 
 
 @kernel
-def _sum_points(flat, hp, wp, cx, cy, inv, rows, pix, bx, by, area, out):
-    """Sub-pixel sums of given source-plane points: out[rows[j], ch, pix[j]] = area x the sum over
-    k of the bilinear value of template rows[j], channel ch, at (bx, by)[k, j] [arcsec].
+def _sum_points(flat, hp, wp, cx, cy, inv, rows, pix, bx, by, area, dest, out):
+    """Sub-pixel sums of given source-plane points: out[dest[rows[j]], ch, pix[j]] = area x the sum
+    over k of the bilinear value of template rows[j], channel ch, at (bx, by)[k, j] [arcsec].
 
     ``flat`` (B, C, hp wp) padded templates [surface brightness, zero border] flattened, centred
     at cx, cy (B,) [arcsec] with 1 / pixel scale ``inv`` (B,) [1/arcsec]; rows, pix (M,) sorted
-    by row; bx, by (S, M) float32; out (B, C, P) float32."""
+    by row; bx, by (S, M) float32; dest (B,) output rows; out (N, C, P) float32."""
     off_x, off_y = np.float32((wp - 1) / 2), np.float32((hp - 1) / 2)
     s2 = bx.shape[0]
     fx, fy = np.empty(SEGMENT * s2, np.float32), np.empty(SEGMENT * s2, np.float32)
@@ -270,13 +270,13 @@ def _sum_points(flat, hp, wp, cx, cy, inv, rows, pix, bx, by, area, out):
                 fx[i * s2 + k] = (bx[k, j0 + i] - cxr) * ir + off_x
                 fy[i * s2 + k] = (by[k, j0 + i] - cyr) * ir + off_y
         for ch in range(flat.shape[1]):
-            _segment_sums(flat[r, ch], hp, wp, fx, fy, vals, j1 - j0, s2, area, out[r, ch], pix, j0)
+            _segment_sums(flat[r, ch], hp, wp, fx, fy, vals, j1 - j0, s2, area, out[dest[r], ch], pix, j0)
         j0 = j1
 
 
 @kernel
-def _sum_sie_subpixels(coef, flat, hp, wp, cx, cy, inv, rows, pix, x0, y0, dx, dy, area, out):
-    """The fused SIE + shear path: out[rows[j], ch, pix[j]] = area x the sum over sub-pixels k of
+def _sum_sie_subpixels(coef, flat, hp, wp, cx, cy, inv, rows, pix, x0, y0, dx, dy, area, dest, out):
+    """The fused SIE + shear path: out[dest[rows[j]], ch, pix[j]] = area x the sum over sub-pixels k of
     the bilinear template value at the source-plane position of (x0[p] + dx[k], y0[p] + dy[k])
     [arcsec], p = pix[j] (:func:`kernels.sie_source_position`, per-row ``coef``); other
     arguments as in :func:`_sum_points`. The sub-pixels of up to SEGMENT pixels of one row are
@@ -301,7 +301,7 @@ def _sum_sie_subpixels(coef, flat, hp, wp, cx, cy, inv, rows, pix, x0, y0, dx, d
             fx[q] = (u - cxr) * ir + off_x
             fy[q] = (v - cyr) * ir + off_y
         for ch in range(flat.shape[1]):
-            _segment_sums(flat[r, ch], hp, wp, fx, fy, vals, j1 - j0, s2, area, out[r, ch], pix, j0)
+            _segment_sums(flat[r, ch], hp, wp, fx, fy, vals, j1 - j0, s2, area, out[dest[r], ch], pix, j0)
         j0 = j1
 
 
@@ -342,6 +342,7 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
     if shared:
         kernels = kernels * flux[:, :, None, None].astype(np.float32)  # convolution is linear; 4x fewer products
     images = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
+    pixels = np.zeros((n, t.shape[1], stamp_size * stamp_size), dtype=np.float32) if backend == "fast" else None
     per_row = per_row.astype(np.int64)
     factors = antialias_factors(geo["scale"], pixel_scale / per_row)
     for sub, factor in np.unique(np.stack([per_row, factors], axis=1), axis=0):
@@ -360,18 +361,26 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
             images[rows] = render_image_reference(lens_rows, padded[:, :, 1:-1, 1:-1], g_rows, kernels[rows],
                                                   stamp_size, pixel_scale, int(sub))
         else:
-            _render_fast(lens_rows, padded, g_rows, kernels[rows], stamp_size, pixel_scale, int(sub), images, rows)
+            _lensed_pixels(lens_rows, padded, g_rows, stamp_size, pixel_scale, int(sub), rows, pixels)
+    if pixels is not None:  # every row at once: full FFT batches
+        pixels = pixels.reshape(n, t.shape[1], stamp_size, stamp_size)
+        for start in range(0, n, FAST_CHUNK_ROWS):  # cache-sized FFT batches
+            rows = slice(start, start + FAST_CHUNK_ROWS)
+            if shared:
+                images[rows] = fast.convolve_bands(pixels[rows, 0], kernels[rows])
+            else:
+                for band in range(3):
+                    images[rows, band] = fast.convolve_bands(pixels[rows, band], kernels[rows, band:band + 1])[:, 0]
     return check_finite_output(images, "render_lensed_image")
 
 
 TRACE_ROWS = 64  # rows whose pixel centres are traced together (bounds the (rows, H W) scratch)
 
 
-def _render_fast(lens, padded, geo, kernels, stamp_size, pixel_scale, supersampling, images, rows_out):
-    """images[rows_out] (M, 3, H, W) = surface-brightness templates ``padded`` (M, C, h + 2, w + 2)
-    [nmgy/arcsec^2, one-pixel zero border] lensed, binned and convolved with ``kernels``
-    (M, 3, K, K); C = 1 -> the same image convolved with each band's kernel, C = 3 -> each band
-    its own template and kernel.
+def _lensed_pixels(lens, padded, geo, stamp_size, pixel_scale, supersampling, dest, pixels):
+    """pixels[dest] (M, C, H W) = the unconvolved lensed images [nmgy per pixel] of the
+    surface-brightness templates ``padded`` (M, C, h + 2, w + 2) [nmgy/arcsec^2, one-pixel zero
+    border] (``pixels`` zero outside the pixels written here).
 
     Pixel centres are ray-traced first; only pixels whose 3 x 3 neighbourhood has a centre landing
     within one stamp pixel (in the source plane) of a non-zero template cell, or near the lens
@@ -408,21 +417,12 @@ def _render_fast(lens, padded, geo, kernels, stamp_size, pixel_scale, supersampl
         lit = np.empty((m, p), dtype=np.bool_)
         _lit_centres(padded[chunk], *frames, reach[chunk], bx, by, lit)
         rows, pix = supersampled_pixels(lit.reshape(m, stamp_size, stamp_size), lens_rows, pixel_scale)
-        pixels = np.zeros((m, c, p), dtype=np.float32)
+        out_rows = dest[chunk]
         if general:
             for s0 in range(0, len(rows), PIXEL_BLOCK):
                 r, q = rows[s0:s0 + PIXEL_BLOCK], pix[s0:s0 + PIXEL_BLOCK]
                 sbx, sby = fast.ray_trace({k: v[r] for k, v in lens_rows.items()}, x0[q] + sub[0], y0[q] + sub[1])
-                _sum_points(*flat, *frames, r, q, sbx.reshape(-1, len(r)), sby.reshape(-1, len(r)), area, pixels)
+                _sum_points(*flat, *frames, r, q, sbx.reshape(-1, len(r)), sby.reshape(-1, len(r)), area, out_rows,
+                            pixels)
         else:
-            _sum_sie_subpixels(coef[chunk], *flat, *frames, rows, pix, x0, y0, dx, dy, area, pixels)
-        pixels = pixels.reshape(m, c, stamp_size, stamp_size)
-        for c0 in range(0, m, FAST_CHUNK_ROWS):  # cache-sized FFT batches
-            block = slice(c0, min(c0 + FAST_CHUNK_ROWS, m))
-            k = kernels[start + block.start:start + block.stop]
-            dest = rows_out[start + block.start:start + block.stop]
-            if c == 1:
-                images[dest] = fast.convolve_bands(pixels[block, 0], k)
-            else:
-                for band in range(3):
-                    images[dest, band] = fast.convolve_bands(pixels[block, band], k[:, band:band + 1])[:, 0]
+            _sum_sie_subpixels(coef[chunk], *flat, *frames, rows, pix, x0, y0, dx, dy, area, out_rows, pixels)
