@@ -26,7 +26,7 @@ from typing import Dict
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from dhs_gen.injection import cutout_kernels
+from dhs_gen.injection import metric_kernels
 from dhs_gen.units import nmgy_to_mag
 
 OUTER_FRACTION = 0.35
@@ -133,7 +133,7 @@ def noise_autocovariance(images, max_lag: int = NOISE_MAX_LAG) -> np.ndarray:
     ``SOURCE_THRESHOLD`` x its own robust σ (1.4826 MAD) about its median (both over the finite
     pixels of every other row and column), grown by ``SOURCE_GROW_PIX`` (square). C(lag) = Σ m x
     m' x' / Σ m m' over pixel pairs at that lag, x the image less its blank-sky mean, m the mask
-    (direct sums: products in float32, exact pair counts; :mod:`dhs_gen.injection.cutout_kernels`).
+    (direct sums: products in float32, exact pair counts; :mod:`dhs_gen.injection.metric_kernels`).
     A cutout with fewer than ``MIN_BLANK_PIXELS`` blank pixels uses all its finite pixels. Rows
     without any finite pixel get NaN.
     """
@@ -148,37 +148,37 @@ def noise_autocovariance(images, max_lag: int = NOISE_MAX_LAG) -> np.ndarray:
         raise ValueError("noise_autocovariance: cutouts must share one shape, larger than the smoothing kernel")
     smooth_t = np.empty((len(images), w, h), np.float32)
     sample = np.empty((len(images), ((h + 1) // 2) * ((w + 1) // 2)), np.float32)
-    counts = np.array([cutout_kernels.smooth_and_sample(image, weights, smooth_t[b], sample[b])
+    counts = np.array([metric_kernels.smooth_and_sample(image, weights, smooth_t[b], sample[b])
                        for b, image in enumerate(images)])
     level, mad = _median_and_mad(sample, counts)
     cut = np.float32(SOURCE_THRESHOLD * MAD_TO_SIGMA) * mad
     for b, image in enumerate(images):
-        cutout_kernels.blank_sky_autocovariance(image, smooth_t[b], level[b], cut[b], SOURCE_GROW_PIX,
+        metric_kernels.blank_sky_autocovariance(image, smooth_t[b], level[b], cut[b], SOURCE_GROW_PIX,
                                                 MIN_BLANK_PIXELS, max_lag, out[b])
     return out
 
 
 def aperture_pair_counts(aperture: np.ndarray, max_lag: int) -> np.ndarray:
     """(B, 2L+1, 2L+1) N_A(dy, dx): the number of pixel pairs of each (B, H, W) bool aperture at
-    lag (dy, dx), |dy|, |dx| ≤ L = ``max_lag`` (centre = the pixel count); counted over each
-    aperture's bounding box (pairs do not depend on where it is)."""
+    lag (dy, dx), |dy|, |dx| ≤ L = ``max_lag`` (centre = the pixel count)."""
     n_lag = 2 * max_lag + 1
-    out = np.zeros((len(aperture), n_lag, n_lag))
+    out = np.empty((len(aperture), n_lag, n_lag))
     for b, a in enumerate(aperture):
-        rows, cols = np.flatnonzero(a.any(axis=1)), np.flatnonzero(a.any(axis=0))
-        if len(rows):
-            box = a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-            cutout_kernels.pair_counts(np.ascontiguousarray(box, dtype=np.uint8), max_lag, out[b])
+        metric_kernels.pair_counts(np.ascontiguousarray(a, dtype=np.uint8), max_lag, out[b])
     return out
 
 
 def aperture_sigma(aperture: np.ndarray, noise_acov: np.ndarray) -> np.ndarray:
     """(B,) σ [nmgy] of the noise summed over (B, H, W) bool apertures given its autocovariance
-    (B, 2L+1, 2L+1) [nmgy²] (:func:`noise_autocovariance`): √(Σ_lag C(lag) N_A(lag)); NaN where
-    that variance is not positive or C is unknown."""
+    (B, 2L+1, 2L+1) [nmgy²] (:func:`noise_autocovariance`): √(Σ_lag C(lag) N_A(lag)), N_A the
+    :func:`aperture_pair_counts`; NaN where that variance is not positive or C is unknown."""
     noise_acov = np.asarray(noise_acov, dtype=np.float64)
-    counts = aperture_pair_counts(aperture, noise_acov.shape[-1] // 2)
-    var = (counts * noise_acov).sum(axis=(1, 2))
+    var = np.array([metric_kernels.aperture_variance(np.ascontiguousarray(a, dtype=np.uint8), c)
+                    for a, c in zip(aperture, noise_acov)], dtype=np.float64)
+    return _sigma_from_variance(var)
+
+
+def _sigma_from_variance(var: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         return np.where(var > 0, np.sqrt(np.where(var > 0, var, 0.0)), np.nan)
 
@@ -187,26 +187,26 @@ def arc_metrics(arc: np.ndarray, sigma_r: np.ndarray, src_flux_r: np.ndarray,
                 pixel_scale: float, noise_acov_r: np.ndarray | None = None) -> Dict[str, np.ndarray]:
     """Metrics of noiseless arcs (B, 3, H, W) [nmgy] given the r-band host σ (B,) [nmgy/pixel] and
     its noise autocovariance ``noise_acov_r`` (B, 2L+1, 2L+1) [nmgy²] (:func:`noise_autocovariance`
-    of the host's r band; None = white noise of σ_r, right only for uncorrelated pixels)."""
-    arc = arc.astype(np.float64)
-    r = arc[:, 1]
-    peak = r.reshape(len(r), -1).max(axis=1)
-    aperture = r >= ARC_APERTURE_FRACTION * peak[:, None, None]
-    aperture &= peak[:, None, None] > 0
-    n_ap = aperture.sum(axis=(1, 2))
-    signal = np.where(aperture, r, 0.0).sum(axis=(1, 2))
+    of the host's r band; None = white noise of σ_r, right only for uncorrelated pixels).
+    Aperture, sums and its noise variance in one compiled pass over the rows
+    (:func:`dhs_gen.injection.metric_kernels.arc_aperture_sums`, float64 sums)."""
+    arc = np.asarray(arc)
+    arc = np.ascontiguousarray(arc, dtype=arc.dtype if arc.dtype in (np.float32, np.float64) else np.float64)
+    acov = np.empty((0, 1, 1)) if noise_acov_r is None else np.ascontiguousarray(noise_acov_r, dtype=np.float64)
+    sums = np.empty((len(arc), 7))
+    metric_kernels.arc_aperture_sums(arc, ARC_APERTURE_FRACTION, acov, sums)
+    peak, n_ap, signal, var, totals = sums[:, 0], sums[:, 1], sums[:, 2], sums[:, 3], sums[:, 4:]
     if noise_acov_r is None:
         sigma_ap = np.asarray(sigma_r, dtype=np.float64) * np.sqrt(n_ap)
     else:
-        sigma_ap = aperture_sigma(aperture, noise_acov_r)
+        sigma_ap = _sigma_from_variance(var)
     with np.errstate(divide="ignore", invalid="ignore"):
         snr_sum = np.where(n_ap > 0, signal / sigma_ap, 0.0)
         snr_max = np.maximum(peak, 0.0) / sigma_r
-        totals = arc.sum(axis=(2, 3))
         mags = nmgy_to_mag(np.where(totals > 0, totals, np.nan))
         magnification = totals[:, 1] / src_flux_r
     return {"arc_snr_sum": snr_sum, "arc_snr_max": snr_max, "magnification": magnification,
-            "lensed_hlr_arcsec": half_light_radius(r) * pixel_scale,
+            "lensed_hlr_arcsec": half_light_radius(arc[:, 1].astype(np.float64)) * pixel_scale,
             **{f"lensed_mag_{b}": mags[:, i] for i, b in enumerate("grz")}}
 
 
@@ -275,74 +275,53 @@ def _outside_distance(start: np.ndarray, length: int, n: int, centre: np.ndarray
 
 
 def count_images(lens: Dict[str, np.ndarray], src_x: np.ndarray, src_y: np.ndarray, step: float = 0.1,
-                 extent: float = 2.5, chunk: int = 32) -> np.ndarray:
+                 extent: float = 2.5) -> np.ndarray:
     """(B,) number of image-plane positions mapping onto each source centre (x, y) [arcsec].
 
     The lens equation of SIE + shear is scale-free, so positions are measured in units of θ_E
     (grid ± ``extent`` θ_E about the lens centre, spacing ``step`` θ_E). Triangle mapping: each
-    grid cell's two triangles are mapped to the source plane and those containing the source
-    point are counted, cells linked within one cell (a fold across a critical curve next to an
-    image) counting once. Triangles with a vertex within 0.2 θ_E of the lens centre are skipped
-    (the singular SIE core has no image but maps onto a large source-plane triangle). Rows are
-    traced ``chunk`` at a time (32 keeps the temporaries in cache; counts do not depend on it).
+    grid cell's two triangles are mapped to the source plane (float32,
+    :func:`dhs_gen.lensing.kernels.sie_source_position`) and those containing the source point are
+    counted, cells linked within one cell (a fold across a critical curve next to an image)
+    counting once. Triangles with a vertex within 0.2 θ_E of the lens centre are skipped (the
+    singular SIE core has no image but maps onto a large source-plane triangle). One compiled
+    pass per lens (:func:`dhs_gen.injection.metric_kernels.count_image_groups`).
     """
-    from dhs_gen.lensing.fast import ray_trace
+    from dhs_gen.lensing.kernels import sie_row_coefficients
 
     theta = np.asarray(lens["theta_E"], dtype=np.float64)
-    n_side = int(np.ceil(2 * extent / step)) + 1
-    axis = (np.arange(n_side) - (n_side - 1) / 2.0) * step
-    gx, gy = (g.ravel() for g in np.meshgrid(axis, axis))
-    near = np.hypot(gx, gy).reshape(n_side, n_side) < 0.2
-    upper_ok = ~(near[:-1, :-1] | near[:-1, 1:] | near[1:, 1:])  # cell triangle (i, j), (i, j+1), (i+1, j+1)
-    lower_ok = ~(near[:-1, :-1] | near[1:, 1:] | near[1:, :-1])  # cell triangle (i, j), (i+1, j+1), (i+1, j)
+    grid_x, grid_y, upper_ok, lower_ok = _image_grid(step, extent)
+    n_side = len(upper_ok) + 1
+    cx, cy = np.asarray(lens["center_x"]) / theta, np.asarray(lens["center_y"]) / theta
+    g1, g2 = np.asarray(lens["gamma1"], dtype=np.float64), np.asarray(lens["gamma2"], dtype=np.float64)
+    unit = {"theta_E": np.ones_like(theta), "e1": np.asarray(lens["e1"], dtype=np.float64),
+            "e2": np.asarray(lens["e2"], dtype=np.float64), "center_x": np.zeros_like(theta),
+            "center_y": np.zeros_like(theta), "gamma1": g1, "gamma2": g2}
+    coef = sie_row_coefficients(unit)
+    # shear acts about the stamp origin: shift it into the source offset of a centred lens
+    sx = (np.asarray(src_x) / theta - cx + (g1 * cx + g2 * cy)).astype(np.float32)
+    sy = (np.asarray(src_y) / theta - cy + (g2 * cx - g1 * cy)).astype(np.float32)
+    px, py = np.empty((2, n_side * n_side), np.float32)
     out = np.zeros(len(theta), dtype=np.int64)
-    for start in range(0, len(theta), chunk):
-        sl = slice(start, start + chunk)
-        t = theta[sl]
-        cx, cy = np.asarray(lens["center_x"])[sl] / t, np.asarray(lens["center_y"])[sl] / t
-        unit = {"theta_E": np.ones_like(t), "e1": lens["e1"][sl], "e2": lens["e2"][sl], "center_x": np.zeros_like(t),
-                "center_y": np.zeros_like(t), "gamma1": lens["gamma1"][sl], "gamma2": lens["gamma2"][sl]}
-        # shear acts about the stamp origin: shift it into the source offset of a centred lens
-        g1, g2 = np.asarray(lens["gamma1"])[sl], np.asarray(lens["gamma2"])[sl]
-        sx = np.asarray(src_x)[sl] / t - cx + (g1 * cx + g2 * cy)
-        sy = np.asarray(src_y)[sl] / t - cy + (g2 * cx - g1 * cy)
-        px, py = ray_trace(unit, gx, gy)
-        px -= sx[:, None].astype(np.float32)  # the source point at the origin
-        py -= sy[:, None].astype(np.float32)
-        upper, lower = _cells_around_origin(px.reshape(-1, n_side, n_side), py.reshape(-1, n_side, n_side))
-        out[sl] = _count_groups((upper & upper_ok) | (lower & lower_ok))
+    for b in range(len(theta)):
+        metric_kernels.trace_grid(coef[b], grid_x, grid_y, sx[b], sy[b], px, py)
+        out[b] = metric_kernels.count_image_groups(px.reshape(n_side, n_side), py.reshape(n_side, n_side),
+                                                   upper_ok, lower_ok)
     return out
 
 
-def _cells_around_origin(px: np.ndarray, py: np.ndarray):
-    """(B, n−1, n−1) bool pairs: whether the origin lies inside the upper, lower triangle of each
-    cell of a mapped (B, n, n) vertex grid (px, py); upper = (i, j), (i, j+1), (i+1, j+1), lower =
-    (i, j), (i+1, j+1), (i+1, j).
-
-    Inside = the three edge cross products p_a × p_b share a sign. Each edge is computed once
-    (horizontal, vertical, diagonal) and shared by its two triangles, where one traverses it
-    backwards: p_b × p_a = −(p_a × p_b) exactly in floating point.
-    """
-    def cross(a, b):
-        return px[a] * py[b] - py[a] * px[b]
-
-    first, last = np.s_[:-1], np.s_[1:]
-    h = cross(np.s_[:, :, :-1], np.s_[:, :, 1:])  # (B, n, n-1): h[i, j] = edge (i, j) -> (i, j+1)
-    v = cross(np.s_[:, :-1, :], np.s_[:, 1:, :])  # (B, n-1, n): v[i, j] = edge (i, j) -> (i+1, j)
-    d = cross(np.s_[:, :-1, :-1], np.s_[:, 1:, 1:])  # (B, n-1, n-1): d[i, j] = edge (i, j) -> (i+1, j+1)
-    h_pos, h_neg, v_pos, v_neg, d_pos, d_neg = h > 0, h < 0, v > 0, v < 0, d > 0, d < 0
-    # upper edges: h[i, j], v[i, j+1], then (i+1, j+1) -> (i, j) = -d[i, j]
-    upper = (h_pos[:, first] & v_pos[:, :, last] & d_neg) | (h_neg[:, first] & v_neg[:, :, last] & d_pos)
-    # lower edges: d[i, j], (i+1, j+1) -> (i+1, j) = -h[i+1, j], (i+1, j) -> (i, j) = -v[i, j]
-    lower = (d_pos & h_neg[:, last] & v_neg[:, :, first]) | (d_neg & h_pos[:, last] & v_pos[:, :, first])
-    return upper, lower
-
-
-def _count_groups(hits: np.ndarray) -> np.ndarray:
-    """(B,) number of groups of True cells in each (B, H, W) plane, cells linked within one cell
-    (8-connected)."""
-    from scipy import ndimage
-
-    labels, _ = ndimage.label(hits, structure=np.pad(np.ones((1, 3, 3), bool), ((1, 1), (0, 0), (0, 0))))
-    first_plane = [box[0].start for box in ndimage.find_objects(labels)]
-    return np.bincount(np.asarray(first_plane, dtype=np.int64), minlength=len(hits))
+@lru_cache(maxsize=4)
+def _image_grid(step: float, extent: float):
+    """(grid x, y (n²,) float32 [θ_E] (row-major, x along rows), upper_ok, lower_ok uint8
+    (n-1, n-1)) of :func:`count_images`: whether each cell's upper (i, j), (i, j+1), (i+1, j+1) and lower (i, j), (i+1, j+1), (i+1, j)
+    triangle keeps all its vertices at ≥ 0.2 θ_E from the lens centre."""
+    n_side = int(np.ceil(2 * extent / step)) + 1
+    axis = (np.arange(n_side) - (n_side - 1) / 2.0) * step
+    near = np.hypot(axis[None, :], axis[:, None]) < 0.2
+    upper_ok = ~(near[:-1, :-1] | near[:-1, 1:] | near[1:, 1:])
+    lower_ok = ~(near[:-1, :-1] | near[1:, 1:] | near[1:, :-1])
+    gx, gy = (g.ravel().astype(np.float32) for g in np.meshgrid(axis, axis))
+    grid = (gx, gy, upper_ok.astype(np.uint8), lower_ok.astype(np.uint8))
+    for a in grid:
+        a.flags.writeable = False
+    return grid

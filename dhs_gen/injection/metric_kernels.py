@@ -1,22 +1,24 @@
-"""Compiled per-cutout kernels behind the host-noise and arc-aperture metrics of
-:mod:`dhs_gen.injection.metrics` (where the definitions live): order statistics, the Gaussian
-smoothing and square dilation that find sources, and sums over pixel pairs at small lags.
+"""Compiled kernels behind :mod:`dhs_gen.injection.metrics` (where the definitions live): the
+Gaussian smoothing and square dilation that find sources, sums over pixel pairs at small lags
+(noise autocovariance, aperture pair counts), and the triangle-mapping image count.
 
-Each kernel works on one cutout (a few 10^4 pixels, in L1/L2 cache) and allocates only small
-scratch arrays. Kernels that see NaN pixels are :func:`dhs_gen.jit.kernel_strict`; the lag sums
-see only finite, masked values and use :func:`dhs_gen.jit.kernel` (vectorised).
+Each kernel works on one cutout or lens (a few 10^4 values, in L1/L2 cache) and allocates only
+small scratch arrays. Kernels that test or compare floating-point values where the result must
+equal a numpy formulation (NaN pixels, the smoothing, cross-product signs) are
+:func:`dhs_gen.jit.kernel_strict` (IEEE, no fused multiply-add); the lag sums and the ray
+tracing use :func:`dhs_gen.jit.kernel` (vectorised).
 
-Results equal the numpy/scipy formulations they replace: medians are order statistics (the same
-numbers whatever the algorithm), the smoothing repeats ``scipy.ndimage.correlate1d``'s double
-precision symmetric sum with its 'reflect' edges operation by operation, and lag sums differ
-from the former zero-padded single-precision FFTs only by float32 rounding (they are closer to
-the exact sums).
+Results equal the numpy/scipy formulations they replace: the smoothing repeats
+``scipy.ndimage.correlate1d``'s double-precision symmetric sum with its 'reflect' edges
+operation by operation; pair counts are exact; lag sums differ from float64 sums by float32
+rounding (~1e-7 of the variance; the former zero-padded single-precision FFTs were no closer).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from dhs_gen.jit import kernel, kernel_strict
+from dhs_gen.lensing.kernels import _sie_tuple, sie_angles, sie_beta, sie_log_ratio  # noqa: F401 (_sie_tuple: the engine's row-to-registers helper)
 
 F32 = np.float32
 
@@ -232,3 +234,120 @@ def blank_sky_autocovariance(image, smooth_t, level, cut, grow, min_blank, max_l
     for i in range(out.shape[0]):
         for c in range(out.shape[1]):
             out[i, c] = out[i, c] / counts[i, c] if counts[i, c] > 0 else np.nan
+
+
+@kernel
+def trace_grid(coef, grid_x, grid_y, sx, sy, px, py):
+    """Source-plane offsets from the source point (sx, sy) of the image-plane points (grid_x,
+    grid_y) (float32 (N,)) of one lens: ``px``, ``py`` (N,) float32 = beta - (sx, sy), beta by
+    :func:`dhs_gen.lensing.kernels.sie_source_position` with the lens row ``coef``, evaluated in
+    the engine's three loops (angles; log ratio; beta) so that each vectorises."""
+    c = _sie_tuple(coef)
+    for k in range(len(grid_x)):
+        px[k], py[k] = sie_angles(c, grid_x[k], grid_y[k])
+    for k in range(len(grid_x)):
+        py[k] = sie_log_ratio(py[k])
+    for k in range(len(grid_x)):
+        bx, by = sie_beta(c, grid_x[k], grid_y[k], px[k], py[k])
+        px[k] = bx - sx
+        py[k] = by - sy
+
+
+@kernel_strict
+def count_image_groups(px, py, upper_ok, lower_ok):
+    """Number of groups (8-connected) of the cells of a mapped (n, n) grid (px, py) (float32, the
+    source point at the origin) one of whose two triangles, allowed by ``upper_ok`` /
+    ``lower_ok`` (uint8 (n-1, n-1)), contains the origin: upper (i, j), (i, j+1), (i+1, j+1) and
+    lower (i, j), (i+1, j+1), (i+1, j). Inside = the three edge cross products p_a x p_b
+    (float32, as numpy: two products, one difference) are all > 0 or all < 0; each edge is
+    computed once and shared, a reversed edge being the exact negative."""
+    n = px.shape[0]
+    hit = np.zeros((n - 1, n - 1), np.uint8)
+    cells = np.empty(2 * (n - 1) * (n - 1), np.int64)
+    n_hit = 0
+    for i in range(n - 1):
+        for j in range(n - 1):
+            h0 = px[i, j] * py[i, j + 1] - py[i, j] * px[i, j + 1]  # (i, j) -> (i, j+1)
+            h1 = px[i + 1, j] * py[i + 1, j + 1] - py[i + 1, j] * px[i + 1, j + 1]  # (i+1, j) -> (i+1, j+1)
+            v0 = px[i, j] * py[i + 1, j] - py[i, j] * px[i + 1, j]  # (i, j) -> (i+1, j)
+            v1 = px[i, j + 1] * py[i + 1, j + 1] - py[i, j + 1] * px[i + 1, j + 1]  # (i, j+1) -> (i+1, j+1)
+            d = px[i, j] * py[i + 1, j + 1] - py[i, j] * px[i + 1, j + 1]  # (i, j) -> (i+1, j+1)
+            upper = (h0 > 0 and v1 > 0 and d < 0) or (h0 < 0 and v1 < 0 and d > 0)
+            lower = (d > 0 and h1 < 0 and v0 < 0) or (d < 0 and h1 > 0 and v0 > 0)
+            if (upper and upper_ok[i, j]) or (lower and lower_ok[i, j]):
+                hit[i, j] = 1
+                cells[n_hit] = i * (n - 1) + j
+                n_hit += 1
+    groups = 0
+    for start in range(n_hit):  # flood fill from every hit cell not yet reached
+        i0, j0 = divmod(cells[start], n - 1)
+        if hit[i0, j0] != 1:
+            continue
+        groups += 1
+        hit[i0, j0] = 2
+        stack = [cells[start]]
+        while len(stack):
+            i, j = divmod(stack.pop(), n - 1)
+            for ii in range(max(i - 1, 0), min(i + 2, n - 1)):
+                for jj in range(max(j - 1, 0), min(j + 2, n - 1)):
+                    if hit[ii, jj] == 1:
+                        hit[ii, jj] = 2
+                        stack.append(ii * (n - 1) + jj)
+    return groups
+
+
+@kernel_strict
+def aperture_variance(aperture, acov):
+    """Σ_lag C(lag) N_A(lag) [C units]: the variance of noise of autocovariance ``acov``
+    (2L+1, 2L+1) float64 summed over a 0/1 uint8 (H, W) ``aperture``, N_A its :func:`pair_counts`
+    (counted over its bounding box); 0 for an empty aperture, NaN where C is NaN at a lag with
+    pairs."""
+    h, w = aperture.shape
+    r0, r1, c0, c1 = h, -1, w, -1
+    for i in range(h):
+        for j in range(w):
+            if aperture[i, j]:
+                r0, r1, c0, c1 = min(r0, i), max(r1, i), min(c0, j), max(c1, j)
+    if r1 < 0:
+        return 0.0
+    counts = np.empty_like(acov)
+    pair_counts(aperture[r0:r1 + 1, c0:c1 + 1], acov.shape[0] // 2, counts)
+    var = 0.0
+    for i in range(counts.shape[0]):
+        for j in range(counts.shape[1]):
+            var += counts[i, j] * acov[i, j]
+    return var
+
+
+@kernel_strict
+def arc_aperture_sums(arc, fraction, acov, out):
+    """Per row b of finite noiseless arcs (B, 3, H, W): ``out[b]`` = (peak of band 1 (r), number of
+    pixels of the aperture A = {r >= ``fraction`` x peak} (empty unless peak > 0), Σ_A r, the
+    noise variance over A (:func:`aperture_variance` with ``acov[b]``; NaN when ``acov`` has no
+    rows), Σ of each band (3 columns)). Sums in float64, down the columns then across them."""
+    n, _, h, w = arc.shape
+    aperture = np.empty((h, w), np.uint8)
+    column = np.empty(w, np.float64)
+    for b in range(n):
+        r = arc[b, 1]
+        column[:] = -np.inf
+        for i in range(h):
+            for j in range(w):
+                column[j] = max(column[j], np.float64(r[i, j]))
+        peak = column.max()
+        cut = fraction * peak
+        column[:] = 0.0
+        for i in range(h):
+            for j in range(w):
+                v = np.float64(r[i, j])
+                inside = peak > 0 and v >= cut
+                aperture[i, j] = inside
+                column[j] += v if inside else 0.0
+        out[b, 0], out[b, 1], out[b, 2] = peak, aperture.sum(), column.sum()
+        out[b, 3] = aperture_variance(aperture, acov[b]) if len(acov) else np.nan
+        for band in range(3):
+            column[:] = 0.0
+            for i in range(h):
+                for j in range(w):
+                    column[j] += arc[b, band, i, j]
+            out[b, 4 + band] = column.sum()
