@@ -68,10 +68,17 @@ class ArtifactDraw:
 
     def apply(self, image: np.ndarray) -> np.ndarray:
         """The (C, H, W) image with this realisation's artifacts (a new array)."""
-        out = image + self.additive if self.additive is not None else image.copy()
-        for band, column in self.dead:
-            out[band, :, column] = 0.0
+        out = np.array(image)
+        self.apply_in_place(out)
         return out
+
+    def apply_in_place(self, images: np.ndarray) -> None:
+        """Add this realisation to ``images`` (C, H, W), or (..., C, H, W): every product of the
+        row alike; float32 sums rounded as in :meth:`apply`."""
+        if self.additive is not None:
+            images += self.additive
+        for band, column in self.dead:
+            images[..., band, :, column] = 0.0
 
 
 def draw_artifacts(profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray,

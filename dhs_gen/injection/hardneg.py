@@ -18,10 +18,22 @@ is unresolved and 3 sectors with wide cross-fades move light between thirds of t
 The earlier rule (LEGACY_FORMATS.md) permuted single pixels in [θ_E − 1.5 FWHM, θ_E + 1.5 FWHM):
 4–21% of the arc's flux lay outside and stayed coherent, and the pixel permutation added
 sub-PSF speckle (power at spatial frequencies no PSF-convolved image has) a network can learn.
+
+Computation: two compiled kernels over a batch of stamps (:func:`annulus_radii`, then the shuffle
+itself, one pass per stamp: sector coordinate, cross-fade weights, rotated bilinear samples and
+the radial fade per pixel), in float32 like the pixels; the permutations are drawn in Python from
+each row's own generator, so a row's output depends on its generator only.
 """
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import numpy as np
+
+from dhs_gen.jit import kernel_strict
+
+f32 = np.float32
 
 FLUX_FRACTION = 0.995
 N_SECTORS = 8  # at most
@@ -31,47 +43,81 @@ FADE_FWHM = 2.0  # cross-fades (between sectors, at the annulus edges) this many
 RADIAL_BIN = 0.25  # [pixels] radial step of the annulus radii
 
 
-def shuffle_annulus(delta: np.ndarray, center=(0.0, 0.0), flux_fraction: float = FLUX_FRACTION,
-                    radius: np.ndarray | None = None) -> tuple:
+def shuffle_annulus(delta: np.ndarray, center=(0.0, 0.0), flux_fraction: float = FLUX_FRACTION) -> tuple:
     """(r_in, r_out) [pixels] of the annulus about ``center`` = (x, y) offset [pixels] from the
     stamp centre that holds ``flux_fraction`` of the positive flux of ``delta`` (C, H, W) summed
     over bands (at least; radii in steps of ``RADIAL_BIN``): pixels with r_in ≤ r ≤ r_out. (0, 0)
-    when there is no positive flux. ``radius``: the (H, W) pixel radii about ``center`` when the
-    caller has them already."""
-    flux = np.clip(delta, 0.0, None).sum(axis=0, dtype=np.float64).ravel()  # exact: clip, then a float64 sum
-    total = flux.sum()
-    if not total > 0:
-        return 0.0, 0.0
-    # radial cumulative flux in RADIAL_BIN-px bins; whole bins are kept, so the annulus holds >= F
-    radius = _radius(delta.shape[-2:], center) if radius is None else radius
-    bins = (radius.ravel() / RADIAL_BIN).astype(np.int64)
-    cum = np.cumsum(np.bincount(bins, weights=flux)) / total
+    when there is no positive flux (or a non-finite one)."""
+    radii = annulus_radii(np.asarray(delta, np.float32)[None], np.asarray([center], np.float64), flux_fraction)
+    return float(radii[0, 0]), float(radii[0, 1])
+
+
+def annulus_radii(deltas: np.ndarray, centers: np.ndarray, flux_fraction: float = FLUX_FRACTION) -> np.ndarray:
+    """(B, 2) float64 (r_in, r_out) [pixels] of :func:`shuffle_annulus` for float32 ``deltas``
+    (B, C, H, W) about ``centers`` (B, 2) (x, y) offsets [pixels] from the stamp centre."""
+    deltas = np.ascontiguousarray(deltas, dtype=np.float32)
+    centers = np.ascontiguousarray(centers, dtype=np.float64).reshape(len(deltas), 2)
+    out = np.zeros((len(deltas), 2))
+    _annulus_kernel(deltas, centers, float(flux_fraction), out)
+    return out
+
+
+@kernel_strict
+def _annulus_kernel(deltas, centers, flux_fraction, out):
+    """Radial cumulative positive flux (summed over bands, float64) in RADIAL_BIN bins about each
+    centre; whole bins kept, (1 - F)/2 left inside r_in and outside r_out. IEEE (NaN -> (0, 0))."""
+    n_rows, n_bands, h, w = deltas.shape
+    bins = np.empty(h * w, np.int64)
     tail = 0.5 * (1.0 - flux_fraction)
-    first = int(np.searchsorted(cum, tail, side="right"))
-    last = min(int(np.searchsorted(cum, 1.0 - tail, side="left")), len(cum) - 1)
-    return first * RADIAL_BIN, (last + 1) * RADIAL_BIN
+    for b in range(n_rows):
+        cx, cy = centers[b, 0], centers[b, 1]
+        top = 0
+        for i in range(h):
+            y = (i - (h - 1) / 2.0) - cy
+            for j in range(w):
+                x = (j - (w - 1) / 2.0) - cx
+                bins[i * w + j] = int(math.sqrt(x * x + y * y) / RADIAL_BIN)
+        for p in range(h * w):
+            top = max(top, bins[p])
+        hist = np.zeros(top + 1)
+        total = 0.0
+        for i in range(h):
+            for j in range(w):
+                flux = 0.0
+                for c in range(n_bands):
+                    v = deltas[b, c, i, j]
+                    flux += v if not v < 0 else 0.0  # clip at 0; NaN stays NaN
+                hist[bins[i * w + j]] += flux
+                total += flux
+        out[b, 0] = out[b, 1] = 0.0
+        if not total > 0 or not total < np.inf:
+            continue
+        first, last, run = 0, 0, 0.0
+        for k in range(top + 1):
+            run += hist[k]
+            cum = run / total
+            first += cum <= tail
+            last += cum < 1.0 - tail
+        out[b, 0] = first * RADIAL_BIN
+        out[b, 1] = (min(last, top) + 1) * RADIAL_BIN
 
 
 def annulus_mask(shape, r_in: float, r_out: float, center=(0.0, 0.0)) -> np.ndarray:
     """(H, W) bool: pixels with r_in ≤ radius ≤ r_out [pixels] about ``center`` (x, y offset from
     the stamp centre)."""
-    r = _radius(shape, center)
-    return (r >= r_in) & (r <= r_out)
-
-
-def _radius(shape, center) -> np.ndarray:
     h, w = shape
     x = np.arange(w) - (w - 1) / 2.0 - center[0]
     y = np.arange(h) - (h - 1) / 2.0 - center[1]
-    return np.hypot(x[None, :], y[:, None])
+    r = np.hypot(x[None, :], y[:, None])
+    return (r >= r_in) & (r <= r_out)
 
 
 def sector_count(theta_pix: float, fwhm_pix: float) -> int:
     """Number of sectors: as many as the Einstein ring holds sectors at least ``SECTOR_FWHM`` PSF
     FWHMs long (2 pi theta_E / (SECTOR_FWHM FWHM)), between ``MIN_SECTORS`` and ``N_SECTORS``."""
-    if not (np.isfinite(theta_pix) and np.isfinite(fwhm_pix) and fwhm_pix > 0):
+    if not (math.isfinite(theta_pix) and math.isfinite(fwhm_pix) and fwhm_pix > 0):
         return MIN_SECTORS
-    return int(np.clip(np.floor(2.0 * np.pi * theta_pix / (SECTOR_FWHM * fwhm_pix)), MIN_SECTORS, N_SECTORS))
+    return int(min(max(math.floor(2.0 * math.pi * theta_pix / (SECTOR_FWHM * fwhm_pix)), MIN_SECTORS), N_SECTORS))
 
 
 def sector_permutation(rng: np.random.Generator, n: int = N_SECTORS) -> np.ndarray:
@@ -79,7 +125,8 @@ def sector_permutation(rng: np.random.Generator, n: int = N_SECTORS) -> np.ndarr
     sector; redrawn while every sector would move by the same angle)."""
     while True:
         perm = rng.permutation(n)
-        if len(np.unique((perm - np.arange(n)) % n)) > 1:
+        order = perm.tolist()
+        if any((order[m] - m - order[0]) % n for m in range(1, n)):
             return perm
 
 
@@ -88,63 +135,162 @@ def shuffle_delta(delta: np.ndarray, theta_pix: float, fwhm_pix: float, rng: np.
     """Δ (C, H, W) with the azimuthal sectors of its 99.5%-flux annulus about ``center`` (x, y
     offset [pixels] from the stamp centre) permuted (see the module docstring); float32.
     ``theta_pix``: θ_E [pixels] (sets the number of sectors); ``fwhm_pix``: the PSF FWHM [pixels]
-    (the sector length and every cross-fade scale with it); ``rng`` draws the permutation."""
-    delta = np.asarray(delta, dtype=np.float32)
-    c, h, w = delta.shape
-    radius = _radius((h, w), center)
-    r_in, r_out = shuffle_annulus(delta, center, radius=radius)
-    out = delta.copy()
-    if r_out <= 0:
-        return out
-    ramp = FADE_FWHM * max(float(fwhm_pix), 1.0)
-    n_sectors = sector_count(theta_pix, max(float(fwhm_pix), 1.0))
-    perm = sector_permutation(rng, n_sectors)
-    inside = np.flatnonzero((radius >= r_in - ramp) & (radius <= r_out + ramp))  # flat pixel indices
-    rows, cols = np.divmod(inside, w)
-    r = radius.ravel()[inside].astype(np.float32)
-    x = (cols - ((w - 1) / 2.0 + center[0])).astype(np.float32)
-    y = (rows - ((h - 1) / 2.0 + center[1])).astype(np.float32)
-    width = np.float32(2.0 * np.pi / n_sectors)
-    u = np.mod(np.arctan2(y, x), np.float32(2.0 * np.pi)) / width  # sector coordinate in [0, N)
-    k = u.astype(np.int64) % n_sectors
-    f = u - np.floor(u)
-    # cross-fade over an arc length of FADE_FWHM FWHMs (at most a whole sector) about each sector boundary
-    half = np.minimum(np.float32(0.5 * ramp) / np.maximum(r, np.float32(1e-6)) / width, np.float32(0.5))
-    t = np.minimum(np.minimum(f, 1.0 - f) / half, np.float32(1.0))
-    w_own = np.float32(0.5) + np.float32(0.5) * np.sin(np.float32(0.5 * np.pi) * t)  # smooth (C1); 1 past the fade
-    # the content of sector perm[j] lands in sector j: rotate by (perm[j] - j) sectors. The
-    # neighbouring sector is sampled only inside the cross-fades (elsewhere its weight is 0)
-    fade = np.flatnonzero(w_own < 1.0)
-    kf = k[fade]
-    other = np.where(f[fade] < 0.5, kf - 1, kf + 1) % n_sectors
-    move = np.concatenate([perm[k] - k, perm[other] - other]) % n_sectors
-    turns = np.arange(n_sectors) * (2.0 * np.pi / n_sectors)
-    cos, sin = np.cos(turns).astype(np.float32)[move], np.sin(turns).astype(np.float32)[move]
-    xx, yy = np.concatenate([x, x[fade]]), np.concatenate([y, y[fade]])
-    samples = _bilinear(delta, sin * xx + cos * yy + np.float32((h - 1) / 2.0 + center[1]),
-                        cos * xx - sin * yy + np.float32((w - 1) / 2.0 + center[0]))
-    shuffled = samples[:, :len(x)]
-    wf = w_own[fade]
-    shuffled[:, fade] = wf * shuffled[:, fade] + (1.0 - wf) * samples[:, len(x):]
-    # radial cross-fade to the untouched light over FADE_FWHM FWHMs outside [r_in, r_out]
-    taper = np.cos(np.float32(0.5 * np.pi / ramp) * np.clip(np.maximum(r_in - r, r - r_out), 0.0, ramp)) ** 2
-    flat = out.reshape(c, h * w)
-    flat[:, inside] = taper * shuffled + (1.0 - taper) * np.take(flat, inside, axis=1)
+    (the sector length and every cross-fade scale with it); ``rng`` draws the permutation (only
+    when Δ has positive flux)."""
+    return shuffle_deltas(np.asarray(delta, np.float32)[None], [theta_pix], [fwhm_pix], [rng], [center])[0]
+
+
+def shuffle_deltas(deltas: np.ndarray, theta_pix: Sequence[float], fwhm_pix: Sequence[float],
+                   rngs: Sequence[np.random.Generator], centers) -> np.ndarray:
+    """:func:`shuffle_delta` of each of the B stamps of ``deltas`` (B, C, H, W) with its own θ_E and
+    PSF FWHM [pixels], generator and centre ((B, 2) x, y offsets [pixels]); a new float32 array."""
+    deltas = np.ascontiguousarray(deltas, dtype=np.float32)
+    centers = np.ascontiguousarray(centers, dtype=np.float64).reshape(len(deltas), 2)
+    radii = annulus_radii(deltas, centers)
+    fwhm = np.maximum(np.asarray(fwhm_pix, np.float64), 1.0)  # at least a pixel (NaN stays NaN: nothing fades)
+    perms = np.zeros((len(deltas), N_SECTORS), np.int64)
+    n_sectors = np.zeros(len(deltas), np.int64)
+    for b in np.flatnonzero(radii[:, 1] > 0):
+        n_sectors[b] = sector_count(float(theta_pix[b]), float(fwhm[b]))
+        perms[b, :n_sectors[b]] = sector_permutation(rngs[b], n_sectors[b])
+    out = np.empty_like(deltas)
+    _shuffle_kernel(deltas, centers, radii, FADE_FWHM * fwhm, n_sectors, perms, out)
     return out
 
 
-def _bilinear(images: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
-    """(C, N) float32 bilinear samples of (C, H, W) ``images`` at fractional (row, col) [pixels];
-    zero outside the image (a zero border; points farther out are clamped onto it)."""
-    c, h, w = images.shape
-    padded = np.zeros((c, h + 2, w + 2), dtype=np.float32)
-    padded[:, 1:-1, 1:-1] = images
-    row = np.clip(row + np.float32(1.0), 0.0, np.float32(h + 1.0 - 1e-3))
-    col = np.clip(col + np.float32(1.0), 0.0, np.float32(w + 1.0 - 1e-3))
-    r0, c0 = row.astype(np.int64), col.astype(np.int64)
-    fr, fc = (row - r0).astype(np.float32), (col - c0).astype(np.float32)
-    i00 = r0 * (w + 2) + c0
-    corners = np.take(padded.reshape(c, -1), np.concatenate([i00, i00 + 1, i00 + (w + 2), i00 + (w + 3)]), axis=1)
-    v00, v01, v10, v11 = corners.reshape(c, 4, len(i00)).transpose(1, 0, 2)
-    top = v00 + (v01 - v00) * fc
-    return top + (v10 + (v11 - v10) * fc - top) * fr
+@kernel_strict
+def _atan2_positive(y, x):
+    """atan2(y, x) in [0, 2 pi) for float32 y, x (0 at the origin): Cephes' atanf polynomial
+    after reduction to [0, tan(pi/8)] (~1e-7 relative), branch-free so that loops vectorise."""
+    ax, ay = abs(x), abs(y)
+    big, small = max(ax, ay), min(ax, ay)
+    reduce = small > f32(0.41421356) * big  # a = small / big in [0, 1] above tan(pi/8): z = (a - 1) / (a + 1)
+    num = small - big if reduce else small
+    den = small + big if reduce else big
+    z = num / den if den > f32(0.0) else f32(0.0)
+    zz = z * z
+    p = (((f32(8.05374449538e-2) * zz - f32(1.38776856032e-1)) * zz + f32(1.99777106478e-1)) * zz
+         - f32(3.33329491539e-1)) * zz * z + z
+    angle = (f32(0.25 * math.pi) + p) if reduce else p
+    angle = f32(0.5 * math.pi) - angle if ay > ax else angle
+    angle = f32(math.pi) - angle if x < f32(0.0) else angle
+    angle = -angle if y < f32(0.0) else angle
+    return angle + f32(2.0 * math.pi) if angle < f32(0.0) else angle
+
+
+@kernel_strict
+def _sin_quarter(s):
+    """sin(s) for float32 s in [0, pi/2] (Taylor to s^13: < 1e-9 there)."""
+    z = s * s
+    return s * (f32(1.0) + z * (f32(-1.0 / 6) + z * (f32(1.0 / 120) + z * (f32(-1.0 / 5040) + z * (
+        f32(1.0 / 362880) + z * (f32(-1.0 / 39916800) + z * f32(1.0 / 6227020800)))))))
+
+
+@kernel_strict
+def _cos_quarter(s):
+    """cos(s) for float32 s in [0, pi/2] (Taylor to s^14: < 1e-10 there)."""
+    z = s * s
+    return f32(1.0) + z * (f32(-0.5) + z * (f32(1.0 / 24) + z * (f32(-1.0 / 720) + z * (f32(1.0 / 40320) + z * (
+        f32(-1.0 / 3628800) + z * (f32(1.0 / 479001600) + z * f32(-1.0 / 87178291200)))))))
+
+
+@kernel_strict
+def _pick(i, t0, t1, t2, t3, t4, t5, t6, t7):
+    """t_i for an int32 i in [0, 8) by selects (a table load keeps a loop from vectorising)."""
+    v = t1 if i == np.int32(1) else t0
+    v = t2 if i == np.int32(2) else v
+    v = t3 if i == np.int32(3) else v
+    v = t4 if i == np.int32(4) else v
+    v = t5 if i == np.int32(5) else v
+    v = t6 if i == np.int32(6) else v
+    return t7 if i == np.int32(7) else v
+
+
+@kernel_strict
+def _shuffle_kernel(deltas, centers, radii, ramps, n_sectors, perms, out):
+    """The shuffle of each stamp whose annulus is not empty (n_sectors > 0); a copy elsewhere.
+    Each pixel within the fades of the annulus takes the bilinear samples (zero border) of its own
+    sector's source and, inside the cross-fade, its nearer neighbour's, each rotated by whole
+    sectors about the centre, weighted w and 1 - w with w = 1/2 + sin(pi t / 2)/2, and fades
+    radially into Δ with cos^2. float32 arithmetic in the order of the numpy definition. Per image
+    row, the geometry is one branch-free loop (it vectorises) and the sampling another."""
+    n_rows, n_bands, h, w = deltas.shape
+    wp = w + 2
+    plane = (h + 2) * wp
+    padded = np.zeros(n_bands * plane, np.float32)  # each band with a zero border
+    rot_c, rot_s = np.zeros(N_SECTORS, np.float32), np.zeros(N_SECTORS, np.float32)
+    x32 = np.empty(w, np.float32)
+    geo = np.empty((6, w), np.float32)  # per pixel of an image row: (row, col) of both samples, w_own, taper
+    row_max, col_max = f32(h + 1.0 - 1e-3), f32(w + 1.0 - 1e-3)
+    for b in range(n_rows):
+        n, ramp = n_sectors[b], ramps[b]
+        src, dst = deltas[b].ravel(), out[b].ravel()
+        dst[:] = src  # pixels beyond the fades keep Δ
+        if n == 0 or not ramp > 0:
+            continue
+        r_in, r_out = radii[b, 0], radii[b, 1]
+        lo, hi = r_in - ramp, r_out + ramp
+        r_in32, r_out32, ramp32, lo32, hi32 = f32(r_in), f32(r_out), f32(ramp), f32(lo), f32(hi)
+        for m in range(n):  # sector m shows sector perms[m]: its content rotated by (perms[m] - m) sectors
+            move = (perms[b, m] - m) % n
+            rot_c[m] = f32(math.cos(move * (2.0 * math.pi / n)))
+            rot_s[m] = f32(math.sin(move * (2.0 * math.pi / n)))
+        c0, c1, c2, c3, c4, c5, c6, c7 = rot_c[0], rot_c[1], rot_c[2], rot_c[3], rot_c[4], rot_c[5], rot_c[6], rot_c[7]
+        s0, s1, s2, s3, s4, s5, s6, s7 = rot_s[0], rot_s[1], rot_s[2], rot_s[3], rot_s[4], rot_s[5], rot_s[6], rot_s[7]
+        n32 = np.int32(n)
+        inv_width = f32(n / (2.0 * math.pi))
+        fade_scale = f32(2.0 * math.pi / n / (0.5 * ramp))  # sector width / half the fade arc length
+        taper_scale = f32(0.5 * math.pi / ramp)
+        cx, cy = centers[b, 0], centers[b, 1]
+        ox, oy = (w - 1) / 2.0 + cx, (h - 1) / 2.0 + cy
+        ox1, oy1 = f32(ox), f32(oy)
+        for c in range(n_bands):
+            for i in range(h):
+                for j in range(w):
+                    padded[c * plane + (i + 1) * wp + j + 1] = src[(c * h + i) * w + j]
+        for j in range(w):
+            x32[j] = f32(j - ox)
+        for i in range(h):
+            y = f32(i - oy)
+            for j in range(w):  # geometry
+                x = x32[j]
+                r = math.sqrt(x * x + y * y)
+                u = _atan2_positive(y, x) * inv_width  # sector coordinate in [0, n]
+                k = np.int32(u)
+                f = u - f32(k)
+                k = k - n32 if k >= n32 else k
+                # t = distance to the sector edge / half the cross-fade (at most half a sector wide)
+                t = min(min(f, f32(1.0) - f) * max(r * fade_scale, f32(2.0)), f32(1.0))
+                geo[4, j] = f32(1.0) if t >= f32(1.0) else f32(0.5) + f32(0.5) * _sin_quarter(f32(0.5 * math.pi) * t)
+                other = k - np.int32(1) if f < f32(0.5) else k + np.int32(1)
+                other = other + n32 if other < np.int32(0) else (other - n32 if other >= n32 else other)
+                cs, sn = _pick(k, c0, c1, c2, c3, c4, c5, c6, c7), _pick(k, s0, s1, s2, s3, s4, s5, s6, s7)
+                geo[0, j] = min(max(sn * x + cs * y + oy1 + f32(1.0), f32(0.0)), row_max)
+                geo[1, j] = min(max(cs * x - sn * y + ox1 + f32(1.0), f32(0.0)), col_max)
+                cs, sn = _pick(other, c0, c1, c2, c3, c4, c5, c6, c7), _pick(other, s0, s1, s2, s3, s4, s5, s6, s7)
+                geo[2, j] = min(max(sn * x + cs * y + oy1 + f32(1.0), f32(0.0)), row_max)
+                geo[3, j] = min(max(cs * x - sn * y + ox1 + f32(1.0), f32(0.0)), col_max)
+                d = min(max(max(r_in32 - r, r - r_out32), f32(0.0)), ramp32)
+                fade = _cos_quarter(taper_scale * d)
+                geo[5, j] = fade * fade if r >= lo32 and r <= hi32 else f32(0.0)
+            for j in range(w):  # samples
+                wo, tp = geo[4, j], geo[5, j]
+                here = i * w + j
+                if tp == f32(0.0):
+                    continue
+                r0, c0_ = np.uint32(geo[0, j]), np.uint32(geo[1, j])
+                p, fr, fc = r0 * np.uint32(wp) + c0_, geo[0, j] - f32(r0), geo[1, j] - f32(c0_)
+                r1, c1_ = np.uint32(geo[2, j]), np.uint32(geo[3, j])
+                q, gr, gc = r1 * np.uint32(wp) + c1_, geo[2, j] - f32(r1), geo[3, j] - f32(c1_)
+                for c in range(n_bands):
+                    base = np.uint32(c * plane)
+                    a00, a01 = padded[base + p], padded[base + p + np.uint32(1)]
+                    a10, a11 = padded[base + p + np.uint32(wp)], padded[base + p + np.uint32(wp + 1)]
+                    top = a00 + (a01 - a00) * fc
+                    shuffled = top + (a10 + (a11 - a10) * fc - top) * fr
+                    if wo < f32(1.0):  # the cross-fade with the neighbouring sector
+                        a00, a01 = padded[base + q], padded[base + q + np.uint32(1)]
+                        a10, a11 = padded[base + q + np.uint32(wp)], padded[base + q + np.uint32(wp + 1)]
+                        top = a00 + (a01 - a00) * gc
+                        shuffled = wo * shuffled + (f32(1.0) - wo) * (top + (a10 + (a11 - a10) * gc - top) * gr)
+                    dst[c * h * w + here] = tp * shuffled + (f32(1.0) - tp) * src[c * h * w + here]

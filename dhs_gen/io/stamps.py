@@ -2,8 +2,9 @@
 
 Layouts accepted by :func:`decode_stamp_npz` (path, bytes or file-like):
 
-* canonical ``DHSSTMP1`` blob (written by :func:`encode_stamp`): 8-byte magic, uint32 LE header
-  length, UTF-8 JSON header ``{"shape", "bands", "meta"}``, raw little-endian float32 (C, H, W);
+* canonical ``DHSSTMP1`` blob (written by :func:`encode_stamp` and :func:`stamp_array`): 8-byte
+  magic, uint32 LE header length, UTF-8 JSON header ``{"shape", "bands", "meta"}`` (padded with
+  spaces so the pixels start at a multiple of 4 bytes), raw little-endian float32 (C, H, W);
 * npz with ``image_g``/``image_r``/``image_z`` (any subset, e.g. bandset "r" has ``image_r`` only);
 * npz with ``img`` ((C, H, W), (H, W, C) or (H, W));
 * npz with ``cutout`` (H, W, C) plus scalar ``meta_*`` keys (the cutout files);
@@ -80,19 +81,63 @@ def _jsonable(value):
     return value
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps(..., separators=...) builds one per call
+
+
+def _header(shape, bands: str, meta: dict | None) -> bytes:
+    """The JSON header of a canonical blob, without padding."""
+    return _JSON.encode({
+        "shape": list(shape),
+        "bands": bands,
+        "meta": {str(k): _jsonable(v) for k, v in (meta or {}).items()},
+    }).encode("utf-8")
+
+
+def _prefix(header: bytes, length: int = 0) -> bytes:
+    """Magic, header length and ``header`` padded with spaces to at least ``length`` bytes and so
+    that the pixels after it start at a multiple of 4 bytes."""
+    length = max(length, len(header))
+    length += -(len(CANONICAL_MAGIC) + _HEADER_LEN.size + length) % 4
+    return CANONICAL_MAGIC + _HEADER_LEN.pack(length) + header.ljust(length)
+
+
 def encode_stamp(image: np.ndarray, bands: str = "grz", meta: dict | None = None) -> bytes:
     """Encode a (C, H, W) image (cast to float32) as the canonical ``DHSSTMP1`` blob."""
     image = np.asarray(image)
     if image.ndim == 2:
         image = image[None]
     _check_shape(image, bands, key="image")
-    header = json.dumps({
-        "shape": list(image.shape),
-        "bands": bands,
-        "meta": {str(k): _jsonable(v) for k, v in (meta or {}).items()},
-    }, separators=(",", ":")).encode("utf-8")
-    data = np.ascontiguousarray(image, dtype="<f4").tobytes()
-    return CANONICAL_MAGIC + _HEADER_LEN.pack(len(header)) + header + data
+    return b"".join((_prefix(_header(image.shape, bands, meta)), np.ascontiguousarray(image, dtype="<f4")))
+
+
+def stamp_array(shape, bands: str, metas: list):
+    """Canonical blobs for ``len(metas)`` stamps of ``shape`` (C, H, W) as one Arrow binary array
+    (null where ``metas[i]`` is None) and the float32 (V, C, H, W) array of the V valid stamps'
+    pixels, in order, which IS the blobs' pixel data: the caller writes the images into it (before
+    the Arrow array is used), so no blob is copied. Headers as :func:`encode_stamp`'s, padded to
+    one length; a blob decodes to what :func:`encode_stamp` of the same image and meta gives."""
+    import pyarrow as pa
+
+    shape = tuple(int(n) for n in shape)
+    _check_shape(np.empty((shape[0], 1, 1), np.float32), bands, key="image")
+    valid = np.array([m is not None for m in metas], dtype=bool)
+    headers = [_header(shape, bands, m) for m in metas if m is not None]
+    width = max((len(h) for h in headers), default=0)
+    prefixes = [_prefix(h, width) for h in headers]
+    lead, pixels = (len(prefixes[0]) if prefixes else 0), int(np.prod(shape)) * 4
+    blob = lead + pixels
+    if blob * len(headers) >= 2**31:
+        raise ValueError(f"{len(headers)} stamps of {blob} bytes exceed one Arrow binary array")
+    data = np.empty((len(headers), blob), np.uint8)
+    if headers:
+        data[:, :lead] = np.frombuffer(b"".join(prefixes), np.uint8).reshape(len(headers), lead)
+    offsets = np.zeros(len(metas) + 1, np.int32)
+    np.cumsum(np.where(valid, blob, 0), out=offsets[1:])
+    array = pa.BinaryArray.from_buffers(pa.binary(), len(metas), [
+        pa.py_buffer(np.packbits(valid, bitorder="little")) if not valid.all() else None,
+        pa.py_buffer(offsets), pa.py_buffer(data)], null_count=int((~valid).sum()))
+    images = data[:, lead:].view("<f4").reshape((len(headers),) + shape)
+    return array, images
 
 
 def encode_stamp_npz(image: np.ndarray, bands: str = "grz", meta: dict | None = None,

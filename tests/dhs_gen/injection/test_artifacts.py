@@ -121,3 +121,21 @@ def test_draws_equal_the_reference_draw():
         assert (draw.additive is None) == (additive is None)
         assert additive is None or (draw.additive.dtype == np.float32 and draw.additive.tobytes() == additive.tobytes())
         assert rng_under_test.bit_generator.state == ref_rng.bit_generator.state
+
+
+def test_applied_in_place_is_applied():
+    """apply_in_place on a stack of products (or one, or a strided view) is apply, bit for bit."""
+    every = ArtifactProfile(p_cosmic=1.0, p_trail=1.0, p_bad_column=1.0, p_gradient=1.0, p_noise=1.0)
+    rng = np.random.default_rng(3)
+    for profile in (every, PROFILES["none"], ArtifactProfile(p_bad_column=1.0)):
+        draw = draw_artifacts(profile, rng, np.full(3, 0.01), (3, 16, 16))
+        products = rng.normal(0, 0.05, (3, 3, 16, 16)).astype(np.float32)
+        expected = np.stack([draw.apply(p) for p in products])
+        stacked = products.copy()
+        draw.apply_in_place(stacked)
+        assert stacked.tobytes() == expected.tobytes()
+        strided = np.zeros((3, 2, 3, 16, 16), np.float32)[:, 1]
+        strided[...] = products
+        for p in strided:
+            draw.apply_in_place(p)
+        assert strided.tobytes() == expected.tobytes()

@@ -9,6 +9,7 @@ from dhs_gen.injection.hardneg import (
     sector_permutation,
     shuffle_annulus,
     shuffle_delta,
+    shuffle_deltas,
 )
 from dhs_gen.lensing import render_lensed_sersic
 
@@ -139,3 +140,131 @@ def test_no_light_is_left_alone():
     zero = np.zeros((3, 16, 16), np.float32)
     assert shuffle_annulus(zero) == (0.0, 0.0)
     assert np.array_equal(shuffle_delta(zero, 3.0, 4.0, np.random.default_rng(0)), zero)
+
+
+# --- the compiled kernels against the numpy definition ------------------------------------------
+
+def _reference_annulus(delta, center, flux_fraction=0.995):
+    """(r_in, r_out): whole RADIAL_BIN bins of the radial cumulative positive flux, (1 - F)/2 left
+    inside and outside (the numpy definition the kernel replaced)."""
+    c, h, w = delta.shape
+    flux = np.clip(delta, 0.0, None).sum(axis=0, dtype=np.float64).ravel()
+    total = flux.sum()
+    if not total > 0:
+        return 0.0, 0.0
+    radius = np.hypot((np.arange(w) - (w - 1) / 2.0 - center[0])[None, :],
+                      (np.arange(h) - (h - 1) / 2.0 - center[1])[:, None])
+    cum = np.cumsum(np.bincount((radius.ravel() / 0.25).astype(np.int64), weights=flux)) / total
+    tail = 0.5 * (1.0 - flux_fraction)
+    first = int(np.searchsorted(cum, tail, side="right"))
+    last = min(int(np.searchsorted(cum, 1.0 - tail, side="left")), len(cum) - 1)
+    return first * 0.25, (last + 1) * 0.25
+
+
+def _reference_shuffle(delta, theta_pix, fwhm_pix, rng, center=(0.0, 0.0)):
+    """The hard-negative shuffle written out with whole-array numpy, step by step as the module
+    docstring defines it (float32, bilinear samples with a zero border)."""
+    delta = np.asarray(delta, dtype=np.float32)
+    c, h, w = delta.shape
+    radius = np.hypot((np.arange(w) - (w - 1) / 2.0 - center[0])[None, :],
+                      (np.arange(h) - (h - 1) / 2.0 - center[1])[:, None])
+    r_in, r_out = _reference_annulus(delta, center)
+    out = delta.copy()
+    if r_out <= 0:
+        return out
+    ramp = 2.0 * max(float(fwhm_pix), 1.0)
+    n = sector_count(theta_pix, max(float(fwhm_pix), 1.0))
+    perm = sector_permutation(rng, n)
+    inside = np.flatnonzero((radius >= r_in - ramp) & (radius <= r_out + ramp))
+    rows, cols = np.divmod(inside, w)
+    r = radius.ravel()[inside].astype(np.float32)
+    x = (cols - ((w - 1) / 2.0 + center[0])).astype(np.float32)
+    y = (rows - ((h - 1) / 2.0 + center[1])).astype(np.float32)
+    width = np.float32(2.0 * np.pi / n)
+    u = np.mod(np.arctan2(y, x), np.float32(2.0 * np.pi)) / width
+    k = u.astype(np.int64) % n
+    f = u - np.floor(u)
+    half = np.minimum(np.float32(0.5 * ramp) / np.maximum(r, np.float32(1e-6)) / width, np.float32(0.5))
+    t = np.minimum(np.minimum(f, 1.0 - f) / half, np.float32(1.0))
+    w_own = np.float32(0.5) + np.float32(0.5) * np.sin(np.float32(0.5 * np.pi) * t)
+    other = np.where(f < 0.5, k - 1, k + 1) % n
+
+    def sample(sector):
+        move = (perm[sector] - sector) % n
+        cos, sin = np.cos(move * 2.0 * np.pi / n).astype(np.float32), np.sin(move * 2.0 * np.pi / n).astype(np.float32)
+        padded = np.zeros((c, h + 2, w + 2), np.float32)
+        padded[:, 1:-1, 1:-1] = delta
+        row = np.clip(sin * x + cos * y + np.float32((h - 1) / 2.0 + center[1]) + np.float32(1), 0, np.float32(h + 1 - 1e-3))
+        col = np.clip(cos * x - sin * y + np.float32((w - 1) / 2.0 + center[0]) + np.float32(1), 0, np.float32(w + 1 - 1e-3))
+        r0, c0 = row.astype(np.int64), col.astype(np.int64)
+        fr, fc = (row - r0).astype(np.float32), (col - c0).astype(np.float32)
+        v00, v01, v10, v11 = padded[:, r0, c0], padded[:, r0, c0 + 1], padded[:, r0 + 1, c0], padded[:, r0 + 1, c0 + 1]
+        top = v00 + (v01 - v00) * fc
+        return top + (v10 + (v11 - v10) * fc - top) * fr
+
+    shuffled = w_own * sample(k) + (1.0 - w_own) * sample(other)
+    taper = np.cos(np.float32(0.5 * np.pi / ramp) * np.clip(np.maximum(r_in - r, r - r_out), 0.0, ramp)) ** 2
+    flat = out.reshape(c, h * w)
+    flat[:, inside] = taper * shuffled + (1.0 - taper) * flat[:, inside]
+    return out
+
+
+def _cases(arcs):
+    """(delta, θ_E [px], FWHM [px], centre (x, y) [px]) cases: the realistic arcs, arcs near the
+    stamp edge (the rotated samples leave the stamp), θ_E below the FWHM, odd shapes and bands."""
+    images, theta, centers = arcs
+    fwhm = FWHM_R / PIX
+    cases = [(images[i], theta[i], fwhm, tuple(centers[i])) for i in range(len(images))]
+    shifted = np.roll(images[:6], (20, -17), axis=(2, 3))  # lens far off centre: the annulus crosses the edge
+    cases += [(shifted[i], theta[i], fwhm, (centers[i][0] - 17, centers[i][1] + 20)) for i in range(6)]
+    small = np.argsort(theta)[:4]  # θ_E ≲ FWHM (unresolved: 3 sectors)
+    cases += [(images[i], 0.6 * fwhm, fwhm, tuple(centers[i])) for i in small]
+    ring = _ring(size=48, radius=9.0)
+    cases += [(ring[:, 3:45, :], 9.0, 3.0, (0.0, 1.5)),  # H != W
+              (ring[:1], 9.0, 3.0, (0.3, -0.2)),  # one band
+              (np.concatenate([ring, ring[:2]]), 9.0, 7.0, (-0.6, 0.4)),  # five bands
+              (images[0], theta[0], 0.4, tuple(centers[0])),  # FWHM < 1 pixel: fades of 2 pixels
+              (images[1], theta[1], 40.0, tuple(centers[1]))]  # fades wider than the stamp
+    return cases
+
+
+def test_kernels_equal_the_numpy_definition(arcs):
+    """Annulus radii exactly; shuffled pixels to float32 rounding (1e-5 of the peak, measured
+    2e-6): polynomial atan2/sin/cos and products by reciprocals instead of divisions."""
+    for delta, theta, fwhm, center in _cases(arcs):
+        assert shuffle_annulus(delta, center) == _reference_annulus(delta, center)
+        ref = _reference_shuffle(delta, theta, fwhm, np.random.default_rng(7), center)
+        got = shuffle_delta(delta, theta, fwhm, np.random.default_rng(7), center)
+        assert got.dtype == np.float32 and got.shape == delta.shape
+        assert np.abs(got - ref).max() <= 1e-5 * np.abs(delta).max(), (theta, fwhm, center)
+        r_in, r_out = _reference_annulus(delta, center)
+        ramp = 2.0 * max(fwhm, 1.0)
+        beyond = ~annulus_mask(delta.shape[-2:], r_in - ramp - 1e-3, r_out + ramp + 1e-3, center)
+        assert np.array_equal(got[:, beyond], delta[:, beyond])  # pixels beyond the fades are Δ, bit for bit
+
+
+def test_a_batch_is_its_rows(arcs):
+    """shuffle_deltas of a batch gives each row what shuffle_delta gives it alone (one generator
+    per row, drawn only for rows with light)."""
+    images, theta, centers = arcs
+    deltas = images[:12].copy()
+    deltas[3] = 0.0  # no light: unchanged, its generator untouched
+    rngs = [np.random.default_rng(100 + i) for i in range(12)]
+    batch = shuffle_deltas(deltas, theta[:12], np.full(12, FWHM_R / PIX), rngs, centers[:12])
+    for i in range(12):
+        alone = shuffle_delta(deltas[i], theta[i], FWHM_R / PIX, np.random.default_rng(100 + i), tuple(centers[i]))
+        assert np.array_equal(batch[i], alone)
+    assert np.array_equal(batch[3], deltas[3])
+    assert rngs[3].bit_generator.state == np.random.default_rng(103).bit_generator.state
+
+
+def test_non_finite_light_is_left_alone(arcs):
+    """Δ with a NaN or inf pixel has no defined flux annulus: returned unchanged, as the numpy
+    definition does (its total flux is not > 0)."""
+    images, theta, centers = arcs
+    for bad in (np.nan, np.inf):
+        delta = images[0].copy()
+        delta[1, 5, 7] = bad
+        assert shuffle_annulus(delta, tuple(centers[0])) == (0.0, 0.0)
+        out = shuffle_delta(delta, theta[0], 5.0, np.random.default_rng(0), tuple(centers[0]))
+        assert np.array_equal(out, delta, equal_nan=True)
