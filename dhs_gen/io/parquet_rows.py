@@ -7,11 +7,12 @@ Requests that arrive in (file, row) order read each row group once: the reader k
 row group(s) it read (``cache_groups``, default 1: the memory of one row group, ~128 MB for a
 Spark-written cutout dataset) and the footers of the files it opened.
 
-CPU per row (measured on phase 4c's 122 KB cutout blobs; docs/injection_jobs.md, Performance):
-local files are memory-mapped (one copy, page cache → Arrow buffer; a read through a Python
-file object copies twice); remote files are read through fsspec with Arrow's coalesced
-pre-buffering. Rows that are consecutive in their row group come back as zero-copy slices of it,
-so a blob is copied once between the page cache and the caller.
+CPU (phase 4c's 122 KB cutout blobs; docs/injection_jobs.md, Performance): local files are
+memory-mapped (one copy, page cache → Arrow buffer; a read through a Python file object copies
+twice). The pipeline's writers replace files atomically and never rewrite one in place; a
+mapped file truncated under the reader would fault it. Remote files are read through fsspec
+with Arrow's coalesced pre-buffering. Rows consecutive in their row group come back as zero-copy
+slices of it, so a blob is copied once between the page cache and the caller.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ class ParquetRowReader:
                  cache_files: int = 4):
         self.columns, self.required = list(columns), list(required)
         self.cache_groups, self.cache_files = cache_groups, cache_files
-        self._files: OrderedDict[str, Tuple[pq.ParquetFile, np.ndarray, BinaryIO]] = OrderedDict()
+        self._files: OrderedDict[str, Tuple[pq.ParquetFile, np.ndarray, BinaryIO | pq.ParquetFile]] = OrderedDict()
         self._groups: OrderedDict[Tuple[str, int], pa.Table] = OrderedDict()
 
     def _file(self, uri: str) -> Tuple[pq.ParquetFile, np.ndarray]:
