@@ -103,15 +103,15 @@ def _pipeline(root: Path, out: Path, limit: int | None = None) -> int:
     return sum(r["rows"] for r in writer.close().to_pylist())
 
 
-STAGES = {  # stage -> the function whose cumulative CPU it is (cProfile), in pipeline order
+STAGES = {  # stage -> (file, the function(s) whose cumulative CPU it is (cProfile)), in pipeline order
     "read host cutouts (by address)": ("inject.py", "attach_dataset_cutouts"),
     "decode hosts, noise sigma and autocovariance": ("inject.py", "__init__"),
     "render arcs (fast engine)": ("inject.py", "_render"),
     "arc metrics and image count": ("inject.py", "_metrics"),
     "products: noise, control, hard negative, artifacts, encode": ("inject.py", "_products"),
-    "hard negative (shuffle) alone": ("hardneg.py", "shuffle_delta"),
+    "hard negative (shuffle) alone": ("hardneg.py", "shuffle_deltas"),
     "output table": ("inject.py", "_output_table"),
-    "write Parquet shards": ("parquet_shards.py", "write"),
+    "write Parquet shards": ("parquet_shards.py", "write", "close"),
 }
 
 
@@ -128,8 +128,8 @@ def _cpu_breakdown(root: Path, out: Path) -> dict:
     stats = pstats.Stats(profile).stats
     total = max(v[3] for k, v in stats.items() if k[2] == "_pipeline")
     shares = {}
-    for stage, (file, func) in STAGES.items():
-        cum = sum(v[3] for k, v in stats.items() if k[0].endswith(file) and k[2] == func)
+    for stage, (file, *funcs) in STAGES.items():
+        cum = sum(v[3] for k, v in stats.items() if k[0].endswith(file) and k[2] in funcs)
         shares[stage] = cum / total
     return shares
 

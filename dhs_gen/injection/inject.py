@@ -25,7 +25,7 @@ from pydantic import Field
 from dhs_gen import PIXEL_SCALE_ARCSEC
 from dhs_gen.config import StrictModel
 from dhs_gen.injection.artifacts import ArtifactDraw, draw_artifacts, get_profile
-from dhs_gen.injection.hardneg import shuffle_delta
+from dhs_gen.injection.hardneg import shuffle_deltas
 from dhs_gen.injection.metrics import (
     NOISE_MAX_LAG,
     arc_metrics,
@@ -39,6 +39,7 @@ from dhs_gen.io.stamps import (
     decode_canonical_image,
     decode_stamp_npz,
     encode_stamp,
+    stamp_array,
 )
 from dhs_gen.schemas import STATUS_OK, conform, get_dataset
 
@@ -216,21 +217,31 @@ def _render(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarray], psf: np.
 
 def _products(hosts: np.ndarray, arcs: np.ndarray, rows: np.ndarray, lens: Dict[str, np.ndarray],
               fwhm_pix: np.ndarray, seeds: np.ndarray, draws: List, task_ids: List, cfg: InjectConfig) -> dict:
-    """Encoded positive, control and hard-negative stamps of ``rows`` (None elsewhere): optional
-    arc Poisson noise, the azimuthal shuffle, and the row's artifact draw applied to all three."""
-    pix = cfg.pixel_scale
-    out = {"stamp": [None] * len(hosts), "ctrl_stamp": [None] * len(hosts), "hardneg_stamp": [None] * len(hosts)}
-    for i in rows:
-        host, arc = hosts[i], arcs[i]
-        if cfg.arc_poisson:
-            counts = np.clip(arc, 0.0, None).astype(np.float64) * cfg.gain_e_per_nmgy
-            arc = (_rng(seeds[i], STREAM_POISSON).poisson(counts) / cfg.gain_e_per_nmgy).astype(np.float32)
-        center = (lens["center_x"][i] / pix, lens["center_y"][i] / pix)
-        shuffled = shuffle_delta(arc, lens["theta_E"][i] / pix, fwhm_pix[i], _rng(seeds[i], STREAM_SHUFFLE), center)
-        meta, draw = {"task_id": task_ids[i]}, draws[i]
-        out["stamp"][i] = encode_stamp(draw.apply(host + arc), "grz", {**meta, "kind": "positive"})
-        out["ctrl_stamp"][i] = encode_stamp(draw.apply(host), "grz", {**meta, "kind": "control"})
-        out["hardneg_stamp"][i] = encode_stamp(draw.apply(host + shuffled), "grz", {**meta, "kind": "hard_negative"})
+    """Encoded positive, control and hard-negative stamps of ``rows`` (Arrow binary arrays, null
+    elsewhere): optional arc Poisson noise, the azimuthal shuffle (all rows at once), and the row's
+    artifact draw applied to all three. The stamps are written straight into the blobs."""
+    pix, rows = cfg.pixel_scale, np.sort(rows)  # the stamps of stamp_array come in row order
+    arc = arcs[rows]
+    if cfg.arc_poisson:
+        for r, i in enumerate(rows):
+            counts = np.clip(arc[r], 0.0, None).astype(np.float64) * cfg.gain_e_per_nmgy
+            arc[r] = (_rng(seeds[i], STREAM_POISSON).poisson(counts) / cfg.gain_e_per_nmgy).astype(np.float32)
+    centers = np.stack([lens["center_x"][rows] / pix, lens["center_y"][rows] / pix], axis=1)
+    shuffled = shuffle_deltas(arc, lens["theta_E"][rows] / pix, fwhm_pix[rows],
+                              [_rng(seeds[i], STREAM_SHUFFLE) for i in rows], centers)
+    out, images = {}, []
+    picked = set(rows.tolist())
+    for name, kind in (("stamp", "positive"), ("ctrl_stamp", "control"), ("hardneg_stamp", "hard_negative")):
+        metas = [{"task_id": task_ids[i], "kind": kind} if i in picked else None for i in range(len(hosts))]
+        out[name], stamps = stamp_array(hosts.shape[1:], "grz", metas)
+        images.append(stamps)
+    host = hosts[rows]
+    np.add(host, arc, out=images[0])
+    images[1][...] = host
+    np.add(host, shuffled, out=images[2])
+    for r, i in enumerate(rows):
+        for stamps in images:
+            draws[i].apply_in_place(stamps[r])
     return out
 
 
