@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dhs_gen.lensing import LensingInputError, total_flux
-from dhs_gen.lensing.image_source import _lit_centres, block_sum, render_lensed_image
+from dhs_gen.lensing.image_source import _lit_pixels, block_sum, render_lensed_image
 from dhs_gen.psf import kernel_centroid
 
 
@@ -47,31 +47,40 @@ def test_sparse_footprint_and_general_lenses_match_lenstronomy(configs):
     _assert_matches_lenstronomy(general, *args)
 
 
-def test_lit_centres_cover_every_lit_point_within_reach():
-    """A point is lit iff a non-zero template cell lies within ``reach`` template pixels: every
-    point within reach of a point where the bilinear template is non-zero is lit, and points two
-    cells beyond the reach of the only non-zero pixel are not."""
+def test_lit_pixels_cover_every_pixel_reading_the_template():
+    """Under an affine lens map, a pixel whose interior reads the template (a single non-zero
+    pixel) is always lit, and pixels whose corner box is beyond the margin are not: the sub-pixel
+    selection loses no light and stays tight."""
     rng = np.random.default_rng(3)
+    side, scale, margin = 16, 0.05, 0.5  # stamp pixels of 0.262", template pixels of 0.05", margin [template px]
     padded = np.zeros((1, 1, 14, 14), dtype=np.float32)
     padded[0, 0, 6, 9] = 1.0  # template pixel (5, 8) of a 12 x 12 template with its zero border
-    scale, reach = 0.05, 2
-    frame = (np.array([0.1], np.float32), np.array([-0.2], np.float32), np.array([1 / scale], np.float32),
-             np.array([reach]))
-    bx, by = (rng.uniform(-0.6, 0.6, (1, 4000)).astype(np.float32) + frame[i][0] for i in (0, 1))
-    lit = np.empty((1, 4000), dtype=np.bool_)
-    _lit_centres(padded, *frame, bx, by, lit)
-    fx, fy = (bx[0] - frame[0][0]) / scale + 6.5, (by[0] - frame[1][0]) / scale + 6.5  # padded-pixel units
-    on = (np.abs(fx - 9) < 1) & (np.abs(fy - 6) < 1)  # where the bilinear template is non-zero
-    assert on.any()
-    for shift in np.linspace(-reach, reach, 9):  # points within reach (Chebyshev) of a lit point ...
-        for axis in (0, 1):
-            near = [bx[0, on], by[0, on]]
-            near[axis] = near[axis] + np.float32(shift * scale)
-            inside = np.empty((1, on.sum()), dtype=np.bool_)
-            _lit_centres(padded, *frame, near[0][None], near[1][None], inside)
-            assert inside.all()
-    far = np.maximum(np.abs(fx - 9), np.abs(fy - 6)) > reach + 3
-    assert far.any() and not lit[0, far].any() and lit[0, ~far].any()
+    frame = (np.array([0.1], np.float32), np.array([-0.2], np.float32), np.array([1 / scale], np.float32))
+    matrix = np.array([[0.05, 0.5], [-0.6, 0.1]]) + rng.normal(0, 0.05, (2, 2))  # compresses ~0.262" -> ~0.15"
+    shift = rng.normal(0, 0.1, 2)
+
+    def lens_map(x, y):  # source-plane arcsec of image-plane arcsec
+        return matrix[0, 0] * x + matrix[0, 1] * y + shift[0], matrix[1, 0] * x + matrix[1, 1] * y + shift[1]
+
+    corners = (np.arange(side + 1) - side / 2) * 0.262
+    bx, by = lens_map(*np.meshgrid(corners, corners))  # rows: y, columns: x
+    lit = np.empty((1, side * side), dtype=np.bool_)
+    _lit_pixels(padded, *frame, np.array([margin], np.float32), bx.astype(np.float32).reshape(1, -1),
+                by.astype(np.float32).reshape(1, -1), lit)
+    lit = lit.reshape(side, side)
+    fine = (np.arange(32) + 0.5) / 32 - 0.5  # dense interior points of each pixel
+    touched = np.zeros((side, side), dtype=bool)
+    distance = np.zeros((side, side))
+    for a in range(side):
+        for b in range(side):
+            x = ((b - (side - 1) / 2) + fine[None, :]) * 0.262 + 0 * fine[:, None]
+            y = ((a - (side - 1) / 2) + fine[:, None]) * 0.262 + 0 * fine[None, :]
+            sx, sy = lens_map(x, y)
+            fx, fy = (sx - frame[0][0]) / scale + 6.5, (sy - frame[1][0]) / scale + 6.5  # padded-pixel units
+            touched[a, b] = ((np.abs(fx - 9) < 1) & (np.abs(fy - 6) < 1)).any()
+            distance[a, b] = max(np.abs(fx - 9).min(), np.abs(fy - 6).min())
+    assert touched.sum() >= 2 and (lit | ~touched).all()
+    assert not lit[distance > margin + 2].any() and (distance > margin + 2).sum() > 200
 
 
 def test_block_sum_scales_rows_inside_a_zero_border():
