@@ -131,13 +131,15 @@ def log2_1pf(w):
 
 @kernel(inline="always")
 def atan2f(y, x):
-    """atan2(y, x) [rad], float32 (Cephes atanf on t = min/max(|x|, |y|) in [0, 1], reduced to
-    |t'| <= tan(pi/8) by t' = (t - 1)/(t + 1) (+ pi/4), then the octant by selects)."""
+    """atan2(y, x) [rad], float32 (Cephes atanf on t = lo/hi, lo, hi = min, max(|x|, |y|), reduced
+    to |t'| <= tan(pi/8) by t' = (lo - hi)/(lo + hi) (+ pi/4) when t > tan(pi/8): one division;
+    then the octant by selects)."""
     ax, ay = abs(x), abs(y)
     hi, lo = max(ax, ay), min(ax, ay)
-    t = lo / hi if hi > F32(0.0) else F32(0.0)
-    big = t > F32(0.41421356237309504880)
-    t = (t - F32(1.0)) / (t + F32(1.0)) if big else t
+    big = lo > F32(0.41421356237309504880) * hi
+    num = lo - hi if big else lo
+    den = lo + hi if big else hi
+    t = num / den if den > F32(0.0) else F32(0.0)
     z = t * t
     p = F32(8.05374449538e-2)
     p = p * z - F32(1.38776856032e-1)
@@ -426,3 +428,42 @@ def render_sie_sersic(lens_coef, src_coef, scale, centre_x, centre_y, radius2, x
                     lensed_sersic_block(lc, sc, kx[k0:k1], ky[k0:k1], k1 - k0, offsets[b], offsets[a], acc, ta, tb)
             for k in range(k0, k1):
                 row[idx[k] // w, idx[k] % w] = acc[k - k0] * f
+
+
+@kernel
+def even_spectrum_product(half, image, scale, out):
+    """out[b, c, f] = image[b, f] x scale[b, c] x half[min(f, ny - f), b C + c]: image spectra
+    (B, ny, nx//2 + 1) times real kernel spectra even in f, given on rows f = 0..ny//2 as ``half``
+    (ny//2 + 1, B C, nx//2 + 1) float32, and a per-row, per-band factor ``scale`` (B, C) float32
+    (e.g. band fluxes). The complex arrays are passed as float32 views (real, imaginary
+    interleaved): ``image`` (B, ny, 2 (nx//2 + 1)), ``out`` (B, C, ny, 2 (nx//2 + 1)), so that the
+    products vectorise."""
+    n, c, ny, nx2 = out.shape
+    both = np.empty(nx2, dtype=np.float32)
+    for b in range(n):
+        for k in range(c):
+            f_k = scale[b, k]
+            for f in range(ny):
+                src = half[min(f, ny - f), b * c + k]
+                for g in range(nx2 // 2):  # the real spectrum for the real and imaginary parts
+                    both[2 * g] = src[g] * f_k
+                    both[2 * g + 1] = src[g] * f_k
+                a_row = image[b, f]
+                o_row = out[b, k, f]
+                for g in range(nx2):
+                    o_row[g] = a_row[g] * both[g]
+
+
+@kernel
+def is_point_symmetric(kernels):
+    """True when every (..., K, K) kernel of the C-contiguous array ``kernels`` is symmetric under
+    x -> -x and under y -> -y (exact comparison; stops at the first difference)."""
+    k = kernels.shape[-1]
+    flat = kernels.reshape(-1, k, k)
+    for b in range(flat.shape[0]):
+        m = flat[b]
+        for i in range(k):
+            for j in range(k):
+                if m[i, j] != m[k - 1 - i, j] or m[i, j] != m[i, k - 1 - j]:
+                    return False
+    return True

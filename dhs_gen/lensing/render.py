@@ -153,8 +153,8 @@ def render_lensed_sersic(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarr
     else:
         images = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
         unit = lensed_sersic_unit_images(lens_p, src_p, stamp_size, pixel_scale, supersampling)
+        flux32 = fluxes.astype(np.float32)
         for start in range(0, n, FAST_CHUNK_ROWS):  # cache-sized chunks (2x faster FFTs than one big batch)
             rows = slice(start, start + FAST_CHUNK_ROWS)
-            images[rows] = fast.convolve_bands(unit[rows], kernels[rows])
-        images *= fluxes[:, :, None, None].astype(np.float32)
+            fast.convolve_bands(unit[rows], kernels[rows], scale=flux32[rows], out=images[rows], symmetric=True)
     return check_finite_output(images, "render_lensed_sersic")

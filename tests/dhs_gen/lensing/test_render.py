@@ -221,8 +221,9 @@ def test_bad_options_and_non_finite_output_are_errors(configs, monkeypatch):
         render_lensed_sersic(lens, source, psf, supersampling=0)
     from dhs_gen.lensing import fast
 
-    def broken(pixels, kernels):
-        out = np.ones((len(pixels), 3) + pixels.shape[1:], dtype=np.float32)
+    def broken(pixels, kernels, scale=None, out=None, symmetric=None):
+        out = np.ones((len(pixels), 3) + pixels.shape[1:], dtype=np.float32) if out is None else out
+        out[...] = 1
         out[1, 0, 5, 5] = np.inf
         return out
 
