@@ -26,6 +26,7 @@ from dhs_gen import PIXEL_SCALE_ARCSEC
 from dhs_gen.config import StrictModel
 from dhs_gen.injection.artifacts import ArtifactDraw, draw_artifacts, get_profile
 from dhs_gen.injection.hardneg import shuffle_deltas
+from dhs_gen.injection.metric_kernels import finite_copy
 from dhs_gen.injection.metrics import (
     NOISE_MAX_LAG,
     arc_metrics,
@@ -147,11 +148,10 @@ class _Hosts:
                 status[i] = reason
                 continue
             crop, self.offset_pix[i] = _centre_crop(img, size)
-            bad = ~np.isfinite(crop)
             c = size // 4
-            self.bad_frac[i] = bad.mean()
-            self.ok[i] = bad[:, c:size - c, c:size - c].mean() < max_central_bad
-            self.images[i] = np.where(bad, 0.0, crop)
+            n_bad, n_central = finite_copy(crop, c, self.images[i])  # non-finite pixels as 0
+            self.bad_frac[i] = n_bad / crop.size
+            self.ok[i] = n_central / (crop.shape[0] * (size - 2 * c) ** 2) < max_central_bad
             full.setdefault(img.shape[1], []).append((i, img))
             if not self.ok[i]:
                 status[i] = "bad_cutout: central non-finite fraction too high"

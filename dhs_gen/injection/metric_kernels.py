@@ -16,11 +16,59 @@ rounding (~1e-7 of the variance; the former zero-padded single-precision FFTs we
 from __future__ import annotations
 
 import numpy as np
+from numba import types
+from numba.extending import intrinsic
 
 from dhs_gen.jit import kernel, kernel_strict
 from dhs_gen.lensing.kernels import _sie_tuple, sie_angles, sie_beta, sie_log_ratio  # noqa: F401 (_sie_tuple: the engine's row-to-registers helper)
 
 F32 = np.float32
+
+
+U64 = np.uint64
+
+
+@intrinsic
+def popcount(typingctx, x):
+    """The number of set bits of a uint64 (LLVM ctpop: one instruction, vectorised)."""
+    if x != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return types.uint64(types.uint64), codegen
+
+
+@kernel
+def pack_rows(mask):
+    """(H, W) 0/1 uint8 -> (H, ceil(W / 64) + 1) uint64 row bitsets (bit j of a row = column j; one
+    spare zero word per row, so that shifted reads stay in the row)."""
+    h, w = mask.shape
+    bits = np.zeros((h, (w + 63) // 64 + 1), np.uint64)
+    for i in range(h):
+        for j in range(w):
+            bits[i, j >> 6] |= U64(mask[i, j]) << U64(j & 63)
+    return bits
+
+
+@kernel(inline="always")
+def shift_row(src, dx, dst):
+    """``dst`` bit j = ``src`` bit j + dx (a row bitset moved by ``dx`` columns, |dx| < 64; bits from
+    outside the row are 0)."""
+    n = len(src)
+    if dx == 0:
+        dst[:] = src
+    elif dx > 0:
+        s = U64(dx)
+        for k in range(n - 1):
+            dst[k] = (src[k] >> s) | (src[k + 1] << (U64(64) - s))
+        dst[n - 1] = src[n - 1] >> s
+    else:
+        s = U64(-dx)
+        dst[0] = src[0] << s
+        for k in range(1, n):
+            dst[k] = (src[k] << s) | (src[k - 1] >> (U64(64) - s))
 
 
 @kernel_strict
@@ -68,27 +116,49 @@ def gaussian_smooth_transposed(x, weights):
 
 
 @kernel
+def dilate_bits(bits, width, grow):
+    """Row bitsets (H, nw) (:func:`pack_rows`, ``width`` columns) dilated by a (2 grow + 1)^2
+    square, pixels beyond the edge ignored (= scipy.ndimage.maximum_filter's 'reflect'): each word
+    OR'ed over ±grow rows, then with itself moved by 1..grow columns either way (carrying bits
+    across words); bits beyond ``width`` stay 0. 0 < grow < 64."""
+    h, nw = bits.shape
+    rows = np.empty((h, nw), np.uint64)
+    for i in range(h):
+        lo, hi = max(i - grow, 0), min(i + grow + 1, h)
+        for k in range(nw):
+            v = U64(0)
+            for ii in range(lo, hi):
+                v |= bits[ii, k]
+            rows[i, k] = v
+    out = np.empty((h, nw), np.uint64)
+    for i in range(h):
+        for k in range(nw):
+            word = rows[i, k]
+            below = rows[i, k - 1] if k > 0 else U64(0)
+            above = rows[i, k + 1] if k + 1 < nw else U64(0)
+            v = word
+            for d in range(1, grow + 1):
+                s, t = U64(d), U64(64 - d)
+                v |= (word >> s) | (above << t) | (word << s) | (below >> t)
+            out[i, k] = v
+    last = (U64(1) << U64(width & 63)) - U64(1)  # clear what moved past the last column
+    for i in range(h):
+        out[i, width >> 6] &= last
+        for k in range((width >> 6) + 1, nw):
+            out[i, k] = 0
+    return out
+
+
+@kernel
 def dilate_square(mask, grow):
-    """``mask`` (uint8 (H, W) of 0/1) dilated by a (2 grow + 1)^2 square, pixels beyond the edge
-    ignored (= scipy.ndimage.maximum_filter's 'reflect'): uint8 (H, W). Rows, then columns, on a
-    zero-padded copy (whole-row loops)."""
+    """``mask`` (uint8 (H, W) of 0/1) dilated by a (2 grow + 1)^2 square (:func:`dilate_bits`):
+    uint8 (H, W)."""
     h, w = mask.shape
-    wp = w + 2 * grow
-    pad = np.zeros((h + 2 * grow, wp), np.uint8)
-    pad[grow:grow + h, grow:grow + w] = mask
-    rows = np.zeros((h, wp), np.uint8)
+    grown = dilate_bits(pack_rows(mask), w, grow)
+    out = np.empty((h, w), np.uint8)
     for i in range(h):
-        row = rows[i]
-        for d in range(2 * grow + 1):
-            src = pad[i + d]
-            for c in range(wp):
-                row[c] = row[c] | src[c]
-    out = np.zeros((h, w), np.uint8)
-    for i in range(h):
-        dst, src = out[i], rows[i]
-        for d in range(2 * grow + 1):
-            for c in range(w):
-                dst[c] = dst[c] | src[c + d]
+        for j in range(w):
+            out[i, j] = (grown[i, j >> 6] >> U64(j & 63)) & U64(1)
     return out
 
 
@@ -137,33 +207,26 @@ def lag_sums(x, max_lag, out):
 @kernel
 def pair_counts(mask, max_lag, out):
     """``out[L + dy, L + dx]`` = Σ m[i, j] m[i + dy, j + dx]: the number of pixel pairs of a 0/1
-    uint8 (H, W) mask at each lag |dy|, |dx| <= L = ``max_lag`` (out: (2L+1, 2L+1) float64, exact).
-    Counted in uint8 down each column, emptied into int64 every 248 rows (no overflow)."""
-    h, w = mask.shape
+    uint8 (H, W) mask at each lag |dy|, |dx| <= L = ``max_lag`` < 64 (out: (2L+1, 2L+1) float64,
+    exact): popcounts of row bitsets AND'ed with the rows dy below moved by dx columns."""
+    h = mask.shape[0]
     n_lag = 2 * max_lag + 1
-    wv = (w + LANES - 1) // LANES * LANES
-    pad = np.zeros((h + ROWS, wv + 2 * max_lag + LANES), np.uint8)
-    pad[:h, max_lag:max_lag + w] = mask
-    acc = np.empty((n_lag, wv), np.uint8)
-    total = np.empty((n_lag, wv), np.int64)
+    bits = pack_rows(mask)
+    nw = bits.shape[1]
+    moved = np.empty((n_lag, h + max_lag + 1, nw), np.uint64)  # rows past the last are 0
+    moved[:, h:] = 0
+    for k in range(n_lag):
+        for i in range(h):
+            shift_row(bits[i], k - max_lag, moved[k, i])
+    flat = bits.reshape(-1)
     for dy in range(max_lag + 1):
-        acc[:] = 0
-        total[:] = 0
-        for i in range(0, h - dy, ROWS):
-            for k in range(n_lag):
-                for j in range(wv):
-                    acc[k, j] += (((pad[i, max_lag + j] & pad[i + dy, k + j])
-                                   + (pad[i + 1, max_lag + j] & pad[i + dy + 1, k + j]))
-                                  + ((pad[i + 2, max_lag + j] & pad[i + dy + 2, k + j])
-                                     + (pad[i + 3, max_lag + j] & pad[i + dy + 3, k + j])))
-            if i % 248 == 248 - ROWS:  # 62 passes of <= 4 pairs: <= 248 per column
-                total += acc
-                acc[:] = 0
-        total += acc
         for k in range(n_lag):
-            out[max_lag + dy, k] = total[k].sum()
+            other = moved[k].reshape(-1)[dy * nw:]
+            total = U64(0)
+            for f in range(max(h - dy, 0) * nw):
+                total += popcount(flat[f] & other[f])
+            out[max_lag + dy, k] = total
     _mirror(out, max_lag)
-
 
 
 @kernel_strict
@@ -197,19 +260,20 @@ def blank_sky_autocovariance(image, smooth_t, level, cut, grow, min_blank, max_l
     the blank pixels less their mean over the blank :func:`pair_counts`; NaN where a lag has no
     pair (all NaN without a blank pixel)."""
     h, w = image.shape
-    source_t = np.empty((w, h), np.uint8)
+    source_t = np.zeros((w, (h + 63) // 64 + 1), np.uint64)  # row bitsets of the transpose
     for c in range(w):
         for i in range(h):
-            source_t[c, i] = smooth_t[c, i] - level > cut
-    grown_t = dilate_square(source_t, grow)
+            source_t[c, i >> 6] |= U64(smooth_t[c, i] - level > cut) << U64(i & 63)
+    grown_t = dilate_bits(source_t, h, grow)
     finite = np.empty((h, w), np.uint8)
     blank = np.empty((h, w), np.uint8)
     n_finite, n_blank = 0, 0
     for i in range(h):
+        word, bit = i >> 6, U64(i & 63)
         for c in range(w):
             ok = np.isfinite(image[i, c])
             finite[i, c] = ok
-            blank[i, c] = ok and not grown_t[c, i]
+            blank[i, c] = ok and not (grown_t[c, word] >> bit) & U64(1)
             n_finite += finite[i, c]
             n_blank += blank[i, c]
     if n_blank < min_blank:
@@ -351,3 +415,33 @@ def arc_aperture_sums(arc, fraction, acov, out):
                 for j in range(w):
                     column[j] += arc[b, band, i, j]
             out[b, 4 + band] = column.sum()
+
+
+@kernel_strict
+def finite_copy(image, margin, out):
+    """Copy a (C, S, S) image (any strides) into ``out`` with non-finite pixels as 0; (number of
+    non-finite pixels, number of them at least ``margin`` pixels from every edge)."""
+    n_bad, n_central = 0, 0
+    c, h, w = image.shape
+    for b in range(c):
+        for i in range(h):
+            central_row = margin <= i < h - margin
+            for j in range(w):
+                v = image[b, i, j]
+                if np.isfinite(v):
+                    out[b, i, j] = v
+                else:
+                    out[b, i, j] = 0.0
+                    n_bad += 1
+                    n_central += central_row and margin <= j < w - margin
+    return n_bad, n_central
+
+
+@kernel
+def gather_pixels(image, index, out):
+    """``out[b, k]`` = ``image[b].ravel()[index[k]]`` for a C-contiguous (C, H, W) image."""
+    size = image.shape[1] * image.shape[2]
+    flat = image.reshape(-1)
+    for b in range(image.shape[0]):
+        for k in range(len(index)):
+            out[b, k] = flat[b * size + index[k]]

@@ -52,7 +52,7 @@ def outer_sigma(images, outer_fraction: float = OUTER_FRACTION) -> np.ndarray:
     index = _outer_index(size, outer_fraction)
     pix = np.empty((len(images), c, len(index)), np.float32)
     for b, image in enumerate(images):
-        np.take(np.reshape(image, (c, -1)), index, axis=1, out=pix[b], mode="clip")  # index < size²: no clipping
+        metric_kernels.gather_pixels(np.ascontiguousarray(image, dtype=np.float32), index, pix[b])
     finite = np.isfinite(pix).all(axis=-1).all(axis=-1)
     out = np.empty(pix.shape[:2])
     if finite.all():

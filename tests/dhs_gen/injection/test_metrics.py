@@ -433,3 +433,21 @@ def test_arc_metrics_equal_the_numpy_definition(arcs):
     assert m["arc_snr_sum"][0] == m["arc_snr_sum"][1] == 0.0 and np.isnan(m["lensed_mag_r"][:2]).all()
     assert (m["arc_snr_sum"][2:] > 0).all()
     assert np.array_equal(m["lensed_hlr_arcsec"], half_light_radius(a[:, 1]) * 0.262, equal_nan=True)
+
+
+def test_finite_copy_counts_bad_pixels_as_numpy():
+    """The host crop's copy (non-finite pixels as 0) and its bad-pixel counts, whole and central,
+    from a strided crop of a larger cutout."""
+    from dhs_gen.injection.metric_kernels import finite_copy
+
+    rng = np.random.default_rng(2)
+    cutout = rng.normal(0.0, 0.01, (3, 101, 101)).astype(np.float32)
+    cutout[0, 20:30, 20:90] = np.nan
+    cutout[2, 50, 40:60] = np.inf
+    cutout[1, 18, 18] = -np.inf
+    crop = cutout[:, 18:82, 18:82]
+    out = np.full((3, 64, 64), 7.0, np.float32)
+    n_bad, n_central = finite_copy(crop, 16, out)
+    bad = ~np.isfinite(crop)
+    assert np.array_equal(out, np.where(bad, 0.0, crop))
+    assert (n_bad, n_central) == (bad.sum(), bad[:, 16:48, 16:48].sum()) and 0 < n_central < n_bad
