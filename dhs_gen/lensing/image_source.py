@@ -178,7 +178,12 @@ def _lit_pixels(padded, cx, cy, inv, margin, bx, by, lit):
     off_x = np.float32((wp - 1) / 2)
     off_y = np.float32((hp - 1) / 2)
     side = np.int64(np.sqrt(np.float64(lit.shape[1])) + 0.5)  # W = H
-    table = np.zeros((hp + 1, wp + 1), dtype=np.int32)
+    tw = wp + 1
+    table = np.zeros((hp + 1) * tw, dtype=np.int32)  # flat summed-area table of the non-zero pixels
+    fx, fy = np.empty((side + 1) ** 2, np.float32), np.empty((side + 1) ** 2, np.float32)
+    box = np.empty((4, side), np.int32)  # i0, i1, j0, j1 of one row of pixels
+    lo_x, hi_x = np.float32(-2.0), np.float32(wp + 1)
+    lo_y, hi_y = np.float32(-2.0), np.float32(hp + 1)
     for r in range(n):
         for j in range(hp):
             run = 0
@@ -188,27 +193,26 @@ def _lit_pixels(padded, cx, cy, inv, margin, bx, by, lit):
                     if padded[r, ch, j, i] != 0:
                         nz = 1
                 run += nz
-                table[j + 1, i + 1] = table[j, i + 1] + run
+                table[(j + 1) * tw + i + 1] = table[j * tw + i + 1] + run
         cxr, cyr, ir, k = cx[r], cy[r], inv[r], margin[r]
-        lo_x, hi_x = np.float32(-2.0), np.float32(wp + 1)
-        lo_y, hi_y = np.float32(-2.0), np.float32(hp + 1)
+        for q in range(len(fx)):  # corners in padded-pixel coordinates
+            fx[q] = (bx[r, q] - cxr) * ir + off_x
+            fy[q] = (by[r, q] - cyr) * ir + off_y
         for a in range(side):
+            t0, t1 = a * (side + 1), (a + 1) * (side + 1)
+            for b in range(side):  # the widened box, clamped before the int32 conversion
+                x0 = min(min(fx[t0 + b], fx[t0 + b + 1]), min(fx[t1 + b], fx[t1 + b + 1])) - k
+                x1 = max(max(fx[t0 + b], fx[t0 + b + 1]), max(fx[t1 + b], fx[t1 + b + 1])) + k
+                y0 = min(min(fy[t0 + b], fy[t0 + b + 1]), min(fy[t1 + b], fy[t1 + b + 1])) - k
+                y1 = max(max(fy[t0 + b], fy[t0 + b + 1]), max(fy[t1 + b], fy[t1 + b + 1])) + k
+                box[0, b] = max(np.int32(np.floor(min(max(x0, lo_x), hi_x))), np.int32(0))
+                box[1, b] = min(np.int32(np.floor(min(max(x1, lo_x), hi_x))) + np.int32(1), np.int32(wp - 1))
+                box[2, b] = max(np.int32(np.floor(min(max(y0, lo_y), hi_y))), np.int32(0))
+                box[3, b] = min(np.int32(np.floor(min(max(y1, lo_y), hi_y))) + np.int32(1), np.int32(hp - 1))
             for b in range(side):
-                q = a * (side + 1) + b
-                x00, x01 = bx[r, q], bx[r, q + 1]
-                x10, x11 = bx[r, q + side + 1], bx[r, q + side + 2]
-                y00, y01 = by[r, q], by[r, q + 1]
-                y10, y11 = by[r, q + side + 1], by[r, q + side + 2]
-                fx0 = (min(min(x00, x01), min(x10, x11)) - cxr) * ir + off_x - k
-                fx1 = (max(max(x00, x01), max(x10, x11)) - cxr) * ir + off_x + k
-                fy0 = (min(min(y00, y01), min(y10, y11)) - cyr) * ir + off_y - k
-                fy1 = (max(max(y00, y01), max(y10, y11)) - cyr) * ir + off_y + k
-                i0 = max(np.int32(np.floor(min(max(fx0, lo_x), hi_x))), np.int32(0))
-                i1 = min(np.int32(np.floor(min(max(fx1, lo_x), hi_x))) + np.int32(1), np.int32(wp - 1))
-                j0 = max(np.int32(np.floor(min(max(fy0, lo_y), hi_y))), np.int32(0))
-                j1 = min(np.int32(np.floor(min(max(fy1, lo_y), hi_y))) + np.int32(1), np.int32(hp - 1))
-                lit[r, a * side + b] = i0 <= i1 and j0 <= j1 and \
-                    table[j1 + 1, i1 + 1] - table[j0, i1 + 1] - table[j1 + 1, i0] + table[j0, i0] > 0
+                i0, i1, j0, j1 = box[0, b], box[1, b], box[2, b], box[3, b]
+                lit[r, a * side + b] = i0 <= i1 and j0 <= j1 and table[(j1 + 1) * tw + i1 + 1] - \
+                    table[j0 * tw + i1 + 1] - table[(j1 + 1) * tw + i0] + table[j0 * tw + i0] > 0
 
 
 SEGMENT = 256  # pixels of one row whose sub-pixels are traced and read in one pass (scratch <= 64 KB at s = 8)
