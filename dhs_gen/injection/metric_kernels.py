@@ -162,7 +162,7 @@ def dilate_square(mask, grow):
     return out
 
 
-ROWS = 4  # rows summed per pass of the lag-sum loops
+ROWS = 8  # rows summed per pass of the lag-sum loop (the unrolled statement in lag_sums)
 LANES = 32  # row length of the lag-sum buffers is a multiple of this (whole vectors, no scalar tail)
 
 
@@ -192,10 +192,14 @@ def lag_sums(x, max_lag, out):
         for i in range(0, h - dy, ROWS):
             for k in range(n_lag):
                 for j in range(wv):
-                    acc[k, j] += ((pad[i, max_lag + j] * pad[i + dy, k + j]
-                                   + pad[i + 1, max_lag + j] * pad[i + dy + 1, k + j])
-                                  + (pad[i + 2, max_lag + j] * pad[i + dy + 2, k + j]
-                                     + pad[i + 3, max_lag + j] * pad[i + dy + 3, k + j]))
+                    acc[k, j] += (((pad[i, max_lag + j] * pad[i + dy, k + j]
+                                    + pad[i + 1, max_lag + j] * pad[i + dy + 1, k + j])
+                                   + (pad[i + 2, max_lag + j] * pad[i + dy + 2, k + j]
+                                      + pad[i + 3, max_lag + j] * pad[i + dy + 3, k + j]))
+                                  + ((pad[i + 4, max_lag + j] * pad[i + dy + 4, k + j]
+                                      + pad[i + 5, max_lag + j] * pad[i + dy + 5, k + j])
+                                     + (pad[i + 6, max_lag + j] * pad[i + dy + 6, k + j]
+                                        + pad[i + 7, max_lag + j] * pad[i + dy + 7, k + j])))
         for k in range(n_lag):
             total = 0.0
             for j in range(wv):
