@@ -81,37 +81,57 @@ def _reflect(i, n):
     return i
 
 
+SMOOTH_RADIUS = 5  # taps either side of the source-finding Gaussian (1.5 px truncated at 3 sigma; metrics checks)
+
+
 @kernel_strict
-def _correlate_rows(x, weights, out):
-    """``out[i]`` = Σ_j weights[j] x[i - R + j] along axis 0 of a float32 (H, W) image, as
-    ``scipy.ndimage.correlate1d`` computes a symmetric kernel: in double precision, the centre tap
-    first, then (x[i - j] + x[i + j]) w[R - j] for j = R..1, 'reflect' edges; rounded to float32."""
+def _correlate_axis0(x, weights, out):
+    """``out[i]`` = Σ_j weights[j] x[i - R + j] along axis 0 of a float32 (H, W) image, R =
+    ``SMOOTH_RADIUS``, as ``scipy.ndimage.correlate1d`` computes a symmetric kernel: in double
+    precision, the centre tap first, then (x[i - j] + x[i + j]) w[R - j] for j = R..1, 'reflect'
+    edges; rounded to float32. (R is a compile-time constant: the tap loop unrolls and the column
+    loop vectorises.)"""
     h, w = x.shape
-    r = len(weights) // 2
-    acc = np.empty(w, np.float64)
+    r = SMOOTH_RADIUS
     centre = weights[r]
     for i in range(h):
         for c in range(w):
-            acc[c] = np.float64(x[i, c]) * centre
-        for j in range(r, 0, -1):
-            above, below, wj = _reflect(i - j, h), _reflect(i + j, h), weights[r - j]
-            for c in range(w):
-                acc[c] += (np.float64(x[above, c]) + np.float64(x[below, c])) * wj
-        for c in range(w):
-            out[i, c] = F32(acc[c])
+            acc = np.float64(x[i, c]) * centre
+            for j in range(r, 0, -1):
+                acc += (np.float64(x[_reflect(i - j, h), c]) + np.float64(x[_reflect(i + j, h), c])) * weights[r - j]
+            out[i, c] = F32(acc)
 
 
 @kernel_strict
-def gaussian_smooth_transposed(x, weights):
-    """The transpose (W, H) of ``scipy.ndimage.gaussian_filter(x, sigma, truncate)`` of a float32
-    (H, W) image, given the filter's normalised 1-d kernel ``weights`` (float64, odd length 2R+1,
-    R < min(H, W)): the same operations as scipy (axis 0, then axis 1, each rounded to float32),
-    the axis-1 pass run down the columns of the transposed intermediate."""
+def _correlate_axis1(x, weights, out):
+    """:func:`_correlate_axis0` along axis 1 (each row copied into a double-precision line with its
+    'reflect' edges)."""
     h, w = x.shape
-    tmp = np.empty((h, w), np.float32)
-    _correlate_rows(x, weights, tmp)
-    out = np.empty((w, h), np.float32)
-    _correlate_rows(tmp.T.copy(), weights, out)
+    r = SMOOTH_RADIUS
+    centre = weights[r]
+    line = np.empty(w + 2 * r, np.float64)
+    for i in range(h):
+        for c in range(w):
+            line[r + c] = x[i, c]
+        for c in range(r):
+            line[r - 1 - c] = x[i, c]
+            line[w + r + c] = x[i, w - 1 - c]
+        for c in range(w):
+            acc = line[r + c] * centre
+            for j in range(r, 0, -1):
+                acc += (line[r + c - j] + line[r + c + j]) * weights[r - j]
+            out[i, c] = F32(acc)
+
+
+@kernel_strict
+def gaussian_smooth(x, weights):
+    """``scipy.ndimage.gaussian_filter(x, sigma, truncate)`` of a float32 (H, W) image, H, W >
+    ``SMOOTH_RADIUS``, given the filter's normalised 1-d kernel ``weights`` (float64, 2R+1 taps):
+    the same operations as scipy (axis 0, then axis 1, each rounded to float32), bit for bit."""
+    tmp = np.empty(x.shape, np.float32)
+    _correlate_axis0(x, weights, tmp)
+    out = np.empty(x.shape, np.float32)
+    _correlate_axis1(tmp, weights, out)
     return out
 
 
@@ -234,50 +254,49 @@ def pair_counts(mask, max_lag, out):
 
 
 @kernel_strict
-def smooth_and_sample(image, weights, smooth_t, sample):
+def smooth_and_sample(image, weights, smooth, sample):
     """Smooth one float32 (H, W) image (non-finite pixels as 0) by the Gaussian ``weights``
-    (:func:`gaussian_smooth_transposed`) into ``smooth_t`` (W, H), and copy the smoothed values at
-    the finite pixels of every other row and column into ``sample``; their number."""
+    (:func:`gaussian_smooth`) into ``smooth``, and copy the smoothed values at the finite pixels of
+    every other row and column into ``sample``; their number."""
     h, w = image.shape
     x = np.empty((h, w), np.float32)
     for i in range(h):
         for c in range(w):
             v = image[i, c]
             x[i, c] = v if np.isfinite(v) else F32(0.0)
-    smooth_t[:] = gaussian_smooth_transposed(x, weights)
+    smooth[:] = gaussian_smooth(x, weights)
     n = 0
     for i in range(0, h, 2):
         for c in range(0, w, 2):
             if np.isfinite(image[i, c]):
-                sample[n] = smooth_t[c, i]
+                sample[n] = smooth[i, c]
                 n += 1
     return n
 
 
 @kernel_strict
-def blank_sky_autocovariance(image, smooth_t, level, cut, grow, min_blank, max_lag, out):
+def blank_sky_autocovariance(image, smooth, level, cut, grow, min_blank, max_lag, out):
     """Noise autocovariance of one float32 (H, W) image on its blank sky into ``out`` (2L+1, 2L+1)
     float64, L = ``max_lag`` (the definition: :func:`dhs_gen.injection.metrics.noise_autocovariance`),
-    given its smoothed transpose ``smooth_t`` (:func:`smooth_and_sample`): sources = smoothed pixels
-    with smooth - ``level`` > ``cut`` (float32), dilated by ``grow``; blank = finite and not a
-    source, or every finite pixel when fewer than ``min_blank`` are blank; C = :func:`lag_sums` of
-    the blank pixels less their mean over the blank :func:`pair_counts`; NaN where a lag has no
-    pair (all NaN without a blank pixel)."""
+    given its ``smooth`` version (:func:`smooth_and_sample`): sources = smoothed pixels with
+    smooth - ``level`` > ``cut`` (float32), dilated by ``grow`` (:func:`dilate_bits`); blank =
+    finite and not a source, or every finite pixel when fewer than ``min_blank`` are blank; C =
+    :func:`lag_sums` of the blank pixels less their mean over the blank :func:`pair_counts`; NaN
+    where a lag has no pair (all NaN without a blank pixel)."""
     h, w = image.shape
-    source_t = np.zeros((w, (h + 63) // 64 + 1), np.uint64)  # row bitsets of the transpose
-    for c in range(w):
-        for i in range(h):
-            source_t[c, i >> 6] |= U64(smooth_t[c, i] - level > cut) << U64(i & 63)
-    grown_t = dilate_bits(source_t, h, grow)
+    source = np.zeros((h, (w + 63) // 64 + 1), np.uint64)  # row bitsets
+    for i in range(h):
+        for c in range(w):
+            source[i, c >> 6] |= U64(smooth[i, c] - level > cut) << U64(c & 63)
+    grown = dilate_bits(source, w, grow)
     finite = np.empty((h, w), np.uint8)
     blank = np.empty((h, w), np.uint8)
     n_finite, n_blank = 0, 0
     for i in range(h):
-        word, bit = i >> 6, U64(i & 63)
         for c in range(w):
             ok = np.isfinite(image[i, c])
             finite[i, c] = ok
-            blank[i, c] = ok and not (grown_t[c, word] >> bit) & U64(1)
+            blank[i, c] = ok and not (grown[i, c >> 6] >> U64(c & 63)) & U64(1)
             n_finite += finite[i, c]
             n_blank += blank[i, c]
     if n_blank < min_blank:

@@ -119,6 +119,9 @@ def _source_smoothing_weights() -> np.ndarray:
     x = np.arange(-radius, radius + 1)
     phi = np.exp(np.polynomial.Polynomial([0, 0, -0.5 / (SOURCE_SMOOTH_PIX * SOURCE_SMOOTH_PIX)])(x), dtype=np.float64)
     phi /= phi.sum()
+    if radius != metric_kernels.SMOOTH_RADIUS:  # the kernels unroll a fixed number of taps
+        raise RuntimeError(f"SOURCE_SMOOTH_PIX gives {radius} taps either side; metric_kernels.SMOOTH_RADIUS is "
+                           f"{metric_kernels.SMOOTH_RADIUS}")
     phi.flags.writeable = False
     return phi
 
@@ -146,14 +149,14 @@ def noise_autocovariance(images, max_lag: int = NOISE_MAX_LAG) -> np.ndarray:
     h, w = images[0].shape
     if any(image.shape != (h, w) for image in images) or min(h, w) <= len(weights) // 2:
         raise ValueError("noise_autocovariance: cutouts must share one shape, larger than the smoothing kernel")
-    smooth_t = np.empty((len(images), w, h), np.float32)
+    smooth = np.empty((len(images), h, w), np.float32)
     sample = np.empty((len(images), ((h + 1) // 2) * ((w + 1) // 2)), np.float32)
-    counts = np.array([metric_kernels.smooth_and_sample(image, weights, smooth_t[b], sample[b])
+    counts = np.array([metric_kernels.smooth_and_sample(image, weights, smooth[b], sample[b])
                        for b, image in enumerate(images)])
     level, mad = _median_and_mad(sample, counts)
     cut = np.float32(SOURCE_THRESHOLD * MAD_TO_SIGMA) * mad
     for b, image in enumerate(images):
-        metric_kernels.blank_sky_autocovariance(image, smooth_t[b], level[b], cut[b], SOURCE_GROW_PIX,
+        metric_kernels.blank_sky_autocovariance(image, smooth[b], level[b], cut[b], SOURCE_GROW_PIX,
                                                 MIN_BLANK_PIXELS, max_lag, out[b])
     return out
 
