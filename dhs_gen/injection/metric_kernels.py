@@ -47,8 +47,11 @@ def pack_rows(mask):
     h, w = mask.shape
     bits = np.zeros((h, (w + 63) // 64 + 1), np.uint64)
     for i in range(h):
-        for j in range(w):
-            bits[i, j >> 6] |= U64(mask[i, j]) << U64(j & 63)
+        for k in range((w + 63) // 64):
+            word = U64(0)
+            for j in range(64 * k, min(64 * k + 64, w)):
+                word |= U64(mask[i, j]) << U64(j - 64 * k)
+            bits[i, k] = word
     return bits
 
 
@@ -286,30 +289,34 @@ def blank_sky_autocovariance(image, smooth, level, cut, grow, min_blank, max_lag
     h, w = image.shape
     source = np.zeros((h, (w + 63) // 64 + 1), np.uint64)  # row bitsets
     for i in range(h):
-        for c in range(w):
-            source[i, c >> 6] |= U64(smooth[i, c] - level > cut) << U64(c & 63)
+        for k in range((w + 63) // 64):
+            word = U64(0)
+            for c in range(64 * k, min(64 * k + 64, w)):
+                word |= U64(smooth[i, c] - level > cut) << U64(c - 64 * k)
+            source[i, k] = word
     grown = dilate_bits(source, w, grow)
-    finite = np.empty((h, w), np.uint8)
     blank = np.empty((h, w), np.uint8)
+    sum_blank, sum_finite = np.zeros(w), np.zeros(w)  # per column: the sums vectorise along rows
     n_finite, n_blank = 0, 0
     for i in range(h):
         for c in range(w):
-            ok = np.isfinite(image[i, c])
-            finite[i, c] = ok
-            blank[i, c] = ok and not (grown[i, c >> 6] >> U64(c & 63)) & U64(1)
-            n_finite += finite[i, c]
-            n_blank += blank[i, c]
+            v = image[i, c]
+            ok = np.isfinite(v)
+            is_blank = ok & (((grown[i, c >> 6] >> U64(c & 63)) & U64(1)) == U64(0))  # no branch: vectorises
+            blank[i, c] = is_blank
+            n_finite += ok
+            n_blank += is_blank
+            sum_finite[c] += np.float64(v) if ok else 0.0
+            sum_blank[c] += np.float64(v) if is_blank else 0.0
+    total = sum_blank.sum()
     if n_blank < min_blank:
-        blank[:] = finite
-        n_blank = n_finite
+        for i in range(h):
+            for c in range(w):
+                blank[i, c] = np.isfinite(image[i, c])
+        n_blank, total = n_finite, sum_finite.sum()
     if n_blank == 0:
         out[:] = np.nan
         return
-    total = 0.0
-    for i in range(h):
-        for c in range(w):
-            if blank[i, c]:
-                total += image[i, c]
     sky = F32(total / n_blank)
     x = np.empty((h, w), np.float32)
     for i in range(h):
@@ -427,7 +434,7 @@ def arc_aperture_sums(arc, fraction, acov, out):
         for i in range(h):
             for j in range(w):
                 v = np.float64(r[i, j])
-                inside = peak > 0 and v >= cut
+                inside = (peak > 0) & (v >= cut)
                 aperture[i, j] = inside
                 column[j] += v if inside else 0.0
         out[b, 0], out[b, 1], out[b, 2] = peak, aperture.sum(), column.sum()
