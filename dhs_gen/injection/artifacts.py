@@ -69,16 +69,23 @@ class ArtifactDraw:
     def apply(self, image: np.ndarray) -> np.ndarray:
         """The (C, H, W) image with this realisation's artifacts (a new array)."""
         out = np.array(image)
-        self.apply_in_place(out)
+        apply_draws([self], [out[None]])
         return out
 
-    def apply_in_place(self, images: np.ndarray) -> None:
-        """Add this realisation to ``images`` (C, H, W), or (..., C, H, W): every product of the
-        row alike; float32 sums rounded as in :meth:`apply`."""
-        if self.additive is not None:
-            images += self.additive
-        for band, column in self.dead:
-            images[..., band, :, column] = 0.0
+
+def apply_draws(draws, products) -> None:
+    """Apply ``draws[r]`` (an :class:`ArtifactDraw`) to row r of every product (each an (N, C, H, W)
+    array, e.g. positive, control and hard negative), in place: image + additive (one float32
+    rounding), then the dead columns set to 0."""
+    added = [r for r, draw in enumerate(draws) if draw.additive is not None]
+    if added:
+        additive = np.stack([draws[r].additive for r in added])
+        for images in products:
+            images[added] += additive
+    for r, draw in enumerate(draws):
+        for band, column in draw.dead:
+            for images in products:
+                images[r, band, :, column] = 0.0
 
 
 def draw_artifacts(profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray,

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from dhs_gen.jit import kernel_strict
+from dhs_gen.jit import kernel, kernel_strict
 
 f32 = np.float32
 
@@ -151,14 +151,15 @@ def shuffle_deltas(deltas: np.ndarray, theta_pix: Sequence[float], fwhm_pix: Seq
     perms = np.zeros((len(deltas), N_SECTORS), np.int64)
     n_sectors = np.zeros(len(deltas), np.int64)
     for b in np.flatnonzero(radii[:, 1] > 0):
-        n_sectors[b] = sector_count(float(theta_pix[b]), float(fwhm[b]))
-        perms[b, :n_sectors[b]] = sector_permutation(rngs[b], n_sectors[b])
+        n = sector_count(float(theta_pix[b]), float(fwhm[b]))
+        perms[b, :n] = sector_permutation(rngs[b], n)
+        n_sectors[b] = n if np.isfinite(fwhm[b]) else 0  # no fades without a FWHM: Δ stays as it is
     out = np.empty_like(deltas)
     _shuffle_kernel(deltas, centers, radii, FADE_FWHM * fwhm, n_sectors, perms, out)
     return out
 
 
-@kernel_strict
+@kernel
 def _atan2_positive(y, x):
     """atan2(y, x) in [0, 2 pi) for float32 y, x (0 at the origin): Cephes' atanf polynomial
     after reduction to [0, tan(pi/8)] (~1e-7 relative), branch-free so that loops vectorise."""
@@ -178,7 +179,7 @@ def _atan2_positive(y, x):
     return angle + f32(2.0 * math.pi) if angle < f32(0.0) else angle
 
 
-@kernel_strict
+@kernel
 def _sin_quarter(s):
     """sin(s) for float32 s in [0, pi/2] (Taylor to s^13: < 1e-9 there)."""
     z = s * s
@@ -186,7 +187,7 @@ def _sin_quarter(s):
         f32(1.0 / 362880) + z * (f32(-1.0 / 39916800) + z * f32(1.0 / 6227020800)))))))
 
 
-@kernel_strict
+@kernel
 def _cos_quarter(s):
     """cos(s) for float32 s in [0, pi/2] (Taylor to s^14: < 1e-10 there)."""
     z = s * s
@@ -194,7 +195,7 @@ def _cos_quarter(s):
         f32(-1.0 / 3628800) + z * (f32(1.0 / 479001600) + z * f32(-1.0 / 87178291200)))))))
 
 
-@kernel_strict
+@kernel
 def _pick(i, t0, t1, t2, t3, t4, t5, t6, t7):
     """t_i for an int32 i in [0, 8) by selects (a table load keeps a loop from vectorising)."""
     v = t1 if i == np.int32(1) else t0
@@ -206,27 +207,29 @@ def _pick(i, t0, t1, t2, t3, t4, t5, t6, t7):
     return t7 if i == np.int32(7) else v
 
 
-@kernel_strict
+@kernel
 def _shuffle_kernel(deltas, centers, radii, ramps, n_sectors, perms, out):
     """The shuffle of each stamp whose annulus is not empty (n_sectors > 0); a copy elsewhere.
     Each pixel within the fades of the annulus takes the bilinear samples (zero border) of its own
     sector's source and, inside the cross-fade, its nearer neighbour's, each rotated by whole
     sectors about the centre, weighted w and 1 - w with w = 1/2 + sin(pi t / 2)/2, and fades
-    radially into Δ with cos^2. float32 arithmetic in the order of the numpy definition. Per image
-    row, the geometry is one branch-free loop (it vectorises) and the sampling another."""
+    radially into Δ with cos^2. float32 arithmetic in the order of the numpy definition. The
+    pixels near the annulus are listed first; their geometry is then one branch-free loop (it
+    vectorises) and their sampling another."""
     n_rows, n_bands, h, w = deltas.shape
     wp = w + 2
-    plane = (h + 2) * wp
+    plane, size = (h + 2) * wp, h * w
     padded = np.zeros(n_bands * plane, np.float32)  # each band with a zero border
     rot_c, rot_s = np.zeros(N_SECTORS, np.float32), np.zeros(N_SECTORS, np.float32)
-    x32 = np.empty(w, np.float32)
-    geo = np.empty((6, w), np.float32)  # per pixel of an image row: (row, col) of both samples, w_own, taper
+    px, py = np.empty(size, np.float32), np.empty(size, np.float32)  # the listed pixels' offsets from the centre
+    where = np.empty(size, np.int64)  # and their flat index
+    geo = np.empty((6, size), np.float32)  # (row, col) of both samples, w_own, taper
     row_max, col_max = f32(h + 1.0 - 1e-3), f32(w + 1.0 - 1e-3)
     for b in range(n_rows):
-        n, ramp = n_sectors[b], ramps[b]
+        n, ramp = n_sectors[b], ramps[b]  # (ramp finite where n > 0: fast-math assumes it)
         src, dst = deltas[b].ravel(), out[b].ravel()
         dst[:] = src  # pixels beyond the fades keep Δ
-        if n == 0 or not ramp > 0:
+        if n == 0:
             continue
         r_in, r_out = radii[b, 0], radii[b, 1]
         lo, hi = r_in - ramp, r_out + ramp
@@ -241,56 +244,60 @@ def _shuffle_kernel(deltas, centers, radii, ramps, n_sectors, perms, out):
         inv_width = f32(n / (2.0 * math.pi))
         fade_scale = f32(2.0 * math.pi / n / (0.5 * ramp))  # sector width / half the fade arc length
         taper_scale = f32(0.5 * math.pi / ramp)
-        cx, cy = centers[b, 0], centers[b, 1]
-        ox, oy = (w - 1) / 2.0 + cx, (h - 1) / 2.0 + cy
+        ox, oy = (w - 1) / 2.0 + centers[b, 0], (h - 1) / 2.0 + centers[b, 1]
         ox1, oy1 = f32(ox), f32(oy)
         for c in range(n_bands):
             for i in range(h):
                 for j in range(w):
                     padded[c * plane + (i + 1) * wp + j + 1] = src[(c * h + i) * w + j]
-        for j in range(w):
-            x32[j] = f32(j - ox)
-        for i in range(h):
+        listed = 0
+        for i in range(h):  # the pixels within hi of the centre (and a pixel more)
             y = f32(i - oy)
-            for j in range(w):  # geometry
-                x = x32[j]
-                r = math.sqrt(x * x + y * y)
-                u = _atan2_positive(y, x) * inv_width  # sector coordinate in [0, n]
-                k = np.int32(u)
-                f = u - f32(k)
-                k = k - n32 if k >= n32 else k
-                # t = distance to the sector edge / half the cross-fade (at most half a sector wide)
-                t = min(min(f, f32(1.0) - f) * max(r * fade_scale, f32(2.0)), f32(1.0))
-                geo[4, j] = f32(1.0) if t >= f32(1.0) else f32(0.5) + f32(0.5) * _sin_quarter(f32(0.5 * math.pi) * t)
-                other = k - np.int32(1) if f < f32(0.5) else k + np.int32(1)
-                other = other + n32 if other < np.int32(0) else (other - n32 if other >= n32 else other)
-                cs, sn = _pick(k, c0, c1, c2, c3, c4, c5, c6, c7), _pick(k, s0, s1, s2, s3, s4, s5, s6, s7)
-                geo[0, j] = min(max(sn * x + cs * y + oy1 + f32(1.0), f32(0.0)), row_max)
-                geo[1, j] = min(max(cs * x - sn * y + ox1 + f32(1.0), f32(0.0)), col_max)
-                cs, sn = _pick(other, c0, c1, c2, c3, c4, c5, c6, c7), _pick(other, s0, s1, s2, s3, s4, s5, s6, s7)
-                geo[2, j] = min(max(sn * x + cs * y + oy1 + f32(1.0), f32(0.0)), row_max)
-                geo[3, j] = min(max(cs * x - sn * y + ox1 + f32(1.0), f32(0.0)), col_max)
-                d = min(max(max(r_in32 - r, r - r_out32), f32(0.0)), ramp32)
-                fade = _cos_quarter(taper_scale * d)
-                geo[5, j] = fade * fade if r >= lo32 and r <= hi32 else f32(0.0)
-            for j in range(w):  # samples
-                wo, tp = geo[4, j], geo[5, j]
-                here = i * w + j
-                if tp == f32(0.0):
-                    continue
-                r0, c0_ = np.uint32(geo[0, j]), np.uint32(geo[1, j])
-                p, fr, fc = r0 * np.uint32(wp) + c0_, geo[0, j] - f32(r0), geo[1, j] - f32(c0_)
-                r1, c1_ = np.uint32(geo[2, j]), np.uint32(geo[3, j])
-                q, gr, gc = r1 * np.uint32(wp) + c1_, geo[2, j] - f32(r1), geo[3, j] - f32(c1_)
-                for c in range(n_bands):
-                    base = np.uint32(c * plane)
-                    a00, a01 = padded[base + p], padded[base + p + np.uint32(1)]
-                    a10, a11 = padded[base + p + np.uint32(wp)], padded[base + p + np.uint32(wp + 1)]
-                    top = a00 + (a01 - a00) * fc
-                    shuffled = top + (a10 + (a11 - a10) * fc - top) * fr
-                    if wo < f32(1.0):  # the cross-fade with the neighbouring sector
-                        a00, a01 = padded[base + q], padded[base + q + np.uint32(1)]
-                        a10, a11 = padded[base + q + np.uint32(wp)], padded[base + q + np.uint32(wp + 1)]
-                        top = a00 + (a01 - a00) * gc
-                        shuffled = wo * shuffled + (f32(1.0) - wo) * (top + (a10 + (a11 - a10) * gc - top) * gr)
-                    dst[c * h * w + here] = tp * shuffled + (f32(1.0) - tp) * src[c * h * w + here]
+            if not abs(y) <= hi32 + f32(1.0):
+                continue
+            half_chord = math.sqrt(max(float(hi32) ** 2 - float(y) ** 2, 0.0)) + 1.0
+            for j in range(max(int(math.floor(ox - half_chord)), 0), min(int(math.ceil(ox + half_chord)) + 1, w)):
+                px[listed], py[listed], where[listed] = f32(j - ox), y, i * w + j
+                listed += 1
+        for m in range(listed):  # geometry
+            x, y = px[m], py[m]
+            r = math.sqrt(x * x + y * y)
+            u = _atan2_positive(y, x) * inv_width  # sector coordinate in [0, n]
+            k = np.int32(u)
+            f = u - f32(k)
+            k = k - n32 if k >= n32 else k
+            # t = distance to the sector edge / half the cross-fade (at most half a sector wide)
+            t = min(min(f, f32(1.0) - f) * max(r * fade_scale, f32(2.0)), f32(1.0))
+            geo[4, m] = f32(1.0) if t >= f32(1.0) else f32(0.5) + f32(0.5) * _sin_quarter(f32(0.5 * math.pi) * t)
+            other = k - np.int32(1) if f < f32(0.5) else k + np.int32(1)
+            other = other + n32 if other < np.int32(0) else (other - n32 if other >= n32 else other)
+            cs, sn = _pick(k, c0, c1, c2, c3, c4, c5, c6, c7), _pick(k, s0, s1, s2, s3, s4, s5, s6, s7)
+            geo[0, m] = min(max(sn * x + cs * y + oy1 + f32(1.0), f32(0.0)), row_max)
+            geo[1, m] = min(max(cs * x - sn * y + ox1 + f32(1.0), f32(0.0)), col_max)
+            cs, sn = _pick(other, c0, c1, c2, c3, c4, c5, c6, c7), _pick(other, s0, s1, s2, s3, s4, s5, s6, s7)
+            geo[2, m] = min(max(sn * x + cs * y + oy1 + f32(1.0), f32(0.0)), row_max)
+            geo[3, m] = min(max(cs * x - sn * y + ox1 + f32(1.0), f32(0.0)), col_max)
+            d = min(max(max(r_in32 - r, r - r_out32), f32(0.0)), ramp32)
+            fade = _cos_quarter(taper_scale * d)
+            geo[5, m] = fade * fade if r >= lo32 and r <= hi32 else f32(0.0)
+        for m in range(listed):  # samples
+            wo, tp = geo[4, m], geo[5, m]
+            if tp == f32(0.0):
+                continue
+            r0, c0_ = np.uint32(geo[0, m]), np.uint32(geo[1, m])
+            p, fr, fc = r0 * np.uint32(wp) + c0_, geo[0, m] - f32(r0), geo[1, m] - f32(c0_)
+            r1, c1_ = np.uint32(geo[2, m]), np.uint32(geo[3, m])
+            q, gr, gc = r1 * np.uint32(wp) + c1_, geo[2, m] - f32(r1), geo[3, m] - f32(c1_)
+            fade = wo < f32(1.0)  # inside the cross-fade with the neighbouring sector
+            for c in range(n_bands):
+                base, at = np.uint32(c * plane), c * size + where[m]
+                a00, a01 = padded[base + p], padded[base + p + np.uint32(1)]
+                a10, a11 = padded[base + p + np.uint32(wp)], padded[base + p + np.uint32(wp + 1)]
+                top = a00 + (a01 - a00) * fc
+                shuffled = top + (a10 + (a11 - a10) * fc - top) * fr
+                if fade:
+                    a00, a01 = padded[base + q], padded[base + q + np.uint32(1)]
+                    a10, a11 = padded[base + q + np.uint32(wp)], padded[base + q + np.uint32(wp + 1)]
+                    top = a00 + (a01 - a00) * gc
+                    shuffled = wo * shuffled + (f32(1.0) - wo) * (top + (a10 + (a11 - a10) * gc - top) * gr)
+                dst[at] = tp * shuffled + (f32(1.0) - tp) * src[at]

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from dhs_gen import PIXEL_SCALE_ARCSEC
 from dhs_gen.config import StrictModel
-from dhs_gen.injection.artifacts import ArtifactDraw, draw_artifacts, get_profile
+from dhs_gen.injection.artifacts import ArtifactDraw, apply_draws, draw_artifacts, get_profile
 from dhs_gen.injection.hardneg import shuffle_deltas
 from dhs_gen.injection.metric_kernels import finite_copy
 from dhs_gen.injection.metrics import (
@@ -34,6 +34,7 @@ from dhs_gen.injection.metrics import (
     noise_autocovariance,
     outer_sigma,
 )
+from dhs_gen.injection.streams import generators
 from dhs_gen.io.stamps import (
     CANONICAL_MAGIC,
     StampDecodeError,
@@ -60,10 +61,6 @@ class InjectConfig(StrictModel):
     arc_poisson: bool = False
     gain_e_per_nmgy: float = Field(150.0, gt=0, description="electrons per nanomaggy for arc Poisson noise")
     max_central_bad_frac: float = Field(0.02, ge=0, le=1, description="cutout_ok: central half-side NaN fraction")
-
-
-def _rng(seed: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed), stream])
 
 
 def _blob_views(column: pa.ChunkedArray) -> List[memoryview | None]:
@@ -223,25 +220,23 @@ def _products(hosts: np.ndarray, arcs: np.ndarray, rows: np.ndarray, lens: Dict[
     pix, rows = cfg.pixel_scale, np.sort(rows)  # the stamps of stamp_array come in row order
     arc = arcs[rows]
     if cfg.arc_poisson:
-        for r, i in enumerate(rows):
+        for r, rng in enumerate(generators(seeds[rows], STREAM_POISSON)):
             counts = np.clip(arc[r], 0.0, None).astype(np.float64) * cfg.gain_e_per_nmgy
-            arc[r] = (_rng(seeds[i], STREAM_POISSON).poisson(counts) / cfg.gain_e_per_nmgy).astype(np.float32)
+            arc[r] = (rng.poisson(counts) / cfg.gain_e_per_nmgy).astype(np.float32)
     centers = np.stack([lens["center_x"][rows] / pix, lens["center_y"][rows] / pix], axis=1)
     shuffled = shuffle_deltas(arc, lens["theta_E"][rows] / pix, fwhm_pix[rows],
-                              [_rng(seeds[i], STREAM_SHUFFLE) for i in rows], centers)
+                              generators(seeds[rows], STREAM_SHUFFLE), centers)
     out, images = {}, []
     picked = set(rows.tolist())
     for name, kind in (("stamp", "positive"), ("ctrl_stamp", "control"), ("hardneg_stamp", "hard_negative")):
         metas = [{"task_id": task_ids[i], "kind": kind} if i in picked else None for i in range(len(hosts))]
         out[name], stamps = stamp_array(hosts.shape[1:], "grz", metas)
         images.append(stamps)
-    host = hosts[rows]
+    host = hosts if len(rows) == len(hosts) else hosts[rows]
     np.add(host, arc, out=images[0])
     images[1][...] = host
     np.add(host, shuffled, out=images[2])
-    for r, i in enumerate(rows):
-        for stamps in images:
-            draws[i].apply_in_place(stamps[r])
+    apply_draws([draws[i] for i in rows], images)
     return out
 
 
@@ -343,10 +338,11 @@ def _artifact_draws(table: pa.Table, status: np.ndarray, sigma: np.ndarray, psf:
         else [None] * n
     draws: List[ArtifactDraw | None] = [None] * n
     psf_used = np.full((n, 3), np.nan)
-    for i in np.flatnonzero(status == STATUS_OK):
-        draws[i] = draw_artifacts(get_profile(profiles[i] or "none"), _rng(seeds[i], STREAM_ARTIFACTS),
-                                  sigma[i], (3, size, size))
-        psf_used[i] = psf[i] * draws[i].psf_scale
+    rows = np.flatnonzero(status == STATUS_OK)
+    for i, rng in zip(rows, generators(seeds[rows], STREAM_ARTIFACTS)):
+        draws[i] = draw_artifacts(get_profile(profiles[i] or "none"), rng, sigma[i], (3, size, size))
+    if len(rows):
+        psf_used[rows] = psf[rows] * np.stack([draws[i].psf_scale for i in rows])
     return draws, psf_used
 
 

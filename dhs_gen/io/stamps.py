@@ -84,13 +84,20 @@ def _jsonable(value):
 _JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps(..., separators=...) builds one per call
 
 
-def _header(shape, bands: str, meta: dict | None) -> bytes:
-    """The JSON header of a canonical blob, without padding."""
-    return _JSON.encode({
-        "shape": list(shape),
-        "bands": bands,
-        "meta": {str(k): _jsonable(v) for k, v in (meta or {}).items()},
-    }).encode("utf-8")
+def _header_start(shape, bands: str) -> str:
+    """The JSON header of a canonical blob up to its meta."""
+    return '{"shape":' + _JSON.encode([int(n) for n in shape]) + ',"bands":' + _JSON.encode(bands) + ',"meta":'
+
+
+def _metas_json(metas: list) -> list:
+    """Each meta dict (or None: {}) as JSON, keys as str and numpy values as Python values."""
+    metas = [m or {} for m in metas]
+    if {type(k) for m in metas for k in m} <= {str}:
+        try:  # plain values: as they are
+            return [_JSON.encode(m) for m in metas]
+        except TypeError:
+            pass
+    return [_JSON.encode({str(k): _jsonable(v) for k, v in m.items()}) for m in metas]
 
 
 def _prefix(header: bytes, length: int = 0) -> bytes:
@@ -107,7 +114,8 @@ def encode_stamp(image: np.ndarray, bands: str = "grz", meta: dict | None = None
     if image.ndim == 2:
         image = image[None]
     _check_shape(image, bands, key="image")
-    return b"".join((_prefix(_header(image.shape, bands, meta)), np.ascontiguousarray(image, dtype="<f4")))
+    header = (_header_start(image.shape, bands) + _metas_json([meta])[0] + "}").encode("utf-8")
+    return b"".join((_prefix(header), np.ascontiguousarray(image, dtype="<f4")))
 
 
 def stamp_array(shape, bands: str, metas: list):
@@ -121,10 +129,12 @@ def stamp_array(shape, bands: str, metas: list):
     shape = tuple(int(n) for n in shape)
     _check_shape(np.empty((shape[0], 1, 1), np.float32), bands, key="image")
     valid = np.array([m is not None for m in metas], dtype=bool)
-    headers = [_header(shape, bands, m) for m in metas if m is not None]
-    width = max((len(h) for h in headers), default=0)
-    prefixes = [_prefix(h, width) for h in headers]
-    lead, pixels = (len(prefixes[0]) if prefixes else 0), int(np.prod(shape)) * 4
+    start = _header_start(shape, bands)
+    headers = [(start + m + "}").encode("utf-8") for m in _metas_json([m for m in metas if m is not None])]
+    lead = len(_prefix(max(headers, key=len))) if headers else 0
+    pad = lead - len(CANONICAL_MAGIC) - _HEADER_LEN.size  # every header padded to the longest
+    prefixes = [CANONICAL_MAGIC + _HEADER_LEN.pack(pad) + h.ljust(pad) for h in headers]
+    pixels = int(np.prod(shape)) * 4
     blob = lead + pixels
     if blob * len(headers) >= 2**31:
         raise ValueError(f"{len(headers)} stamps of {blob} bytes exceed one Arrow binary array")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dhs_gen.config import ConfigError
-from dhs_gen.injection.artifacts import PROFILES, ArtifactProfile, draw_artifacts, get_profile
+from dhs_gen.injection.artifacts import PROFILES, ArtifactProfile, apply_draws, draw_artifacts, get_profile
 from dhs_gen.injection.inject import InjectConfig, inject_batch
 from dhs_gen.injection.manifest import ManifestConfig, build_manifest
 from dhs_gen.io.stamps import decode_canonical_image
@@ -123,19 +123,18 @@ def test_draws_equal_the_reference_draw():
         assert rng_under_test.bit_generator.state == ref_rng.bit_generator.state
 
 
-def test_applied_in_place_is_applied():
-    """apply_in_place on a stack of products (or one, or a strided view) is apply, bit for bit."""
+def test_draws_applied_to_a_batch_are_each_applied():
+    """apply_draws on a batch of rows and several products (strided, as the blobs they are written
+    into) gives each image what the row's draw.apply gives it, bit for bit."""
     every = ArtifactProfile(p_cosmic=1.0, p_trail=1.0, p_bad_column=1.0, p_gradient=1.0, p_noise=1.0)
     rng = np.random.default_rng(3)
-    for profile in (every, PROFILES["none"], ArtifactProfile(p_bad_column=1.0)):
-        draw = draw_artifacts(profile, rng, np.full(3, 0.01), (3, 16, 16))
-        products = rng.normal(0, 0.05, (3, 3, 16, 16)).astype(np.float32)
-        expected = np.stack([draw.apply(p) for p in products])
-        stacked = products.copy()
-        draw.apply_in_place(stacked)
-        assert stacked.tobytes() == expected.tobytes()
-        strided = np.zeros((3, 2, 3, 16, 16), np.float32)[:, 1]
-        strided[...] = products
-        for p in strided:
-            draw.apply_in_place(p)
-        assert strided.tobytes() == expected.tobytes()
+    draws = [draw_artifacts(profile, rng, np.full(3, 0.01), (3, 16, 16)) for profile in
+             (every, PROFILES["none"], ArtifactProfile(p_bad_column=1.0), PROFILES["strong"], every)]
+    products = rng.normal(0, 0.05, (3, len(draws), 3, 16, 16)).astype(np.float32)
+    expected = np.stack([[draw.apply(image) for draw, image in zip(draws, images)] for images in products])
+    strided = np.zeros((len(draws), 2, 3, 16, 16), np.float32)[:, 1]
+    batch = [products[0].copy(), products[1].copy(), strided]
+    strided[...] = products[2]
+    apply_draws(draws, batch)
+    assert np.stack(batch).tobytes() == expected.tobytes()
+    assert any(d.dead for d in draws) and any(d.additive is None for d in draws)

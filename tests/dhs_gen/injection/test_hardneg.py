@@ -259,8 +259,8 @@ def test_a_batch_is_its_rows(arcs):
 
 
 def test_non_finite_light_is_left_alone(arcs):
-    """Δ with a NaN or inf pixel has no defined flux annulus: returned unchanged, as the numpy
-    definition does (its total flux is not > 0)."""
+    """Δ with a NaN or inf pixel has no defined flux annulus, and a NaN FWHM no fades: Δ comes back
+    unchanged, as the numpy definition gives it."""
     images, theta, centers = arcs
     for bad in (np.nan, np.inf):
         delta = images[0].copy()
@@ -268,3 +268,7 @@ def test_non_finite_light_is_left_alone(arcs):
         assert shuffle_annulus(delta, tuple(centers[0])) == (0.0, 0.0)
         out = shuffle_delta(delta, theta[0], 5.0, np.random.default_rng(0), tuple(centers[0]))
         assert np.array_equal(out, delta, equal_nan=True)
+    rng = np.random.default_rng(0)  # no FWHM: no fades defined; the permutation is drawn all the same
+    out = shuffle_delta(images[0], theta[0], np.nan, rng, tuple(centers[0]))
+    assert np.array_equal(out, _reference_shuffle(images[0], theta[0], np.nan, np.random.default_rng(0), tuple(centers[0])))
+    assert np.array_equal(out, images[0]) and rng.bit_generator.state != np.random.default_rng(0).bit_generator.state

@@ -1,0 +1,28 @@
+"""Per-row random streams: the batch construction gives numpy's default_rng([seed, stream])."""
+import numpy as np
+import pytest
+
+from dhs_gen.injection.streams import generators, state_words
+
+
+def test_state_words_are_seed_sequence_states():
+    """SeedSequence([seed, stream]).generate_state(4, uint64), word for word: one- and two-word
+    seeds (below and above 2**32), 0, the int64 maximum, and several streams."""
+    rng = np.random.default_rng(1)
+    seeds = np.concatenate([[0, 1, 2**32 - 1, 2**32, 2**60 - 1, 2**63 - 1], rng.integers(0, 2**60, 300),
+                            rng.integers(0, 2**32, 100)]).astype(np.int64)
+    for stream in (0, 1, 2, 3, 2**32 - 1):
+        expected = np.array([np.random.SeedSequence([int(s), stream]).generate_state(4, np.uint64) for s in seeds])
+        assert np.array_equal(state_words(seeds, stream), expected)
+
+
+def test_generators_are_default_rng_streams():
+    seeds = np.array([0, 7, 2**40 + 3, 123456789012345], np.int64)
+    for gen, seed in zip(generators(seeds, 3), seeds):
+        ref = np.random.default_rng([int(seed), 3])
+        assert gen.bit_generator.state == ref.bit_generator.state
+        assert np.array_equal(gen.standard_normal(50), ref.standard_normal(50))
+        assert np.array_equal(gen.permutation(8), ref.permutation(8))
+    assert generators(np.array([], np.int64), 2) == []
+    with pytest.raises(ValueError, match="negative seed"):
+        generators(np.array([3, -1]), 2)
