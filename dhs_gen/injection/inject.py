@@ -375,7 +375,8 @@ def _metrics(arcs: np.ndarray, rows: np.ndarray, hosts: _Hosts, lens: dict, sour
     metrics = {k: np.full(n, np.nan) for k in METRIC_COLUMNS}
     n_images = np.full(n, -1, dtype=np.int64)
     if len(rows):
-        for key, values in arc_metrics(arcs[rows], hosts.sigma[rows, 1], source["flux_r"][rows], pix,
+        rendered = arcs if len(rows) == n else arcs[rows]  # rows are sorted and distinct: all rows = no copy
+        for key, values in arc_metrics(rendered, hosts.sigma[rows, 1], source["flux_r"][rows], pix,
                                        noise_acov_r=hosts.acov_r[rows]).items():
             metrics[key][rows] = values
         n_images[rows] = count_images({k: v[rows] for k, v in lens.items()}, source["center_x"][rows],

@@ -475,3 +475,27 @@ def gather_pixels(image, index, out):
     for b in range(image.shape[0]):
         for k in range(len(index)):
             out[b, k] = flat[b * size + index[k]]
+
+
+@kernel_strict
+def light_moments(images, out):
+    """``out[b]`` = (Σ f, Σ f x_col, Σ f y_row) of each (B, H, W) image's positive flux f =
+    max(pixel, 0) (NaN as 0), in float64: sums down each column, then across."""
+    n, h, w = images.shape
+    flux = np.empty(w)
+    flux_row = np.empty(w)
+    for b in range(n):
+        flux[:] = 0.0
+        flux_row[:] = 0.0
+        for i in range(h):
+            for j in range(w):
+                v = np.float64(images[b, i, j])
+                v = v if v > 0.0 else 0.0
+                flux[j] += v
+                flux_row[j] += v * i
+        total, moment_x, moment_y = 0.0, 0.0, 0.0
+        for j in range(w):
+            total += flux[j]
+            moment_x += flux[j] * j
+            moment_y += flux_row[j]
+        out[b, 0], out[b, 1], out[b, 2] = total, moment_x, moment_y

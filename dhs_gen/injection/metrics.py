@@ -209,7 +209,7 @@ def arc_metrics(arc: np.ndarray, sigma_r: np.ndarray, src_flux_r: np.ndarray,
         mags = nmgy_to_mag(np.where(totals > 0, totals, np.nan))
         magnification = totals[:, 1] / src_flux_r
     return {"arc_snr_sum": snr_sum, "arc_snr_max": snr_max, "magnification": magnification,
-            "lensed_hlr_arcsec": half_light_radius(arc[:, 1].astype(np.float64)) * pixel_scale,
+            "lensed_hlr_arcsec": half_light_radius(arc[:, 1]) * pixel_scale,
             **{f"lensed_mag_{b}": mags[:, i] for i, b in enumerate("grz")}}
 
 
@@ -221,41 +221,41 @@ def half_light_radius(images: np.ndarray) -> np.ndarray:
     pixel whenever that pixel is closer than every pixel outside the square, so rows try the
     ``HLR_WINDOWS`` squares before the whole image.
     """
-    flux, total, cx, cy = light_centroid(images)
-    b, h, w = flux.shape
+    total, cx, cy = light_centroid(images)
+    b, h, w = np.shape(images)
     hlr = np.full(b, np.nan)
     todo = np.flatnonzero(total > 0)
     for side in (*HLR_WINDOWS, max(h, w)):
         if len(todo):
-            hlr[todo] = _half_flux_radius(flux, todo, 0.5 * total[todo], cx[todo], cy[todo], side)
+            hlr[todo] = _half_flux_radius(images, todo, 0.5 * total[todo], cx[todo], cy[todo], side)
             todo = todo[np.isnan(hlr[todo])]
     return hlr
 
 
 def light_centroid(images: np.ndarray):
-    """(positive flux (B, H, W), total (B,), centroid column cx (B,), row cy (B,) [pixels]) of
-    images (B, H, W); the centroid of an image without positive flux is (0, 0)."""
-    flux = np.clip(images, 0.0, None)
-    _, h, w = flux.shape
-    total = flux.sum(axis=(1, 2))
-    rows, cols = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
+    """(total positive flux (B,), centroid column cx (B,), row cy (B,) [pixels]) of images
+    (B, H, W) (flux = max(pixel, 0), summed in float64 by
+    :func:`dhs_gen.injection.metric_kernels.light_moments`); the centroid of an image without
+    positive flux is (0, 0)."""
+    moments = np.empty((len(images), 3))
+    metric_kernels.light_moments(np.asarray(images), moments)
+    total = moments[:, 0]
     safe = np.where(total > 0, total, 1.0)
-    cy = (flux.sum(axis=2) * rows).sum(axis=1) / safe
-    cx = (flux.sum(axis=1) * cols).sum(axis=1) / safe
-    return flux, total, cx, cy
+    return total, moments[:, 1] / safe, moments[:, 2] / safe
 
 
-def _half_flux_radius(flux: np.ndarray, todo: np.ndarray, half: np.ndarray, cx: np.ndarray, cy: np.ndarray,
+def _half_flux_radius(images: np.ndarray, todo: np.ndarray, half: np.ndarray, cx: np.ndarray, cy: np.ndarray,
                       side: int) -> np.ndarray:
-    """(len(todo),) radius [pixels] at which the flux of images ``flux[todo]`` summed in order of
-    radius about (cx, cy) [pixels] first reaches ``half``, from the pixels of a ``side`` square
+    """(len(todo),) radius [pixels] at which the positive flux of ``images[todo]`` summed in order
+    of radius about (cx, cy) [pixels] first reaches ``half``, from the pixels of a ``side`` square
     about (cx, cy); NaN where a pixel outside the square could come first."""
-    _, h, w = flux.shape
+    _, h, w = images.shape
     sh, sw = min(side, h), min(side, w)
     r0 = np.clip(np.rint(cy).astype(np.int64) - sh // 2, 0, h - sh)  # the square's first row, column
     c0 = np.clip(np.rint(cx).astype(np.int64) - sw // 2, 0, w - sw)
     rows, cols = r0[:, None] + np.arange(sh), c0[:, None] + np.arange(sw)
-    window = sliding_window_view(flux, (sh, sw), axis=(1, 2))[todo, r0, c0].reshape(len(todo), -1)
+    window = sliding_window_view(images, (sh, sw), axis=(1, 2))[todo, r0, c0].reshape(len(todo), -1)
+    window = np.clip(window, 0.0, None).astype(np.float64, copy=False)
     radius = np.hypot(cols[:, None, :] - cx[:, None, None], rows[:, :, None] - cy[:, None, None])
     radius = radius.reshape(len(todo), -1)
     order = np.argsort(radius, axis=1)

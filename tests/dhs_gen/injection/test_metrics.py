@@ -120,7 +120,8 @@ def arcs():
 
 def _reference_hlr(images):
     """Every pixel sorted by its radius about the centroid; the radius where the sum first reaches half."""
-    flux, total, cx, cy = light_centroid(images)
+    total, cx, cy = light_centroid(images)
+    flux = np.clip(images, 0.0, None)
     b, h, w = flux.shape
     rows, cols = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
     radius = np.hypot(cols[None, None, :] - cx[:, None, None], rows[None, :, None] - cy[:, None, None]).reshape(b, -1)
@@ -451,3 +452,17 @@ def test_finite_copy_counts_bad_pixels_as_numpy():
     bad = ~np.isfinite(crop)
     assert np.array_equal(out, np.where(bad, 0.0, crop))
     assert (n_bad, n_central) == (bad.sum(), bad[:, 16:48, 16:48].sum()) and 0 < n_central < n_bad
+
+
+def test_light_centroid_is_the_first_moment_of_the_positive_flux(arcs, real_hosts):
+    _, blobs = real_hosts
+    hosts = np.stack([decode_canonical_image(b)[1] for b in blobs.values()])
+    for images in (arcs, hosts, hosts[:, 18:82, 10:90], arcs[:3, ::-1], np.zeros((2, 8, 8))):
+        flux = np.clip(images.astype(np.float64), 0.0, None)
+        total = flux.sum(axis=(1, 2))
+        rows, cols = np.arange(images.shape[1]), np.arange(images.shape[2])
+        safe = np.where(total > 0, total, 1.0)
+        got = light_centroid(images)
+        np.testing.assert_allclose(got[0], total, rtol=1e-12)
+        np.testing.assert_allclose(got[1], (flux.sum(axis=1) * cols).sum(axis=1) / safe, rtol=1e-12)
+        np.testing.assert_allclose(got[2], (flux.sum(axis=2) * rows).sum(axis=1) / safe, rtol=1e-12)
