@@ -1,9 +1,14 @@
-"""The fast backend: vectorised float32 numpy ray tracing and Sérsic evaluation for a batch.
+"""The fast backend's numpy side: the general ray tracing and Sérsic evaluation, grids, the
+batched FFT convolution and the supersampling cut.
 
-Conventions follow lenstronomy exactly (SIE = NIE with a 1e-10" core, e1/e2 ellipticities,
-product-average radii, SHEAR about the origin, circular MULTIPOLE m = 3, 4), so the fast engine
-and the lenstronomy reference agree to float32 rounding. Per-row scalars are computed in
-float64; per-sub-pixel maths runs in float32 on (rows, sub-pixels) arrays.
+:func:`ray_trace` and :func:`sersic_profile` are vectorised float32 numpy for any lens of the
+project (SIE or EPL + shear, circular MULTIPOLE m = 3, 4): the EPL / multipole batches and
+image sources use them. SIE + shear Sérsic batches are rendered by the compiled kernel
+:func:`dhs_gen.lensing.kernels.render_sie_sersic` instead (same conventions, tested against
+the same lenstronomy reference). Conventions follow lenstronomy exactly (SIE = NIE with a
+1e-10" core, e1/e2 ellipticities, product-average radii, SHEAR about the origin), so the fast
+engine and the lenstronomy reference agree to float32 rounding. Per-row scalars are computed in
+float64; per-sub-pixel maths runs in float32.
 """
 from __future__ import annotations
 

@@ -73,10 +73,9 @@ def pow2i(i):
 
 
 @kernel(inline="always")
-def exp2f(x):
-    """2^x, float32 (Cephes exp2f: x = i + f, |f| <= 1/2, a degree-6 polynomial for 2^f, then
-    2^i as two exact powers of two so that i = -150..128 needs no branch)."""
-    x = min(max(x, F32(-150.0)), F32(128.0))
+def _exp2_parts(x):
+    """(p, i) with 2^x = p 2^i, i = round(x) (float32), |x - i| <= 1/2 and p = 2^(x - i) by the
+    Cephes exp2f degree-6 polynomial."""
     fi = np.float32(np.floor(x + F32(0.5)))
     f = x - fi
     p = F32(1.535336188319500e-4)
@@ -86,17 +85,30 @@ def exp2f(x):
     p = p * f + F32(2.402264791363012e-1)
     p = p * f + F32(6.931472028550421e-1)
     p = p * f + F32(1.0)
-    i = np.int32(fi)
+    return p, np.int32(fi)
+
+
+@kernel(inline="always")
+def exp2f(x):
+    """2^x, float32 (Cephes exp2f: x = i + f, |f| <= 1/2, a degree-6 polynomial for 2^f, then
+    2^i as two exact powers of two so that i = -150..128 needs no branch)."""
+    p, i = _exp2_parts(min(max(x, F32(-150.0)), F32(128.0)))
     half = i >> 1
     return p * pow2i(half) * pow2i(i - half)
 
 
 @kernel(inline="always")
-def log2f(x):
-    """log2(x), float32, x > 0 (Cephes logf: x = m 2^e with m in [sqrt(1/2), sqrt(2)), a degree-9
-    polynomial in m - 1; subnormal x are scaled by 2^23 first)."""
-    tiny = x < F32(1.17549435e-38)
-    x = x * F32(8388608.0) if tiny else x  # 2^23: subnormal -> normal
+def exp2f_normal(x):
+    """:func:`exp2f` for x in [-126, 127] (clamped there): one power of two, no split (callers
+    whose argument is known to lie in that range)."""
+    p, i = _exp2_parts(min(max(x, F32(-126.0)), F32(127.0)))
+    return p * pow2i(i)
+
+
+@kernel(inline="always")
+def log2f_normal(x):
+    """:func:`log2f` for normal x (>= 2^-126): Cephes logf, x = m 2^e with m in
+    [sqrt(1/2), sqrt(2)), a degree-9 polynomial in m - 1."""
     bits = float_bits(x)
     # the exponent as float32 via int32 (numba widens integer arithmetic to int64; an int64 ->
     # float conversion would need 512-bit vector instructions, which slow the whole loop)
@@ -117,16 +129,25 @@ def log2f(x):
     y = y * m + F32(3.3333331174e-1)
     y = y * m * z - F32(0.5) * z
     log2e_m1 = F32(0.44269504088896340736)  # log2(e) - 1
-    r = y * log2e_m1 + m * log2e_m1 + y + m
-    return r + (e - F32(23.0) if tiny else e)
+    return (y * log2e_m1 + m * log2e_m1 + y + m) + e
+
+
+@kernel(inline="always")
+def log2f(x):
+    """log2(x), float32, x > 0 (Cephes logf, :func:`log2f_normal`; subnormal x are scaled by
+    2^23 first)."""
+    tiny = x < F32(1.17549435e-38)
+    r = log2f_normal(x * F32(8388608.0) if tiny else x)  # 2^23: subnormal -> normal
+    return r - F32(23.0) if tiny else r
 
 
 @kernel(inline="always")
 def log2_1pf(w):
-    """log2(1 + w), float32, w > -1, accurate also for small |w| (log1p): the rounding error of
+    """log2(1 + w), float32, w > -2^-126 - 1 (1 + w normal), accurate also for small |w| (log1p):
+    the rounding error of
     r = 1 + w, w - (r - 1), is added back to first order, (w - (r - 1)) / r / ln 2."""
     r = F32(1.0) + w
-    return log2f(r) + (w - (r - F32(1.0))) / r * F32(1.44269504088896340736)
+    return log2f_normal(r) + (w - (r - F32(1.0))) / r * F32(1.44269504088896340736)
 
 
 @kernel(inline="always")
@@ -266,14 +287,16 @@ def sersic_log_radius(s, bx, by):
     (bx, by) [arcsec] (``s``: a row of :func:`sersic_row_coefficients`)."""
     u = s[0] * bx + s[1] * by + s[2]
     v = s[3] * bx + s[4] * by + s[5]
-    return s[7] * log2f(max(u * u + v * v, s[6]))
+    return s[7] * log2f_normal(max(u * u + v * v, s[6]))  # r2min > 2^-126
 
 
 @kernel(inline="always")
 def sersic_from_log_radius(s, g):
     """I = 2^((b_n / ln 2)(1 - 2^g)) from g = :func:`sersic_log_radius`, the exponent floored at
-    -120 (no denormals: they are ~10x slower and carry no flux)."""
-    return exp2f(max(s[8] - s[8] * exp2f(g), F32(EXP2_FLOOR)))
+    -120 (no denormals: they are ~10x slower and carry no flux). g = log2((R/R_s)^(1/n)) lies in
+    [-126, 127] for any R in [1e-4", 1e30"] and n >= 0.2 (above, 2^g is clamped to 2^127: the
+    profile is 0 either way)."""
+    return exp2f_normal(max(s[8] - s[8] * exp2f_normal(g), F32(EXP2_FLOOR)))
 
 
 @kernel(inline="always")
@@ -303,13 +326,16 @@ def faint_tail_cut(values, tail):
     of their sum: the lower edge 2^(e-1) of the faintest power-of-two bin [2^(e-1), 2^e) that a
     cut must keep (bins by the float32 exponent, e clipped to [-200, 55]; sums in float64); 0
     when nothing may be cut (the faintest bin is needed, or the values are all 0)."""
-    sums = np.zeros(256, dtype=np.float64)
-    for p in range(values.size):
+    parts = np.zeros((4, 256), dtype=np.float64)  # four interleaved partial sums: no chain through one bin
+    n = values.size
+    for p in range(n):
         v = values[p]
         e = min(((float_bits(v) >> 23) & 0xFF) - 126, 55)  # frexp exponent (zeros weigh nothing)
-        sums[e + 200] += v
+        parts[p & 3, e + 200] += v
+    sums = np.empty(256, dtype=np.float64)
     total = 0.0
     for b in range(256):
+        sums[b] = (parts[0, b] + parts[1, b]) + (parts[2, b] + parts[3, b])
         total += sums[b]
     first = -1
     below = 0.0
@@ -329,13 +355,17 @@ def dilate_or_near(lit, xs, ys, cx, cy, radius2, keep):
     h, w = lit.shape
     rows = np.empty((h, w), dtype=np.bool_)
     for i in range(h):
-        for j in range(w):
-            rows[i, j] = lit[i, j] | (j > 0 and lit[i, j - 1]) | (j + 1 < w and lit[i, j + 1])
+        src, dst = lit[i], rows[i]
+        dst[0] = src[0] | src[min(1, w - 1)]
+        dst[w - 1] = src[w - 1] | src[max(w - 2, 0)]
+        for j in range(1, w - 1):
+            dst[j] = src[j - 1] | src[j] | src[j + 1]
     for i in range(h):
+        up, mid, down = rows[max(i - 1, 0)], rows[i], rows[min(i + 1, h - 1)]
         dy2 = (ys[i] - cy) ** 2
+        dst = keep[i]
         for j in range(w):
-            near = dy2 + (xs[j] - cx) ** 2 < radius2
-            keep[i, j] = rows[i, j] | (i > 0 and rows[i - 1, j]) | (i + 1 < h and rows[i + 1, j]) | near
+            dst[j] = up[j] | mid[j] | down[j] | (dy2 + (xs[j] - cx) ** 2 < radius2)
 
 
 STAGE_BLOCK = 256  # points per stage of lensed_sersic_block: the stage buffers stay in L1
@@ -371,13 +401,15 @@ def render_sie_sersic(lens_coef, src_coef, scale, centre_x, centre_y, radius2, x
     (:func:`sersic_row_coefficients`), ``scale[r]`` (float32: flux per amp x pixel area / s^2);
     lens centre ``centre_x/y[r]`` and ``radius2[r]`` [arcsec, arcsec^2] of the disc always
     supersampled. ``xs`` (W,), ``ys`` (H,) float64 pixel-centre coordinates [arcsec];
-    ``offsets`` (s,) float32 sub-pixel offsets from a pixel centre [arcsec].
+    ``offsets`` (s,) float32 sub-pixel offsets from a pixel centre [arcsec]; ``tail``: the light
+    fraction a row may lose.
 
     1. the profile at every pixel centre; 2. :func:`faint_tail_cut` of those at ``tail``;
     3. pixels to integrate: :func:`dilate_or_near` of the centres at or above the cut;
     4. for each kept pixel the s x s sub-pixels, summed in order (dy outer, dx inner) in float32,
-    the loops running over blocks of kept pixels (contiguous coordinates, so they vectorise).
-    Other pixels are 0. Scratch memory is allocated once per call."""
+    the loops running over blocks of kept pixels (contiguous coordinates, so they vectorise;
+    :func:`lensed_sersic_block`). Other pixels are 0. Scratch memory is allocated once per call;
+    ``out`` is overwritten."""
     n, h, w = out.shape
     s = offsets.size
     npix = h * w
@@ -417,8 +449,8 @@ def render_sie_sersic(lens_coef, src_coef, scale, centre_x, centre_y, radius2, x
                 ky[m] = ys32[i]
                 idx[m] = i * w + j
                 m += np.int64(keep[i, j])
-        row = out[r]
-        row[:, :] = 0
+        flat = out[r].reshape(npix)
+        flat[:] = 0
         f = scale[r]
         for k0 in range(0, m, STAGE_BLOCK):
             k1 = min(k0 + STAGE_BLOCK, m)
@@ -427,7 +459,7 @@ def render_sie_sersic(lens_coef, src_coef, scale, centre_x, centre_y, radius2, x
                 for b in range(s):
                     lensed_sersic_block(lc, sc, kx[k0:k1], ky[k0:k1], k1 - k0, offsets[b], offsets[a], acc, ta, tb)
             for k in range(k0, k1):
-                row[idx[k] // w, idx[k] % w] = acc[k - k0] * f
+                flat[idx[k]] = acc[k - k0] * f
 
 
 @kernel

@@ -10,6 +10,12 @@ brightness (lenstronomy convention, amp from the total flux), average the sub-pi
 multiply by the pixel area (flux per pixel), convolve with the band's pixel-sampled Moffat
 (beta 3.5) kernel whose NEA-FWHM equals psfsize (odd size, at most 33 px and never larger than
 the stamp, unit sum).
+
+Fast backend: SIE + shear batches in one compiled call (:mod:`dhs_gen.lensing.kernels`: pixel
+centres, the faint-tail cut, sub-pixels of the kept pixels only, float32 polynomial
+transcendentals that vectorise), EPL / multipole batches by numpy (:mod:`dhs_gen.lensing.fast`);
+then the batched FFT convolution with the band fluxes folded into the Moffat spectra
+(:func:`dhs_gen.lensing.fast.convolve_bands`). One thread.
 """
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ from dhs_gen.lensing.params import (
 from dhs_gen.psf import psfsize_kernels
 
 BACKENDS = ("fast", "lenstronomy")
-FAST_CHUNK_ROWS = 8  # rows per vectorised pass / FFT batch: keeps the working set in cache
+FAST_CHUNK_ROWS = 32  # rows per FFT batch (measured: 84 us per stamp vs 93 at 8 rows, pocketfft 64x64 -> 80x80)
 PIXEL_BLOCK = 4096  # supersampled pixels per vectorised pass (65536 sub-pixels at s = 4)
 
 
@@ -136,8 +142,8 @@ def render_lensed_sersic(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarr
     phi4 (circular multipoles) and gamma (EPL slope; SIE = 2).
     ``source``: dict of (B,) arrays R_sersic, n_sersic, e1, e2, center_x, center_y [arcsec, source
     plane] and flux_g, flux_r, flux_z [total unlensed flux, nanomaggies].
-    ``psf_fwhm``: (B, 3) survey psfsize [arcsec] (NEA-FWHM; rendered with a Moffat beta = 3.5 of that NEA). ``backend``: "fast" (vectorised
-    float32 numpy) or "lenstronomy" (the reference). Raises LensingInputError on bad input and
+    ``psf_fwhm``: (B, 3) survey psfsize [arcsec] (NEA-FWHM; rendered with a Moffat beta = 3.5 of that NEA). ``backend``: "fast" (compiled
+    float32 kernels + FFTs) or "lenstronomy" (the reference). Raises LensingInputError on bad input and
     on a non-finite output pixel (naming the row).
     """
     lens_p, n, stamp_size, supersampling = validate_call(backend, lens, stamp_size, pixel_scale, supersampling)

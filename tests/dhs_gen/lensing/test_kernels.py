@@ -13,8 +13,10 @@ from dhs_gen.lensing.kernels import (
     N_SIE,
     atan2f,
     exp2f,
+    exp2f_normal,
     log2_1pf,
     log2f,
+    log2f_normal,
     sie_row_coefficients,
     sie_source_position,
 )
@@ -32,6 +34,14 @@ def _log2(x, out):
     for i in range(x.size):
         out[i] = log2f(x[i])
     return out
+
+
+@kernel(cache=False)
+def _normal_range(x, e_out, l_out):
+    for i in range(x.size):
+        e_out[i] = exp2f_normal(x[i])
+        l_out[i] = log2f_normal(exp2f(x[i]))
+    return e_out
 
 
 @kernel(cache=False)
@@ -96,6 +106,19 @@ def test_log2_edges():
     assert out[0] <= -149  # zero: a large negative number (no infinities under fast-math)
     np.testing.assert_allclose(out[1:], np.log2(x[1:].astype(np.float64)), rtol=2e-7)
     assert out[3] == -1 and out[4] == 0 and out[5] == 1 and out[6] == 10  # exact at powers of two
+
+
+def test_normal_range_variants_match_the_general_ones():
+    x = np.random.default_rng(9).uniform(-126, 126.99, 1 << 16).astype(np.float32)
+    e, lg = np.empty_like(x), np.empty_like(x)
+    _normal_range(x, e, lg)
+    np.testing.assert_array_equal(e, _exp2(x, np.empty_like(x)))  # same polynomial, one power of two
+    two_x = _exp2(x, np.empty_like(x))
+    np.testing.assert_array_equal(lg, _log2(two_x, np.empty_like(x)))
+    edges = _f32([-1e30, 1e30])
+    e2, lg2 = np.empty_like(edges), np.empty_like(edges)
+    _normal_range(edges, e2, lg2)
+    assert e2[0] == np.float32(2.0**-126) and e2[1] == np.float32(2.0**127)  # clamped, finite
 
 
 def test_log2_1p_keeps_small_arguments():
@@ -204,6 +227,6 @@ def test_sie_source_position_catches_a_sign_error():
     assert np.max(np.abs(out[0] - out[2])) > 1e-3
 
 
-@pytest.mark.parametrize("fn", [exp2f, log2f, log2_1pf, atan2f, sie_source_position])
+@pytest.mark.parametrize("fn", [exp2f, exp2f_normal, log2f, log2f_normal, log2_1pf, atan2f, sie_source_position])
 def test_device_functions_are_inlined(fn):
     assert fn.targetoptions.get("inline") == "always"
