@@ -1,17 +1,20 @@
 """Compiled kernels behind :mod:`dhs_gen.injection.metrics` (where the definitions live): the
-Gaussian smoothing and square dilation that find sources, sums over pixel pairs at small lags
-(noise autocovariance, aperture pair counts), and the triangle-mapping image count.
+Gaussian smoothing and square dilation that find sources on a host cutout, sums over pixel pairs
+at small lags (noise autocovariance, aperture pair counts), the arc aperture sums and light
+moments, the triangle-mapping image count, and the host crop's bad-pixel count.
 
 Each kernel works on one cutout or lens (a few 10^4 values, in L1/L2 cache) and allocates only
 small scratch arrays. Kernels that test or compare floating-point values where the result must
 equal a numpy formulation (NaN pixels, the smoothing, cross-product signs) are
 :func:`dhs_gen.jit.kernel_strict` (IEEE, no fused multiply-add); the lag sums and the ray
-tracing use :func:`dhs_gen.jit.kernel` (vectorised).
+tracing use :func:`dhs_gen.jit.kernel` (vectorised). Masks are uint64 row bitsets where they are
+dilated or counted in pairs (:func:`pack_rows`, :func:`shift_row`, :func:`popcount`).
 
 Results equal the numpy/scipy formulations they replace: the smoothing repeats
 ``scipy.ndimage.correlate1d``'s double-precision symmetric sum with its 'reflect' edges
-operation by operation; pair counts are exact; lag sums differ from float64 sums by float32
-rounding (~1e-7 of the variance; the former zero-padded single-precision FFTs were no closer).
+operation by operation; dilation and pair counts are exact; lag sums differ from float64 sums by
+float32 rounding (~1e-7 of the variance; the former zero-padded single-precision FFTs were no
+closer); other sums are float64 in a fixed order (down columns, then across).
 """
 from __future__ import annotations
 
@@ -20,11 +23,14 @@ from numba import types
 from numba.extending import intrinsic
 
 from dhs_gen.jit import kernel, kernel_strict
-from dhs_gen.lensing.kernels import _sie_tuple, sie_angles, sie_beta, sie_log_ratio  # noqa: F401 (_sie_tuple: the engine's row-to-registers helper)
+from dhs_gen.lensing.kernels import (  # _sie_tuple: a lens row in registers
+    _sie_tuple,
+    sie_angles,
+    sie_beta,
+    sie_log_ratio,
+)
 
 F32 = np.float32
-
-
 U64 = np.uint64
 
 
