@@ -48,7 +48,9 @@ def outer_sigma(images, outer_fraction: float = OUTER_FRACTION) -> np.ndarray:
     """
     if not len(images):
         return np.empty((0, 0))
-    c, _, size = np.shape(images[0])
+    c, _, size = shape = np.shape(images[0])
+    if any(np.shape(image) != shape for image in images):
+        raise ValueError("outer_sigma: host cutouts must share one shape")
     index = _outer_index(size, outer_fraction)
     pix = np.empty((len(images), c, len(index)), np.float32)
     for b, image in enumerate(images):

@@ -403,6 +403,10 @@ def test_outer_sigma_of_a_list_of_cutouts_equals_the_stacked_array(real_hosts):
     hosts = [decode_canonical_image(b) for b in blobs.values()]  # read-only views of the blobs
     assert np.array_equal(outer_sigma(hosts), outer_sigma(np.stack(hosts)))
     assert outer_sigma([]).shape == (0, 0)
+    with pytest.raises(ValueError, match="one shape"):
+        outer_sigma([hosts[0], hosts[1][:, :99, :99]])
+    with pytest.raises(ValueError, match="one shape"):
+        noise_autocovariance([hosts[0][1], hosts[1][1, :99, :99]])
 
 
 def test_arc_metrics_equal_the_numpy_definition(arcs):
