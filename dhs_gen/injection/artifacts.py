@@ -15,8 +15,10 @@ from functools import lru_cache
 from typing import Dict, Tuple
 
 import numpy as np
+from numba import typeof
 
 from dhs_gen.config import ConfigError
+from dhs_gen.jit import kernel_strict
 
 
 @dataclass(frozen=True)
@@ -77,15 +79,52 @@ def apply_draws(draws, products) -> None:
     """Apply ``draws[r]`` (an :class:`ArtifactDraw`) to row r of every product (each an (N, C, H, W)
     array, e.g. positive, control and hard negative), in place: image + additive (one float32
     rounding), then the dead columns set to 0."""
+    compose_products(None, [None] * len(products), draws, products)
+
+
+def compose_products(host, layers, draws, products) -> None:
+    """Write ``products[k][r] = (host[r] + layers[k][r]) + additive_r`` (``layers[k]`` None: host[r] +
+    additive_r; ``host`` None: the product as it is + additive_r), then the dead columns of
+    ``draws[r]`` set to 0: every product of a row gets the same realisation. All (N, C, H, W)
+    float32 (products may be strided views); float32 sums in that order, one compiled pass over
+    each row's stamps (they stay in cache)."""
+    shape = products[0].shape
     added = [r for r, draw in enumerate(draws) if draw.additive is not None]
-    if added:
-        additive = np.stack([draws[r].additive for r in added])
-        for images in products:
-            images[added] += additive
+    index = np.full(len(draws), -1, np.int64)
+    index[added] = np.arange(len(added))
+    additive = np.stack([draws[r].additive for r in added]) if added else np.zeros((1,) + shape[1:], np.float32)
+    uses = [layer is not None for layer in layers]
+    layers = [np.zeros((1,) + shape[1:], np.float32) if layer is None else layer for layer in layers]
+    groups: Dict[tuple, list] = {}  # one compiled call per kind of (product, layer) arrays
+    for k, images in enumerate(products):
+        groups.setdefault((typeof(images), typeof(layers[k])), []).append(k)
+    for ks in groups.values():
+        _compose(products[ks[0]] if host is None else host, tuple(layers[k] for k in ks),
+                 tuple(uses[k] for k in ks), host is not None, additive, index,
+                 tuple(products[k] for k in ks))
     for r, draw in enumerate(draws):
         for band, column in draw.dead:
             for images in products:
                 images[r, band, :, column] = 0.0
+
+
+@kernel_strict
+def _compose(host, layers, uses, has_host, additive, index, products):
+    """:func:`compose_products` for products of one array type, a row at a time."""
+    n_rows, n_bands, h, w = products[0].shape
+    for r in range(n_rows):
+        a = index[r]
+        for k in range(len(products)):
+            out, layer, use = products[k], layers[k], uses[k]
+            for c in range(n_bands):
+                for i in range(h):
+                    for j in range(w):
+                        v = host[r, c, i, j] if has_host else out[r, c, i, j]
+                        if use:
+                            v = v + layer[r, c, i, j]
+                        if a >= 0:
+                            v = v + additive[a, c, i, j]
+                        out[r, c, i, j] = v
 
 
 def draw_artifacts(profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray,

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from dhs_gen import PIXEL_SCALE_ARCSEC
 from dhs_gen.config import StrictModel
-from dhs_gen.injection.artifacts import ArtifactDraw, apply_draws, draw_artifacts, get_profile
+from dhs_gen.injection.artifacts import ArtifactDraw, compose_products, draw_artifacts, get_profile
 from dhs_gen.injection.hardneg import shuffle_deltas
 from dhs_gen.injection.metric_kernels import finite_copy
 from dhs_gen.injection.metrics import (
@@ -233,10 +233,7 @@ def _products(hosts: np.ndarray, arcs: np.ndarray, rows: np.ndarray, lens: Dict[
         out[name], stamps = stamp_array(hosts.shape[1:], "grz", metas)
         images.append(stamps)
     host = hosts if len(rows) == len(hosts) else hosts[rows]
-    np.add(host, arc, out=images[0])
-    images[1][...] = host
-    np.add(host, shuffled, out=images[2])
-    apply_draws([draws[i] for i in rows], images)
+    compose_products(host, [arc, None, shuffled], [draws[i] for i in rows], images)
     return out
 
 

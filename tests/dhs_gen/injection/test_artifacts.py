@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from dhs_gen.config import ConfigError
-from dhs_gen.injection.artifacts import PROFILES, ArtifactProfile, apply_draws, draw_artifacts, get_profile
+from dhs_gen.injection.artifacts import (
+    PROFILES,
+    ArtifactProfile,
+    apply_draws,
+    compose_products,
+    draw_artifacts,
+    get_profile,
+)
 from dhs_gen.injection.inject import InjectConfig, inject_batch
 from dhs_gen.injection.manifest import ManifestConfig, build_manifest
 from dhs_gen.io.stamps import decode_canonical_image
@@ -138,3 +145,10 @@ def test_draws_applied_to_a_batch_are_each_applied():
     apply_draws(draws, batch)
     assert np.stack(batch).tobytes() == expected.tobytes()
     assert any(d.dead for d in draws) and any(d.additive is None for d in draws)
+    host, arc, shuffled = rng.normal(0, 0.05, (3, len(draws), 3, 16, 16)).astype(np.float32)
+    blobs = np.zeros((3, len(draws), 2, 3, 16, 16), np.float32)[:, :, 1]  # strided, as stamp_array's
+    compose_products(host, [arc, None, shuffled], draws, list(blobs))
+    for r, draw in enumerate(draws):  # positive, control, hard negative: host + layer, then the draw
+        for k, layer in enumerate([arc, None, shuffled]):
+            expected = draw.apply(host[r] if layer is None else host[r] + layer[r])
+            assert blobs[k, r].tobytes() == expected.tobytes()
