@@ -125,8 +125,8 @@ def sector_permutation(rng: np.random.Generator, n: int = N_SECTORS) -> np.ndarr
     sector; redrawn while every sector would move by the same angle)."""
     while True:
         perm = rng.permutation(n)
-        order = perm.tolist()
-        if any((order[m] - m - order[0]) % n for m in range(1, n)):
+        shifts = [(sector - m) % n for m, sector in enumerate(perm.tolist())]
+        if shifts.count(shifts[0]) < n:
             return perm
 
 

@@ -82,6 +82,7 @@ def _jsonable(value):
 
 
 _JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps(..., separators=...) builds one per call
+_ESCAPE = json.encoder.encode_basestring_ascii  # a str as _JSON writes it (ensure_ascii)
 
 
 def _header_start(shape, bands: str) -> str:
@@ -92,6 +93,11 @@ def _header_start(shape, bands: str) -> str:
 def _metas_json(metas: list) -> list:
     """Each meta dict (or None: {}) as JSON, keys as str and numpy values as Python values."""
     metas = [m or {} for m in metas]
+    keys = {tuple(m) for m in metas}
+    if len(keys) == 1 and {type(v) for m in metas for v in m.values()} | {type(k) for k in next(iter(keys))} == {str}:
+        # all str, one set of keys (a batch of stamps): one template, values escaped as json does
+        template = "{" + ",".join(_ESCAPE(k).replace("%", "%%") + ":%s" for k in next(iter(keys))) + "}"
+        return [template % tuple(map(_ESCAPE, m.values())) for m in metas]
     if {type(k) for m in metas for k in m} <= {str}:
         try:  # plain values: as they are
             return [_JSON.encode(m) for m in metas]
