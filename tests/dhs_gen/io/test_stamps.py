@@ -241,3 +241,16 @@ def test_stamp_array_blobs_are_encode_stamp_blobs():
     assert empty.to_pylist() == [None, None] and none.shape == (0, 3, 4, 4)
     with pytest.raises(StampDecodeError, match="channels"):
         stamp_array((2, 4, 4), "grz", [{}])
+
+
+def test_stamp_array_headers_are_encode_stamp_headers():
+    """The batch header path (one template for same-key str metas) writes the bytes json writes:
+    escapes, non-ASCII, '%' in keys and values; only the space padding differs."""
+    metas = [{"task_id": "a\"b\\c%s", "k%d": "é\n"}, {"task_id": "x", "k%d": "%%"}]
+    array, images = stamp_array((1, 2, 2), "r", metas)
+    images[...] = 0.5
+    for blob, meta in zip(array.to_pylist(), metas):
+        single = encode_stamp(np.full((1, 2, 2), 0.5, np.float32), "r", meta)
+        length, single_length = int.from_bytes(blob[8:12], "little"), int.from_bytes(single[8:12], "little")
+        assert blob[12:12 + length].rstrip(b" ") == single[12:12 + single_length].rstrip(b" ")
+        assert blob[12 + length:] == single[12 + single_length:]
