@@ -218,7 +218,7 @@ def _products(hosts: np.ndarray, arcs: np.ndarray, rows: np.ndarray, lens: Dict[
     elsewhere): optional arc Poisson noise, the azimuthal shuffle (all rows at once), and the row's
     artifact draw applied to all three. The stamps are written straight into the blobs."""
     pix, rows = cfg.pixel_scale, np.sort(rows)  # the stamps of stamp_array come in row order
-    arc = arcs[rows]
+    arc = arcs if len(rows) == len(arcs) and not cfg.arc_poisson else arcs[rows]  # (Poisson noise: a copy)
     if cfg.arc_poisson:
         for r, rng in enumerate(generators(seeds[rows], STREAM_POISSON)):
             counts = np.clip(arc[r], 0.0, None).astype(np.float64) * cfg.gain_e_per_nmgy
