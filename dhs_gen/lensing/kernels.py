@@ -151,11 +151,10 @@ def log2_1pf(w):
 
 
 @kernel(inline="always")
-def atan2f(y, x):
-    """atan2(y, x) [rad], float32 (Cephes atanf on t = lo/hi, lo, hi = min, max(|x|, |y|), reduced
-    to |t'| <= tan(pi/8) by t' = (lo - hi)/(lo + hi) (+ pi/4) when t > tan(pi/8): one division;
-    then the octant by selects)."""
-    ax, ay = abs(x), abs(y)
+def atan_first_quadrant(ay, ax):
+    """atan2(ay, ax) [rad] for ay, ax >= 0, float32 in [0, pi/2] (Cephes atanf on t = lo/hi,
+    lo, hi = min, max(ax, ay), reduced to |t'| <= tan(pi/8) by t' = (lo - hi)/(lo + hi) (+ pi/4)
+    when t > tan(pi/8): one division; 0 at the origin)."""
     hi, lo = max(ax, ay), min(ax, ay)
     big = lo > F32(0.41421356237309504880) * hi
     num = lo - hi if big else lo
@@ -167,7 +166,14 @@ def atan2f(y, x):
     p = p * z + F32(1.99777106478e-1)
     p = p * z - F32(3.33329491539e-1)
     a = p * z * t + t + (F32(0.78539816339744830962) if big else F32(0.0))
-    a = F32(1.57079632679489661923) - a if ay > ax else a
+    return F32(1.57079632679489661923) - a if ay > ax else a
+
+
+@kernel(inline="always")
+def atan2f(y, x):
+    """atan2(y, x) [rad], float32: :func:`atan_first_quadrant` of |y|, |x|, then the quadrant by
+    selects."""
+    a = atan_first_quadrant(abs(y), abs(x))
     a = F32(3.14159265358979323846) - a if x < F32(0.0) else a
     return -a if y < F32(0.0) else a
 
@@ -216,7 +222,8 @@ def sie_angles(c, x, y):
     ay = abs(c[7] * yr)
     p = xq * xq + c[9] * (yr * yr) + c[8] * (psi + d)
     w = (ay + ay) * (d + ay) / p
-    return atan2f(c[6] * xq, d), (-w if yr < F32(0.0) else w)
+    a = atan_first_quadrant(abs(c[6] * xq), d)  # atan2(e x', d) with d > 0
+    return (-a if xq < F32(0.0) else a), (-w if yr < F32(0.0) else w)
 
 
 @kernel(inline="always")
