@@ -191,12 +191,33 @@ def _gradient(add: np.ndarray, profile: ArtifactProfile, rng: np.random.Generato
     ramp /= norm
     ramp /= max(h, w)
     ramp -= ramp.mean()
-    amp = profile.gradient_amp_sigma * sigma[:, None, None]
-    add += np.multiply(amp, ramp, out=np.empty_like(add), casting="same_kind")  # float64 product, rounded once
+    _add_plane(add, ramp, profile.gradient_amp_sigma * sigma)  # float32 amplitude x float64 plane, rounded once
+
+
+@kernel_strict
+def _add_plane(add, ramp, amp):
+    """add[c] += float32(amp[c] * ramp) (the product in float64)."""
+    n_bands, h, w = add.shape
+    for c in range(n_bands):
+        a = np.float64(amp[c])
+        for i in range(h):
+            for j in range(w):
+                add[c, i, j] += np.float32(a * ramp[i, j])
 
 
 def _noise(add: np.ndarray, profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray) -> None:
     """Add Gaussian noise that turns the host noise σ into s·σ (s ≥ 1 drawn per row)."""
     scale = rng.uniform(*profile.noise_scale_range)
     extra = sigma * np.sqrt(max(scale**2 - 1.0, 0.0))
-    add += rng.standard_normal(add.shape).astype(np.float32) * extra[:, None, None]
+    _add_noise(add, rng.standard_normal(add.shape), extra)
+
+
+@kernel_strict
+def _add_noise(add, normals, extra):
+    """add[c] += float32(normals[c]) * extra[c], with ``extra`` float64 as numpy gives it (float32 σ
+    times a float64 scalar): the product and the sum in float64, rounded once, as ``add += ...``."""
+    n_bands, h, w = add.shape
+    for c in range(n_bands):
+        for i in range(h):
+            for j in range(w):
+                add[c, i, j] += np.float32(normals[c, i, j]) * extra[c]
