@@ -1,5 +1,6 @@
-"""Compiled building blocks of the fast lensing engine: float32 math that vectorises, and the
-SIE (+ shear) lens map of one point.
+"""Compiled kernels of the fast lensing engine: float32 math that vectorises, the SIE (+ shear)
+lens map of one point, the SIE + shear Sérsic renderer of a batch (:func:`render_sie_sersic`)
+and the spectrum product of the PSF convolution (:func:`even_spectrum_product`).
 
 numba's scalar ``math.exp2`` / ``math.log2`` / ``math.atan2`` call libm once per element and do
 not vectorise here (no SVML), which makes them ~10x slower per element than numpy's AVX-512
@@ -14,15 +15,21 @@ Call them from other :func:`dhs_gen.jit.kernel` functions; they are compiled inl
 arithmetic). Domains (the callers' inputs stay inside them):
 
 - ``exp2f(x)``: any x; 2^x for x in [-126, 128), 0 below -150 (denormals in between are
-  approximate), +inf at and above 128.
+  approximate), +inf at and above 128. ``exp2f_normal``: x clamped to [-126, 127].
 - ``log2f(x)``: x > 0 (normal or subnormal); x = 0 gives a large negative value (about -150),
-  not -inf (fast-math assumes no infinities); negative x is not defined.
-- ``log2_1pf(w)``: log2(1 + w) for w > -1, accurate for small |w| too (log1p).
+  not -inf (fast-math assumes no infinities); negative x is not defined. ``log2f_normal``:
+  normal x only (no subnormal path).
+- ``log2_1pf(w)``: log2(1 + w) for w > -1 with 1 + w a normal float32, accurate for small
+  |w| too (log1p).
 - ``atan2f(y, x)``: any finite y, x, the angle of (x, y) in [-pi, pi]; atan2f(0, 0) = 0 (the
-  sign of a zero is not tracked: fast-math).
+  sign of a zero is not tracked: fast-math). ``atan_first_quadrant(ay, ax)``: ay, ax >= 0.
 
 The SIE + shear map (:func:`sie_source_position`) reads its per-row constants from the
-float32 vector of :func:`sie_row_coefficients`.
+float32 vector of :func:`sie_row_coefficients` (N_SIE columns).
+
+Caching: numba's on-disk cache of a kernel in another module that inlines these functions is
+keyed on that module's file only, so after a change here such a cache must be cleared (or that
+module touched); tests compile their kernels uncached.
 """
 from __future__ import annotations
 
@@ -143,9 +150,9 @@ def log2f(x):
 
 @kernel(inline="always")
 def log2_1pf(w):
-    """log2(1 + w), float32, w > -2^-126 - 1 (1 + w normal), accurate also for small |w| (log1p):
-    the rounding error of
-    r = 1 + w, w - (r - 1), is added back to first order, (w - (r - 1)) / r / ln 2."""
+    """log2(1 + w), float32, w > -1 with 1 + w a normal float32, accurate also for small |w|
+    (log1p): the rounding error of r = 1 + w, w - (r - 1), is added back to first order,
+    (w - (r - 1)) / r / ln 2."""
     r = F32(1.0) + w
     return log2f_normal(r) + (w - (r - F32(1.0))) / r * F32(1.44269504088896340736)
 
