@@ -32,6 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from dhs_gen.jit import kernel, kernel_strict
+from dhs_gen.lensing.kernels import atan2f
 
 f32 = np.float32
 
@@ -159,23 +160,11 @@ def shuffle_deltas(deltas: np.ndarray, theta_pix: Sequence[float], fwhm_pix: Seq
     return out
 
 
-@kernel
+@kernel(inline="always")
 def _atan2_positive(y, x):
-    """atan2(y, x) in [0, 2 pi) for float32 y, x (0 at the origin): Cephes' atanf polynomial
-    after reduction to [0, tan(pi/8)] (~1e-7 relative), branch-free so that loops vectorise."""
-    ax, ay = abs(x), abs(y)
-    big, small = max(ax, ay), min(ax, ay)
-    reduce = small > f32(0.41421356) * big  # a = small / big in [0, 1] above tan(pi/8): z = (a - 1) / (a + 1)
-    num = small - big if reduce else small
-    den = small + big if reduce else big
-    z = num / den if den > f32(0.0) else f32(0.0)
-    zz = z * z
-    p = (((f32(8.05374449538e-2) * zz - f32(1.38776856032e-1)) * zz + f32(1.99777106478e-1)) * zz
-         - f32(3.33329491539e-1)) * zz * z + z
-    angle = (f32(0.25 * math.pi) + p) if reduce else p
-    angle = f32(0.5 * math.pi) - angle if ay > ax else angle
-    angle = f32(math.pi) - angle if x < f32(0.0) else angle
-    angle = -angle if y < f32(0.0) else angle
+    """atan2(y, x) in [0, 2 pi) for float32 y, x (0 at the origin): the lensing kernels' atan2f
+    (Cephes atanf, ~1e-7 relative, branch-free so that loops vectorise), negative angles + 2 pi."""
+    angle = atan2f(y, x)
     return angle + f32(2.0 * math.pi) if angle < f32(0.0) else angle
 
 
