@@ -21,8 +21,10 @@ sub-PSF speckle (power at spatial frequencies no PSF-convolved image has) a netw
 
 Computation: two compiled kernels over a batch of stamps (:func:`annulus_radii`, then the shuffle
 itself, one pass per stamp: sector coordinate, cross-fade weights, rotated bilinear samples and
-the radial fade per pixel), in float32 like the pixels; the permutations are drawn in Python from
-each row's own generator, so a row's output depends on its generator only.
+the radial fade per pixel), in float32 like the pixels, with polynomial atan2/sin/cos (~1e-7) and
+fused multiply-adds: the pixels equal the numpy definition to float32 rounding (2e-6 of the peak,
+tests/dhs_gen/injection/test_hardneg.py), the annulus radii exactly. The permutations are drawn in
+Python from each row's own generator, so a row's output depends on its generator only.
 """
 from __future__ import annotations
 
@@ -202,8 +204,8 @@ def _shuffle_kernel(deltas, centers, radii, ramps, n_sectors, perms, out):
     Each pixel within the fades of the annulus takes the bilinear samples (zero border) of its own
     sector's source and, inside the cross-fade, its nearer neighbour's, each rotated by whole
     sectors about the centre, weighted w and 1 - w with w = 1/2 + sin(pi t / 2)/2, and fades
-    radially into Δ with cos^2. float32 arithmetic in the order of the numpy definition. The
-    pixels near the annulus are listed first; their geometry is then one branch-free loop (it
+    radially into Δ with cos^2. float32 arithmetic (fast-math; finite inputs: the caller passes
+    n = 0 for anything else) in the order of the numpy definition. The pixels near the annulus are listed first; their geometry is then one branch-free loop (it
     vectorises) and their sampling another."""
     n_rows, n_bands, h, w = deltas.shape
     wp = w + 2
