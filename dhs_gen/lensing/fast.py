@@ -246,7 +246,8 @@ def convolve_bands(pixels: np.ndarray, kernels: np.ndarray, scale: np.ndarray | 
 
     Batched float32 FFTs on an (H + K//2)-sized grid with the kernel centred on index (0, 0) (the
     circular wrap-around of the linear convolution lands only outside the kept H x W window); one
-    image transform per row, shared by its bands. Symmetric kernels (every Moffat): real spectra
+    image transform per row, shared by its bands (the padding rows skipped along x; the inverse
+    along x on the H kept rows only). Symmetric kernels (every Moffat): real spectra
     by cosine sums (:func:`_half_spectra`, ~10x cheaper than FFTs), multiplied in one compiled
     pass (:func:`dhs_gen.lensing.kernels.even_spectrum_product`); any other kernel:
     :func:`kernel_spectra`."""
@@ -256,7 +257,9 @@ def convolve_bands(pixels: np.ndarray, kernels: np.ndarray, scale: np.ndarray | 
     c, r = kernels.shape[1], kernels.shape[-1] // 2
     ny, nx = fft.next_fast_len(h + r, real=True), fft.next_fast_len(w + r, real=True)
     scale = np.ones((b, c), dtype=F32) if scale is None else np.ascontiguousarray(scale, dtype=F32)
-    f_img = fft.rfft2(pixels, s=(ny, nx), axes=(-2, -1))
+    # the image's rfft2 on the (ny, nx) grid: along x on its h rows only (the ny - h padding rows
+    # are zero, so are their transforms), then along y
+    f_img = fft.fft(fft.rfft(pixels, n=nx, axis=-1), n=ny, axis=-2, overwrite_x=True)
     kernels = np.ascontiguousarray(kernels, dtype=F32)
     if r and (symmetric or is_point_symmetric(kernels)):
         spec = np.empty((b, c, ny, nx // 2 + 1), dtype=np.complex64)

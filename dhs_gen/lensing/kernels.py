@@ -73,6 +73,26 @@ def bits_float(typingctx, x):
     return types.float32(x), codegen
 
 
+PREFER_VECTOR_WIDTH = '"prefer-vector-width"="512"'  # LLVM function attribute (string form)
+
+
+@intrinsic
+def prefer_512_bit_vectors(typingctx):
+    """Mark the calling kernel for 512-bit vectorisation where the CPU has AVX-512 (no effect
+    elsewhere: the widest vectors the CPU has are used). LLVM's tuning for AVX-512 server and
+    client cores prefers 256-bit vectors (to avoid frequency drops of old CPUs); for the long
+    arithmetic loops of :func:`render_sie_sersic` 512-bit vectors are ~1.2-1.3x faster here.
+    Only the vector width changes: the arithmetic of every point is the same (results may
+    differ in the last bit where a point moves between the vector body and the scalar remainder
+    of a loop). llvmlite's ``FunctionAttributes`` accepts only keyword attributes, so the
+    string attribute is added to the set directly (it is written into the IR as is)."""
+    def codegen(context, builder, signature, args):
+        set.add(builder.function.attributes, PREFER_VECTOR_WIDTH)
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
 @kernel(inline="always")
 def pow2i(i):
     """2^i as float32 for an integer i in [-126, 127] (the exponent field written directly)."""
@@ -423,7 +443,8 @@ def render_sie_sersic(lens_coef, src_coef, scale, centre_x, centre_y, radius2, x
     4. for each kept pixel the s x s sub-pixels, summed in order (dy outer, dx inner) in float32,
     the loops running over blocks of kept pixels (contiguous coordinates, so they vectorise;
     :func:`lensed_sersic_block`). Other pixels are 0. Scratch memory is allocated once per call;
-    ``out`` is overwritten."""
+    ``out`` is overwritten. Compiled with 512-bit vectors (:func:`prefer_512_bit_vectors`)."""
+    prefer_512_bit_vectors()
     n, h, w = out.shape
     s = offsets.size
     npix = h * w

@@ -17,6 +17,7 @@ from dhs_gen.lensing.kernels import (
     log2_1pf,
     log2f,
     log2f_normal,
+    prefer_512_bit_vectors,
     sie_row_coefficients,
     sie_source_position,
 )
@@ -230,3 +231,36 @@ def test_sie_source_position_catches_a_sign_error():
 @pytest.mark.parametrize("fn", [exp2f, exp2f_normal, log2f, log2f_normal, log2_1pf, atan2f, sie_source_position])
 def test_device_functions_are_inlined(fn):
     assert fn.targetoptions.get("inline") == "always"
+
+
+@kernel(cache=False, inline="always")
+def _scaled_sum(x, out):
+    for i in range(x.size):
+        out[i] = x[i] * np.float32(3.0) + np.float32(1.0)
+    return out
+
+
+@kernel(cache=False)
+def _wide_scaled_sum(x, out):
+    prefer_512_bit_vectors()
+    return _scaled_sum(x, out)
+
+
+@kernel(cache=False)
+def _plain_scaled_sum(x, out):
+    return _scaled_sum(x, out)
+
+
+def test_prefer_512_bit_vectors_widens_the_loop_on_avx512_hosts():
+    import llvmlite.binding as ll
+
+    x = np.arange(1000, dtype=np.float32)
+    wide, plain = _wide_scaled_sum(x, np.empty_like(x)), _plain_scaled_sum(x, np.empty_like(x))
+    np.testing.assert_array_equal(wide, x * np.float32(3.0) + np.float32(1.0))
+    np.testing.assert_array_equal(plain, wide)
+    if "+avx512f" not in ll.get_host_cpu_features().flatten().split(","):
+        pytest.skip("host without AVX-512: the attribute has nothing to widen")
+    wide_asm = _wide_scaled_sum.inspect_asm(_wide_scaled_sum.signatures[0])
+    plain_asm = _plain_scaled_sum.inspect_asm(_plain_scaled_sum.signatures[0])
+    assert "zmm" in wide_asm
+    assert "zmm" not in plain_asm  # LLVM's default tuning here: 256-bit vectors
