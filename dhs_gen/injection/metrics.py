@@ -84,16 +84,15 @@ def _outer_index(size: int, outer_fraction: float) -> np.ndarray:
 def _mad(values: np.ndarray):
     """(median, median absolute deviation from it) along the last axis of an odd-length float array.
 
-    Works in place (``values`` is partitioned, then overwritten by the deviations): two
-    partitions, no copy; each median is one order statistic, so the result does not depend on
-    the order of the values."""
-    mid = values.shape[-1] // 2
-    values.partition(mid, axis=-1)
-    median = values[..., mid:mid + 1].copy()
-    np.subtract(values, median, out=values)
-    np.abs(values, out=values)
-    values.partition(mid, axis=-1)
-    return median[..., 0], values[..., mid]
+    Sorts ``values`` in place (numpy's vectorised sort), then takes both order statistics from the
+    sorted rows (:func:`dhs_gen.injection.metric_kernels.sorted_median_mad`: the same values as
+    partitioning the array and then its deviations); each median is one order statistic, so the
+    result does not depend on the order of the values."""
+    values.sort(axis=-1)
+    rows = values.reshape(-1, values.shape[-1])
+    median, mad = np.empty(len(rows), values.dtype), np.empty(len(rows), values.dtype)
+    metric_kernels.sorted_median_mad(rows, median, mad)
+    return median.reshape(values.shape[:-1]), mad.reshape(values.shape[:-1])
 
 
 def _median_and_mad(values: np.ndarray, counts: np.ndarray):

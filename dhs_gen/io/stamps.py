@@ -21,6 +21,7 @@ Pickled content is refused (``allow_pickle=False``). Non-finite pixels raise by 
 """
 from __future__ import annotations
 
+import copy
 import io
 import json
 import math
@@ -29,6 +30,7 @@ import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import BinaryIO, Union
 
 import numpy as np
@@ -180,8 +182,20 @@ def _canonical_header(blob) -> tuple[tuple, str, dict, int]:
     (hlen,) = _HEADER_LEN.unpack_from(blob, 8)
     if 12 + hlen > len(blob):
         raise StampDecodeError(f"canonical stamp truncated: header of {hlen} bytes, blob of {len(blob)}")
+    shape, bands, meta = _parse_canonical_header(bytes(blob[12:12 + hlen]))
+    need = math.prod(shape) * 4
+    if len(blob) - 12 - hlen != need:
+        raise StampDecodeError(f"canonical stamp truncated: {len(blob) - 12 - hlen} of {need} data bytes")
+    return shape, bands, copy.deepcopy(meta) if meta else {}, 12 + hlen
+
+
+@lru_cache(maxsize=1024)
+def _parse_canonical_header(text: bytes) -> tuple[tuple, str, dict]:
+    """(shape, bands, meta) of a canonical blob's JSON header ``text``; StampDecodeError. Cached by
+    the header bytes (a batch's hosts mostly share one header): the cached meta is never handed out,
+    only copies of it (:func:`_canonical_header`)."""
     try:
-        header = json.loads(bytes(blob[12:12 + hlen]))
+        header = json.loads(text)
         shape = tuple(int(s) for s in header["shape"])
         bands = str(header["bands"])
         meta = dict(header.get("meta", {}))
@@ -189,10 +203,7 @@ def _canonical_header(blob) -> tuple[tuple, str, dict, int]:
         raise StampDecodeError(f"canonical stamp header unreadable: {exc}") from None
     if len(shape) != 3 or any(n < 1 for n in shape):
         raise StampDecodeError(f"canonical stamp header: bad shape {list(shape)}")
-    need = math.prod(shape) * 4
-    if len(blob) - 12 - hlen != need:
-        raise StampDecodeError(f"canonical stamp truncated: {len(blob) - 12 - hlen} of {need} data bytes")
-    return shape, bands, meta, 12 + hlen
+    return shape, bands, meta
 
 
 def decode_canonical_image(blob: bytes) -> np.ndarray:

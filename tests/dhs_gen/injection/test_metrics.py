@@ -390,7 +390,8 @@ def test_source_smoothing_and_dilation_equal_scipy():
     for shape in ((101, 101), (31, 29), (12, 40), (65, 130)):
         x = rng.normal(0.0, 0.01, shape).astype(np.float32)
         x[shape[0] // 2, shape[1] // 2] = 3.0
-        smooth = metric_kernels.gaussian_smooth(x, _source_smoothing_weights())
+        smooth = np.empty_like(x)
+        metric_kernels.gaussian_smooth(x, _source_smoothing_weights(), smooth)
         assert np.array_equal(smooth, ndimage.gaussian_filter(x, 1.5, truncate=3.0))
         mask = rng.random(shape) < 0.02
         mask[0, -1] = mask[-1, 0] = True
@@ -470,3 +471,56 @@ def test_light_centroid_is_the_first_moment_of_the_positive_flux(arcs, real_host
         np.testing.assert_allclose(got[0], total, rtol=1e-12)
         np.testing.assert_allclose(got[1], (flux.sum(axis=1) * cols).sum(axis=1) / safe, rtol=1e-12)
         np.testing.assert_allclose(got[2], (flux.sum(axis=2) * rows).sum(axis=1) / safe, rtol=1e-12)
+
+
+def test_lag_sums_equal_float64_sums_over_pixel_pairs_for_any_width_and_lag():
+    """The blocked lag sums (strips of STRIP columns, LAG_ROWS row lags per pass) are the sums over
+    pixel pairs at each lag, to float32 rounding, for images narrower and wider than one strip, row
+    counts not a multiple of the blocking, and every lag up to MAX_SUM_LAG; a larger lag is refused."""
+    from dhs_gen.injection import metric_kernels
+
+    rng = np.random.default_rng(3)
+    for (h, w), lag in (((101, 101), 6), ((13, 20), 6), ((9, 9), 8), ((37, 129), 7), ((30, 300), 16),
+                        ((101, 101), 0), ((20, 31), 3)):
+        x = rng.normal(0.0, 1.0, (h, w)).astype(np.float32)
+        x[rng.random((h, w)) < 0.3] = 0.0
+        out = np.empty((2 * lag + 1,) * 2)
+        metric_kernels.lag_sums(x, lag, out)
+        xd = np.pad(x.astype(np.float64), lag)
+        expected = np.array([[(xd[lag:lag + h, lag:lag + w] * xd[lag + dy:lag + dy + h, lag + dx:lag + dx + w]).sum()
+                              for dx in range(-lag, lag + 1)] for dy in range(-lag, lag + 1)])
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * expected[lag, lag])
+    with pytest.raises(ValueError, match="MAX_SUM_LAG"):
+        metric_kernels.lag_sums(x, metric_kernels.MAX_SUM_LAG + 1, np.empty((2 * metric_kernels.MAX_SUM_LAG + 3,) * 2))
+
+
+def test_mad_equals_numpy_median_of_absolute_deviations_bit_for_bit():
+    """_mad (sort, then the window search of sorted_median_mad) gives numpy's median and
+    median(|v - median|) exactly, in the array's precision, with ties and a single value."""
+    from dhs_gen.injection.metrics import _mad
+
+    rng = np.random.default_rng(4)
+    for shape, step in (((40, 3, 3199), None), ((300, 7), 0.003), ((50, 1), None), ((200, 5), 0.002),
+                        ((60, 101), 0.02)):
+        for dtype in (np.float32, np.float64):
+            x = (0.01 * rng.standard_normal(shape)).astype(dtype)
+            if step:
+                x = (np.round(x / step) * step).astype(dtype)  # many equal values
+            median, mad = _mad(x.copy())
+            expected = np.median(x, axis=-1)
+            assert median.dtype == dtype and np.array_equal(median, expected)
+            assert np.array_equal(mad, np.median(np.abs(x - expected[..., None]), axis=-1).astype(dtype))
+
+
+def test_pack_rows_equals_numpy_packbits():
+    from dhs_gen.injection import metric_kernels
+
+    rng = np.random.default_rng(6)
+    for shape in ((101, 101), (5, 64), (3, 1), (7, 130)):
+        mask = (rng.random(shape) < 0.5).astype(np.uint8)
+        bits = metric_kernels.pack_rows(mask)
+        nw = (shape[1] + 63) // 64
+        padded = np.zeros((shape[0], 64 * nw), np.uint8)
+        padded[:, :shape[1]] = mask
+        expected = np.packbits(padded, axis=1, bitorder="little").view("<u8")
+        assert bits.shape == (shape[0], nw + 1) and np.array_equal(bits[:, :nw], expected) and not bits[:, nw].any()

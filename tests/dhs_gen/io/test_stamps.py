@@ -254,3 +254,25 @@ def test_stamp_array_headers_are_encode_stamp_headers():
         length, single_length = int.from_bytes(blob[8:12], "little"), int.from_bytes(single[8:12], "little")
         assert blob[12:12 + length].rstrip(b" ") == single[12:12 + single_length].rstrip(b" ")
         assert blob[12 + length:] == single[12 + single_length:]
+
+
+def test_canonical_headers_parsed_once_hand_out_independent_meta():
+    """Header parses are cached by the header bytes: equal headers decode to equal, independent
+    meta (changing one decoded meta, nested values included, changes no later decode), and a bad
+    header still fails every time."""
+    from dhs_gen.io.stamps import _parse_canonical_header
+
+    img = np.ones((3, 4, 4), np.float32)
+    blob = encode_stamp(img, meta={"task_id": "abc", "tags": ["a"]})
+    _parse_canonical_header.cache_clear()
+    first = decode_stamp_npz(blob)
+    first.meta["tags"].append("b")
+    first.meta["task_id"] = "changed"
+    second = decode_stamp_npz(blob)
+    assert second.meta == {"task_id": "abc", "tags": ["a"]}
+    assert _parse_canonical_header.cache_info().hits >= 1
+    np.testing.assert_array_equal(decode_canonical_image(blob), img)
+    bad = blob.replace(b'"shape"', b'"shap_"')
+    for _ in range(2):
+        with pytest.raises(StampDecodeError, match="unreadable"):
+            decode_stamp_npz(bad)
