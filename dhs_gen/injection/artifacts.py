@@ -10,9 +10,10 @@ FWHM scaled) and noise rescaling (extra Gaussian noise so σ becomes s·σ, s �
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Dict, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 from numba import typeof
@@ -92,7 +93,7 @@ def compose_products(host, layers, draws, products) -> None:
     added = [r for r, draw in enumerate(draws) if draw.additive is not None]
     index = np.full(len(draws), -1, np.int64)
     index[added] = np.arange(len(added))
-    additive = np.stack([draws[r].additive for r in added]) if added else np.zeros((1,) + shape[1:], np.float32)
+    additive = _stacked([draws[r].additive for r in added]) if added else np.zeros((1,) + shape[1:], np.float32)
     uses = [layer is not None for layer in layers]
     layers = [np.zeros((1,) + shape[1:], np.float32) if layer is None else layer for layer in layers]
     groups: Dict[tuple, list] = {}  # one compiled call per kind of (product, layer) arrays
@@ -106,6 +107,21 @@ def compose_products(host, layers, draws, products) -> None:
         for band, column in draw.dead:
             for images in products:
                 images[r, band, :, column] = 0.0
+
+
+def _stacked(images: list) -> np.ndarray:
+    """``np.stack(images)``, without a copy when they are consecutive slots of one array (as
+    :func:`draw_batch` allocates them)."""
+    first = images[0]
+    base, step = first.base, first.nbytes
+    start = first.__array_interface__["data"][0]
+    if isinstance(base, np.ndarray) and base.flags.c_contiguous and base.ndim == first.ndim + 1 \
+            and base.shape[1:] == first.shape and base.dtype == first.dtype and first.flags.c_contiguous \
+            and all(image.base is base and image.__array_interface__["data"][0] == start + k * step
+                    for k, image in enumerate(images)):
+        slot = (start - base.__array_interface__["data"][0]) // step
+        return base[slot:slot + len(images)]
+    return np.stack(images)
 
 
 @kernel_strict
@@ -134,8 +150,42 @@ def draw_artifacts(profile: ArtifactProfile, rng: np.random.Generator, sigma: np
     The generator is consumed in a fixed order (PSF, cosmic rays, trail, gradient, noise, bad
     column), each kind drawing only when its probability test passes.
     """
+    return _draw(profile, rng, _usable_sigma(sigma), shape)
+
+
+def draw_batch(profiles: Sequence[ArtifactProfile], rngs: Sequence[np.random.Generator], sigma: np.ndarray,
+               shape: Tuple[int, int, int]) -> List[ArtifactDraw]:
+    """``[draw_artifacts(profiles[r], rngs[r], sigma[r], shape) for r ...]`` (the same draws) for
+    ``sigma`` (N, C) [nmgy/pixel], its checks done once for the batch; the additive images are
+    consecutive slots of one array (:func:`compose_products` reads them without a copy)."""
+    slots = _Slots(len(profiles), shape)
+    return [_draw(profile, rng, row, shape, slots) for profile, rng, row in zip(profiles, rngs, _usable_sigma(sigma))]
+
+
+class _Slots:
+    """Zeroed float32 images of one shape handed out in order from one (n, C, H, W) array."""
+
+    def __init__(self, n: int, shape: Tuple[int, int, int]):
+        self.array, self.used = np.empty((n,) + tuple(shape), np.float32), 0
+
+    def take(self) -> np.ndarray:
+        image = self.array[self.used]
+        image.fill(0.0)
+        self.used += 1
+        return image
+
+
+def _usable_sigma(sigma: np.ndarray) -> np.ndarray:
+    """float32 σ, 0 where it is not finite and positive (no artifact amplitude there)."""
+    sigma = np.asarray(sigma)
+    return np.where(np.isfinite(sigma) & (sigma > 0), sigma, 0.0).astype(np.float32)
+
+
+def _draw(profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray,
+          shape: Tuple[int, int, int], slots: _Slots | None = None) -> ArtifactDraw:
+    """:func:`draw_artifacts` for a float32 ``sigma`` already checked (:func:`_usable_sigma`), the
+    additive image from ``slots`` (a new array without)."""
     n_bands, h, w = shape
-    sigma = np.where(np.isfinite(sigma) & (sigma > 0), sigma, 0.0).astype(np.float32)
     psf_scale = np.ones(n_bands)
     if rng.random() < profile.p_psf_mismatch:
         psf_scale = rng.uniform(*profile.psf_scale_range, size=n_bands)
@@ -143,7 +193,8 @@ def draw_artifacts(profile: ArtifactProfile, rng: np.random.Generator, sigma: np
     for p, kind in ((profile.p_cosmic, _cosmic_rays), (profile.p_trail, _trail), (profile.p_gradient, _gradient),
                     (profile.p_noise, _noise)):
         if rng.random() < p:
-            add = np.zeros(shape, dtype=np.float32) if add is None else add
+            if add is None:
+                add = np.zeros(shape, dtype=np.float32) if slots is None else slots.take()
             kind(add, profile, rng, sigma)
     dead = []
     if rng.random() < profile.p_bad_column:
@@ -157,10 +208,12 @@ def _cosmic_rays(add: np.ndarray, profile: ArtifactProfile, rng: np.random.Gener
     for _ in range(max(1, rng.poisson(profile.cosmic_mean_count))):
         band, r0, c0 = rng.integers(n_bands), int(rng.integers(h)), int(rng.integers(w))
         length, angle = int(rng.integers(1, 4)), rng.uniform(0, np.pi)
-        dy, dx = float(np.sin(angle)), float(np.cos(angle))
-        rows = [min(max(round(r0 + k * dy), 0), h - 1) for k in range(length)]  # round half to even
-        cols = [min(max(round(c0 + k * dx), 0), w - 1) for k in range(length)]
-        add[band, rows, cols] += rng.uniform(*profile.cosmic_amp_sigma) * sigma[band]
+        dy, dx = math.sin(angle), math.cos(angle)  # (= numpy's sin, cos of a float64)
+        pixels = dict.fromkeys((min(max(round(r0 + k * dy), 0), h - 1), min(max(round(c0 + k * dx), 0), w - 1))
+                               for k in range(length))  # round half to even; a pixel hit twice gets it once
+        value = rng.uniform(*profile.cosmic_amp_sigma) * sigma[band]  # float32
+        for row, col in pixels:
+            add[band, row, col] += value
 
 
 def _trail(add: np.ndarray, profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray) -> None:
@@ -208,16 +261,18 @@ def _add_plane(add, ramp, amp):
 def _noise(add: np.ndarray, profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray) -> None:
     """Add Gaussian noise that turns the host noise σ into s·σ (s ≥ 1 drawn per row)."""
     scale = rng.uniform(*profile.noise_scale_range)
-    extra = sigma * np.sqrt(max(scale**2 - 1.0, 0.0))
-    _add_noise(add, rng.standard_normal(add.shape), extra)
+    _add_noise(add, rng, sigma * np.sqrt(max(scale**2 - 1.0, 0.0)))
 
 
 @kernel_strict
-def _add_noise(add, normals, extra):
-    """add[c] += float32(normals[c]) * extra[c], with ``extra`` float64 as numpy gives it (float32 σ
-    times a float64 scalar): the product and the sum in float64, rounded once, as ``add += ...``."""
+def _add_noise(add, rng, extra):
+    """add[c] += float32(n) * extra[c] for standard normals n drawn in C order from ``rng`` (numba's
+    port of numpy's ziggurat: the values ``rng.standard_normal(add.shape)`` gives, bit for bit, and
+    the generator left in the same state, without the float64 array), with ``extra`` float64 as
+    numpy gives it (float32 σ times a float64 scalar): the product and the sum in float64, rounded
+    once, as ``add += normals.astype(float32) * extra``."""
     n_bands, h, w = add.shape
     for c in range(n_bands):
         for i in range(h):
             for j in range(w):
-                add[c, i, j] += np.float32(normals[c, i, j]) * extra[c]
+                add[c, i, j] += np.float32(rng.standard_normal()) * extra[c]

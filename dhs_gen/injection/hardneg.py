@@ -118,9 +118,16 @@ def annulus_mask(shape, r_in: float, r_out: float, center=(0.0, 0.0)) -> np.ndar
 def sector_count(theta_pix: float, fwhm_pix: float) -> int:
     """Number of sectors: as many as the Einstein ring holds sectors at least ``SECTOR_FWHM`` PSF
     FWHMs long (2 pi theta_E / (SECTOR_FWHM FWHM)), between ``MIN_SECTORS`` and ``N_SECTORS``."""
-    if not (math.isfinite(theta_pix) and math.isfinite(fwhm_pix) and fwhm_pix > 0):
-        return MIN_SECTORS
-    return int(min(max(math.floor(2.0 * math.pi * theta_pix / (SECTOR_FWHM * fwhm_pix)), MIN_SECTORS), N_SECTORS))
+    return int(sector_counts(np.asarray([theta_pix], np.float64), np.asarray([fwhm_pix], np.float64))[0])
+
+
+def sector_counts(theta_pix: np.ndarray, fwhm_pix: np.ndarray) -> np.ndarray:
+    """:func:`sector_count` of each θ_E and PSF FWHM [pixels] (float64 arrays), as int64
+    (``MIN_SECTORS`` where either is not finite or the FWHM is not positive)."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        n = np.floor(2.0 * math.pi * theta_pix / (SECTOR_FWHM * fwhm_pix))
+    usable = np.isfinite(theta_pix) & np.isfinite(fwhm_pix) & (fwhm_pix > 0)
+    return np.where(usable, np.clip(np.nan_to_num(n), MIN_SECTORS, N_SECTORS), MIN_SECTORS).astype(np.int64)
 
 
 def sector_permutation(rng: np.random.Generator, n: int = N_SECTORS) -> np.ndarray:
@@ -128,8 +135,8 @@ def sector_permutation(rng: np.random.Generator, n: int = N_SECTORS) -> np.ndarr
     sector; redrawn while every sector would move by the same angle)."""
     while True:
         perm = rng.permutation(n)
-        shifts = [(sector - m) % n for m, sector in enumerate(perm.tolist())]
-        if shifts.count(shifts[0]) < n:
+        sectors = perm.tolist()
+        if any((sectors[m] - m - sectors[0]) % n for m in range(1, n)):  # not every shift equal to the first
             return perm
 
 
@@ -153,10 +160,11 @@ def shuffle_deltas(deltas: np.ndarray, theta_pix: Sequence[float], fwhm_pix: Seq
     fwhm = np.maximum(np.asarray(fwhm_pix, np.float64), 1.0)  # at least a pixel (NaN stays NaN: nothing fades)
     perms = np.zeros((len(deltas), N_SECTORS), np.int64)
     n_sectors = np.zeros(len(deltas), np.int64)
-    for b in np.flatnonzero(radii[:, 1] > 0):
-        n = sector_count(float(theta_pix[b]), float(fwhm[b]))
+    shuffled = np.flatnonzero(radii[:, 1] > 0)
+    counts = sector_counts(np.asarray(theta_pix, np.float64)[shuffled], fwhm[shuffled])
+    for b, n in zip(shuffled.tolist(), counts.tolist()):
         perms[b, :n] = sector_permutation(rngs[b], n)
-        n_sectors[b] = n if np.isfinite(fwhm[b]) else 0  # no fades without a FWHM: Δ stays as it is
+    n_sectors[shuffled] = np.where(np.isfinite(fwhm[shuffled]), counts, 0)  # no fades without a FWHM: Δ as it is
     out = np.empty_like(deltas)
     _shuffle_kernel(deltas, centers, radii, FADE_FWHM * fwhm, n_sectors, perms, out)
     return out

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from dhs_gen import PIXEL_SCALE_ARCSEC
 from dhs_gen.config import StrictModel
-from dhs_gen.injection.artifacts import ArtifactDraw, compose_products, draw_artifacts, get_profile
+from dhs_gen.injection.artifacts import ArtifactDraw, compose_products, draw_batch, get_profile
 from dhs_gen.injection.hardneg import shuffle_deltas
 from dhs_gen.injection.metric_kernels import finite_copy
 from dhs_gen.injection.metrics import (
@@ -336,8 +336,9 @@ def _artifact_draws(table: pa.Table, status: np.ndarray, sigma: np.ndarray, psf:
     draws: List[ArtifactDraw | None] = [None] * n
     psf_used = np.full((n, 3), np.nan)
     rows = np.flatnonzero(status == STATUS_OK)
-    for i, rng in zip(rows, generators(seeds[rows], STREAM_ARTIFACTS)):
-        draws[i] = draw_artifacts(get_profile(profiles[i] or "none"), rng, sigma[i], (3, size, size))
+    for i, draw in zip(rows, draw_batch([get_profile(profiles[i] or "none") for i in rows],
+                                        generators(seeds[rows], STREAM_ARTIFACTS), sigma[rows], (3, size, size))):
+        draws[i] = draw
     if len(rows):
         psf_used[rows] = psf[rows] * np.stack([draws[i].psf_scale for i in rows])
     return draws, psf_used

@@ -5,9 +5,11 @@ from dhs_gen.config import ConfigError
 from dhs_gen.injection.artifacts import (
     PROFILES,
     ArtifactProfile,
+    _stacked,
     apply_draws,
     compose_products,
     draw_artifacts,
+    draw_batch,
     get_profile,
 )
 from dhs_gen.injection.inject import InjectConfig, inject_batch
@@ -152,3 +154,47 @@ def test_draws_applied_to_a_batch_are_each_applied():
         for k, layer in enumerate([arc, None, shuffled]):
             expected = draw.apply(host[r] if layer is None else host[r] + layer[r])
             assert blobs[k, r].tobytes() == expected.tobytes()
+
+
+def test_a_batch_of_draws_is_its_rows():
+    """draw_batch gives each row what draw_artifacts gives it (σ checked once for the batch), its
+    additive images are consecutive slots of one array, and compose_products reads them in place
+    (no copy) with the same pixels as the rows' own arrays."""
+    every = ArtifactProfile(p_cosmic=1.0, p_trail=1.0, p_bad_column=1.0, p_gradient=1.0, p_noise=1.0)
+    profiles = [PROFILES["mild"], every, PROFILES["none"], PROFILES["strong"], every] * 8
+    sigma = np.random.default_rng(5).choice([0.002, 0.01, 0.0, -1.0, np.nan], (len(profiles), 3))
+    draws = draw_batch(profiles, [np.random.default_rng([r, 2]) for r in range(len(profiles))], sigma, (3, 12, 10))
+    rows = [draw_artifacts(p, np.random.default_rng([r, 2]), sigma[r], (3, 12, 10)) for r, p in enumerate(profiles)]
+    added = [d.additive for d in draws if d.additive is not None]
+    assert len(added) > 10 and all(a.base is added[0].base for a in added)
+    assert len({a.__array_interface__["data"][0] for a in added}) == len(added)  # distinct slots
+    assert np.shares_memory(_stacked(added), added[0]) and _stacked(added).tobytes() == np.stack(added).tobytes()
+    for draw, row in zip(draws, rows):
+        assert draw.psf_scale.tobytes() == row.psf_scale.tobytes() and draw.dead == row.dead
+        assert (draw.additive is None) == (row.additive is None)
+        assert draw.additive is None or draw.additive.tobytes() == row.additive.tobytes()
+    host, arc = np.random.default_rng(6).normal(0, 0.05, (2, len(draws), 3, 12, 10)).astype(np.float32)
+    from_batch, from_rows = np.zeros((2, 2, len(draws), 3, 12, 10), np.float32)
+    compose_products(host, [arc, None], draws, list(from_batch))
+    compose_products(host, [arc, None], rows, list(from_rows))
+    assert from_batch.tobytes() == from_rows.tobytes()
+    subset = [draws[r] for r in (0, 3, 4, 1)]  # slots out of order: stacked as a copy, same pixels
+    compose_products(host[:4], [arc[:4]], subset, [from_batch[0, :4]])
+    compose_products(host[:4], [arc[:4]], [rows[r] for r in (0, 3, 4, 1)], [from_rows[0, :4]])
+    assert from_batch.tobytes() == from_rows.tobytes()
+
+
+def test_extra_noise_is_gaussian_with_the_asked_sigma_and_independent_rows():
+    """The noise kind: mean 0, σ·sqrt(s² − 1) per band, no correlation between pixels or rows."""
+    noise_only = ArtifactProfile(p_noise=1.0, noise_scale_range=(1.5, 1.5))
+    sigma = np.array([0.01, 0.02, 0.04])
+    draws = draw_batch([noise_only] * 200, [np.random.default_rng([r, 2]) for r in range(200)],
+                       np.tile(sigma, (200, 1)), (3, 32, 32))
+    noise = np.stack([d.additive for d in draws]).astype(np.float64)
+    expected = sigma * np.sqrt(1.5**2 - 1.0)
+    np.testing.assert_allclose(noise.std(axis=(0, 2, 3)), expected, rtol=0.01)
+    assert np.all(np.abs(noise.mean(axis=(0, 2, 3))) < 4 * expected / np.sqrt(noise[:, 0].size))
+    flat = noise[:, 1].reshape(200, -1) / expected[1]
+    rows = np.corrcoef(flat)[np.triu_indices(200, 1)]
+    assert np.abs(rows).max() < 5 / np.sqrt(flat.shape[1])  # rows independent
+    assert abs(np.mean(flat[:, 1:] * flat[:, :-1])) < 5 / np.sqrt(flat.size)  # neighbouring pixels independent

@@ -6,6 +6,7 @@ from dhs_gen.injection.hardneg import (
     MIN_SECTORS,
     annulus_mask,
     sector_count,
+    sector_counts,
     sector_permutation,
     shuffle_annulus,
     shuffle_delta,
@@ -134,6 +135,10 @@ def test_sector_rules():
     assert sector_count(2.0, 5.0) == MIN_SECTORS  # unresolved arc: three sectors
     assert sector_count(12.0, 5.0) == 7 and sector_count(40.0, 5.0) == 8
     assert sector_count(np.nan, 5.0) == MIN_SECTORS
+    theta = np.array([2.0, 12.0, 40.0, np.nan, 5.0, np.inf, 7.9577471545947667, 1e300, 3.0])
+    fwhm = np.array([5.0, 5.0, 5.0, 5.0, np.nan, 1.0, 1.0, 1e-300, 0.0])
+    assert sector_counts(theta, fwhm).tolist() == [sector_count(t, f) for t, f in zip(theta, fwhm)] \
+        == [MIN_SECTORS, 7, 8, MIN_SECTORS, MIN_SECTORS, MIN_SECTORS, 8, 8, MIN_SECTORS]
 
 
 def test_no_light_is_left_alone():
