@@ -113,6 +113,9 @@ def _centre_crop(img: np.ndarray, size: int):
     return img[:, a:a + size, a:a + size], (s0 - 1) / 2.0 - (a + (size - 1) / 2.0)
 
 
+HOST_CHUNK = 8  # hosts measured per call (~1 MB of 101-px cutouts: each stays in L2 from crop to autocovariance)
+
+
 class _Hosts:
     """Decoded, cropped host stamps of a batch with their noise, bad-pixel fractions and status.
 
@@ -140,22 +143,25 @@ class _Hosts:
             rep[i] = first.setdefault((host_ids[i], len(blob)), i)
             if rep[i] != i:
                 continue
-            img, reason = _decode_host(blob, size)
+            img, reason = _decode_host(blob, size)  # a view: no pixel read yet
             if img is None:
                 status[i] = reason
                 continue
-            crop, self.offset_pix[i] = _centre_crop(img, size)
-            c = size // 4
-            n_bad, n_central = finite_copy(crop, c, self.images[i])  # non-finite pixels as 0
-            self.bad_frac[i] = n_bad / crop.size
-            self.ok[i] = n_central / (crop.shape[0] * (size - 2 * c) ** 2) < max_central_bad
             full.setdefault(img.shape[1], []).append((i, img))
-            if not self.ok[i]:
-                status[i] = "bad_cutout: central non-finite fraction too high"
-        for group in full.values():  # σ and r-band autocovariance of every full cutout, by cutout size (no copies)
-            rows = [i for i, _ in group]
-            self.sigma[rows] = outer_sigma([img for _, img in group])
-            self.acov_r[rows] = noise_autocovariance([img[1] for _, img in group])
+        for group in full.values():  # by cutout size, a few hosts at a time: each cutout is read while in cache
+            for start in range(0, len(group), HOST_CHUNK):
+                chunk = group[start:start + HOST_CHUNK]
+                for i, img in chunk:
+                    crop, self.offset_pix[i] = _centre_crop(img, size)
+                    c = size // 4
+                    n_bad, n_central = finite_copy(crop, c, self.images[i])  # non-finite pixels as 0
+                    self.bad_frac[i] = n_bad / crop.size
+                    self.ok[i] = n_central / (crop.shape[0] * (size - 2 * c) ** 2) < max_central_bad
+                    if not self.ok[i]:
+                        status[i] = "bad_cutout: central non-finite fraction too high"
+                rows = [i for i, _ in chunk]  # σ and r-band autocovariance of the full cutouts (no copies)
+                self.sigma[rows] = outer_sigma([img for _, img in chunk])
+                self.acov_r[rows] = noise_autocovariance([img[1] for _, img in chunk])
         dup = np.flatnonzero(rep != np.arange(n))
         if len(dup):
             src = rep[dup]

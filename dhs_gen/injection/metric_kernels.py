@@ -365,22 +365,24 @@ def blank_sky_autocovariance(image, smooth, level, cut, grow, min_blank, max_lag
     :func:`lag_sums` of the blank pixels less their mean over the blank :func:`pair_counts`; NaN
     where a lag has no pair (all NaN without a blank pixel)."""
     h, w = image.shape
-    source = np.zeros((h, (w + 63) // 64 + 1), np.uint64)  # row bitsets
-    for i in range(h):
-        for k in range((w + 63) // 64):
-            word = U64(0)
-            for c in range(64 * k, min(64 * k + 64, w)):
-                word |= U64(smooth[i, c] - level > cut) << U64(c - 64 * k)
-            source[i, k] = word
-    grown = dilate_bits(source, w, grow)
     blank = np.empty((h, w), np.uint8)
+    for i in range(h):
+        for c in range(w):
+            blank[i, c] = smooth[i, c] - level > cut  # (the sources, first)
+    grown = dilate_bits(pack_rows(blank), w, grow)
+    nw = (w + 63) // 64
+    source = np.empty(nw * 64, np.uint8)  # one row of grown, as bytes
     sum_blank, sum_finite = np.zeros(w), np.zeros(w)  # per column: the sums vectorise along rows
     n_finite, n_blank = 0, 0
     for i in range(h):
+        for k in range(nw):
+            word = grown[i, k]
+            for j in range(64):
+                source[64 * k + j] = (word >> U64(j)) & U64(1)
         for c in range(w):
             v = image[i, c]
             ok = np.isfinite(v)
-            is_blank = ok & (((grown[i, c >> 6] >> U64(c & 63)) & U64(1)) == U64(0))  # no branch: vectorises
+            is_blank = ok & (source[c] == 0)  # no branch: vectorises
             blank[i, c] = is_blank
             n_finite += ok
             n_blank += is_blank
