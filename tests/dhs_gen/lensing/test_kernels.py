@@ -260,7 +260,6 @@ def test_prefer_512_bit_vectors_widens_the_loop_on_avx512_hosts():
     np.testing.assert_array_equal(plain, wide)
     if "+avx512f" not in ll.get_host_cpu_features().flatten().split(","):
         pytest.skip("host without AVX-512: the attribute has nothing to widen")
-    wide_asm = _wide_scaled_sum.inspect_asm(_wide_scaled_sum.signatures[0])
-    plain_asm = _plain_scaled_sum.inspect_asm(_plain_scaled_sum.signatures[0])
-    assert "zmm" in wide_asm
-    assert "zmm" not in plain_asm  # LLVM's default tuning here: 256-bit vectors
+    # (LLVM's default tuning for most AVX-512 CPUs, this one included, keeps the plain loop at
+    # 256-bit ymm registers; not asserted, as it is LLVM's choice per CPU model)
+    assert "zmm" in _wide_scaled_sum.inspect_asm(_wide_scaled_sum.signatures[0])
