@@ -71,6 +71,7 @@ def _annulus_kernel(deltas, centers, flux_fraction, out):
     centre; whole bins kept, (1 - F)/2 left inside r_in and outside r_out. IEEE (NaN -> (0, 0))."""
     n_rows, n_bands, h, w = deltas.shape
     bins = np.empty(h * w, np.int64)
+    fluxes = np.empty(h * w)
     tail = 0.5 * (1.0 - flux_fraction)
     for b in range(n_rows):
         cx, cy = centers[b, 0], centers[b, 1]
@@ -82,16 +83,17 @@ def _annulus_kernel(deltas, centers, flux_fraction, out):
                 bins[i * w + j] = int(math.sqrt(x * x + y * y) / RADIAL_BIN)
         for p in range(h * w):
             top = max(top, bins[p])
+        fluxes[:] = 0.0  # each pixel's flux summed over bands in band order (one loop per band: it vectorises)
+        for c in range(n_bands):
+            band = deltas[b, c].ravel()
+            for p in range(h * w):
+                v = band[p]
+                fluxes[p] += v if not v < 0 else 0.0  # clip at 0; NaN stays NaN
         hist = np.zeros(top + 1)
         total = 0.0
-        for i in range(h):
-            for j in range(w):
-                flux = 0.0
-                for c in range(n_bands):
-                    v = deltas[b, c, i, j]
-                    flux += v if not v < 0 else 0.0  # clip at 0; NaN stays NaN
-                hist[bins[i * w + j]] += flux
-                total += flux
+        for p in range(h * w):  # in pixel order, as before
+            hist[bins[p]] += fluxes[p]
+            total += fluxes[p]
         out[b, 0] = out[b, 1] = 0.0
         if not total > 0 or not total < np.inf:
             continue
