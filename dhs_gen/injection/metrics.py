@@ -55,13 +55,14 @@ def outer_sigma(images, outer_fraction: float = OUTER_FRACTION) -> np.ndarray:
     pix = np.empty((len(images), c, len(index)), np.float32)
     for b, image in enumerate(images):
         metric_kernels.gather_pixels(np.ascontiguousarray(image, dtype=np.float32), index, pix[b])
-    finite = np.isfinite(pix).all(axis=-1).all(axis=-1)
+    pix.sort(axis=-1)  # -inf first, +inf and NaN last: a row is finite if its two ends are
+    finite = (np.isfinite(pix[..., 0]) & np.isfinite(pix[..., -1])).all(axis=-1)
     out = np.empty(pix.shape[:2])
     if finite.all():
-        out[:] = MAD_TO_SIGMA * _mad(pix)[1]
+        out[:] = MAD_TO_SIGMA * _sorted_mad(pix)[1]
         return out
     if finite.any():
-        out[finite] = MAD_TO_SIGMA * _mad(pix[finite])[1]
+        out[finite] = MAD_TO_SIGMA * _sorted_mad(pix[finite])[1]
     p = pix[~finite]
     with np.errstate(all="ignore"):
         mad = np.nanmedian(np.abs(p - np.nanmedian(p, axis=-1, keepdims=True)), axis=-1)
@@ -85,11 +86,17 @@ def _mad(values: np.ndarray):
     """(median, median absolute deviation from it) along the last axis of an odd-length float array.
 
     Sorts ``values`` in place (numpy's vectorised sort), then takes both order statistics from the
-    sorted rows (:func:`dhs_gen.injection.metric_kernels.sorted_median_mad`: the same values as
-    partitioning the array and then its deviations); each median is one order statistic, so the
-    result does not depend on the order of the values."""
+    sorted rows (:func:`_sorted_mad`); each median is one order statistic, so the result does not
+    depend on the order of the values."""
     values.sort(axis=-1)
-    rows = values.reshape(-1, values.shape[-1])
+    return _sorted_mad(values)
+
+
+def _sorted_mad(values: np.ndarray):
+    """:func:`_mad` of an array already sorted along its last axis
+    (:func:`dhs_gen.injection.metric_kernels.sorted_median_mad`: the same values as partitioning
+    the array and then its deviations)."""
+    rows = np.ascontiguousarray(values).reshape(-1, values.shape[-1])
     median, mad = np.empty(len(rows), values.dtype), np.empty(len(rows), values.dtype)
     metric_kernels.sorted_median_mad(rows, median, mad)
     return median.reshape(values.shape[:-1]), mad.reshape(values.shape[:-1])

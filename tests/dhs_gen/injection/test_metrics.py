@@ -524,3 +524,23 @@ def test_pack_rows_equals_numpy_packbits():
         padded[:, :shape[1]] = mask
         expected = np.packbits(padded, axis=1, bitorder="little").view("<u8")
         assert bits.shape == (shape[0], nw + 1) and np.array_equal(bits[:, :nw], expected) and not bits[:, nw].any()
+
+
+def test_outer_sigma_equals_the_numpy_definition_with_nan_and_inf_pixels():
+    """σ = 1.4826 median |p - median p| over the outer-annulus checkerboard pixels p, NaN ignored,
+    ±inf counted as values (numpy's nanmedian), bit for bit, whichever host holds non-finite pixels."""
+    from dhs_gen.injection.metrics import _outer_index
+
+    rng = np.random.default_rng(12)
+    img = rng.normal(0.0, 0.01, (5, 3, 41, 41)).astype(np.float32)
+    img[1, 0, 0, :6] = np.inf  # +inf only: sorts last, like NaN, but is a value
+    img[2, 2, -1, -6:] = -np.inf
+    img[3, 1, :2, :] = np.nan
+    img[4, 2] = np.nan  # a band without a finite pixel
+    p = img.reshape(5, 3, -1)[:, :, _outer_index(41, 0.35)]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = 1.4826 * np.nanmedian(np.abs(p - np.nanmedian(p, axis=-1, keepdims=True)), axis=-1)
+        sigma = outer_sigma(img)
+    assert np.array_equal(sigma, expected, equal_nan=True) and np.isnan(sigma[4, 2]) and np.isfinite(sigma[:4]).all()
+    assert np.array_equal(outer_sigma(list(img[[0, 2]])), expected[[0, 2]])
