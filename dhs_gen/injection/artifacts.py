@@ -239,23 +239,30 @@ def _gradient(add: np.ndarray, profile: ArtifactProfile, rng: np.random.Generato
     """Add a zero-mean linear plane of random direction to every band."""
     _, h, w = add.shape
     gx, gy = rng.normal(size=2)
-    norm = np.hypot(gx, gy) or 1.0
-    ramp = np.arange(w)[None, :] * gx + np.arange(h)[:, None] * gy
-    ramp /= norm
-    ramp /= max(h, w)
-    ramp -= ramp.mean()
-    _add_plane(add, ramp, profile.gradient_amp_sigma * sigma)  # float32 amplitude x float64 plane, rounded once
+    ramp = np.empty((h, w))
+    _ramp(ramp, float(gx), float(gy), float(np.hypot(gx, gy) or 1.0), float(max(h, w)))
+    mean = np.add.reduce(ramp, axis=None) / ramp.size  # ramp.mean(): numpy's pairwise sum, the same bits
+    _add_plane(add, ramp, mean, profile.gradient_amp_sigma * sigma)  # float32 amplitude x float64 plane
 
 
 @kernel_strict
-def _add_plane(add, ramp, amp):
-    """add[c] += float32(amp[c] * ramp) (the product in float64)."""
+def _ramp(ramp, gx, gy, norm, side):
+    """ramp[i, j] = (j gx + i gy) / norm / side in float64 (numpy's operations in numpy's order)."""
+    h, w = ramp.shape
+    for i in range(h):
+        for j in range(w):
+            ramp[i, j] = (j * gx + i * gy) / norm / side
+
+
+@kernel_strict
+def _add_plane(add, ramp, mean, amp):
+    """add[c] += float32(amp[c] * (ramp - mean)) (the difference and product in float64, rounded once)."""
     n_bands, h, w = add.shape
     for c in range(n_bands):
         a = np.float64(amp[c])
         for i in range(h):
             for j in range(w):
-                add[c, i, j] += np.float32(a * ramp[i, j])
+                add[c, i, j] += np.float32(a * (ramp[i, j] - mean))
 
 
 def _noise(add: np.ndarray, profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray) -> None:
