@@ -113,7 +113,7 @@ def _centre_crop(img: np.ndarray, size: int):
     return img[:, a:a + size, a:a + size], (s0 - 1) / 2.0 - (a + (size - 1) / 2.0)
 
 
-HOST_CHUNK = 16  # hosts measured per call (~2 MB of 101-px cutouts, one core's L2: each is read from memory once)
+HOST_CHUNK = 16  # hosts measured per call (~2 MB of 101-px cutouts, about one core's L2: read while still cached)
 
 
 class _Hosts:
