@@ -1,4 +1,4 @@
-"""Injection engine: the fast numpy engine vs lenstronomy used well, per stamp (g, r, z, 64x64,
+"""Injection engine: the fast compiled engine vs lenstronomy used well, per stamp (g, r, z, 64x64,
 supersampling 4, 33-px Moffat kernels), Sérsic and COSMOS (image) sources.
 
 Sides, same lens / source / PSF configurations, one process, measured in one run:
