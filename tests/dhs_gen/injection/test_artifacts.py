@@ -6,6 +6,8 @@ from dhs_gen.injection.artifacts import (
     PROFILES,
     ArtifactProfile,
     _stacked,
+    _uniform,
+    _unit_scale,
     apply_draws,
     compose_products,
     draw_artifacts,
@@ -15,6 +17,21 @@ from dhs_gen.injection.artifacts import (
 from dhs_gen.injection.inject import InjectConfig, inject_batch
 from dhs_gen.injection.manifest import ManifestConfig, build_manifest
 from dhs_gen.io.stamps import decode_canonical_image
+
+
+def test_uniform_is_numpys_uniform_bit_for_bit():
+    """_uniform gives what Generator.uniform gives for every range the profiles use (and the angle
+    and offset ranges), and leaves the generator in the same state; the shared unit PSF scale is
+    read-only ones."""
+    ranges = [(0.0, np.pi), (-0.5, 0.5)] + [getattr(p, name) for p in PROFILES.values() for name in (
+        "cosmic_amp_sigma", "trail_amp_sigma", "psf_scale_range", "noise_scale_range")]
+    for low, high in ranges:
+        ours, numpys = np.random.default_rng(11), np.random.default_rng(11)
+        got = np.array([_uniform(ours, low, high) for _ in range(20000)])
+        want = np.array([numpys.uniform(low, high) for _ in range(20000)])
+        assert got.tobytes() == want.tobytes() and ours.random() == numpys.random()
+    ones = _unit_scale(3)
+    assert ones.tolist() == [1.0, 1.0, 1.0] and ones.dtype == np.float64 and not ones.flags.writeable
 
 
 def test_profiles_and_draws():
