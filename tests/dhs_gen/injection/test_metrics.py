@@ -399,6 +399,31 @@ def test_source_smoothing_and_dilation_equal_scipy():
         assert np.array_equal(grown.astype(bool), ndimage.maximum_filter(mask, size=7))
 
 
+def test_smooth_and_sample_with_and_without_bad_pixels_equal_scipy():
+    """smooth_and_sample (its all-finite path and its masked path): the image with non-finite
+    pixels as 0 smoothed as scipy does, and the smoothed values at the finite pixels of every other
+    row and column, in row order."""
+    from scipy import ndimage
+
+    from dhs_gen.injection import metric_kernels
+    from dhs_gen.injection.metrics import _source_smoothing_weights
+
+    rng = np.random.default_rng(11)
+    for bad in (0, 1, 40):
+        x = rng.normal(0.0, 0.01, (101, 101)).astype(np.float32)
+        x[50, 50] = 3.0
+        flat = x.reshape(-1)
+        flat[rng.choice(flat.size, bad, replace=False)] = np.nan
+        if bad:
+            flat[0] = np.inf
+        smooth, sample = np.empty_like(x), np.full(51 * 51, -1.0, np.float32)
+        n = metric_kernels.smooth_and_sample(x, _source_smoothing_weights(), smooth, sample)
+        want = ndimage.gaussian_filter(np.where(np.isfinite(x), x, 0), 1.5, truncate=3.0)
+        assert np.array_equal(smooth, want)
+        keep = np.isfinite(x[::2, ::2])
+        assert n == keep.sum() and np.array_equal(sample[:n], want[::2, ::2][keep])
+
+
 def test_outer_sigma_of_a_list_of_cutouts_equals_the_stacked_array(real_hosts):
     _, blobs = real_hosts
     hosts = [decode_canonical_image(b) for b in blobs.values()]  # read-only views of the blobs
