@@ -109,6 +109,24 @@ def test_convolve_bands_matches_fftconvolve_for_symmetric_and_other_kernels():
                 assert np.abs(out[i, b] - ref).max() < 1e-6 * np.abs(ref).max()
 
 
+def test_convolve_bands_reused_scratch_carries_nothing_between_calls():
+    """convolve_bands reuses per-thread scratch arrays: a call gives the same bits whatever ran
+    before it (other images, other shapes, the general-kernel path, a returned array kept)."""
+    from dhs_gen.lensing.fast import convolve_bands
+    from dhs_gen.lensing.render import psf_kernels
+
+    rng = np.random.default_rng(4)
+    a, b = (rng.random((3, 40, 40)).astype(np.float32) for _ in range(2))
+    kernels = psf_kernels(rng.uniform(0.9, 1.8, (3, 3)), 40)
+    first = convolve_bands(a, kernels, symmetric=True)
+    kept = first.copy()
+    convolve_bands(b * 1e3, kernels[:, ::-1], symmetric=True)
+    convolve_bands(a[:2, :30, :36], kernels[:2, :1, 8:-8, 8:-8])
+    convolve_bands(b, (kernels * np.linspace(1, 2, kernels.shape[-1])).astype(np.float32))
+    assert np.array_equal(convolve_bands(a, kernels, symmetric=True), kept)
+    assert np.array_equal(first, kept)
+
+
 def test_flux_conservation_is_magnification_times_source_flux(configs):
     lens, source, psf = configs(24, seed=3, flux_r=2.5)
     source["R_sersic"] = np.minimum(source["R_sersic"], 0.3)
