@@ -96,15 +96,19 @@ def _half_integer_moffats(inv_alpha2, k, half_power, out):
     n, size = out.shape[0], out.shape[1]
     half = size // 2
     quad = np.empty((half + 1, half + 1), dtype=np.float64)
+    base = np.empty(half + 1, dtype=np.float64)
     for b in range(n):
         ia = inv_alpha2[b]
         for i in range(half + 1):
+            p = quad[i]  # the power, built along the row (loops over j vectorise)
             for j in range(half + 1):
-                base = 1.0 + (i * i + j * j) * ia
-                p = np.sqrt(base) if half_power else 1.0
-                for _ in range(k):
-                    p *= base
-                quad[i, j] = 1.0 / p
+                base[j] = 1.0 + (i * i + j * j) * ia
+                p[j] = np.sqrt(base[j]) if half_power else 1.0
+            for _ in range(k):
+                for j in range(half + 1):
+                    p[j] *= base[j]
+            for j in range(half + 1):
+                p[j] = 1.0 / p[j]
         total = 0.0
         for i in range(half + 1):
             row = 0.0
