@@ -148,3 +148,17 @@ def test_public_renderer_takes_the_survey_psfsize():
               "center_y": [0.0], "flux_g": [1.0], "flux_r": [1.0], "flux_z": [1.0]}
     image = render_lensed_sersic(lens, source, psfsize, stamp_size=64)[0]
     np.testing.assert_allclose([nea_fwhm(band) * PIXEL_SCALE for band in image], psfsize[0], rtol=0.05)
+
+
+@pytest.mark.parametrize("beta", [3.5, 3.0, 2.5])
+def test_half_integer_moffat_kernels_equal_the_power_law(beta):
+    """The compiled half-integer-beta path equals (1 + r^2 / alpha^2)^-beta at pixel centres,
+    normalised to unit sum (float64 reference), for several widths at once."""
+    fwhm = np.array([1.3, 2.7, 4.1])
+    got = moffat_kernels(fwhm, beta=beta, size=15)
+    alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    yy, xx = np.mgrid[-7:8, -7:8]
+    ref = (1.0 + (xx**2 + yy**2)[None] / alpha[:, None, None] ** 2) ** -beta
+    ref /= ref.sum(axis=(1, 2), keepdims=True)
+    assert got.dtype == np.float32 and got.shape == (3, 15, 15)
+    assert np.allclose(got, ref, rtol=2e-6, atol=0)
