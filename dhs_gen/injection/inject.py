@@ -400,7 +400,7 @@ def _output_table(table: pa.Table, cfg: InjectConfig, status: np.ndarray, hosts:
     out.update({
         "stamp_size": pa.array(np.full(n, cfg.stamp_size, np.int32)),
         "cosmos_index": pa.array(cosmos_ident.astype(np.int32), mask=cosmos_ident < 0),
-        **{name: pa.array(blobs, pa.binary()) for name, blobs in products.items()},
+        **products,  # Arrow binary arrays from stamp_array
         "cutout_ok": pa.array(hosts.ok), "n_images": pa.array(np.where(n_images >= 0, n_images, 0).astype(np.int8),
                                                               mask=n_images < 0),
         "x_ratio": pa.array(lens["theta_E"] / psf_used[:, 1], mask=~np.isfinite(psf_used[:, 1])),

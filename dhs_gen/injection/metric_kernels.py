@@ -23,11 +23,11 @@ from numba import types
 from numba.extending import intrinsic
 
 from dhs_gen.jit import kernel, kernel_strict
-from dhs_gen.lensing.kernels import (  # _sie_tuple: a lens row in registers
-    _sie_tuple,
+from dhs_gen.lensing.kernels import (
     sie_angles,
     sie_beta,
     sie_log_ratio,
+    sie_tuple,
 )
 
 F32 = np.float32
@@ -428,7 +428,7 @@ def trace_grid(coef, grid_x, grid_y, sx, sy, px, py):
     grid_y) (float32 (N,)) of one lens: ``px``, ``py`` (N,) float32 = beta - (sx, sy), beta by
     :func:`dhs_gen.lensing.kernels.sie_source_position` with the lens row ``coef``, evaluated in
     the engine's three loops (angles; log ratio; beta) so that each vectorises."""
-    c = _sie_tuple(coef)
+    c = sie_tuple(coef)
     for k in range(len(grid_x)):
         px[k], py[k] = sie_angles(c, grid_x[k], grid_y[k])
     for k in range(len(grid_x)):

@@ -248,6 +248,12 @@ def _segment_end(rows, j0):
 
 
 @kernel(inline="always")
+def _segment_scratch(s2):
+    """(fx, fy, vals): float32 scratch for the s2 sub-pixels of up to SEGMENT pixels."""
+    return np.empty(SEGMENT * s2, np.float32), np.empty(SEGMENT * s2, np.float32), np.empty(SEGMENT * s2, np.float32)
+
+
+@kernel(inline="always")
 def _segment_sums(tm, hp, wp, fx, fy, vals, npix, s2, area, out, pix, j0):
     """out[pix[j0 + i]] = area x the float32 sum, in order k = 0..s2-1, of the bilinear values
     of ``tm`` at padded-pixel coordinates (fx, fy)[i s2 + k], for i < npix (``vals`` scratch)."""
@@ -270,8 +276,7 @@ def _sum_points(flat, hp, wp, cx, cy, inv, rows, pix, bx, by, area, dest, out):
     by row; bx, by (S, M) float32; dest (B,) output rows; out (N, C, P) float32."""
     off_x, off_y = np.float32((wp - 1) / 2), np.float32((hp - 1) / 2)
     s2 = bx.shape[0]
-    fx, fy = np.empty(SEGMENT * s2, np.float32), np.empty(SEGMENT * s2, np.float32)
-    vals = np.empty(SEGMENT * s2, np.float32)
+    fx, fy, vals = _segment_scratch(s2)
     j0 = 0
     while j0 < len(rows):
         j1 = _segment_end(rows, j0)
@@ -295,8 +300,7 @@ def _sum_sie_subpixels(coef, flat, hp, wp, cx, cy, inv, rows, pix, x0, y0, dx, d
     traced in one vectorised loop, then read from the template."""
     off_x, off_y = np.float32((wp - 1) / 2), np.float32((hp - 1) / 2)
     s2 = len(dx)
-    fx, fy = np.empty(SEGMENT * s2, np.float32), np.empty(SEGMENT * s2, np.float32)
-    vals = np.empty(SEGMENT * s2, np.float32)
+    fx, fy, vals = _segment_scratch(s2)
     j0 = 0
     while j0 < len(rows):
         j1 = _segment_end(rows, j0)

@@ -348,7 +348,7 @@ def sersic_unit(s, bx, by):
 
 
 @kernel(inline="always")
-def _sie_tuple(c):
+def sie_tuple(c):
     """A row of :func:`sie_row_coefficients` as a tuple of scalars (kept in registers by a loop)."""
     return (c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14],
             c[15], c[16], c[17])
@@ -478,7 +478,7 @@ def render_sie_sersic(lens_coef, src_coef, scale, centre_x, centre_y, radius2, x
     tb = np.empty(STAGE_BLOCK, dtype=np.float32)
     zero = np.float32(0.0)
     for r in range(n):
-        lc = _sie_tuple(lens_coef[r])
+        lc = sie_tuple(lens_coef[r])
         sc = _sersic_tuple(src_coef[r])
         centres[:] = 0
         for k0 in range(0, npix, STAGE_BLOCK):
