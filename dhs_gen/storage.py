@@ -26,6 +26,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dhs_gen.io.direct_file import DirectFile
+
 SUCCESS_MARKER = "_SUCCESS"
 SUMMARY_FILE = "_summary.json"
 
@@ -112,11 +114,14 @@ def read_bytes(uri: str) -> bytes:
 
 
 @contextlib.contextmanager
-def open_atomic(uri: str) -> Iterator[BinaryIO]:
+def open_atomic(uri: str, direct: bool = False) -> Iterator[BinaryIO]:
     """A binary file handle whose contents appear at ``uri`` only when the block exits cleanly:
     locally a temporary sibling, fsynced and renamed into place; on an object store a streamed
     (multipart) upload that is completed on exit and aborted on an error. Nothing is left behind
-    on failure."""
+    on failure.
+
+    ``direct``: a local file is written around the page cache
+    (:class:`dhs_gen.io.direct_file.DirectFile`), for large outputs this process does not read back."""
     fs, path = get_fs(uri)
     if is_remote(uri):
         fh = fs.open(path, "wb")
@@ -131,7 +136,7 @@ def open_atomic(uri: str) -> Iterator[BinaryIO]:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     try:
-        with open(tmp, "wb") as fh:
+        with (DirectFile(tmp) if direct else open(tmp, "wb")) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

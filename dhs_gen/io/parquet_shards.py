@@ -58,7 +58,7 @@ class ShardWriter:
     def _open(self) -> None:
         name = f"{self.prefix}-{len(self.done):04d}.parquet"
         self._stack = contextlib.ExitStack()
-        fh = self._stack.enter_context(storage.open_atomic(storage.join_uri(self.dataset_uri, name)))
+        fh = self._stack.enter_context(storage.open_atomic(storage.join_uri(self.dataset_uri, name), direct=True))
         self._writer = pq.ParquetWriter(fh, self.schema, **storage.parquet_write_options(self.schema, self.codec))
         self._name, self._rows, self._counts = name, 0, Counter()
 
@@ -101,9 +101,10 @@ class ShardWriter:
 
 def _drop_cached_pages(uri: str) -> None:
     """Tell the kernel it may drop a finished local shard's pages (they are on disk: open_atomic
-    fsyncs). A task writes GBs of shards it never reads back; left in the page cache they are
-    reclaimed later, in the writing process's own CPU time (several times the CPU of the write
-    itself on the development machine once the cache filled; docs/injection_jobs.md, Performance)."""
+    fsyncs). Shards are written around the page cache (``open_atomic(direct=True)``), so this
+    matters where the file system refused ``O_DIRECT`` and the shard was written buffered: a task
+    writes GBs of shards it never reads back, and left in the page cache they are reclaimed later,
+    in the writing process's own CPU time (docs/injection_jobs.md, Performance)."""
     if storage.is_remote(uri) or not hasattr(os, "posix_fadvise"):
         return
     fd = os.open(storage.local_path(uri), os.O_RDONLY)

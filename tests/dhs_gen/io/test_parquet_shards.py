@@ -103,3 +103,20 @@ def test_finished_local_shards_leave_the_page_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(parquet_shards.os, "posix_fadvise", spy)
     reported = _write(str(tmp_path / "ds"), 0, 0, [_table(6)], rows_per_file=4)
     assert dropped == [(r["file"], os.POSIX_FADV_DONTNEED) for r in reported]
+
+
+def test_shards_are_written_around_the_page_cache(tmp_path, monkeypatch):
+    """Local shards go through open_atomic(direct=True) (dhs_gen.io.direct_file): a task's GBs of
+    shards never pass through the page cache."""
+    from dhs_gen import storage as storage_module
+
+    calls = []
+    real = storage_module.open_atomic
+
+    def spy(uri, direct=False):
+        calls.append(direct)
+        return real(uri, direct=direct)
+
+    monkeypatch.setattr(storage_module, "open_atomic", spy)
+    reported = _write(str(tmp_path / "ds"), 0, 0, [_table(6)], rows_per_file=4)
+    assert calls == [True] * len(reported) == [True, True]
