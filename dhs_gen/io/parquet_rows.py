@@ -17,6 +17,7 @@ slices of it, so a blob is copied once between the page cache and the caller.
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import lru_cache
 from typing import BinaryIO, List, Sequence, Tuple
 from urllib.parse import unquote
 
@@ -25,6 +26,32 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dhs_gen import storage
+
+
+@lru_cache(maxsize=1)
+def _retaining_pool() -> pa.MemoryPool:
+    """The Arrow memory pool local row groups are decoded into: pyarrow's jemalloc pool, set to
+    keep the pages it frees (decay -1), so that each ~30-130 MB row group reuses the previous one's
+    pages instead of page-faulting fresh ones (the default pool hands them back to the kernel:
+    0.05 vs ~0.02 ms system CPU per 122 KB cutout row here). The default pool where pyarrow has
+    no jemalloc. jemalloc is otherwise unused by the pipeline, so the setting touches nothing else."""
+    try:
+        pool = pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return pa.default_memory_pool()
+    pa.jemalloc_set_decay_ms(-1)
+    return pool
+
+
+def _parquet_file_with_pool(path: str, pool: pa.MemoryPool) -> pq.ParquetFile:
+    """A memory-mapped ParquetFile whose reads allocate from ``pool`` (a ParquetFile takes the
+    default pool when it is opened; pyarrow has no argument for it)."""
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    try:
+        return pq.ParquetFile(path, memory_map=True)
+    finally:
+        pa.set_memory_pool(previous)
 
 
 class RowAddressError(ValueError):
@@ -53,7 +80,7 @@ class ParquetRowReader:
                 fh = fs.open(path, "rb")
                 handle = pq.ParquetFile(fh, pre_buffer=True)
             else:
-                handle = pq.ParquetFile(storage.local_path(target), memory_map=True)
+                handle = _parquet_file_with_pool(storage.local_path(target), _retaining_pool())
                 fh = handle
             missing = [c for c in self.required if c not in handle.schema_arrow.names]
             if missing:

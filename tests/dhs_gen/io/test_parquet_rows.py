@@ -113,3 +113,20 @@ def test_rows_from_s3_on_a_loopback_server(s3_bucket):
     got, found = ParquetRowReader(["galaxy_id", "blob"]).take([uri, None, uri, uri], np.array([8, 0, 1, 2]))
     assert got.column("galaxy_id").to_pylist() == ["g8", None, "g1", "g2"] and found.tolist() == [True, False, True, True]
     assert got.column("blob").to_pylist()[3] == bytes([2]) * 50
+
+
+def test_local_row_groups_are_decoded_into_the_retaining_pool(files):
+    """Local reads allocate from the pool that keeps freed pages (jemalloc, decay off) so each row
+    group reuses the last one's pages; the process's default pool is left as it was."""
+    from dhs_gen.io import parquet_rows
+
+    pool, default = parquet_rows._retaining_pool(), pa.default_memory_pool()
+    if pool.backend_name == default.backend_name:
+        pytest.skip("this pyarrow has no jemalloc: the reader uses the default pool")
+    reader = ParquetRowReader(["galaxy_id", "blob"])
+    before = pool.bytes_allocated()
+    table, _ = reader.take([files[0]] * 3, np.array([0, 1, 2]))
+    assert pool.bytes_allocated() > before + 3 * 400  # the blobs live in the retaining pool
+    assert pa.default_memory_pool().backend_name == default.backend_name
+    assert table.column("blob")[2].as_py() == b"f0r2" * 100
+    reader.close()
