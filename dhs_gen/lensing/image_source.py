@@ -40,6 +40,7 @@ from dhs_gen.lensing.params import (
     LensingInputError,
     as_batch,
     check_finite_output,
+    output_images,
     validate_grid,
     validate_psf_fwhm,
 )
@@ -323,8 +324,9 @@ def _sum_sie_subpixels(coef, flat, hp, wp, cx, cy, inv, rows, pix, x0, y0, dx, d
 
 def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_scale, fluxes, center_x, center_y,
                         psf_fwhm, *, stamp_size: int = 64, pixel_scale: float = PIXEL_SCALE_ARCSEC,
-                        supersampling=4, backend: str = "fast") -> np.ndarray:
-    """Lensed image sources, float32 (B, 3, H, W) nanomaggies per pixel (g, r, z), noiseless.
+                        supersampling=4, backend: str = "fast", out: np.ndarray | None = None) -> np.ndarray:
+    """Lensed image sources, float32 (B, 3, H, W) nanomaggies per pixel (g, r, z), noiseless;
+    written into ``out`` when given (:func:`dhs_gen.lensing.params.output_images`).
 
     ``templates`` (B, S, S) shared by all bands or (B, 3, S, S) per band, flux per template
     pixel (normalised to unit sum); ``template_pixel_scale`` (B,) [arcsec/template pixel];
@@ -357,7 +359,7 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
     shared = t.shape[1] == 1  # one shape for g, r, z: lens it once (unit flux), band fluxes in the kernels
     if shared:
         kernels = kernels * flux[:, :, None, None].astype(np.float32)  # convolution is linear; 4x fewer products
-    images = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
+    images = output_images(out, n, stamp_size)
     pixels = np.zeros((n, t.shape[1], stamp_size * stamp_size), dtype=np.float32) if backend == "fast" else None
     per_row = per_row.astype(np.int64)
     factors = antialias_factors(geo["scale"], pixel_scale / per_row)

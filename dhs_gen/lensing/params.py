@@ -144,6 +144,18 @@ def validate_grid(stamp_size: int, pixel_scale: float, supersampling: int) -> No
         raise LensingInputError(f"supersampling must be an integer >= 1, got {supersampling}")
 
 
+def output_images(out: np.ndarray | None, n: int, stamp_size: int) -> np.ndarray:
+    """The (n, 3, stamp_size, stamp_size) float32 array a renderer writes into: ``out`` when given
+    (it must be exactly that: float32, C-contiguous, writable), else a new one."""
+    shape = (n, 3, stamp_size, stamp_size)
+    if out is None:
+        return np.empty(shape, dtype=np.float32)
+    if out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous or not out.flags.writeable:
+        raise LensingInputError(f"out must be a writable C-contiguous float32 array of shape {shape}, "
+                                f"got {out.dtype} {out.shape}")
+    return out
+
+
 def check_finite_output(images: np.ndarray, what: str = "rendered stamp") -> np.ndarray:
     """Raise LensingInputError naming the first row with a NaN/Inf pixel; return ``images``."""
     flat = images.reshape(images.shape[0], int(np.prod(images.shape[1:])))

@@ -32,6 +32,7 @@ from dhs_gen.lensing.params import (
     FLUX_KEYS,
     LensingInputError,
     check_finite_output,
+    output_images,
     validate_grid,
     validate_lens,
     validate_psf_fwhm,
@@ -134,8 +135,9 @@ def lensed_sersic_unit_images(lens: Dict[str, np.ndarray], source: Dict[str, np.
 
 def render_lensed_sersic(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarray], psf_fwhm, *,
                          stamp_size: int = 64, pixel_scale: float = PIXEL_SCALE_ARCSEC, supersampling: int = 4,
-                         backend: str = "fast") -> np.ndarray:
-    """Noiseless lensed Sérsic arcs, float32 (B, 3, H, W) in nanomaggies per pixel (g, r, z).
+                         backend: str = "fast", out: np.ndarray | None = None) -> np.ndarray:
+    """Noiseless lensed Sérsic arcs, float32 (B, 3, H, W) in nanomaggies per pixel (g, r, z),
+    written into ``out`` when given (:func:`dhs_gen.lensing.params.output_images`).
 
     ``lens``: dict of (B,) arrays theta_E, e1, e2, center_x, center_y, gamma1, gamma2 [arcsec;
     lenstronomy SIE + SHEAR conventions, shear about the stamp centre]; optional a3, phi3, a4,
@@ -155,9 +157,10 @@ def render_lensed_sersic(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarr
         from dhs_gen.lensing.reference import render_sersic_reference
 
         amps = sersic_amp_from_flux(fluxes, src_p["R_sersic"][:, None], src_p["n_sersic"][:, None])
-        images = render_sersic_reference(lens_p, src_p, amps, kernels, stamp_size, pixel_scale, supersampling)
+        images = output_images(out, n, stamp_size)
+        images[...] = render_sersic_reference(lens_p, src_p, amps, kernels, stamp_size, pixel_scale, supersampling)
     else:
-        images = np.empty((n, 3, stamp_size, stamp_size), dtype=np.float32)
+        images = output_images(out, n, stamp_size)
         unit = lensed_sersic_unit_images(lens_p, src_p, stamp_size, pixel_scale, supersampling)
         flux32 = fluxes.astype(np.float32)
         for start in range(0, n, FAST_CHUNK_ROWS):  # cache-sized chunks (2x faster FFTs than one big batch)

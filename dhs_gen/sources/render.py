@@ -15,13 +15,14 @@ from dhs_gen.sources.registry import SourceError
 
 def render_lensed_source(lens: Dict[str, np.ndarray], batch: Dict[str, np.ndarray], psf_fwhm, *,
                          stamp_size: int = 64, pixel_scale: float = PIXEL_SCALE_ARCSEC, supersampling: int = 4,
-                         backend: str = "fast") -> np.ndarray:
-    """float32 (B, 3, H, W) nanomaggies/pixel for a batch from any registered generator
+                         backend: str = "fast", out: np.ndarray | None = None) -> np.ndarray:
+    """float32 (B, 3, H, W) nanomaggies/pixel for a batch from any registered generator, written
+    into ``out`` when given
     (``kind`` "sersic" -> render_lensed_sersic, "image" -> render_lensed_image; an image batch with
     ``hlr_arcsec`` renders small templates with :func:`dhs_gen.sources.cosmos.template_supersampling`
     sub-pixels per side, per row)."""
     kind = batch.get("kind")
-    opts = dict(stamp_size=stamp_size, pixel_scale=pixel_scale, supersampling=supersampling, backend=backend)
+    opts = dict(stamp_size=stamp_size, pixel_scale=pixel_scale, supersampling=supersampling, backend=backend, out=out)
     if kind == "sersic":
         return render_lensed_sersic(lens, {k: batch[k] for k in SERSIC_KEYS + FLUX_KEYS}, psf_fwhm, **opts)
     if kind == "image":
