@@ -187,37 +187,42 @@ def _source_batch(mode: str, source: Dict[str, np.ndarray], task_ids: np.ndarray
 
 
 def _render(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarray], psf: np.ndarray, cfg: InjectConfig,
-            status: np.ndarray, rows: np.ndarray, modes: np.ndarray, task_ids: np.ndarray):
-    """Arcs for ``rows`` by source mode in fixed-size chunks (a chunk that fails is redone row by
-    row), and the COSMOS catalogue IDENT of each row's template (-1 for other generators)."""
+            status: np.ndarray, rows: np.ndarray, modes: np.ndarray, task_ids: np.ndarray, arcs: np.ndarray,
+            idents: np.ndarray) -> None:
+    """Render the arcs of ``rows`` into ``arcs`` (B, 3, H, W) and the COSMOS catalogue IDENT of
+    each row's template into ``idents`` (B,) (other generators leave it), by source mode in
+    fixed-size chunks; a chunk that fails is redone row by row, and a row that fails is zero with
+    status ``render_error: ...``. Chunks of consecutive rows are rendered in place."""
     from dhs_gen.lensing import LensingInputError
     from dhs_gen.sources import SourceError, render_lensed_source
 
-    out = np.zeros((len(rows), 3, cfg.stamp_size, cfg.stamp_size), dtype=np.float32)
     kwargs = dict(stamp_size=cfg.stamp_size, pixel_scale=cfg.pixel_scale, supersampling=cfg.supersampling,
                   backend=cfg.backend)
-    idents = np.full(len(rows), -1, dtype=np.int64)
     src = dict(source, theta_E=lens["theta_E"])
 
     def render(pick):
         batch = _source_batch(modes[pick[0]], src, task_ids, pick)
-        images = render_lensed_source({k: v[pick] for k, v in lens.items()}, batch, psf[pick], **kwargs)
-        return images, batch.get("cosmos_ident", np.full(len(pick), -1))
+        run = pick[-1] - pick[0] + 1 == len(pick)  # consecutive rows: their slice of arcs is the output
+        out = arcs[pick[0]:pick[-1] + 1] if run else None
+        images = render_lensed_source({k: v[pick] for k, v in lens.items()}, batch, psf[pick], out=out, **kwargs)
+        if not run:
+            arcs[pick] = images
+        if "cosmos_ident" in batch:
+            idents[pick] = batch["cosmos_ident"]
 
     for mode in np.unique(modes[rows]):
-        mine = np.flatnonzero(modes[rows] == mode)
+        mine = rows[modes[rows] == mode]
         for start in range(0, len(mine), RENDER_CHUNK):
-            idx = mine[start:start + RENDER_CHUNK]
+            pick = mine[start:start + RENDER_CHUNK]
             try:
-                out[idx], idents[idx] = render(rows[idx])
+                render(pick)
             except (LensingInputError, SourceError):
-                for j in idx:
+                for j in pick:
                     try:
-                        images, ident = render(rows[[j]])
-                        out[j], idents[j] = images[0], ident[0]
+                        render(np.array([j]))
                     except (LensingInputError, SourceError) as exc:
-                        status[rows[j]] = f"render_error: {exc}"
-    return out, idents
+                        arcs[j] = 0.0
+                        status[j] = f"render_error: {exc}"
 
 
 def _products(hosts: np.ndarray, arcs: np.ndarray, rows: np.ndarray, lens: Dict[str, np.ndarray],
@@ -428,12 +433,11 @@ def inject_batch(batch, cfg: InjectConfig) -> pa.Table:
     lens, source = _lens_and_source(table, hosts.offset_pix * pix)
 
     rows = np.flatnonzero(status == STATUS_OK)
-    arcs = np.zeros((n, 3, size, size), dtype=np.float32)
+    arcs = np.empty((n, 3, size, size), dtype=np.float32)
+    arcs[status != STATUS_OK] = 0.0  # rows not rendered stay empty
     cosmos_ident = np.full(n, -1, dtype=np.int64)
     task_ids = table.column("task_id").to_pylist()
-    if len(rows):
-        arcs[rows], cosmos_ident[rows] = _render(lens, source, psf_used, cfg, status, rows, modes,
-                                                 np.asarray(task_ids, dtype=object))
+    _render(lens, source, psf_used, cfg, status, rows, modes, np.asarray(task_ids, dtype=object), arcs, cosmos_ident)
     rows = np.flatnonzero(status == STATUS_OK)  # render errors are out
     metrics, n_images = _metrics(arcs, rows, hosts, lens, source, pix)
     seeds = table.column("task_seed64").to_numpy(zero_copy_only=False)
