@@ -300,9 +300,9 @@ PIPELINE_PASSES = 5
 def _pipeline_rates(root: Path, passes: int) -> tuple:
     """(rows, stamps per CPU second of each pass) over ``passes`` pipeline passes, each into a
     fresh output folder (the previous pass's removed). The headline is the best pass, like the
-    baseline's best of four: a pass that pays the kernel's page-cache reclaim for the shards the
-    earlier passes wrote (seen here: the same write at 0.1 and at 0.7 CPU s) measures this shared
-    machine's memory, not the pipeline; the median pass is reported beside it."""
+    baseline's best of four; the median pass is reported beside it (the two differ by the load on
+    this shared machine; before the shards were written around the page cache, also by the
+    kernel's page-cache reclaim: the same write at 0.1 and at 0.7 CPU s)."""
     rates = []
     for _ in range(passes):
         out = root / "stamps"
