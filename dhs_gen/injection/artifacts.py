@@ -19,6 +19,7 @@ import numpy as np
 from numba import typeof
 
 from dhs_gen.config import ConfigError
+from dhs_gen.injection.hardneg import shuffle_row, shuffle_scratch
 from dhs_gen.jit import kernel_strict
 
 
@@ -90,10 +91,7 @@ def compose_products(host, layers, draws, products) -> None:
     float32 (products may be strided views); float32 sums in that order, one compiled pass over
     each row's stamps (they stay in cache)."""
     shape = products[0].shape
-    added = [r for r, draw in enumerate(draws) if draw.additive is not None]
-    index = np.full(len(draws), -1, np.int64)
-    index[added] = np.arange(len(added))
-    additive = _stacked([draws[r].additive for r in added]) if added else np.zeros((1,) + shape[1:], np.float32)
+    additive, index = _additives(draws, shape)
     uses = [layer is not None for layer in layers]
     layers = [np.zeros((1,) + shape[1:], np.float32) if layer is None else layer for layer in layers]
     groups: Dict[tuple, list] = {}  # one compiled call per kind of (product, layer) arrays
@@ -103,10 +101,63 @@ def compose_products(host, layers, draws, products) -> None:
         _compose(products[ks[0]] if host is None else host, tuple(layers[k] for k in ks),
                  tuple(uses[k] for k in ks), host is not None, additive, index,
                  tuple(products[k] for k in ks))
+    _dead_columns(draws, products)
+
+
+def compose_injection(hosts, host_rows, arcs, arc_rows, centers, shuffle_plan, draws, products) -> None:
+    """The three products of an injection, each row composed while its stamps are in cache:
+    ``products`` = (positive, control, hard negative), (N, C, H, W) float32 (rows may be strided,
+    e.g. stamp_array's blobs, each row contiguous), row r written as
+    positive = (host + arc) + additive, control = host + additive and hard negative =
+    (host + shuffled arc) + additive (no additive where the draw has none), then ``draws[r]``'s
+    dead columns set to 0 — what :func:`compose_products` gives for the layers (arc, None,
+    :func:`dhs_gen.injection.hardneg.shuffle_deltas` of the arcs), bit for bit. Host and arc of row r
+    are ``hosts[host_rows[r]]``, ``arcs[arc_rows[r]]`` ((*, C, H, W) float32); the shuffle is
+    :func:`dhs_gen.injection.hardneg.shuffle_row` about ``centers[r]`` ((N, 2) x, y [pixels]) with
+    ``shuffle_plan`` = (ramps, n_sectors, perms) of :func:`dhs_gen.injection.hardneg.sector_plan`."""
+    n = len(host_rows)
+    if n == 0:
+        return
+    shape = products[0].shape
+    additive, index = _additives(draws, shape)
+    spans = [_row_span(images) for images in products]
+    ramps, n_sectors, perms = shuffle_plan
+    _compose_injection(np.ascontiguousarray(hosts, np.float32), np.asarray(host_rows, np.int64),
+                       np.ascontiguousarray(arcs, np.float32), np.asarray(arc_rows, np.int64),
+                       np.ascontiguousarray(centers, np.float64), np.asarray(ramps, np.float64),
+                       np.asarray(n_sectors, np.int64), np.ascontiguousarray(perms, np.int64), additive, index,
+                       spans[0][0], spans[0][1], spans[1][0], spans[1][1], spans[2][0], spans[2][1])
+    _dead_columns(draws, products)
+
+
+def _additives(draws, shape) -> tuple:
+    """(the additive images of the draws that have one, stacked (a view where they are slots of one
+    array), index (N,) int64 of each row's image, -1 for none)."""
+    added = [r for r, draw in enumerate(draws) if draw.additive is not None]
+    index = np.full(len(draws), -1, np.int64)
+    index[added] = np.arange(len(added))
+    return (_stacked([draws[r].additive for r in added]) if added else np.zeros((1,) + tuple(shape[1:]), np.float32),
+            index)
+
+
+def _dead_columns(draws, products) -> None:
+    """Set each row's dead columns to 0 in every product."""
     for r, draw in enumerate(draws):
         for band, column in draw.dead:
             for images in products:
                 images[r, band, :, column] = 0.0
+
+
+def _row_span(images: np.ndarray) -> tuple:
+    """(1-D float32 view from the first row's first pixel to the last row's last, row stride in
+    pixels) of an (N, C, H, W) float32 array whose rows are each contiguous and do not overlap."""
+    n, row = len(images), int(np.prod(images.shape[1:]))
+    stride = images.strides[0] // 4
+    contiguous_rows = images.dtype == np.float32 and images[0].flags.c_contiguous if n else True
+    if not contiguous_rows or images.strides[0] % 4 or (n > 1 and stride < row):
+        raise ValueError(f"product rows must be contiguous float32 stamps (strides {images.strides})")
+    span = np.lib.stride_tricks.as_strided(images, shape=((n - 1) * stride + row,), strides=(4,))
+    return span, stride
 
 
 def _stacked(images: list) -> np.ndarray:
@@ -141,6 +192,35 @@ def _compose(host, layers, uses, has_host, additive, index, products):
                         if a >= 0:
                             v = v + additive[a, c, i, j]
                         out[r, c, i, j] = v
+
+
+@kernel_strict
+def _compose_injection(hosts, host_rows, arcs, arc_rows, centers, ramps, n_sectors, perms, additive, index,
+                       positive, positive_stride, control, control_stride, hard_negative, hard_negative_stride):
+    """:func:`compose_injection` on the products' row spans (1-D float32, rows ``*_stride`` pixels
+    apart)."""
+    n_bands, h, w = hosts.shape[1:]
+    size = n_bands * h * w
+    scratch = shuffle_scratch(n_bands, h, w)
+    shuffled = np.empty(size, np.float32)
+    for r in range(len(host_rows)):
+        host, arc = hosts[host_rows[r]].ravel(), arcs[arc_rows[r]].ravel()
+        shuffle_row(arc, shuffled, h, w, centers[r, 0], centers[r, 1], ramps[r], n_sectors[r], perms[r], scratch)
+        pos = positive[r * positive_stride:r * positive_stride + size]
+        ctrl = control[r * control_stride:r * control_stride + size]
+        neg = hard_negative[r * hard_negative_stride:r * hard_negative_stride + size]
+        a = index[r]
+        if a >= 0:
+            add = additive[a].ravel()
+            for p in range(size):
+                pos[p] = (host[p] + arc[p]) + add[p]
+                ctrl[p] = host[p] + add[p]
+                neg[p] = (host[p] + shuffled[p]) + add[p]
+        else:
+            for p in range(size):
+                pos[p] = host[p] + arc[p]
+                ctrl[p] = host[p]
+                neg[p] = host[p] + shuffled[p]
 
 
 def draw_artifacts(profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray,

@@ -19,12 +19,14 @@ The earlier rule (LEGACY_FORMATS.md) permuted single pixels in [θ_E − 1.5 FWH
 4–21% of the arc's flux lay outside and stayed coherent, and the pixel permutation added
 sub-PSF speckle (power at spatial frequencies no PSF-convolved image has) a network can learn.
 
-Computation: two compiled kernels over a batch of stamps (:func:`annulus_radii`, then the shuffle
+Computation: compiled kernels, one stamp at a time (:func:`annulus_radii`, then the shuffle
 itself, one pass per stamp: sector coordinate, cross-fade weights, rotated bilinear samples and
 the radial fade per pixel), in float32 like the pixels, with polynomial atan2/sin/cos (~1e-7) and
 fused multiply-adds: the pixels equal the numpy definition to float32 rounding (2e-6 of the peak,
-tests/dhs_gen/injection/test_hardneg.py), the annulus radii exactly. The permutations are drawn in
-Python from each row's own generator, so a row's output depends on its generator only.
+tests/dhs_gen/injection/test_hardneg.py), the annulus radii exactly. :func:`shuffle_row` does
+both for one stamp, for the products' composition (:func:`dhs_gen.injection.artifacts.compose_injection`),
+which shuffles each row while its stamps are in cache. The permutations are drawn in Python from
+each row's own generator (:func:`sector_plan`), so a row's output depends on its generator only.
 """
 from __future__ import annotations
 
@@ -67,44 +69,50 @@ def annulus_radii(deltas: np.ndarray, centers: np.ndarray, flux_fraction: float 
 
 @kernel_strict
 def _annulus_kernel(deltas, centers, flux_fraction, out):
-    """Radial cumulative positive flux (summed over bands, float64) in RADIAL_BIN bins about each
-    centre; whole bins kept, (1 - F)/2 left inside r_in and outside r_out. IEEE (NaN -> (0, 0))."""
+    """:func:`_annulus_row` of each stamp, into ``out`` (B, 2)."""
     n_rows, n_bands, h, w = deltas.shape
-    bins = np.empty(h * w, np.int64)
-    fluxes = np.empty(h * w)
-    tail = 0.5 * (1.0 - flux_fraction)
+    bins, fluxes = np.empty(h * w, np.int64), np.empty(h * w)
     for b in range(n_rows):
-        cx, cy = centers[b, 0], centers[b, 1]
-        top = 0
-        for i in range(h):
-            y = (i - (h - 1) / 2.0) - cy
-            for j in range(w):
-                x = (j - (w - 1) / 2.0) - cx
-                bins[i * w + j] = int(math.sqrt(x * x + y * y) / RADIAL_BIN)
+        out[b, 0], out[b, 1] = _annulus_row(deltas[b], centers[b, 0], centers[b, 1], flux_fraction, bins, fluxes)
+
+
+@kernel_strict
+def _annulus_row(delta, cx, cy, flux_fraction, bins, fluxes):
+    """(r_in, r_out) of one float32 stamp (C, H, W) about (cx, cy): radial cumulative positive flux
+    (summed over bands, float64) in RADIAL_BIN bins; whole bins kept, (1 - F)/2 left inside r_in
+    and outside r_out. IEEE (NaN -> (0, 0)). ``bins`` (H W,) int64 and ``fluxes`` (H W,) float64
+    are scratch."""
+    n_bands, h, w = delta.shape
+    tail = 0.5 * (1.0 - flux_fraction)
+    inv_bin = 1.0 / RADIAL_BIN  # a power of two: x * inv_bin is x / RADIAL_BIN exactly
+    top = 0
+    for i in range(h):
+        y = (i - (h - 1) / 2.0) - cy
+        for j in range(w):
+            x = (j - (w - 1) / 2.0) - cx
+            bins[i * w + j] = int(math.sqrt(x * x + y * y) * inv_bin)
+    for p in range(h * w):
+        top = max(top, bins[p])
+    fluxes[:] = 0.0  # each pixel's flux summed over bands in band order (one loop per band: it vectorises)
+    for c in range(n_bands):
+        band = delta[c].ravel()
         for p in range(h * w):
-            top = max(top, bins[p])
-        fluxes[:] = 0.0  # each pixel's flux summed over bands in band order (one loop per band: it vectorises)
-        for c in range(n_bands):
-            band = deltas[b, c].ravel()
-            for p in range(h * w):
-                v = band[p]
-                fluxes[p] += v if not v < 0 else 0.0  # clip at 0; NaN stays NaN
-        hist = np.zeros(top + 1)
-        total = 0.0
-        for p in range(h * w):  # in pixel order, as before
-            hist[bins[p]] += fluxes[p]
-            total += fluxes[p]
-        out[b, 0] = out[b, 1] = 0.0
-        if not total > 0 or not total < np.inf:
-            continue
-        first, last, run = 0, 0, 0.0
-        for k in range(top + 1):
-            run += hist[k]
-            cum = run / total
-            first += cum <= tail
-            last += cum < 1.0 - tail
-        out[b, 0] = first * RADIAL_BIN
-        out[b, 1] = (min(last, top) + 1) * RADIAL_BIN
+            v = band[p]
+            fluxes[p] += v if not v < 0 else 0.0  # clip at 0; NaN stays NaN
+    hist = np.zeros(top + 1)
+    total = 0.0
+    for p in range(h * w):  # in pixel order, as before
+        hist[bins[p]] += fluxes[p]
+        total += fluxes[p]
+    if not total > 0 or not total < np.inf:
+        return 0.0, 0.0
+    first, last, run = 0, 0, 0.0
+    for k in range(top + 1):
+        run += hist[k]
+        cum = run / total
+        first += cum <= tail
+        last += cum < 1.0 - tail
+    return first * RADIAL_BIN, (min(last, top) + 1) * RADIAL_BIN
 
 
 def annulus_mask(shape, r_in: float, r_out: float, center=(0.0, 0.0)) -> np.ndarray:
@@ -159,17 +167,28 @@ def shuffle_deltas(deltas: np.ndarray, theta_pix: Sequence[float], fwhm_pix: Seq
     deltas = np.ascontiguousarray(deltas, dtype=np.float32)
     centers = np.ascontiguousarray(centers, dtype=np.float64).reshape(len(deltas), 2)
     radii = annulus_radii(deltas, centers)
-    fwhm = np.maximum(np.asarray(fwhm_pix, np.float64), 1.0)  # at least a pixel (NaN stays NaN: nothing fades)
-    perms = np.zeros((len(deltas), N_SECTORS), np.int64)
-    n_sectors = np.zeros(len(deltas), np.int64)
-    shuffled = np.flatnonzero(radii[:, 1] > 0)
-    counts = sector_counts(np.asarray(theta_pix, np.float64)[shuffled], fwhm[shuffled])
-    for b, n in zip(shuffled.tolist(), counts.tolist()):
-        perms[b, :n] = sector_permutation(rngs[b], n)
-    n_sectors[shuffled] = np.where(np.isfinite(fwhm[shuffled]), counts, 0)  # no fades without a FWHM: Δ as it is
+    ramps, n_sectors, perms = sector_plan(theta_pix, fwhm_pix, rngs, radii[:, 1] > 0)
     out = np.empty_like(deltas)
-    _shuffle_kernel(deltas, centers, radii, FADE_FWHM * fwhm, n_sectors, perms, out)
+    _shuffle_kernel(deltas, centers, radii, ramps, n_sectors, perms, out)
     return out
+
+
+def sector_plan(theta_pix: Sequence[float], fwhm_pix: Sequence[float], rngs: Sequence[np.random.Generator],
+                drawn: np.ndarray | None = None) -> tuple:
+    """(ramps (B,) float64 [pixels], n_sectors (B,) int64, perms (B, N_SECTORS) int64) of the shuffle
+    of B stamps with these θ_E and PSF FWHM [pixels]: the fade length ``FADE_FWHM`` x the FWHM (at
+    least a pixel), and each row's :func:`sector_permutation` drawn from ``rngs[b]`` where ``drawn``
+    (bool (B,); every row when None). n_sectors is 0 (Δ left as it is) where nothing is drawn or
+    the FWHM is not finite (no fades defined: the permutation is drawn all the same)."""
+    fwhm = np.maximum(np.asarray(fwhm_pix, np.float64), 1.0)  # at least a pixel (NaN stays NaN: nothing fades)
+    perms = np.zeros((len(fwhm), N_SECTORS), np.int64)
+    n_sectors = np.zeros(len(fwhm), np.int64)
+    rows = np.arange(len(fwhm)) if drawn is None else np.flatnonzero(drawn)
+    counts = sector_counts(np.asarray(theta_pix, np.float64)[rows], fwhm[rows])
+    for b, n in zip(rows.tolist(), counts.tolist()):
+        perms[b, :n] = sector_permutation(rngs[b], n)
+    n_sectors[rows] = np.where(np.isfinite(fwhm[rows]), counts, 0)
+    return FADE_FWHM * fwhm, n_sectors, perms
 
 
 @kernel(inline="always")
@@ -210,95 +229,128 @@ def _pick(i, t0, t1, t2, t3, t4, t5, t6, t7):
 
 @kernel
 def _shuffle_kernel(deltas, centers, radii, ramps, n_sectors, perms, out):
-    """The shuffle of each stamp whose annulus is not empty (n_sectors > 0); a copy elsewhere.
+    """:func:`_shuffle_stamp` of each stamp (B, C, H, W) into ``out``."""
+    n_rows, n_bands, h, w = deltas.shape
+    scratch = shuffle_scratch(n_bands, h, w)
+    for b in range(n_rows):
+        _shuffle_stamp(deltas[b].ravel(), out[b].ravel(), h, w, centers[b, 0], centers[b, 1], radii[b, 0],
+                       radii[b, 1], ramps[b], n_sectors[b], perms[b], scratch)
+
+
+@kernel
+def shuffle_row(src, dst, h, w, cx, cy, ramp, n, perm, scratch):
+    """Δ of one (C, H, W) stamp, ``src`` flat float32, shuffled into ``dst`` (flat, the same size):
+    its annulus (:func:`_annulus_row`, :data:`FLUX_FRACTION`) about (cx, cy) [pixels from the
+    stamp centre], then :func:`_shuffle_stamp` with ``n`` sectors (a copy where the annulus is
+    empty). For compiled callers that compose each stamp while it is in cache; ``scratch``:
+    :func:`shuffle_scratch`."""
+    bins, fluxes = scratch[6], scratch[7]
+    r_in, r_out = _annulus_row(src.reshape((src.size // (h * w), h, w)), cx, cy, FLUX_FRACTION, bins, fluxes)
+    _shuffle_stamp(src, dst, h, w, cx, cy, r_in, r_out, ramp, n if r_out > 0 else 0, perm, scratch)
+
+
+@kernel
+def shuffle_scratch(n_bands, h, w):
+    """Scratch arrays of :func:`_shuffle_stamp` for (C, H, W) stamps, allocated once per batch."""
+    size = h * w
+    return (np.zeros(n_bands * (h + 2) * (w + 2), np.float32),  # each band with a zero border
+            np.zeros((2, N_SECTORS), np.float32),  # cos, sin of each output sector's rotation
+            np.empty(size, np.float32), np.empty(size, np.float32),  # the listed pixels' offsets from the centre
+            np.empty(size, np.int64),  # and their flat index
+            np.empty((6, size), np.float32),  # (row, col) of both samples, w_own, taper
+            np.empty(size, np.int64), np.empty(size))  # the annulus' radial bins and fluxes
+
+
+
+@kernel
+def _shuffle_stamp(src, dst, h, w, cx, cy, r_in, r_out, ramp, n, perm, scratch):
+    """The shuffle of one stamp ``src`` (C H W,) flat float32 into ``dst`` (the same shape) if its
+    annulus is not empty (n > 0 sectors, source sector of each in ``perm``); a copy otherwise.
+    (cx, cy): the centre's offset from the stamp centre, annulus (r_in, r_out) and fade ``ramp``
+    [pixels]; ``scratch``: :func:`shuffle_scratch`.
     Each pixel within the fades of the annulus takes the bilinear samples (zero border) of its own
     sector's source and, inside the cross-fade, its nearer neighbour's, each rotated by whole
     sectors about the centre, weighted w and 1 - w with w = 1/2 + sin(pi t / 2)/2, and fades
     radially into Δ with cos^2. float32 arithmetic (fast-math; finite inputs: the caller passes
-    n = 0 for anything else) in the order of the numpy definition. The pixels near the annulus are listed first; their geometry is then one branch-free loop (it
-    vectorises) and their sampling another."""
-    n_rows, n_bands, h, w = deltas.shape
+    n = 0 for anything else) in the order of the numpy definition. The pixels near the annulus
+    are listed first; their geometry is then one branch-free loop (it vectorises) and their
+    sampling another."""
+    padded, rot, px, py, where, geo = scratch[:6]
     wp = w + 2
     plane, size = (h + 2) * wp, h * w
-    padded = np.zeros(n_bands * plane, np.float32)  # each band with a zero border
-    rot_c, rot_s = np.zeros(N_SECTORS, np.float32), np.zeros(N_SECTORS, np.float32)
-    px, py = np.empty(size, np.float32), np.empty(size, np.float32)  # the listed pixels' offsets from the centre
-    where = np.empty(size, np.int64)  # and their flat index
-    geo = np.empty((6, size), np.float32)  # (row, col) of both samples, w_own, taper
+    n_bands = src.size // size
     row_max, col_max = f32(h + 1.0 - 1e-3), f32(w + 1.0 - 1e-3)
-    for b in range(n_rows):
-        n, ramp = n_sectors[b], ramps[b]  # (ramp finite where n > 0: fast-math assumes it)
-        src, dst = deltas[b].ravel(), out[b].ravel()
-        dst[:] = src  # pixels beyond the fades keep Δ
-        if n == 0:
+    for p in range(src.size):  # pixels beyond the fades keep Δ
+        dst[p] = src[p]
+    if n == 0:
+        return
+    lo, hi = r_in - ramp, r_out + ramp
+    r_in32, r_out32, ramp32, lo32, hi32 = f32(r_in), f32(r_out), f32(ramp), f32(lo), f32(hi)
+    for m in range(n):  # sector m shows sector perm[m]: its content rotated by (perm[m] - m) sectors
+        move = (perm[m] - m) % n
+        rot[0, m] = f32(math.cos(move * (2.0 * math.pi / n)))
+        rot[1, m] = f32(math.sin(move * (2.0 * math.pi / n)))
+    c0, c1, c2, c3, c4, c5, c6, c7 = rot[0, 0], rot[0, 1], rot[0, 2], rot[0, 3], rot[0, 4], rot[0, 5], rot[0, 6], rot[0, 7]
+    s0, s1, s2, s3, s4, s5, s6, s7 = rot[1, 0], rot[1, 1], rot[1, 2], rot[1, 3], rot[1, 4], rot[1, 5], rot[1, 6], rot[1, 7]
+    n32 = np.int32(n)
+    inv_width = f32(n / (2.0 * math.pi))
+    fade_scale = f32(2.0 * math.pi / n / (0.5 * ramp))  # sector width / half the fade arc length
+    taper_scale = f32(0.5 * math.pi / ramp)
+    ox, oy = (w - 1) / 2.0 + cx, (h - 1) / 2.0 + cy
+    ox1, oy1 = f32(ox), f32(oy)
+    for c in range(n_bands):  # unsigned indices: no negative-index wrap (the copy vectorises)
+        for i in range(h):
+            at, to = np.uintp((c * h + i) * w), np.uintp(c * plane + (i + 1) * wp + 1)
+            for j in range(w):
+                padded[to + np.uintp(j)] = src[at + np.uintp(j)]
+    listed = 0
+    for i in range(h):  # the pixels within hi of the centre (and a pixel more)
+        y = f32(i - oy)
+        if not abs(y) <= hi32 + f32(1.0):
             continue
-        r_in, r_out = radii[b, 0], radii[b, 1]
-        lo, hi = r_in - ramp, r_out + ramp
-        r_in32, r_out32, ramp32, lo32, hi32 = f32(r_in), f32(r_out), f32(ramp), f32(lo), f32(hi)
-        for m in range(n):  # sector m shows sector perms[m]: its content rotated by (perms[m] - m) sectors
-            move = (perms[b, m] - m) % n
-            rot_c[m] = f32(math.cos(move * (2.0 * math.pi / n)))
-            rot_s[m] = f32(math.sin(move * (2.0 * math.pi / n)))
-        c0, c1, c2, c3, c4, c5, c6, c7 = rot_c[0], rot_c[1], rot_c[2], rot_c[3], rot_c[4], rot_c[5], rot_c[6], rot_c[7]
-        s0, s1, s2, s3, s4, s5, s6, s7 = rot_s[0], rot_s[1], rot_s[2], rot_s[3], rot_s[4], rot_s[5], rot_s[6], rot_s[7]
-        n32 = np.int32(n)
-        inv_width = f32(n / (2.0 * math.pi))
-        fade_scale = f32(2.0 * math.pi / n / (0.5 * ramp))  # sector width / half the fade arc length
-        taper_scale = f32(0.5 * math.pi / ramp)
-        ox, oy = (w - 1) / 2.0 + centers[b, 0], (h - 1) / 2.0 + centers[b, 1]
-        ox1, oy1 = f32(ox), f32(oy)
+        half_chord = math.sqrt(max(float(hi32) ** 2 - float(y) ** 2, 0.0)) + 1.0
+        for j in range(max(int(math.floor(ox - half_chord)), 0), min(int(math.ceil(ox + half_chord)) + 1, w)):
+            px[listed], py[listed], where[listed] = f32(j - ox), y, i * w + j
+            listed += 1
+    for m in range(listed):  # geometry
+        x, y = px[m], py[m]
+        r = math.sqrt(x * x + y * y)
+        u = _atan2_positive(y, x) * inv_width  # sector coordinate in [0, n]
+        k = np.int32(u)
+        f = u - f32(k)
+        k = k - n32 if k >= n32 else k
+        # t = distance to the sector edge / half the cross-fade (at most half a sector wide)
+        t = min(min(f, f32(1.0) - f) * max(r * fade_scale, f32(2.0)), f32(1.0))
+        geo[4, m] = f32(1.0) if t >= f32(1.0) else f32(0.5) + f32(0.5) * _sin_quarter(f32(0.5 * math.pi) * t)
+        other = k - np.int32(1) if f < f32(0.5) else k + np.int32(1)
+        other = other + n32 if other < np.int32(0) else (other - n32 if other >= n32 else other)
+        cs, sn = _pick(k, c0, c1, c2, c3, c4, c5, c6, c7), _pick(k, s0, s1, s2, s3, s4, s5, s6, s7)
+        geo[0, m] = min(max(sn * x + cs * y + oy1 + f32(1.0), f32(0.0)), row_max)
+        geo[1, m] = min(max(cs * x - sn * y + ox1 + f32(1.0), f32(0.0)), col_max)
+        cs, sn = _pick(other, c0, c1, c2, c3, c4, c5, c6, c7), _pick(other, s0, s1, s2, s3, s4, s5, s6, s7)
+        geo[2, m] = min(max(sn * x + cs * y + oy1 + f32(1.0), f32(0.0)), row_max)
+        geo[3, m] = min(max(cs * x - sn * y + ox1 + f32(1.0), f32(0.0)), col_max)
+        d = min(max(max(r_in32 - r, r - r_out32), f32(0.0)), ramp32)
+        fade = _cos_quarter(taper_scale * d)
+        geo[5, m] = fade * fade if r >= lo32 and r <= hi32 else f32(0.0)
+    for m in range(listed):  # samples
+        wo, tp = geo[4, m], geo[5, m]
+        if tp == f32(0.0):
+            continue
+        r0, c0_ = np.uint32(geo[0, m]), np.uint32(geo[1, m])
+        p, fr, fc = r0 * np.uint32(wp) + c0_, geo[0, m] - f32(r0), geo[1, m] - f32(c0_)
+        r1, c1_ = np.uint32(geo[2, m]), np.uint32(geo[3, m])
+        q, gr, gc = r1 * np.uint32(wp) + c1_, geo[2, m] - f32(r1), geo[3, m] - f32(c1_)
+        fade = wo < f32(1.0)  # inside the cross-fade with the neighbouring sector
         for c in range(n_bands):
-            for i in range(h):
-                for j in range(w):
-                    padded[c * plane + (i + 1) * wp + j + 1] = src[(c * h + i) * w + j]
-        listed = 0
-        for i in range(h):  # the pixels within hi of the centre (and a pixel more)
-            y = f32(i - oy)
-            if not abs(y) <= hi32 + f32(1.0):
-                continue
-            half_chord = math.sqrt(max(float(hi32) ** 2 - float(y) ** 2, 0.0)) + 1.0
-            for j in range(max(int(math.floor(ox - half_chord)), 0), min(int(math.ceil(ox + half_chord)) + 1, w)):
-                px[listed], py[listed], where[listed] = f32(j - ox), y, i * w + j
-                listed += 1
-        for m in range(listed):  # geometry
-            x, y = px[m], py[m]
-            r = math.sqrt(x * x + y * y)
-            u = _atan2_positive(y, x) * inv_width  # sector coordinate in [0, n]
-            k = np.int32(u)
-            f = u - f32(k)
-            k = k - n32 if k >= n32 else k
-            # t = distance to the sector edge / half the cross-fade (at most half a sector wide)
-            t = min(min(f, f32(1.0) - f) * max(r * fade_scale, f32(2.0)), f32(1.0))
-            geo[4, m] = f32(1.0) if t >= f32(1.0) else f32(0.5) + f32(0.5) * _sin_quarter(f32(0.5 * math.pi) * t)
-            other = k - np.int32(1) if f < f32(0.5) else k + np.int32(1)
-            other = other + n32 if other < np.int32(0) else (other - n32 if other >= n32 else other)
-            cs, sn = _pick(k, c0, c1, c2, c3, c4, c5, c6, c7), _pick(k, s0, s1, s2, s3, s4, s5, s6, s7)
-            geo[0, m] = min(max(sn * x + cs * y + oy1 + f32(1.0), f32(0.0)), row_max)
-            geo[1, m] = min(max(cs * x - sn * y + ox1 + f32(1.0), f32(0.0)), col_max)
-            cs, sn = _pick(other, c0, c1, c2, c3, c4, c5, c6, c7), _pick(other, s0, s1, s2, s3, s4, s5, s6, s7)
-            geo[2, m] = min(max(sn * x + cs * y + oy1 + f32(1.0), f32(0.0)), row_max)
-            geo[3, m] = min(max(cs * x - sn * y + ox1 + f32(1.0), f32(0.0)), col_max)
-            d = min(max(max(r_in32 - r, r - r_out32), f32(0.0)), ramp32)
-            fade = _cos_quarter(taper_scale * d)
-            geo[5, m] = fade * fade if r >= lo32 and r <= hi32 else f32(0.0)
-        for m in range(listed):  # samples
-            wo, tp = geo[4, m], geo[5, m]
-            if tp == f32(0.0):
-                continue
-            r0, c0_ = np.uint32(geo[0, m]), np.uint32(geo[1, m])
-            p, fr, fc = r0 * np.uint32(wp) + c0_, geo[0, m] - f32(r0), geo[1, m] - f32(c0_)
-            r1, c1_ = np.uint32(geo[2, m]), np.uint32(geo[3, m])
-            q, gr, gc = r1 * np.uint32(wp) + c1_, geo[2, m] - f32(r1), geo[3, m] - f32(c1_)
-            fade = wo < f32(1.0)  # inside the cross-fade with the neighbouring sector
-            for c in range(n_bands):
-                base, at = np.uint32(c * plane), c * size + where[m]
-                a00, a01 = padded[base + p], padded[base + p + np.uint32(1)]
-                a10, a11 = padded[base + p + np.uint32(wp)], padded[base + p + np.uint32(wp + 1)]
-                top = a00 + (a01 - a00) * fc
-                shuffled = top + (a10 + (a11 - a10) * fc - top) * fr
-                if fade:
-                    a00, a01 = padded[base + q], padded[base + q + np.uint32(1)]
-                    a10, a11 = padded[base + q + np.uint32(wp)], padded[base + q + np.uint32(wp + 1)]
-                    top = a00 + (a01 - a00) * gc
-                    shuffled = wo * shuffled + (f32(1.0) - wo) * (top + (a10 + (a11 - a10) * gc - top) * gr)
-                dst[at] = tp * shuffled + (f32(1.0) - tp) * src[at]
+            base, at = np.uint32(c * plane), c * size + where[m]
+            a00, a01 = padded[base + p], padded[base + p + np.uint32(1)]
+            a10, a11 = padded[base + p + np.uint32(wp)], padded[base + p + np.uint32(wp + 1)]
+            top = a00 + (a01 - a00) * fc
+            shuffled = top + (a10 + (a11 - a10) * fc - top) * fr
+            if fade:
+                a00, a01 = padded[base + q], padded[base + q + np.uint32(1)]
+                a10, a11 = padded[base + q + np.uint32(wp)], padded[base + q + np.uint32(wp + 1)]
+                top = a00 + (a01 - a00) * gc
+                shuffled = wo * shuffled + (f32(1.0) - wo) * (top + (a10 + (a11 - a10) * gc - top) * gr)
+            dst[at] = tp * shuffled + (f32(1.0) - tp) * src[at]

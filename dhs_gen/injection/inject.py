@@ -24,8 +24,8 @@ from pydantic import Field
 
 from dhs_gen import PIXEL_SCALE_ARCSEC
 from dhs_gen.config import StrictModel
-from dhs_gen.injection.artifacts import ArtifactDraw, compose_products, draw_batch, get_profile
-from dhs_gen.injection.hardneg import shuffle_deltas
+from dhs_gen.injection.artifacts import ArtifactDraw, compose_injection, draw_batch, get_profile
+from dhs_gen.injection.hardneg import sector_plan
 from dhs_gen.injection.metric_kernels import finite_copy
 from dhs_gen.injection.metrics import (
     NOISE_MAX_LAG,
@@ -228,25 +228,25 @@ def _render(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarray], psf: np.
 def _products(hosts: np.ndarray, arcs: np.ndarray, rows: np.ndarray, lens: Dict[str, np.ndarray],
               fwhm_pix: np.ndarray, seeds: np.ndarray, draws: List, task_ids: List, cfg: InjectConfig) -> dict:
     """Encoded positive, control and hard-negative stamps of ``rows`` (Arrow binary arrays, null
-    elsewhere): optional arc Poisson noise, the azimuthal shuffle (all rows at once), and the row's
-    artifact draw applied to all three. The stamps are written straight into the blobs."""
+    elsewhere): optional arc Poisson noise, then each row's azimuthal shuffle and its artifact draw
+    applied to all three in one compiled pass (compose_injection), the stamps written straight into
+    the blobs."""
     pix, rows = cfg.pixel_scale, np.sort(rows)  # the stamps of stamp_array come in row order
-    arc = arcs if len(rows) == len(arcs) and not cfg.arc_poisson else arcs[rows]  # (Poisson noise: a copy)
-    if cfg.arc_poisson:
+    arc, arc_rows = arcs, rows
+    if cfg.arc_poisson:  # (a copy)
+        arc, arc_rows = arcs[rows], np.arange(len(rows))
         for r, rng in enumerate(generators(seeds[rows], STREAM_POISSON)):
             counts = np.clip(arc[r], 0.0, None).astype(np.float64) * cfg.gain_e_per_nmgy
             arc[r] = (rng.poisson(counts) / cfg.gain_e_per_nmgy).astype(np.float32)
     centers = np.stack([lens["center_x"][rows] / pix, lens["center_y"][rows] / pix], axis=1)
-    shuffled = shuffle_deltas(arc, lens["theta_E"][rows] / pix, fwhm_pix[rows],
-                              generators(seeds[rows], STREAM_SHUFFLE), centers)
+    plan = sector_plan(lens["theta_E"][rows] / pix, fwhm_pix[rows], generators(seeds[rows], STREAM_SHUFFLE))
     out, images = {}, []
     picked = set(rows.tolist())
     for name, kind in (("stamp", "positive"), ("ctrl_stamp", "control"), ("hardneg_stamp", "hard_negative")):
         metas = [{"task_id": task_ids[i], "kind": kind} if i in picked else None for i in range(len(hosts))]
         out[name], stamps = stamp_array(hosts.shape[1:], "grz", metas)
         images.append(stamps)
-    host = hosts if len(rows) == len(hosts) else hosts[rows]
-    compose_products(host, [arc, None, shuffled], [draws[i] for i in rows], images)
+    compose_injection(hosts, rows, arc, arc_rows, centers, plan, [draws[i] for i in rows], images)
     return out
 
 

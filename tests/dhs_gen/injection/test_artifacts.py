@@ -9,6 +9,7 @@ from dhs_gen.injection.artifacts import (
     _uniform,
     _unit_scale,
     apply_draws,
+    compose_injection,
     compose_products,
     draw_artifacts,
     draw_batch,
@@ -171,6 +172,50 @@ def test_draws_applied_to_a_batch_are_each_applied():
         for k, layer in enumerate([arc, None, shuffled]):
             expected = draw.apply(host[r] if layer is None else host[r] + layer[r])
             assert blobs[k, r].tobytes() == expected.tobytes()
+
+
+def test_injection_products_are_the_composed_layers():
+    """compose_injection (each row's shuffle and composition in one compiled pass) gives what
+    compose_products gives for the layers (arc, None, shuffle_deltas of the arcs), bit for bit:
+    rows picked out of larger host and arc arrays, strided products, dead columns, rows without
+    light or without a FWHM, and permutations drawn for every row (shuffle_deltas draws only
+    where there is light: the rows' generators are their own, so the pixels are the same)."""
+    from dhs_gen.injection.hardneg import sector_plan, shuffle_deltas
+    from dhs_gen.lensing import render_lensed_sersic
+
+    rng = np.random.default_rng(9)
+    n, rows = 10, np.array([0, 2, 3, 5, 6, 7, 8, 9])
+    theta = rng.uniform(0.6, 2.8, n)
+    lens = {"theta_E": theta, "e1": rng.normal(0, 0.1, n), "e2": rng.normal(0, 0.1, n),
+            "center_x": rng.normal(0, 0.2, n), "center_y": rng.normal(0, 0.2, n),
+            "gamma1": rng.normal(0, 0.04, n), "gamma2": rng.normal(0, 0.04, n)}
+    source = {"R_sersic": rng.uniform(0.1, 0.6, n), "n_sersic": rng.uniform(0.7, 3.0, n),
+              "e1": rng.normal(0, 0.15, n), "e2": rng.normal(0, 0.15, n),
+              "center_x": lens["center_x"] + 0.3, "center_y": lens["center_y"] - 0.2,
+              "flux_g": np.ones(n), "flux_r": np.full(n, 2.0), "flux_z": np.full(n, 3.0)}
+    arcs = render_lensed_sersic(lens, source, np.tile([1.45, 1.3, 1.15], (n, 1)))
+    arcs[3] = 0.0  # no light: Δ as it is
+    hosts = rng.normal(0, 0.05, arcs.shape).astype(np.float32)
+    every = ArtifactProfile(p_cosmic=1.0, p_trail=1.0, p_bad_column=1.0, p_gradient=1.0, p_noise=1.0)
+    draws = draw_batch([every, PROFILES["none"], PROFILES["strong"], every] * 2,
+                       [np.random.default_rng([r, 2]) for r in range(len(rows))], np.full((len(rows), 3), 0.01),
+                       arcs.shape[1:])
+    assert any(d.dead for d in draws) and any(d.additive is None for d in draws)
+    fwhm = np.full(len(rows), 1.3 / 0.262)
+    fwhm[4] = np.nan  # no fades defined: Δ as it is
+    centers = np.stack([lens["center_x"][rows], lens["center_y"][rows]], axis=1) / 0.262
+    shuffled = shuffle_deltas(arcs[rows], theta[rows] / 0.262, fwhm,
+                              [np.random.default_rng([r, 3]) for r in range(len(rows))], centers)
+    expected = np.zeros((3, len(rows)) + arcs.shape[1:], np.float32)
+    compose_products(hosts[rows], [arcs[rows], None, shuffled], draws, list(expected))
+    got = np.full((3, len(rows), 2) + arcs.shape[1:], np.nan, np.float32)[:, :, 1]  # strided, as stamp_array's
+    plan = sector_plan(theta[rows] / 0.262, fwhm, [np.random.default_rng([r, 3]) for r in range(len(rows))])
+    compose_injection(hosts, rows, arcs, rows, centers, plan, draws, list(got))
+    assert got.tobytes() == expected.tobytes()
+    assert not np.array_equal(shuffled, arcs[rows])
+    assert np.array_equal(shuffled[2], arcs[3]) and np.array_equal(shuffled[4], arcs[rows[4]])
+    with pytest.raises(ValueError, match="contiguous"):
+        compose_injection(hosts, rows, arcs, rows, centers, plan, draws, [g[:, :, :, ::2] for g in got])
 
 
 def test_a_batch_of_draws_is_its_rows():
