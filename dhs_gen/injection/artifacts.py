@@ -11,12 +11,17 @@ FWHM scaled) and noise rescaling (extra Gaussian noise so σ becomes s·σ, s �
 from __future__ import annotations
 
 import math
+import sys
+from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
-from numba import typeof
+from llvmlite import ir
+from numba import typeof, types
+from numba.core.extending import intrinsic
+from numba.np.random._constants import fi_double, ki_double, wi_double, ziggurat_nor_inv_r, ziggurat_nor_r
 
 from dhs_gen.config import ConfigError
 from dhs_gen.injection.hardneg import shuffle_row, shuffle_scratch
@@ -242,11 +247,22 @@ def draw_batch(profiles: Sequence[ArtifactProfile], rngs: Sequence[np.random.Gen
     return [_draw(profile, rng, row, shape, slots) for profile, rng, row in zip(profiles, rngs, _usable_sigma(sigma))]
 
 
+_SPARE: deque = deque(maxlen=1)  # the last batch's slot array, reused once nothing refers to it
+
+
 class _Slots:
-    """Zeroed float32 images of one shape handed out in order from one (n, C, H, W) array."""
+    """Zeroed float32 images of one shape handed out in order from one (n, C, H, W) array: the
+    previous batch's array when no image of it is referred to any more (every view of an array
+    holds a reference to it, so its reference count says so), which spares the page faults of a
+    new one; a new array otherwise."""
 
     def __init__(self, n: int, shape: Tuple[int, int, int]):
-        self.array, self.used = np.empty((n,) + tuple(shape), np.float32), 0
+        shape = tuple(shape)
+        spare = _SPARE.pop() if _SPARE else None
+        if spare is None or spare.shape[1:] != shape or len(spare) < n or sys.getrefcount(spare) > 2:
+            spare = np.empty((n,) + shape, np.float32)  # (2 references: ``spare`` and getrefcount's argument)
+        _SPARE.append(spare)
+        self.array, self.used = spare[:n], 0
 
     def take(self) -> np.ndarray:
         image = self.array[self.used]
@@ -362,7 +378,93 @@ def _add_plane(add, ramp, mean, amp):
 def _noise(add: np.ndarray, profile: ArtifactProfile, rng: np.random.Generator, sigma: np.ndarray) -> None:
     """Add Gaussian noise that turns the host noise σ into s·σ (s ≥ 1 drawn per row)."""
     scale = _uniform(rng, *profile.noise_scale_range)
-    _add_noise(add, rng, sigma * np.sqrt(max(scale**2 - 1.0, 0.0)))
+    extra = sigma * np.sqrt(max(scale**2 - 1.0, 0.0))
+    bits = rng.bit_generator
+    if not isinstance(bits, np.random.PCG64):  # another bit generator: numba's port of numpy's ziggurat on it
+        _add_noise(add, rng, extra)
+        return
+    state = bits.state
+    words = np.array([state["state"]["state"] >> 64, state["state"]["state"] & _LOW64,
+                      state["state"]["inc"] >> 64, state["state"]["inc"] & _LOW64], np.uint64)
+    _add_noise_pcg64(add, words, extra)
+    state["state"]["state"] = (int(words[0]) << 64) | int(words[1])
+    bits.state = state
+
+
+_LOW64 = (1 << 64) - 1
+_PCG64_MULTIPLIER = (2549297995355413924 << 64) + 4865540595714422341  # numpy's PCG_DEFAULT_MULTIPLIER_128
+
+
+@intrinsic
+def _pcg64_step(typingctx, hi, lo, inc_hi, inc_lo):
+    """(hi, lo) words of PCG64's next 128-bit state, state x multiplier + increment mod 2^128, for
+    the (hi, lo) words of the state and of the increment (uint64)."""
+    if not all(isinstance(a, types.Integer) and a.bitwidth == 64 and not a.signed for a in (hi, lo, inc_hi, inc_lo)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i64, i128 = ir.IntType(64), ir.IntType(128)
+
+        def join(high, low):
+            return builder.or_(builder.shl(builder.zext(high, i128), ir.Constant(i128, 64)), builder.zext(low, i128))
+
+        state = builder.add(builder.mul(join(args[0], args[1]), ir.Constant(i128, _PCG64_MULTIPLIER)),
+                            join(args[2], args[3]))
+        return context.make_tuple(builder, signature.return_type, [
+            builder.trunc(builder.lshr(state, ir.Constant(i128, 64)), i64), builder.trunc(state, i64)])
+
+    return types.UniTuple(types.uint64, 2)(hi, lo, inc_hi, inc_lo), codegen
+
+
+@kernel_strict(inline="always")
+def _pcg64_output(hi, lo):
+    """PCG64's 64-bit output of a (new) state: XSL-RR, (hi ^ lo) rotated right by hi >> 58."""
+    value, rot = hi ^ lo, hi >> np.uint64(58)
+    return (value >> rot) | (value << ((np.uint64(64) - rot) & np.uint64(63)))
+
+
+@kernel_strict
+def _add_noise_pcg64(add, words, extra):
+    """:func:`_add_noise` with the PCG64 inline: ``words`` = uint64 (state hi, state lo, increment
+    hi, increment lo) of the generator, the state advanced in place. The normals are numpy's
+    ``random_standard_normal`` (the ziggurat; numba's port, line for line, with its tables), each
+    uint64 PCG64's next output and each double (output >> 11) / 2^53, as numpy's PCG64 gives them:
+    the values ``rng.standard_normal(add.shape)`` gives, bit for bit."""
+    n_bands, h, w = add.shape
+    hi, lo, inc_hi, inc_lo = words[0], words[1], words[2], words[3]
+    for c in range(n_bands):
+        for i in range(h):
+            for j in range(w):
+                while True:
+                    hi, lo = _pcg64_step(hi, lo, inc_hi, inc_lo)
+                    r = _pcg64_output(hi, lo)
+                    idx = r & 0xff
+                    r >>= 8
+                    sign = r & 0x1
+                    rabs = (r >> 1) & 0x000fffffffffffff
+                    x = rabs * wi_double[idx]
+                    if (sign & 0x1):
+                        x = -x
+                    if rabs < ki_double[idx]:
+                        break
+                    if idx == 0:
+                        while True:
+                            hi, lo = _pcg64_step(hi, lo, inc_hi, inc_lo)
+                            u = (_pcg64_output(hi, lo) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+                            xx = -ziggurat_nor_inv_r * np.log1p(-u)
+                            hi, lo = _pcg64_step(hi, lo, inc_hi, inc_lo)
+                            u = (_pcg64_output(hi, lo) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+                            yy = -np.log1p(-u)
+                            if (yy + yy > xx * xx):
+                                x = -(ziggurat_nor_r + xx) if ((rabs >> 8) & 0x1) else ziggurat_nor_r + xx
+                                break
+                        break
+                    hi, lo = _pcg64_step(hi, lo, inc_hi, inc_lo)
+                    u = (_pcg64_output(hi, lo) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+                    if ((fi_double[idx - 1] - fi_double[idx]) * u + fi_double[idx]) < np.exp(-0.5 * x * x):
+                        break
+                add[c, i, j] += np.float32(x) * extra[c]
+    words[0], words[1] = hi, lo
 
 
 @kernel_strict
