@@ -26,13 +26,14 @@ from dhs_gen import PIXEL_SCALE_ARCSEC
 from dhs_gen.config import StrictModel
 from dhs_gen.injection.artifacts import ArtifactDraw, compose_injection, draw_batch, get_profile
 from dhs_gen.injection.hardneg import sector_plan
-from dhs_gen.injection.metric_kernels import finite_copy
+from dhs_gen.injection.metric_kernels import crop_and_outer_pixels
 from dhs_gen.injection.metrics import (
     NOISE_MAX_LAG,
     arc_metrics,
     count_images,
     noise_autocovariance,
-    outer_sigma,
+    outer_pixel_index,
+    outer_pixel_sigma,
 )
 from dhs_gen.injection.streams import generators
 from dhs_gen.io.stamps import (
@@ -106,11 +107,11 @@ def _decode_host(blob, size: int):
     return img, None
 
 
-def _centre_crop(img: np.ndarray, size: int):
-    """(centre crop (3, size, size), offset [pixels] of the cutout centre from the crop centre)."""
-    s0 = img.shape[1]
+def _centre_crop(s0: int, size: int):
+    """(first row and column of the centre crop of side ``size`` of an (S0, S0) cutout, offset
+    [pixels] of the cutout centre from the crop centre)."""
     a = (s0 - size) // 2
-    return img[:, a:a + size, a:a + size], (s0 - 1) / 2.0 - (a + (size - 1) / 2.0)
+    return a, (s0 - 1) / 2.0 - (a + (size - 1) / 2.0)
 
 
 HOST_CHUNK = 16  # hosts measured per call (~2 MB of 101-px cutouts, about one core's L2: read while still cached)
@@ -120,8 +121,9 @@ class _Hosts:
     """Decoded, cropped host stamps of a batch with their noise, bad-pixel fractions and status.
 
     A host repeated in the batch (several injections per host) is decoded once; its noise σ is
-    measured on the full cutout (:func:`outer_sigma`), and so is its r-band noise autocovariance
-    (:func:`noise_autocovariance`, for the arc aperture S/N)."""
+    measured on the full cutout (:func:`outer_sigma`'s σ: the crop and the outer-annulus pixels
+    are read in one pass, :func:`crop_and_outer_pixels`), and so is its r-band noise
+    autocovariance (:func:`noise_autocovariance`, for the arc aperture S/N)."""
 
     def __init__(self, host_ids: List, blobs: List, size: int, max_central_bad: float, status: np.ndarray):
         n = len(blobs)
@@ -149,17 +151,18 @@ class _Hosts:
                 continue
             full.setdefault(img.shape[1], []).append((i, img))
         c = size // 4  # the central region: at least c pixels from every edge of the crop
-        for group in full.values():  # by cutout size, a few hosts at a time: each cutout is read while in cache
+        for s0, group in full.items():  # by cutout size, a few hosts at a time: each cutout is read while in cache
             rows = np.array([i for i, _ in group])
             bad = np.empty((len(group), 2), np.int64)  # (non-finite pixels of the crop, of its central region)
+            a, offset = _centre_crop(s0, size)
+            index, row_start = outer_pixel_index(s0)
+            pix = np.empty((HOST_CHUNK, 3, len(index)), np.float32)  # outer-annulus pixels of a chunk
             for start in range(0, len(group), HOST_CHUNK):
                 chunk = group[start:start + HOST_CHUNK]
-                for k, (i, img) in enumerate(chunk, start):
-                    crop, offset = _centre_crop(img, size)
-                    bad[k] = finite_copy(crop, c, self.images[i])  # non-finite pixels as 0
-                images = [img for _, img in chunk]  # σ and r-band autocovariance of the full cutouts (no copies)
-                self.sigma[rows[start:start + HOST_CHUNK]] = outer_sigma(images)
-                self.acov_r[rows[start:start + HOST_CHUNK]] = noise_autocovariance([img[1] for img in images])
+                for k, (i, img) in enumerate(chunk):  # the crop (non-finite pixels as 0) and the outer pixels
+                    bad[start + k] = crop_and_outer_pixels(img, a, size, c, index, row_start, self.images[i], pix[k])
+                self.sigma[rows[start:start + HOST_CHUNK]] = outer_pixel_sigma(pix[:len(chunk)])
+                self.acov_r[rows[start:start + HOST_CHUNK]] = noise_autocovariance([img[1] for _, img in chunk])
             self.offset_pix[rows] = offset  # one cutout size: one offset
             self.bad_frac[rows] = bad[:, 0] / (3 * size * size)
             self.ok[rows] = bad[:, 1] / (3 * (size - 2 * c) ** 2) < max_central_bad

@@ -1,14 +1,15 @@
 """Compiled kernels behind :mod:`dhs_gen.injection.metrics` (where the definitions live): the
 Gaussian smoothing and square dilation that find sources on a host cutout, sums over pixel pairs
 at small lags (noise autocovariance, aperture pair counts), the arc aperture sums and light
-moments, the triangle-mapping image count, and the host crop's bad-pixel count.
+moments, the triangle-mapping image count, and the host crop (with its bad-pixel count) and
+outer-annulus pixels read in one pass.
 
 Each kernel works on one cutout or lens (a few 10^4 values, in L1/L2 cache) and allocates only
 small scratch arrays. Kernels that test or compare floating-point values where the result must
 equal a numpy formulation (NaN pixels, the smoothing, cross-product signs) are
 :func:`dhs_gen.jit.kernel_strict` (IEEE, no fused multiply-add); the lag sums and the ray
 tracing use :func:`dhs_gen.jit.kernel` (vectorised). Masks are uint64 row bitsets where they are
-dilated or counted in pairs (:func:`pack_rows`, :func:`shift_row`, :func:`popcount`).
+dilated or counted in pairs (:func:`pack_rows`, :func:`popcount`).
 
 Results equal the numpy/scipy formulations they replace: the smoothing repeats
 ``scipy.ndimage.correlate1d``'s double-precision symmetric sum with its 'reflect' edges
@@ -24,6 +25,7 @@ from numba.extending import intrinsic
 
 from dhs_gen.jit import kernel, kernel_strict
 from dhs_gen.lensing.kernels import (
+    prefer_512_bit_vectors,
     sie_angles,
     sie_beta,
     sie_log_ratio,
@@ -46,47 +48,23 @@ def popcount(typingctx, x):
     return types.uint64(types.uint64), codegen
 
 
-GATHER_BITS = U64(0x0102040810204080)  # (8 bytes of 0/1, little-endian) x this >> 56 = their 8 bits
-
-
 @kernel
 def pack_rows(mask):
     """(H, W) 0/1 uint8 -> (H, ceil(W / 64) + 1) uint64 row bitsets (bit j of a row = column j; one
-    spare zero word per row, so that shifted reads stay in the row). Eight pixels per multiply:
-    byte q of a little-endian word lands on bit 56 + q of its product with ``GATHER_BITS`` (the
-    other partial products fall below bit 56 or past bit 63 and never collide)."""
+    spare zero word per row, so that shifted reads stay in the row). Each word ORs its (up to) 64
+    pixels shifted into place: a loop without branches over a row slice, which vectorises."""
     h, w = mask.shape
     nw = (w + 63) // 64
-    row = np.zeros(nw * 64, np.uint8)  # one row, zero past column W
-    chunks = row.view(np.uint64)
     bits = np.zeros((h, nw + 1), np.uint64)
     for i in range(h):
-        row[:w] = mask[i]
+        row = mask[i]
         for k in range(nw):
+            part = row[64 * k:min(64 * k + 64, w)]
             word = U64(0)
-            for q in range(8):
-                word |= ((chunks[8 * k + q] * GATHER_BITS) >> U64(56)) << U64(8 * q)
+            for q in range(len(part)):
+                word |= U64(part[q]) << U64(q)
             bits[i, k] = word
     return bits
-
-
-@kernel(inline="always")
-def shift_row(src, dx, dst):
-    """``dst`` bit j = ``src`` bit j + dx (a row bitset moved by ``dx`` columns, |dx| < 64; bits from
-    outside the row are 0)."""
-    n = len(src)
-    if dx == 0:
-        dst[:] = src
-    elif dx > 0:
-        s = U64(dx)
-        for k in range(n - 1):
-            dst[k] = (src[k] >> s) | (src[k + 1] << (U64(64) - s))
-        dst[n - 1] = src[n - 1] >> s
-    else:
-        s = U64(-dx)
-        dst[0] = src[0] << s
-        for k in range(1, n):
-            dst[k] = (src[k] << s) | (src[k - 1] >> (U64(64) - s))
 
 
 @kernel_strict
@@ -107,16 +85,21 @@ def _correlate_axis0(x, weights, out):
     """``out[i]`` = Σ_j weights[j] x[i - R + j] along axis 0 of a float32 (H, W) image, R =
     ``SMOOTH_RADIUS``, as ``scipy.ndimage.correlate1d`` computes a symmetric kernel: in double
     precision, the centre tap first, then (x[i - j] + x[i + j]) w[R - j] for j = R..1, 'reflect'
-    edges; rounded to float32. (R is a compile-time constant: the tap loop unrolls and the column
-    loop vectorises.)"""
+    edges; rounded to float32. (The image is converted to double once; R is a compile-time
+    constant: the tap loop unrolls and the column loop vectorises.)"""
+    prefer_512_bit_vectors()
     h, w = x.shape
     r = SMOOTH_RADIUS
     centre = weights[r]
+    xd = np.empty((h, w), np.float64)
     for i in range(h):
         for c in range(w):
-            acc = np.float64(x[i, c]) * centre
+            xd[i, c] = x[i, c]
+    for i in range(h):
+        for c in range(w):
+            acc = xd[i, c] * centre
             for j in range(r, 0, -1):
-                acc += (np.float64(x[_reflect(i - j, h), c]) + np.float64(x[_reflect(i + j, h), c])) * weights[r - j]
+                acc += (xd[_reflect(i - j, h), c] + xd[_reflect(i + j, h), c]) * weights[r - j]
             out[i, c] = F32(acc)
 
 
@@ -124,6 +107,7 @@ def _correlate_axis0(x, weights, out):
 def _correlate_axis1(x, weights, out):
     """:func:`_correlate_axis0` along axis 1 (each row copied into a double-precision line with its
     'reflect' edges)."""
+    prefer_512_bit_vectors()
     h, w = x.shape
     r = SMOOTH_RADIUS
     centre = weights[r]
@@ -228,6 +212,27 @@ def _rows_dot(a, b, ja, jb):
 
 
 @kernel
+def _fill_strip(x, c0, max_lag, pad):
+    """Copy the columns c0 - ``max_lag`` .. c0 + ``STRIP`` + ``max_lag`` of a float32 (H, W) image
+    (those that exist) into ``pad`` (rows of ``STRIDE``, column c at c - c0 + ``max_lag``), zeros
+    elsewhere. Each row is written through a slice, so that every index is provably >= 0 and the
+    copies are plain vector moves (an offset index would compile to scatter stores)."""
+    h, w = x.shape
+    lo, hi = max(c0 - max_lag, 0), min(c0 + STRIP + max_lag, w)
+    for i in range(h):
+        row = pad[i * STRIDE:(i + 1) * STRIDE]
+        for b in range(STRIDE):
+            row[b] = 0.0
+        dst = row[max_lag + lo - c0:]
+        src = x[i, lo:hi]
+        for c in range(hi - lo):
+            dst[c] = src[c]
+    tail = pad[h * STRIDE:]
+    for b in range(len(tail)):
+        tail[b] = 0.0
+
+
+@kernel
 def lag_sums(x, max_lag, out):
     """``out[L + dy, L + dx]`` = Σ x[i, j] x[i + dy, j + dx] over the pixel pairs of a finite float32
     (H, W) image at each lag |dy|, |dx| <= L = ``max_lag`` <= ``MAX_SUM_LAG`` (out: (2L+1, 2L+1)
@@ -237,6 +242,7 @@ def lag_sums(x, max_lag, out):
     Blocking: columns in strips of ``STRIP`` copied into a zero-padded buffer of constant row
     stride; ``LAG_ROWS`` row lags per pass, so each loaded row of the strip feeds that many sums
     (~0.6 loads per product instead of ~2.3)."""
+    prefer_512_bit_vectors()
     if max_lag > MAX_SUM_LAG:
         raise ValueError("lag_sums: max_lag above MAX_SUM_LAG")
     h, w = x.shape
@@ -246,10 +252,7 @@ def lag_sums(x, max_lag, out):
     acc = np.empty(n_lag * LAG_ROWS * STRIP, np.float32)  # (dx, dy within the pass, column)
     sums = np.zeros((max_lag + LAG_ROWS, n_lag))
     for c0 in range(0, w, STRIP):
-        pad[:] = 0.0  # strip column c at buffer column max_lag + c - c0
-        for i in range(h):
-            for c in range(max(c0 - max_lag, 0), min(c0 + STRIP + max_lag, w)):
-                pad[i * STRIDE + max_lag + c - c0] = x[i, c]
+        _fill_strip(x, c0, max_lag, pad)
         for dy0 in range(0, max_lag + 1, LAG_ROWS):
             acc[:] = 0.0
             for i in range(0, h - dy0, ROWS):
@@ -288,23 +291,34 @@ def lag_sums(x, max_lag, out):
 def pair_counts(mask, max_lag, out):
     """``out[L + dy, L + dx]`` = Σ m[i, j] m[i + dy, j + dx]: the number of pixel pairs of a 0/1
     uint8 (H, W) mask at each lag |dy|, |dx| <= L = ``max_lag`` < 64 (out: (2L+1, 2L+1) float64,
-    exact): popcounts of row bitsets AND'ed with the rows dy below moved by dx columns."""
+    exact): popcounts of row bitsets AND'ed with the rows dy below moved by dx columns. The rows
+    are one flat run of words between two zero words; a row's spare zero word (:func:`pack_rows`)
+    keeps the bits moved across it out of the next row, so each (dy, dx) is one loop over words."""
+    prefer_512_bit_vectors()
     h = mask.shape[0]
     n_lag = 2 * max_lag + 1
     bits = pack_rows(mask)
     nw = bits.shape[1]
-    moved = np.empty((n_lag, h + max_lag + 1, nw), np.uint64)  # rows past the last are 0
-    moved[:, h:] = 0
-    for k in range(n_lag):
-        for i in range(h):
-            shift_row(bits[i], k - max_lag, moved[k, i])
-    flat = bits.reshape(-1)
+    words = np.zeros(h * nw + 2, np.uint64)  # word f of the rows at f + 1
+    words[1:h * nw + 1] = bits.reshape(-1)
+    rows = words[1:]
     for dy in range(max_lag + 1):
+        n = max(h - dy, 0) * nw
+        below = words[dy * nw:]  # below[f + 1] = word f of the rows dy below; below[f], below[f + 2] its neighbours
         for k in range(n_lag):
-            other = moved[k].reshape(-1)[dy * nw:]
+            dx = k - max_lag
             total = U64(0)
-            for f in range(max(h - dy, 0) * nw):
-                total += popcount(flat[f] & other[f])
+            if dx == 0:
+                for f in range(n):
+                    total += popcount(rows[f] & below[f + 1])
+            elif dx > 0:
+                s, t = U64(dx), U64(64 - dx)
+                for f in range(n):
+                    total += popcount(rows[f] & ((below[f + 1] >> s) | (below[f + 2] << t)))
+            else:
+                s, t = U64(-dx), U64(64 + dx)
+                for f in range(n):
+                    total += popcount(rows[f] & ((below[f + 1] << s) | (below[f] >> t)))
             out[max_lag + dy, k] = total
     _mirror(out, max_lag)
 
@@ -540,22 +554,33 @@ def arc_aperture_sums(arc, fraction, acov, out):
 
 
 @kernel_strict
-def finite_copy(image, margin, out):
-    """Copy a (C, S, S) image (any strides) into ``out`` with non-finite pixels as 0; (number of
-    non-finite pixels, number of them at least ``margin`` pixels from every edge)."""
+def crop_and_outer_pixels(cutout, start, size, margin, index, row_start, crop, pixels):
+    """One pass over a (C, S0, S0) host cutout, row by row (each cutout row read once, in address
+    order, so that it streams from memory): its crop of rows and columns ``start`` .. ``start`` +
+    ``size`` - 1 copied into ``crop`` (C, size, size) with non-finite pixels as 0, and
+    ``pixels[b, k]`` = ``cutout[b].ravel()[index[k]]`` (as :func:`gather_pixels`) for ascending
+    flat indices ``index``, row i's being ``index[row_start[i]:row_start[i + 1]]``. Returns (number
+    of non-finite crop pixels, number of them at least ``margin`` pixels from every edge of the
+    crop). Indices whose sign the compiler cannot know are unsigned, so that the copies are
+    plain vector moves (a signed index costs a negative-index check each)."""
+    c, s0, _ = cutout.shape
+    a = start
     n_bad, n_central = 0, 0
-    c, h, w = image.shape
     for b in range(c):
-        for i in range(h):
-            central_row = margin <= i < h - margin
-            for j in range(w):
-                v = image[b, i, j]
-                if np.isfinite(v):
-                    out[b, i, j] = v
-                else:
-                    out[b, i, j] = 0.0
-                    n_bad += 1
-                    n_central += central_row and margin <= j < w - margin
+        for i in range(s0):
+            ci = i - a
+            if 0 <= ci < size:
+                central_row = margin <= ci < size - margin
+                for j in range(size):
+                    v = cutout[b, i, U64(a + j)]
+                    ok = np.isfinite(v)
+                    crop[b, U64(ci), j] = v if ok else F32(0.0)
+                    bad = not ok
+                    n_bad += bad
+                    n_central += bad & central_row & (margin <= j) & (j < size - margin)
+            base = i * s0
+            for k in range(row_start[i], row_start[i + 1]):
+                pixels[b, U64(k)] = cutout[b, i, U64(index[k] - base)]
     return n_bad, n_central
 
 

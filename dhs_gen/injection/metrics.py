@@ -51,10 +51,17 @@ def outer_sigma(images, outer_fraction: float = OUTER_FRACTION) -> np.ndarray:
     c, _, size = shape = np.shape(images[0])
     if any(np.shape(image) != shape for image in images):
         raise ValueError("outer_sigma: host cutouts must share one shape")
-    index = _outer_index(size, outer_fraction)
+    index, _ = outer_pixel_index(size, outer_fraction)
     pix = np.empty((len(images), c, len(index)), np.float32)
     for b, image in enumerate(images):
         metric_kernels.gather_pixels(np.ascontiguousarray(image, dtype=np.float32), index, pix[b])
+    return outer_pixel_sigma(pix)
+
+
+def outer_pixel_sigma(pix: np.ndarray) -> np.ndarray:
+    """(B, C) σ [nmgy/pixel] = 1.4826 MAD of each band's outer-annulus pixels ``pix`` (B, C, n)
+    float32 [nmgy] (the pixels at :func:`outer_pixel_index` of each cutout; sorted in place),
+    non-finite pixels ignored, NaN for a band without a finite one: the σ of :func:`outer_sigma`."""
     pix.sort(axis=-1)  # -inf first, +inf and NaN last: a row is finite if its two ends are
     finite = (np.isfinite(pix[..., 0]) & np.isfinite(pix[..., -1])).all(axis=-1)
     out = np.empty(pix.shape[:2])
@@ -71,15 +78,18 @@ def outer_sigma(images, outer_fraction: float = OUTER_FRACTION) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _outer_index(size: int, outer_fraction: float) -> np.ndarray:
-    """Flat indices of a (size, size) cutout's outer-annulus checkerboard pixels (an odd count)."""
+def outer_pixel_index(size: int, outer_fraction: float = OUTER_FRACTION):
+    """(flat indices (n,), ascending, of a (size, size) cutout's outer-annulus checkerboard pixels
+    (an odd count n), row starts (size + 1,): row i's indices are ``index[start[i]:start[i + 1]]``)."""
     axis = np.arange(size) - (size - 1) / 2.0
     outer = np.hypot(axis[None, :], axis[:, None]) >= outer_fraction * size
     outer &= (np.arange(size)[None, :] + np.arange(size)[:, None]) % 2 == 0  # checkerboard: half the pixels
     index = np.flatnonzero(outer)
     index = index[: len(index) - (1 - len(index) % 2)]  # an odd count: the median is one order statistic
-    index.flags.writeable = False
-    return index
+    start = np.searchsorted(index, np.arange(size + 1) * size)
+    for a in (index, start):
+        a.flags.writeable = False
+    return index, start
 
 
 def _mad(values: np.ndarray):

@@ -466,22 +466,31 @@ def test_arc_metrics_equal_the_numpy_definition(arcs):
     assert np.array_equal(m["lensed_hlr_arcsec"], half_light_radius(a[:, 1]) * 0.262, equal_nan=True)
 
 
-def test_finite_copy_counts_bad_pixels_as_numpy():
+def test_crop_and_outer_pixels_copy_count_and_gather_as_numpy():
     """The host crop's copy (non-finite pixels as 0) and its bad-pixel counts, whole and central,
-    from a strided crop of a larger cutout."""
-    from dhs_gen.injection.metric_kernels import finite_copy
+    and the outer-annulus pixels, read in one pass: the same as numpy's crop, isfinite counts and
+    fancy indexing, for an even crop of an odd cutout, an odd crop, and the whole cutout."""
+    from dhs_gen.injection.metric_kernels import crop_and_outer_pixels
+    from dhs_gen.injection.metrics import outer_pixel_index
 
     rng = np.random.default_rng(2)
     cutout = rng.normal(0.0, 0.01, (3, 101, 101)).astype(np.float32)
     cutout[0, 20:30, 20:90] = np.nan
     cutout[2, 50, 40:60] = np.inf
     cutout[1, 18, 18] = -np.inf
-    crop = cutout[:, 18:82, 18:82]
-    out = np.full((3, 64, 64), 7.0, np.float32)
-    n_bad, n_central = finite_copy(crop, 16, out)
-    bad = ~np.isfinite(crop)
-    assert np.array_equal(out, np.where(bad, 0.0, crop))
-    assert (n_bad, n_central) == (bad.sum(), bad[:, 16:48, 16:48].sum()) and 0 < n_central < n_bad
+    cutout[1, 0, :] = np.nan  # outer pixels are gathered as they are
+    index, start = outer_pixel_index(101, 0.35)
+    for size, margin in ((64, 16), (33, 8), (101, 25)):
+        a = (101 - size) // 2
+        crop = cutout[:, a:a + size, a:a + size]
+        out = np.full((3, size, size), 7.0, np.float32)
+        pixels = np.full((3, len(index)), 7.0, np.float32)
+        n_bad, n_central = crop_and_outer_pixels(cutout, a, size, margin, index, start, out, pixels)
+        bad = ~np.isfinite(crop)
+        assert np.array_equal(out, np.where(bad, 0.0, crop))
+        assert (n_bad, n_central) == (bad.sum(), bad[:, margin:size - margin, margin:size - margin].sum())
+        assert np.array_equal(pixels, cutout.reshape(3, -1)[:, index], equal_nan=True)
+    assert 0 < n_central < n_bad
 
 
 def test_light_centroid_is_the_first_moment_of_the_positive_flux(arcs, real_hosts):
@@ -554,7 +563,7 @@ def test_pack_rows_equals_numpy_packbits():
 def test_outer_sigma_equals_the_numpy_definition_with_nan_and_inf_pixels():
     """σ = 1.4826 median |p - median p| over the outer-annulus checkerboard pixels p, NaN ignored,
     ±inf counted as values (numpy's nanmedian), bit for bit, whichever host holds non-finite pixels."""
-    from dhs_gen.injection.metrics import _outer_index
+    from dhs_gen.injection.metrics import outer_pixel_index
 
     rng = np.random.default_rng(12)
     img = rng.normal(0.0, 0.01, (5, 3, 41, 41)).astype(np.float32)
@@ -562,7 +571,7 @@ def test_outer_sigma_equals_the_numpy_definition_with_nan_and_inf_pixels():
     img[2, 2, -1, -6:] = -np.inf
     img[3, 1, :2, :] = np.nan
     img[4, 2] = np.nan  # a band without a finite pixel
-    p = img.reshape(5, 3, -1)[:, :, _outer_index(41, 0.35)]
+    p = img.reshape(5, 3, -1)[:, :, outer_pixel_index(41, 0.35)[0]]
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         expected = 1.4826 * np.nanmedian(np.abs(p - np.nanmedian(p, axis=-1, keepdims=True)), axis=-1)
