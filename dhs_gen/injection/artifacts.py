@@ -18,13 +18,12 @@ from functools import lru_cache
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
-from llvmlite import ir
-from numba import typeof, types
-from numba.core.extending import intrinsic
+from numba import typeof
 from numba.np.random._constants import fi_double, ki_double, wi_double, ziggurat_nor_inv_r, ziggurat_nor_r
 
 from dhs_gen.config import ConfigError
 from dhs_gen.injection.hardneg import shuffle_row, shuffle_scratch
+from dhs_gen.injection.streams import pcg64_output, pcg64_step, pcg64_words, set_pcg64_state
 from dhs_gen.jit import kernel_strict
 
 
@@ -379,48 +378,12 @@ def _noise(add: np.ndarray, profile: ArtifactProfile, rng: np.random.Generator, 
     """Add Gaussian noise that turns the host noise σ into s·σ (s ≥ 1 drawn per row)."""
     scale = _uniform(rng, *profile.noise_scale_range)
     extra = sigma * np.sqrt(max(scale**2 - 1.0, 0.0))
-    bits = rng.bit_generator
-    if not isinstance(bits, np.random.PCG64):  # another bit generator: numba's port of numpy's ziggurat on it
+    if not isinstance(rng.bit_generator, np.random.PCG64):  # another bit generator: numba's port of numpy's ziggurat
         _add_noise(add, rng, extra)
         return
-    state = bits.state
-    words = np.array([state["state"]["state"] >> 64, state["state"]["state"] & _LOW64,
-                      state["state"]["inc"] >> 64, state["state"]["inc"] & _LOW64], np.uint64)
+    words = pcg64_words(rng)
     _add_noise_pcg64(add, words, extra)
-    state["state"]["state"] = (int(words[0]) << 64) | int(words[1])
-    bits.state = state
-
-
-_LOW64 = (1 << 64) - 1
-_PCG64_MULTIPLIER = (2549297995355413924 << 64) + 4865540595714422341  # numpy's PCG_DEFAULT_MULTIPLIER_128
-
-
-@intrinsic
-def _pcg64_step(typingctx, hi, lo, inc_hi, inc_lo):
-    """(hi, lo) words of PCG64's next 128-bit state, state x multiplier + increment mod 2^128, for
-    the (hi, lo) words of the state and of the increment (uint64)."""
-    if not all(isinstance(a, types.Integer) and a.bitwidth == 64 and not a.signed for a in (hi, lo, inc_hi, inc_lo)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        i64, i128 = ir.IntType(64), ir.IntType(128)
-
-        def join(high, low):
-            return builder.or_(builder.shl(builder.zext(high, i128), ir.Constant(i128, 64)), builder.zext(low, i128))
-
-        state = builder.add(builder.mul(join(args[0], args[1]), ir.Constant(i128, _PCG64_MULTIPLIER)),
-                            join(args[2], args[3]))
-        return context.make_tuple(builder, signature.return_type, [
-            builder.trunc(builder.lshr(state, ir.Constant(i128, 64)), i64), builder.trunc(state, i64)])
-
-    return types.UniTuple(types.uint64, 2)(hi, lo, inc_hi, inc_lo), codegen
-
-
-@kernel_strict(inline="always")
-def _pcg64_output(hi, lo):
-    """PCG64's 64-bit output of a (new) state: XSL-RR, (hi ^ lo) rotated right by hi >> 58."""
-    value, rot = hi ^ lo, hi >> np.uint64(58)
-    return (value >> rot) | (value << ((np.uint64(64) - rot) & np.uint64(63)))
+    set_pcg64_state(rng, words[0], words[1])
 
 
 @kernel_strict
@@ -436,8 +399,8 @@ def _add_noise_pcg64(add, words, extra):
         for i in range(h):
             for j in range(w):
                 while True:
-                    hi, lo = _pcg64_step(hi, lo, inc_hi, inc_lo)
-                    r = _pcg64_output(hi, lo)
+                    hi, lo = pcg64_step(hi, lo, inc_hi, inc_lo)
+                    r = pcg64_output(hi, lo)
                     idx = r & 0xff
                     r >>= 8
                     sign = r & 0x1
@@ -449,18 +412,18 @@ def _add_noise_pcg64(add, words, extra):
                         break
                     if idx == 0:
                         while True:
-                            hi, lo = _pcg64_step(hi, lo, inc_hi, inc_lo)
-                            u = (_pcg64_output(hi, lo) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+                            hi, lo = pcg64_step(hi, lo, inc_hi, inc_lo)
+                            u = (pcg64_output(hi, lo) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
                             xx = -ziggurat_nor_inv_r * np.log1p(-u)
-                            hi, lo = _pcg64_step(hi, lo, inc_hi, inc_lo)
-                            u = (_pcg64_output(hi, lo) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+                            hi, lo = pcg64_step(hi, lo, inc_hi, inc_lo)
+                            u = (pcg64_output(hi, lo) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
                             yy = -np.log1p(-u)
                             if (yy + yy > xx * xx):
                                 x = -(ziggurat_nor_r + xx) if ((rabs >> 8) & 0x1) else ziggurat_nor_r + xx
                                 break
                         break
-                    hi, lo = _pcg64_step(hi, lo, inc_hi, inc_lo)
-                    u = (_pcg64_output(hi, lo) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+                    hi, lo = pcg64_step(hi, lo, inc_hi, inc_lo)
+                    u = (pcg64_output(hi, lo) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
                     if ((fi_double[idx - 1] - fi_double[idx]) * u + fi_double[idx]) < np.exp(-0.5 * x * x):
                         break
                 add[c, i, j] += np.float32(x) * extra[c]

@@ -35,6 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
+from dhs_gen.injection.streams import pcg64_output, pcg64_seed, pcg64_step, state_words
 from dhs_gen.jit import kernel, kernel_strict
 from dhs_gen.lensing.kernels import atan2f
 
@@ -180,15 +181,73 @@ def sector_plan(theta_pix: Sequence[float], fwhm_pix: Sequence[float], rngs: Seq
     least a pixel), and each row's :func:`sector_permutation` drawn from ``rngs[b]`` where ``drawn``
     (bool (B,); every row when None). n_sectors is 0 (Δ left as it is) where nothing is drawn or
     the FWHM is not finite (no fades defined: the permutation is drawn all the same)."""
-    fwhm = np.maximum(np.asarray(fwhm_pix, np.float64), 1.0)  # at least a pixel (NaN stays NaN: nothing fades)
-    perms = np.zeros((len(fwhm), N_SECTORS), np.int64)
-    n_sectors = np.zeros(len(fwhm), np.int64)
-    rows = np.arange(len(fwhm)) if drawn is None else np.flatnonzero(drawn)
-    counts = sector_counts(np.asarray(theta_pix, np.float64)[rows], fwhm[rows])
+    fwhm, rows, counts, perms = _plan_rows(theta_pix, fwhm_pix, drawn)
     for b, n in zip(rows.tolist(), counts.tolist()):
         perms[b, :n] = sector_permutation(rngs[b], n)
+    return _plan(fwhm, rows, counts, perms)
+
+
+def seeded_sector_plan(theta_pix: Sequence[float], fwhm_pix: Sequence[float], seeds: np.ndarray,
+                       stream: int) -> tuple:
+    """:func:`sector_plan` of every row with ``rngs`` = ``generators(seeds, stream)``
+    (:mod:`dhs_gen.injection.streams`), the same permutations, without building the generators:
+    each row's PCG64 is seeded and stepped in compiled code (:func:`_seeded_permutations`)."""
+    fwhm, rows, counts, perms = _plan_rows(theta_pix, fwhm_pix, None)
+    _seeded_permutations(state_words(np.asarray(seeds).astype(np.uint64), stream), counts, perms)
+    return _plan(fwhm, rows, counts, perms)
+
+
+def _plan_rows(theta_pix, fwhm_pix, drawn) -> tuple:
+    """(FWHM at least a pixel (NaN stays NaN: nothing fades), rows to draw, their sector counts,
+    zeroed permutations (B, N_SECTORS))."""
+    fwhm = np.maximum(np.asarray(fwhm_pix, np.float64), 1.0)
+    rows = np.arange(len(fwhm)) if drawn is None else np.flatnonzero(drawn)
+    counts = sector_counts(np.asarray(theta_pix, np.float64)[rows], fwhm[rows])
+    return fwhm, rows, counts, np.zeros((len(fwhm), N_SECTORS), np.int64)
+
+
+def _plan(fwhm, rows, counts, perms) -> tuple:
+    n_sectors = np.zeros(len(fwhm), np.int64)
     n_sectors[rows] = np.where(np.isfinite(fwhm[rows]), counts, 0)
     return FADE_FWHM * fwhm, n_sectors, perms
+
+
+@kernel
+def _seeded_permutations(words, counts, perms):
+    """perms[b, :counts[b]] = :func:`sector_permutation` of the Generator whose PCG64 is seeded by
+    the seed-sequence state ``words[b]`` (uint64 (4,)): numpy's ``Generator.permutation(n)``
+    (arange, then Fisher-Yates from the last element: j = random_interval(i), the smallest bit mask
+    >= i applied to 32-bit draws until one is <= i; 32-bit draws are the low, then the high half
+    of one 64-bit output), redrawn while it is a rotation."""
+    for b in range(len(counts)):
+        hi, lo, inc_hi, inc_lo = pcg64_seed(words[b])
+        pending, half = False, np.uint64(0)
+        n = counts[b]
+        rotation = True
+        while rotation:
+            for m in range(n):
+                perms[b, m] = m
+            for i in range(n - 1, 0, -1):
+                bound = np.uint64(i)
+                mask = bound
+                for shift in (1, 2, 4, 8, 16, 32):
+                    mask |= mask >> np.uint64(shift)
+                while True:
+                    if pending:
+                        value, pending = half, False
+                    else:
+                        hi, lo = pcg64_step(hi, lo, inc_hi, inc_lo)
+                        out = pcg64_output(hi, lo)
+                        value, half, pending = out & np.uint64(0xFFFFFFFF), out >> np.uint64(32), True
+                    value &= mask
+                    if value <= bound:
+                        break
+                j = np.int64(value)
+                perms[b, i], perms[b, j] = perms[b, j], perms[b, i]
+            rotation = True
+            for m in range(1, n):
+                if (perms[b, m] - m - perms[b, 0]) % n != 0:
+                    rotation = False
 
 
 @kernel(inline="always")

@@ -25,7 +25,7 @@ from pydantic import Field
 from dhs_gen import PIXEL_SCALE_ARCSEC
 from dhs_gen.config import StrictModel
 from dhs_gen.injection.artifacts import ArtifactDraw, compose_injection, draw_batch, get_profile
-from dhs_gen.injection.hardneg import sector_plan
+from dhs_gen.injection.hardneg import seeded_sector_plan
 from dhs_gen.injection.metric_kernels import crop_and_outer_pixels
 from dhs_gen.injection.metrics import (
     NOISE_MAX_LAG,
@@ -242,7 +242,7 @@ def _products(hosts: np.ndarray, arcs: np.ndarray, rows: np.ndarray, lens: Dict[
             counts = np.clip(arc[r], 0.0, None).astype(np.float64) * cfg.gain_e_per_nmgy
             arc[r] = (rng.poisson(counts) / cfg.gain_e_per_nmgy).astype(np.float32)
     centers = np.stack([lens["center_x"][rows] / pix, lens["center_y"][rows] / pix], axis=1)
-    plan = sector_plan(lens["theta_E"][rows] / pix, fwhm_pix[rows], generators(seeds[rows], STREAM_SHUFFLE))
+    plan = seeded_sector_plan(lens["theta_E"][rows] / pix, fwhm_pix[rows], seeds[rows], STREAM_SHUFFLE)
     out, images = {}, []
     picked = set(rows.tolist())
     for name, kind in (("stamp", "positive"), ("ctrl_stamp", "control"), ("hardneg_stamp", "hard_negative")):

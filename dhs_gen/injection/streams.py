@@ -6,13 +6,23 @@ that hash (numpy's algorithm: ``mix_entropy`` into a pool of four 32-bit words, 
 ``generate_state(4, uint64)``) once over every row with numpy arrays and hands each PCG64 its
 state words, so every generator is the one ``default_rng([seed, stream])`` gives, bit for bit
 (tests/dhs_gen/injection/test_streams.py checks it), in ~2 µs a row.
+
+Compiled code can also step a row's PCG64 itself (:func:`pcg64_step`, :func:`pcg64_output`,
+:func:`pcg64_seed`: numpy's pcg64.c, 128-bit arithmetic in LLVM), from the state of a Generator
+or straight from the state words, with no Generator built at all; the draws are numpy's bit for
+bit (tests/dhs_gen/injection/test_streams.py).
 """
 from __future__ import annotations
 
 from typing import List
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core.extending import intrinsic
 from numpy.random.bit_generator import ISeedSequence
+
+from dhs_gen.jit import kernel
 
 _POOL = 4  # numpy's DEFAULT_POOL_SIZE (32-bit words)
 _INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
@@ -102,3 +112,69 @@ def generators(seeds, stream: int) -> List[np.random.Generator]:
         raise ValueError(f"negative seed {seeds.min()}")
     words = state_words(seeds.astype(np.uint64), stream)
     return [np.random.Generator(np.random.PCG64(_State(w))) for w in words]
+
+
+_MULTIPLIER_HI, _MULTIPLIER_LO = np.uint64(2549297995355413924), np.uint64(4865540595714422341)  # numpy's
+# PCG_DEFAULT_MULTIPLIER_128 as (hi, lo) words
+LOW64 = (1 << 64) - 1
+
+
+@intrinsic
+def _mul_add_128(typingctx, a_hi, a_lo, m_hi, m_lo, c_hi, c_lo):
+    """(hi, lo) uint64 words of a x m + c mod 2^128 for 128-bit a, m, c given as (hi, lo) words."""
+    if not all(isinstance(a, types.Integer) and a.bitwidth == 64 and not a.signed
+               for a in (a_hi, a_lo, m_hi, m_lo, c_hi, c_lo)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i64, i128 = ir.IntType(64), ir.IntType(128)
+
+        def join(high, low):
+            return builder.or_(builder.shl(builder.zext(high, i128), ir.Constant(i128, 64)), builder.zext(low, i128))
+
+        value = builder.add(builder.mul(join(args[0], args[1]), join(args[2], args[3])), join(args[4], args[5]))
+        return context.make_tuple(builder, signature.return_type, [
+            builder.trunc(builder.lshr(value, ir.Constant(i128, 64)), i64), builder.trunc(value, i64)])
+
+    return types.UniTuple(types.uint64, 2)(a_hi, a_lo, m_hi, m_lo, c_hi, c_lo), codegen
+
+
+@kernel(inline="always")
+def pcg64_step(hi, lo, inc_hi, inc_lo):
+    """(hi, lo) of PCG64's next 128-bit state: state x multiplier + increment mod 2^128 (uint64 words)."""
+    return _mul_add_128(hi, lo, _MULTIPLIER_HI, _MULTIPLIER_LO, inc_hi, inc_lo)
+
+
+@kernel(inline="always")
+def pcg64_output(hi, lo):
+    """PCG64's uint64 output of a (new) state: XSL-RR, (hi ^ lo) rotated right by hi >> 58."""
+    value, rot = hi ^ lo, hi >> np.uint64(58)
+    return (value >> rot) | (value << ((np.uint64(64) - rot) & np.uint64(63)))
+
+
+@kernel(inline="always")
+def pcg64_seed(words):
+    """(state hi, state lo, increment hi, increment lo) of ``PCG64(seed sequence)`` for the
+    sequence's uint64 state ``words`` (4,) (:func:`state_words`): pcg64_set_seed with state
+    words[0:2] and sequence words[2:4] (increment = sequence << 1 | 1; step, add, step)."""
+    inc_hi = (words[2] << np.uint64(1)) | (words[3] >> np.uint64(63))
+    inc_lo = (words[3] << np.uint64(1)) | np.uint64(1)
+    hi, lo = pcg64_step(np.uint64(0), np.uint64(0), inc_hi, inc_lo)
+    hi, lo = _mul_add_128(hi, lo, np.uint64(0), np.uint64(1), words[0], words[1])
+    hi, lo = pcg64_step(hi, lo, inc_hi, inc_lo)
+    return hi, lo, inc_hi, inc_lo
+
+
+def pcg64_words(rng: np.random.Generator) -> np.ndarray:
+    """uint64 (state hi, state lo, increment hi, increment lo) of a PCG64 Generator."""
+    state = rng.bit_generator.state["state"]
+    return np.array([state["state"] >> 64, state["state"] & LOW64, state["inc"] >> 64, state["inc"] & LOW64],
+                    np.uint64)
+
+
+def set_pcg64_state(rng: np.random.Generator, hi: int, lo: int) -> None:
+    """Set a PCG64 Generator's 128-bit state to the (hi, lo) words (its increment and its pending
+    32-bit half are kept)."""
+    state = rng.bit_generator.state
+    state["state"]["state"] = (int(hi) << 64) | int(lo)
+    rng.bit_generator.state = state

@@ -8,6 +8,8 @@ from dhs_gen.injection.hardneg import (
     sector_count,
     sector_counts,
     sector_permutation,
+    sector_plan,
+    seeded_sector_plan,
     shuffle_annulus,
     shuffle_delta,
     shuffle_deltas,
@@ -277,3 +279,19 @@ def test_non_finite_light_is_left_alone(arcs):
     out = shuffle_delta(images[0], theta[0], np.nan, rng, tuple(centers[0]))
     assert np.array_equal(out, _reference_shuffle(images[0], theta[0], np.nan, np.random.default_rng(0), tuple(centers[0])))
     assert np.array_equal(out, images[0]) and rng.bit_generator.state != np.random.default_rng(0).bit_generator.state
+
+
+def test_seeded_permutations_are_the_generators_permutations():
+    """seeded_sector_plan (each row's PCG64 stepped in compiled code) gives what sector_plan gives
+    with the rows' default_rng([seed, stream]) generators: 3-8 sectors, rotations redrawn, a NaN
+    FWHM (no sectors), 64-bit seeds."""
+    from dhs_gen.injection.streams import generators
+
+    rng = np.random.default_rng(2)
+    seeds = np.concatenate([[0, 1, 2**32 - 1, 2**32, 2**63 - 1], rng.integers(0, 2**63, 3000)]).astype(np.int64)
+    theta, fwhm = rng.uniform(1, 40, len(seeds)), rng.uniform(2, 8, len(seeds))
+    fwhm[3] = np.nan
+    expected = sector_plan(theta, fwhm, generators(seeds, 3))
+    got = seeded_sector_plan(theta, fwhm, seeds, 3)
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(got, expected))
+    assert set(got[1].tolist()) == {0, 3, 4, 5, 6, 7, 8}

@@ -26,3 +26,27 @@ def test_generators_are_default_rng_streams():
     assert generators(np.array([], np.int64), 2) == []
     with pytest.raises(ValueError, match="negative seed"):
         generators(np.array([3, -1]), 2)
+
+
+def test_compiled_pcg64_is_numpys():
+    """pcg64_seed gives the state and increment PCG64 gets from the seed sequence, and
+    pcg64_step / pcg64_output continue it as numpy does (random_raw, 64-bit outputs)."""
+    from dhs_gen.injection.streams import pcg64_output, pcg64_seed, pcg64_step, pcg64_words
+    from dhs_gen.jit import kernel
+
+    @kernel
+    def outputs(words, n):
+        hi, lo, inc_hi, inc_lo = pcg64_seed(words)
+        out = np.empty(n, np.uint64)
+        for k in range(n):
+            hi, lo = pcg64_step(hi, lo, inc_hi, inc_lo)
+            out[k] = pcg64_output(hi, lo)
+        return out, np.array([hi, lo, inc_hi, inc_lo])
+
+    seeds = np.array([0, 1, 2**32 - 1, 2**32, 2**63 - 1, 123456789012345], np.int64)
+    for words, seed in zip(state_words(seeds, 3), seeds):
+        ref = np.random.default_rng([int(seed), 3])
+        start = pcg64_words(ref)
+        got, end = outputs(words, 1000)
+        assert np.array_equal(got, ref.bit_generator.random_raw(1000))
+        assert np.array_equal(end, pcg64_words(ref)) and not np.array_equal(start, end)
