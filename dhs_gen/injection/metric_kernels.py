@@ -85,21 +85,16 @@ def _correlate_axis0(x, weights, out):
     """``out[i]`` = Σ_j weights[j] x[i - R + j] along axis 0 of a float32 (H, W) image, R =
     ``SMOOTH_RADIUS``, as ``scipy.ndimage.correlate1d`` computes a symmetric kernel: in double
     precision, the centre tap first, then (x[i - j] + x[i + j]) w[R - j] for j = R..1, 'reflect'
-    edges; rounded to float32. (The image is converted to double once; R is a compile-time
-    constant: the tap loop unrolls and the column loop vectorises.)"""
-    prefer_512_bit_vectors()
+    edges; rounded to float32. (R is a compile-time constant: the tap loop unrolls and the column
+    loop vectorises.)"""
     h, w = x.shape
     r = SMOOTH_RADIUS
     centre = weights[r]
-    xd = np.empty((h, w), np.float64)
     for i in range(h):
         for c in range(w):
-            xd[i, c] = x[i, c]
-    for i in range(h):
-        for c in range(w):
-            acc = xd[i, c] * centre
+            acc = np.float64(x[i, c]) * centre
             for j in range(r, 0, -1):
-                acc += (xd[_reflect(i - j, h), c] + xd[_reflect(i + j, h), c]) * weights[r - j]
+                acc += (np.float64(x[_reflect(i - j, h), c]) + np.float64(x[_reflect(i + j, h), c])) * weights[r - j]
             out[i, c] = F32(acc)
 
 
@@ -107,7 +102,6 @@ def _correlate_axis0(x, weights, out):
 def _correlate_axis1(x, weights, out):
     """:func:`_correlate_axis0` along axis 1 (each row copied into a double-precision line with its
     'reflect' edges)."""
-    prefer_512_bit_vectors()
     h, w = x.shape
     r = SMOOTH_RADIUS
     centre = weights[r]
