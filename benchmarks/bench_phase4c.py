@@ -108,10 +108,11 @@ def _pipeline(root: Path, out: Path, limit: int | None = None) -> int:
 STAGES = {  # stage -> (file, the function(s) whose cumulative CPU it is (cProfile)), in pipeline order
     "read host cutouts (by address)": ("inject.py", "attach_dataset_cutouts"),
     "decode hosts, noise sigma and autocovariance": ("inject.py", "__init__"),
+    "artifact draws": ("inject.py", "_artifact_draws"),
     "render arcs (fast engine)": ("inject.py", "_render"),
     "arc metrics and image count": ("inject.py", "_metrics"),
     "products: noise, control, hard negative, artifacts, encode": ("inject.py", "_products"),
-    "hard negative (shuffle) alone": ("hardneg.py", "shuffle_deltas"),
+    "products' compiled pass alone (shuffle, artifacts, composition)": ("artifacts.py", "compose_injection"),
     "output table": ("inject.py", "_output_table"),
     "write Parquet shards": ("parquet_shards.py", "write", "close"),
 }
