@@ -127,7 +127,7 @@ class _Hosts:
 
     def __init__(self, host_ids: List, blobs: List, size: int, max_central_bad: float, status: np.ndarray):
         n = len(blobs)
-        self.images = np.zeros((n, 3, size, size), dtype=np.float32)
+        self.images = np.empty((n, 3, size, size), dtype=np.float32)  # a measured crop or zeros (below)
         self.sigma = np.full((n, 3), np.nan)
         self.acov_r = np.full((n, 2 * NOISE_MAX_LAG + 1, 2 * NOISE_MAX_LAG + 1), np.nan)
         self.offset_pix = np.zeros(n)
@@ -151,6 +151,7 @@ class _Hosts:
                 continue
             full.setdefault(img.shape[1], []).append((i, img))
         c = size // 4  # the central region: at least c pixels from every edge of the crop
+        measured = np.zeros(n, dtype=bool)
         for s0, group in full.items():  # by cutout size, a few hosts at a time: each cutout is read while in cache
             rows = np.array([i for i, _ in group])
             bad = np.empty((len(group), 2), np.int64)  # (non-finite pixels of the crop, of its central region)
@@ -163,10 +164,12 @@ class _Hosts:
                     bad[start + k] = crop_and_outer_pixels(img, a, size, c, index, row_start, self.images[i], pix[k])
                 self.sigma[rows[start:start + HOST_CHUNK]] = outer_pixel_sigma(pix[:len(chunk)])
                 self.acov_r[rows[start:start + HOST_CHUNK]] = noise_autocovariance([img[1] for _, img in chunk])
+            measured[rows] = True
             self.offset_pix[rows] = offset  # one cutout size: one offset
             self.bad_frac[rows] = bad[:, 0] / (3 * size * size)
             self.ok[rows] = bad[:, 1] / (3 * (size - 2 * c) ** 2) < max_central_bad
             status[rows[~self.ok[rows]]] = "bad_cutout: central non-finite fraction too high"
+        self.images[~measured] = 0.0  # (zeroing the whole batch's array had cost more than its crops)
         dup = np.flatnonzero(rep != np.arange(n))
         if len(dup):
             src = rep[dup]
