@@ -564,14 +564,16 @@ def crop_and_outer_pixels(cutout, start, size, margin, index, row_start, crop, p
         for i in range(s0):
             ci = i - a
             if 0 <= ci < size:
-                central_row = margin <= ci < size - margin
+                row_bad = 0
                 for j in range(size):
                     v = cutout[b, i, U64(a + j)]
-                    ok = np.isfinite(v)
+                    ok = v - v == 0.0  # finite (inf - inf and NaN - NaN are NaN): a compare that vectorises
                     crop[b, U64(ci), j] = v if ok else F32(0.0)
-                    bad = not ok
-                    n_bad += bad
-                    n_central += bad & central_row & (margin <= j) & (j < size - margin)
+                    row_bad += not ok
+                n_bad += row_bad
+                if row_bad and margin <= ci < size - margin:  # the central ones, in the rest of the row
+                    for j in range(margin, size - margin):
+                        n_central += not np.isfinite(cutout[b, i, U64(a + j)])
             base = i * s0
             for k in range(row_start[i], row_start[i + 1]):
                 pixels[b, U64(k)] = cutout[b, i, U64(index[k] - base)]
