@@ -401,8 +401,9 @@ def _shuffle_stamp(src, dst, h, w, cx, cy, r_in, r_out, ramp, n, perm, scratch):
         r1, c1_ = np.uint32(geo[2, m]), np.uint32(geo[3, m])
         q, gr, gc = r1 * np.uint32(wp) + c1_, geo[2, m] - f32(r1), geo[3, m] - f32(c1_)
         fade = wo < f32(1.0)  # inside the cross-fade with the neighbouring sector
+        pixel = np.uintp(where[m])  # (unsigned indices: no negative-index wrap)
         for c in range(n_bands):
-            base, at = np.uint32(c * plane), c * size + where[m]
+            base, at = np.uint32(c * plane), pixel + np.uintp(c * size)
             a00, a01 = padded[base + p], padded[base + p + np.uint32(1)]
             a10, a11 = padded[base + p + np.uint32(wp)], padded[base + p + np.uint32(wp + 1)]
             top = a00 + (a01 - a00) * fc
