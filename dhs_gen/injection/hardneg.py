@@ -369,7 +369,8 @@ def _shuffle_stamp(src, dst, h, w, cx, cy, r_in, r_out, ramp, n, perm, scratch):
             continue
         half_chord = math.sqrt(max(float(hi32) ** 2 - float(y) ** 2, 0.0)) + 1.0
         for j in range(max(int(math.floor(ox - half_chord)), 0), min(int(math.ceil(ox + half_chord)) + 1, w)):
-            px[listed], py[listed], where[listed] = f32(j - ox), y, i * w + j
+            at = np.uintp(listed)  # (unsigned: no negative-index wrap)
+            px[at], py[at], where[at] = f32(j - ox), y, i * w + j
             listed += 1
     for m in range(listed):  # geometry
         x, y = px[m], py[m]
