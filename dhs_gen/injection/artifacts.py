@@ -118,7 +118,8 @@ def compose_injection(hosts, host_rows, arcs, arc_rows, centers, shuffle_plan, d
     :func:`dhs_gen.injection.hardneg.shuffle_deltas` of the arcs), bit for bit. Host and arc of row r
     are ``hosts[host_rows[r]]``, ``arcs[arc_rows[r]]`` ((*, C, H, W) float32); the shuffle is
     :func:`dhs_gen.injection.hardneg.shuffle_row` about ``centers[r]`` ((N, 2) x, y [pixels]) with
-    ``shuffle_plan`` = (ramps, n_sectors, perms) of :func:`dhs_gen.injection.hardneg.sector_plan`."""
+    ``shuffle_plan`` = (ramps, n_sectors, perms) of :func:`dhs_gen.injection.hardneg.sector_plan` or
+    :func:`~dhs_gen.injection.hardneg.seeded_sector_plan`."""
     n = len(host_rows)
     if n == 0:
         return
@@ -253,7 +254,7 @@ class _Slots:
     """Zeroed float32 images of one shape handed out in order from one (n, C, H, W) array: the
     previous batch's array when no image of it is referred to any more (every view of an array
     holds a reference to it, so its reference count says so), which spares the page faults of a
-    new one; a new array otherwise."""
+    new one; a new array otherwise. At most one spare array (the last batch's) is kept."""
 
     def __init__(self, n: int, shape: Tuple[int, int, int]):
         shape = tuple(shape)
