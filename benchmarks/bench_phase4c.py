@@ -218,7 +218,7 @@ def _lenstronomy_rate(manifest: pa.Table, cutouts: pa.Table, n: int) -> float:
     one = {k: v[:1] for k, v in lens.items()}, {k: v[:1] for k, v in source.items()}
     render_lensed_sersic(*one, psf[:1], backend="lenstronomy")  # imports and caches
     seconds = []
-    for _ in range(2):  # best of two, like the Spark passes
+    for _ in range(2):  # best of two
         t0 = time.process_time()
         render_lensed_sersic(lens, source, psf, backend="lenstronomy")
         seconds.append(time.process_time() - t0)
@@ -253,7 +253,7 @@ def _tree_cpu_seconds(root_pid: int) -> float | None:
 def _spark_rates(root: Path, out: Path) -> dict:
     """Phase 4c job body under local[1] in a warm session (an untimed pass of each size first: JVM
     start-up, Python workers, imports, JIT), then a third of the manifest and all of it, twice,
-    alternating; best of two of each. Rates per wall second and per CPU second of the whole
+    alternating; best of :data:`SPARK_PASSES` of each. Rates per wall second and per CPU second of the whole
     process tree (driver, JVM, Python workers):
 
     * ``cpu`` (whole pass): rows / CPU of the full pass. Each pass also pays its Spark queries'
@@ -282,7 +282,7 @@ def _spark_rates(root: Path, out: Path) -> dict:
         timed("manifest", "warm")
         timed("manifest_third", "warm_third")  # the first pass of each size still carries warm-up costs
         thirds, fulls = [], []
-        for k in range(2):  # best of two of each, alternating
+        for k in range(SPARK_PASSES):  # best of each, alternating
             thirds.append(timed("manifest_third", f"third{k}"))
             fulls.append(timed("manifest", f"full{k}"))
         rows_third, rows = thirds[0][0], fulls[0][0]
@@ -296,6 +296,7 @@ def _spark_rates(root: Path, out: Path) -> dict:
 
 
 PIPELINE_PASSES = 5
+SPARK_PASSES = 3  # of each size: the steady rate is a difference of two CPU totals, each with the JVM's noise
 
 
 def _pipeline_rates(root: Path, passes: int) -> tuple:
