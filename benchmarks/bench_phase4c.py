@@ -252,7 +252,7 @@ def _tree_cpu_seconds(root_pid: int) -> float | None:
 
 def _spark_rates(root: Path, out: Path) -> dict:
     """Phase 4c job body under local[1] in a warm session (an untimed pass of each size first: JVM
-    start-up, Python workers, imports, JIT), then a third of the manifest and all of it, twice,
+    start-up, Python workers, imports, JIT), then a third of the manifest and all of it,
     alternating; best of :data:`SPARK_PASSES` of each. Rates per wall second and per CPU second of the whole
     process tree (driver, JVM, Python workers):
 

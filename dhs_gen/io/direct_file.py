@@ -9,7 +9,8 @@ and hands full chunks straight to the disk: one memcpy per byte, no page-cache p
 
 Where the kernel or the file system refuses ``O_DIRECT`` (no such flag on the platform,
 ``EINVAL`` on open or on the first write, e.g. some tmpfs or FUSE mounts) the file falls back to
-ordinary buffered writes, with the same bytes in the end.
+ordinary buffered writes, with the same bytes in the end; on close it then tells the kernel it
+may drop the file's pages (``POSIX_FADV_DONTNEED``; written back already if the caller fsynced).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class DirectFile(io.RawIOBase):
 
     ``flush()`` writes the bytes staged so far (the last block zero-padded, then the file
     truncated to its true length), so ``flush(); os.fsync(fileno())`` makes everything durable.
+    A buffered fallback hands its pages back to the kernel on close (see the module docstring).
     """
 
     def __init__(self, path: str):
@@ -91,6 +93,8 @@ class DirectFile(io.RawIOBase):
             return
         try:
             self.flush()
+            if not self._direct and hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(self._fd)
             super().close()

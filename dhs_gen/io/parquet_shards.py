@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import posixpath
 from collections import Counter
 from typing import Dict, List
@@ -65,7 +64,6 @@ class ShardWriter:
     def _finish(self) -> None:
         self._writer.close()
         self._stack.close()  # the file appears here
-        _drop_cached_pages(storage.join_uri(self.dataset_uri, self._name))
         self.done.append({"file": self._name, "rows": self._rows, "counts": json.dumps(dict(self._counts))})
         self._stack = self._writer = None
 
@@ -97,21 +95,6 @@ class ShardWriter:
                 self._writer.close()
             self._stack.__exit__(RuntimeError, RuntimeError("shard aborted"), None)
             self._stack = self._writer = None
-
-
-def _drop_cached_pages(uri: str) -> None:
-    """Tell the kernel it may drop a finished local shard's pages (they are on disk: open_atomic
-    fsyncs). Shards are written around the page cache (``open_atomic(direct=True)``), so this
-    matters where the file system refused ``O_DIRECT`` and the shard was written buffered: a task
-    writes GBs of shards it never reads back, and left in the page cache they are reclaimed later,
-    in the writing process's own CPU time (docs/injection_jobs.md, Performance)."""
-    if storage.is_remote(uri) or not hasattr(os, "posix_fadvise"):
-        return
-    fd = os.open(storage.local_path(uri), os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def commit_shards(dataset_uri: str, reported: List[Dict], expected_rows: int | None = None) -> Dict:

@@ -81,21 +81,39 @@ def test_written_pages_stay_out_of_the_page_cache(tmp_path):
     assert _cached_pages(direct) <= 1  # at most the block of the tail
 
 
-def test_open_without_o_direct_support_falls_back_to_buffered_writes(tmp_path, monkeypatch):
-    real = os.open
-
+def _refusing_o_direct(real_open):
+    """os.open as on a file system that refuses O_DIRECT (EINVAL)."""
     def refuse_direct(path, flags, *args):
         if flags & os.O_DIRECT:
             raise OSError(errno.EINVAL, "Invalid argument")
-        return real(path, flags, *args)
+        return real_open(path, flags, *args)
+    return refuse_direct
 
-    monkeypatch.setattr(direct_file.os, "open", refuse_direct)
+
+def test_open_without_o_direct_support_falls_back_to_buffered_writes(tmp_path, monkeypatch):
+    monkeypatch.setattr(direct_file.os, "open", _refusing_o_direct(os.open))
     data = _payload(CHUNK_BYTES + 77)
     path = str(tmp_path / "f.bin")
     with DirectFile(path) as fh:
         fh.write(data)
         assert not fh.direct
     assert open(path, "rb").read() == data
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this platform")
+def test_a_buffered_fallback_drops_its_pages_on_close(tmp_path, monkeypatch):
+    """Written buffered, the file's pages are handed back on close (after the caller's fsync), so a
+    task's GBs of shards are not reclaimed later in its own CPU time."""
+    monkeypatch.setattr(direct_file.os, "open", _refusing_o_direct(os.open))
+    path = str(tmp_path / "f.bin")
+    fh = DirectFile(path)
+    assert not fh.direct
+    fh.write(_payload(6 << 20))
+    fh.flush()
+    os.fsync(fh.fileno())
+    assert _cached_pages(path) > 1000  # buffered: cached until closed
+    fh.close()
+    assert _cached_pages(path) <= 1
 
 
 def test_a_write_refused_with_einval_falls_back_to_buffered_writes(tmp_path, monkeypatch):

@@ -85,26 +85,6 @@ def test_blob_columns_are_not_dictionary_encoded(tmp_path, codec, parquet_codec)
     assert storage.read_parquet(uri).equals(_table(6))
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "posix_fadvise"), reason="no posix_fadvise on this platform")
-def test_finished_local_shards_leave_the_page_cache(tmp_path, monkeypatch):
-    """Each finished shard (fsynced) is handed back to the kernel, so that a task's GBs of shards do
-    not have to be reclaimed from the page cache later in the writer's CPU time."""
-    import os
-
-    from dhs_gen.io import parquet_shards
-
-    dropped = []
-    real = os.posix_fadvise
-
-    def spy(fd, offset, length, advice):
-        dropped.append((os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), advice))
-        return real(fd, offset, length, advice)
-
-    monkeypatch.setattr(parquet_shards.os, "posix_fadvise", spy)
-    reported = _write(str(tmp_path / "ds"), 0, 0, [_table(6)], rows_per_file=4)
-    assert dropped == [(r["file"], os.POSIX_FADV_DONTNEED) for r in reported]
-
-
 def test_shards_are_written_around_the_page_cache(tmp_path, monkeypatch):
     """Local shards go through open_atomic(direct=True) (dhs_gen.io.direct_file): a task's GBs of
     shards never pass through the page cache."""
