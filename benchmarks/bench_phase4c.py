@@ -61,9 +61,14 @@ def _inputs(n: int, root: Path, seed: int = 0):
     sigma = outer_sigma(np.stack(real))
     rng = np.random.default_rng(seed)
     ids = [f"host{i:06d}" for i in range(n)]
+    ra, dec = rng.uniform(0, 360, n), rng.uniform(-20, 30, n)
+    # each blob's header carries its galaxy's meta, as the cutouts job writes it (jobs/cutouts.py via
+    # dhs_gen.survey.cutout_batch): every header differs, as in production
     blobs = [encode_stamp(real[i % len(real)] + (0.3 * sigma[i % len(real)])[:, None, None]
-                          * rng.standard_normal((3, 101, 101)).astype(np.float32)) for i in range(n)]
-    cutouts = conform(pa.table({"galaxy_id": ids, "ra": rng.uniform(0, 360, n), "dec": rng.uniform(-20, 30, n),
+                          * rng.standard_normal((3, 101, 101)).astype(np.float32), "grz",
+                          {"galaxy_id": ids[i], "ra": float(ra[i]), "dec": float(dec[i]), "provider": "mock"})
+             for i in range(n)]
+    cutouts = conform(pa.table({"galaxy_id": ids, "ra": ra, "dec": dec,
                                 "cutout": blobs, "cutout_ok": [True] * n, "status": ["ok"] * n,
                                 **{f"psfsize_{b}": rng.uniform(1.0, 1.6, n).astype(np.float32) for b in "grz"}}),
                       "cutout_index")
