@@ -30,12 +30,11 @@ from __future__ import annotations
 from typing import Dict, Tuple
 
 import numpy as np
-from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from dhs_gen import PIXEL_SCALE_ARCSEC
 from dhs_gen.jit import kernel, kernel_strict
 from dhs_gen.lensing import fast
-from dhs_gen.lensing.kernels import N_SIE, sie_row_coefficients, sie_source_position
+from dhs_gen.lensing.kernels import sie_row_coefficients, sie_source_position, sie_tuple
 from dhs_gen.lensing.params import (
     LensingInputError,
     as_batch,
@@ -154,9 +153,9 @@ def _block_sums(t, rows, factor, lo, scale, border, out):
 @kernel
 def _sie_points(coef, x, y, bx, by):
     """(bx, by)[r, p] = the SIE + shear source-plane position [arcsec] of the point (x[p], y[p])
-    [arcsec] under lens row r (``coef`` (B, N_SIE) rows of :func:`kernels.sie_row_coefficients`)."""
+    [arcsec] under lens row r (``coef`` (B, kernels.N_SIE) rows of :func:`kernels.sie_row_coefficients`)."""
     for r in range(coef.shape[0]):
-        c = to_fixed_tuple(coef[r], N_SIE)  # scalars in registers: the point loop vectorises
+        c = sie_tuple(coef[r])  # scalars in registers: the point loop vectorises
         for p in range(len(x)):
             u, v = sie_source_position(c, x[p], y[p])
             bx[r, p] = u
@@ -311,7 +310,7 @@ def _sum_sie_subpixels(coef, flat, hp, wp, cx, cy, inv, rows, pix, x0, y0, dx, d
             for k in range(s2):
                 fx[i * s2 + k] = xp + dx[k]
                 fy[i * s2 + k] = yp + dy[k]
-        cf = to_fixed_tuple(coef[r], N_SIE)  # scalars in registers: the point loop vectorises
+        cf = sie_tuple(coef[r])  # scalars in registers: the point loop vectorises
         cxr, cyr, ir = cx[r], cy[r], inv[r]
         for q in range((j1 - j0) * s2):
             u, v = sie_source_position(cf, fx[q], fy[q])
@@ -384,11 +383,12 @@ def render_lensed_image(lens: Dict[str, np.ndarray], templates, template_pixel_s
         pixels = pixels.reshape(n, t.shape[1], stamp_size, stamp_size)
         for start in range(0, n, FAST_CHUNK_ROWS):  # cache-sized FFT batches
             rows = slice(start, start + FAST_CHUNK_ROWS)
-            if shared:
-                images[rows] = fast.convolve_bands(pixels[rows, 0], kernels[rows])
+            if shared:  # Moffat kernels (x flux): symmetric by construction
+                fast.convolve_bands(pixels[rows, 0], kernels[rows], out=images[rows], symmetric=True)
             else:
                 for band in range(3):
-                    images[rows, band] = fast.convolve_bands(pixels[rows, band], kernels[rows, band:band + 1])[:, 0]
+                    fast.convolve_bands(pixels[rows, band], kernels[rows, band:band + 1],
+                                        out=images[rows, band:band + 1], symmetric=True)
     return check_finite_output(images, "render_lensed_image")
 
 
