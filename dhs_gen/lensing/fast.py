@@ -24,7 +24,6 @@ from dhs_gen.lensing.kernels import (
     Q_MAX,
     dilate_or_near,
     even_spectrum_product,
-    faint_tail_cut,
     is_point_symmetric,
 )
 
@@ -344,16 +343,6 @@ def kernel_spectra(kernels: np.ndarray, ny: int, nx: int) -> np.ndarray:
 
 
 SUPERSAMPLE_TAIL = 1e-6  # the faintest pixel centres holding this fraction of the light are not supersampled
-
-
-def faint_tail_threshold(centres: np.ndarray, tail: float | None = None) -> np.ndarray:
-    """(B, 1) float32 brightness per row below which the pixel centres ``centres`` (B, P) (>= 0)
-    together hold at most ``tail`` of the row's summed brightness (the light a cut there can
-    miss): :func:`dhs_gen.lensing.kernels.faint_tail_cut` per row (power-of-two bins, no sort).
-    ``tail`` defaults to SUPERSAMPLE_TAIL."""
-    tail = SUPERSAMPLE_TAIL if tail is None else tail
-    values = np.ascontiguousarray(centres, dtype=F32)
-    return np.array([[faint_tail_cut(row, float(tail))] for row in values], dtype=F32).reshape(-1, 1)
 
 
 def pixel_centre_axis(stamp_size: int, pixel_scale: float) -> np.ndarray:

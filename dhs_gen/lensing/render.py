@@ -59,17 +59,15 @@ def _flat_grid(stamp_size: int, pixel_scale: float, supersampling: int) -> Tuple
     return _cached_grid(fast.subpixel_grid, stamp_size, pixel_scale, supersampling)
 
 
+def _centres_grid(stamp_size: int, pixel_scale: float, _supersampling: int) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`fast.pixel_centres` as a :func:`_cached_grid` builder (one module-level function, so
+    that the cache key repeats)."""
+    return fast.pixel_centres(stamp_size, pixel_scale)
+
+
 def _pixel_centres(stamp_size: int, pixel_scale: float) -> Tuple[np.ndarray, np.ndarray]:
     """Cached read-only :func:`fast.pixel_centres`."""
-    return _cached_grid(lambda h, p, _: fast.pixel_centres(h, p), stamp_size, pixel_scale, 1)
-
-
-def supersampled_pixels(lit: np.ndarray, lens: Dict[str, np.ndarray], pixel_scale: float):
-    """(row, pixel) flat indices of the pixels to integrate over sub-pixels, given ``lit`` (B, H, W)
-    pixel centres (:func:`fast.pixels_to_supersample` with :func:`fast.central_radius`)."""
-    keep = fast.pixels_to_supersample(lit, lens["center_x"], lens["center_y"],
-                                      fast.central_radius(lens["theta_E"], pixel_scale), pixel_scale)
-    return np.nonzero(keep.reshape(len(keep), -1))
+    return _cached_grid(_centres_grid, stamp_size, pixel_scale, 1)
 
 
 def validate_call(backend: str, lens: dict, stamp_size, pixel_scale, supersampling):
@@ -153,14 +151,13 @@ def render_lensed_sersic(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarr
     fwhm = validate_psf_fwhm(psf_fwhm, n)
     kernels = psf_kernels(fwhm, stamp_size, pixel_scale)
     fluxes = band_fluxes(src_p)
+    images = output_images(out, n, stamp_size)
     if backend == "lenstronomy":
         from dhs_gen.lensing.reference import render_sersic_reference
 
         amps = sersic_amp_from_flux(fluxes, src_p["R_sersic"][:, None], src_p["n_sersic"][:, None])
-        images = output_images(out, n, stamp_size)
         images[...] = render_sersic_reference(lens_p, src_p, amps, kernels, stamp_size, pixel_scale, supersampling)
     else:
-        images = output_images(out, n, stamp_size)
         unit = lensed_sersic_unit_images(lens_p, src_p, stamp_size, pixel_scale, supersampling)
         flux32 = fluxes.astype(np.float32)
         for start in range(0, n, FAST_CHUNK_ROWS):  # cache-sized chunks (2x faster FFTs than one big batch)

@@ -77,14 +77,14 @@ def test_skipped_subpixels_hold_under_a_millionth_of_the_light(configs, monkeypa
     np.testing.assert_allclose(total_flux(cut), total_flux(full), rtol=3e-6)
 
 
-def test_faint_tail_threshold_drops_at_most_the_tail():
-    from dhs_gen.lensing.fast import faint_tail_threshold
+def test_faint_tail_cut_drops_at_most_the_tail():
+    from dhs_gen.lensing.kernels import faint_tail_cut
 
     rng = np.random.default_rng(0)
     values = (10.0 ** rng.uniform(-12, 2, (4, 4096))).astype(np.float32)
     values[3] = 0.0
     for tail in (1e-3, 1e-6):
-        thr = faint_tail_threshold(values, tail)
+        thr = np.array([[faint_tail_cut(row, tail)] for row in values], dtype=np.float32)
         dropped = np.where(values < thr, values, 0).sum(axis=1, dtype=np.float64)
         assert np.all(dropped <= tail * values.sum(axis=1, dtype=np.float64))
         assert np.all((values < thr).sum(axis=1)[:3] > 1000)  # and it does drop the faint pixels
@@ -268,3 +268,17 @@ def test_point_magnification_of_an_sis():
                 gamma2=zero)
     # SIS: mu(r) = 1 / (1 - theta_E / r): r = 2 theta_E -> 2; r = theta_E / 2 -> -1 (saddle image)
     np.testing.assert_allclose(point_magnification(lens, np.array([2.0, 1.0]), zero), [2.0, -1.0], rtol=1e-3)
+
+
+def test_pixel_centres_are_cached_read_only_row_major_centres():
+    """The pixel-centre grid is built once per (stamp, scale) (the same read-only arrays on a
+    repeat call) and holds x = (col - (H-1)/2) p, y = (row - (H-1)/2) p, row-major."""
+    from dhs_gen.lensing.render import _pixel_centres
+
+    x, y = _pixel_centres(5, 0.262)
+    again = _pixel_centres(5, 0.262)
+    assert again[0] is x and again[1] is y
+    assert not x.flags.writeable and not y.flags.writeable
+    rows, cols = np.indices((5, 5))
+    np.testing.assert_array_equal(x, ((cols - 2) * 0.262).astype(np.float32).ravel())
+    np.testing.assert_array_equal(y, ((rows - 2) * 0.262).astype(np.float32).ravel())
