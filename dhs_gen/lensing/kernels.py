@@ -14,11 +14,9 @@ Call them from other :func:`dhs_gen.jit.kernel` functions; they are compiled inl
 (``inline="always"``: numba inlines them at the IR level, so the caller's loop sees their
 arithmetic). Domains (the callers' inputs stay inside them):
 
-- ``exp2f(x)``: any x; 2^x for x in [-126, 128), 0 below -150 (denormals in between are
-  approximate), +inf at and above 128. ``exp2f_normal``: x clamped to [-126, 127].
-- ``log2f(x)``: x > 0 (normal or subnormal); x = 0 gives a large negative value (about -150),
-  not -inf (fast-math assumes no infinities); negative x is not defined. ``log2f_normal``:
-  normal x only (no subnormal path).
+- ``exp2f_normal(x)``: 2^x with x clamped to [-126, 127] (normal float32 results only).
+- ``log2f_normal(x)``: log2(x) for normal float32 x (>= 2^-126; no subnormal path, no zero,
+  negative x not defined).
 - ``log2_1pf(w)``: log2(1 + w) for w > -1 with 1 + w a normal float32, accurate for small
   |w| too (log1p).
 - ``atan2f(y, x)``: any finite y, x, the angle of (x, y) in [-pi, pi]; atan2f(0, 0) = 0 (the
@@ -27,9 +25,9 @@ arithmetic). Domains (the callers' inputs stay inside them):
 The SIE + shear map (:func:`sie_source_position`) reads its per-row constants from the
 float32 vector of :func:`sie_row_coefficients` (N_SIE columns).
 
-Caching: numba's on-disk cache of a kernel in another module that inlines these functions is
-keyed on that module's file only, so after a change here such a cache must be cleared (or that
-module touched); tests compile their kernels uncached.
+Caching: a change here recompiles every dhs_gen kernel that inlines these functions (their
+on-disk caches are keyed by :data:`dhs_gen.jit.KERNEL_SOURCES_STAMP`, a hash of all kernel
+modules); tests compile their kernels uncached.
 """
 from __future__ import annotations
 
@@ -116,25 +114,16 @@ def _exp2_parts(x):
 
 
 @kernel(inline="always")
-def exp2f(x):
-    """2^x, float32 (Cephes exp2f: x = i + f, |f| <= 1/2, a degree-6 polynomial for 2^f, then
-    2^i as two exact powers of two so that i = -150..128 needs no branch)."""
-    p, i = _exp2_parts(min(max(x, F32(-150.0)), F32(128.0)))
-    half = i >> 1
-    return p * pow2i(half) * pow2i(i - half)
-
-
-@kernel(inline="always")
 def exp2f_normal(x):
-    """:func:`exp2f` for x in [-126, 127] (clamped there): one power of two, no split (callers
-    whose argument is known to lie in that range)."""
+    """2^x, float32, for x in [-126, 127] (clamped there): Cephes exp2f, x = i + f, |f| <= 1/2,
+    a degree-6 polynomial for 2^f (:func:`_exp2_parts`) times the power of two 2^i."""
     p, i = _exp2_parts(min(max(x, F32(-126.0)), F32(127.0)))
     return p * pow2i(i)
 
 
 @kernel(inline="always")
 def log2f_normal(x):
-    """:func:`log2f` for normal x (>= 2^-126): Cephes logf, x = m 2^e with m in
+    """log2(x), float32, for normal x (>= 2^-126): Cephes logf, x = m 2^e with m in
     [sqrt(1/2), sqrt(2)), a degree-9 polynomial in m - 1."""
     bits = float_bits(x)
     # the exponent as float32 via int32 (numba widens integer arithmetic to int64; an int64 ->
@@ -157,15 +146,6 @@ def log2f_normal(x):
     y = y * m * z - F32(0.5) * z
     log2e_m1 = F32(0.44269504088896340736)  # log2(e) - 1
     return (y * log2e_m1 + m * log2e_m1 + y + m) + e
-
-
-@kernel(inline="always")
-def log2f(x):
-    """log2(x), float32, x > 0 (Cephes logf, :func:`log2f_normal`; subnormal x are scaled by
-    2^23 first)."""
-    tiny = x < F32(1.17549435e-38)
-    r = log2f_normal(x * F32(8388608.0) if tiny else x)  # 2^23: subnormal -> normal
-    return r - F32(23.0) if tiny else r
 
 
 @kernel(inline="always")
@@ -290,7 +270,6 @@ def sie_source_position(c, x, y):
     return sie_beta(c, x, y, a, sie_log_ratio(w))
 
 
-N_SERSIC = 9  # length of a row of sersic_row_coefficients
 EXP2_FLOOR = -120.0  # Sérsic exponent floor: 2^-120 ~ 7.5e-37, above float32's smallest normal 2^-126
 
 
