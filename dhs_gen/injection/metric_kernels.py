@@ -4,10 +4,11 @@ at small lags (noise autocovariance, aperture pair counts), the arc aperture sum
 moments, the triangle-mapping image count, and the host crop (with its bad-pixel count) and
 outer-annulus pixels read in one pass.
 
-Each kernel works on one cutout or lens (a few 10^4 values, in L1/L2 cache) and allocates only
-small scratch arrays. Kernels that test or compare floating-point values where the result must
-equal a numpy formulation (NaN pixels, the smoothing, cross-product signs) are
-:func:`dhs_gen.jit.kernel_strict` (IEEE, no fused multiply-add); the lag sums and the ray
+Each kernel works on one cutout or lens at a time (a few 10^4 values, in L1/L2 cache; the batched
+ones, :func:`arc_aperture_sums`, :func:`light_moments` and :func:`sorted_median_mad`, loop over
+their rows) and allocates only small scratch arrays. Kernels that test or compare floating-point
+values where the result must equal a numpy formulation (NaN pixels, the smoothing, cross-product
+signs) are :func:`dhs_gen.jit.kernel_strict` (IEEE, no fused multiply-add); the lag sums and the ray
 tracing use :func:`dhs_gen.jit.kernel` (vectorised). Masks are uint64 row bitsets where they are
 dilated or counted in pairs (:func:`pack_rows`, :func:`popcount`).
 
@@ -164,19 +165,6 @@ def dilate_bits(bits, width, grow):
 
 
 @kernel
-def dilate_square(mask, grow):
-    """``mask`` (uint8 (H, W) of 0/1) dilated by a (2 grow + 1)^2 square (:func:`dilate_bits`):
-    uint8 (H, W)."""
-    h, w = mask.shape
-    grown = dilate_bits(pack_rows(mask), w, grow)
-    out = np.empty((h, w), np.uint8)
-    for i in range(h):
-        for j in range(w):
-            out[i, j] = (grown[i, j >> 6] >> U64(j & 63)) & U64(1)
-    return out
-
-
-@kernel
 def _mirror(out, max_lag):
     """Fill the lags dy < 0 (and dy = 0, dx < 0) of ``out`` (2L+1, 2L+1) from their mirror (-dy, -dx),
     which has the same pixel pairs."""
@@ -327,20 +315,15 @@ def smooth_and_sample(image, weights, smooth, sample):
     for i in range(h):
         for c in range(w):
             n_bad += not np.isfinite(image[i, c])
-    if n_bad == 0:  # all finite (most cutouts): no zero-filled copy, every sampled pixel kept
+    if n_bad == 0:  # all finite (most cutouts): no zero-filled copy
         gaussian_smooth(image, weights, smooth)
-        n = 0
-        for i in range(0, h, 2):
-            for c in range(0, w, 2):
-                sample[n] = smooth[i, c]
-                n += 1
-        return n
-    x = np.empty((h, w), np.float32)
-    for i in range(h):
-        for c in range(w):
-            v = image[i, c]
-            x[i, c] = v if np.isfinite(v) else F32(0.0)
-    gaussian_smooth(x, weights, smooth)
+    else:
+        x = np.empty((h, w), np.float32)
+        for i in range(h):
+            for c in range(w):
+                v = image[i, c]
+                x[i, c] = v if np.isfinite(v) else F32(0.0)
+        gaussian_smooth(x, weights, smooth)
     n = 0
     for i in range(0, h, 2):
         for c in range(0, w, 2):
@@ -552,42 +535,31 @@ def crop_and_outer_pixels(cutout, start, size, margin, index, row_start, crop, p
     """One pass over a (C, S0, S0) host cutout, row by row (each cutout row read once, in address
     order, so that it streams from memory): its crop of rows and columns ``start`` .. ``start`` +
     ``size`` - 1 copied into ``crop`` (C, size, size) with non-finite pixels as 0, and
-    ``pixels[b, k]`` = ``cutout[b].ravel()[index[k]]`` (as :func:`gather_pixels`) for ascending
+    ``pixels[b, k]`` = ``cutout[b].ravel()[index[k]]`` for ascending
     flat indices ``index``, row i's being ``index[row_start[i]:row_start[i + 1]]``. Returns (number
     of non-finite crop pixels, number of them at least ``margin`` pixels from every edge of the
     crop). Indices whose sign the compiler cannot know are unsigned, so that the copies are
     plain vector moves (a signed index costs a negative-index check each)."""
     c, s0, _ = cutout.shape
-    a = start
     n_bad, n_central = 0, 0
     for b in range(c):
         for i in range(s0):
-            ci = i - a
+            ci = i - start
             if 0 <= ci < size:
                 row_bad = 0
                 for j in range(size):
-                    v = cutout[b, i, U64(a + j)]
+                    v = cutout[b, i, U64(start + j)]
                     ok = v - v == 0.0  # finite (inf - inf and NaN - NaN are NaN): a compare that vectorises
                     crop[b, U64(ci), j] = v if ok else F32(0.0)
                     row_bad += not ok
                 n_bad += row_bad
                 if row_bad and margin <= ci < size - margin:  # the central ones, in the rest of the row
                     for j in range(margin, size - margin):
-                        n_central += not np.isfinite(cutout[b, i, U64(a + j)])
+                        n_central += not np.isfinite(cutout[b, i, U64(start + j)])
             base = i * s0
             for k in range(row_start[i], row_start[i + 1]):
                 pixels[b, U64(k)] = cutout[b, i, U64(index[k] - base)]
     return n_bad, n_central
-
-
-@kernel
-def gather_pixels(image, index, out):
-    """``out[b, k]`` = ``image[b].ravel()[index[k]]`` for a C-contiguous (C, H, W) image."""
-    size = image.shape[1] * image.shape[2]
-    flat = image.reshape(-1)
-    for b in range(image.shape[0]):
-        for k in range(len(index)):
-            out[b, k] = flat[b * size + index[k]]
 
 
 @kernel_strict

@@ -40,22 +40,18 @@ MIN_BLANK_PIXELS = 1000  # fewer blank pixels: the autocovariance uses every fin
 HLR_WINDOWS = (24, 40)  # sides [pixels] of the squares about the centroid tried for the half-light radius
 
 
-def outer_sigma(images, outer_fraction: float = OUTER_FRACTION) -> np.ndarray:
-    """(B, C) robust noise σ [nmgy/pixel] of B host cutouts (C, H, W) (an array (B, C, H, W), or a
-    sequence of arrays: no stacked copy) from their outer annulus.
+def outer_sigma(images: np.ndarray, outer_fraction: float = OUTER_FRACTION) -> np.ndarray:
+    """(B, C) robust noise σ [nmgy/pixel] of host cutouts (B, C, S, S) [nmgy] from their outer
+    annulus (:func:`outer_pixel_sigma` of the pixels at :func:`outer_pixel_index`).
 
     Non-finite pixels are ignored; a band with no finite outer pixel gets NaN.
     """
-    if not len(images):
-        return np.empty((0, 0))
-    c, _, size = shape = np.shape(images[0])
-    if any(np.shape(image) != shape for image in images):
-        raise ValueError("outer_sigma: host cutouts must share one shape")
+    images = np.asarray(images)
+    b, c, h, size = images.shape
+    if h != size:
+        raise ValueError(f"outer_sigma: cutouts must be square, got {h} x {size}")
     index, _ = outer_pixel_index(size, outer_fraction)
-    pix = np.empty((len(images), c, len(index)), np.float32)
-    for b, image in enumerate(images):
-        metric_kernels.gather_pixels(np.ascontiguousarray(image, dtype=np.float32), index, pix[b])
-    return outer_pixel_sigma(pix)
+    return outer_pixel_sigma(images.reshape(b, c, h * size)[..., index].astype(np.float32, copy=False))
 
 
 def outer_pixel_sigma(pix: np.ndarray) -> np.ndarray:
@@ -115,7 +111,7 @@ def _sorted_mad(values: np.ndarray):
 def _median_and_mad(values: np.ndarray, counts: np.ndarray):
     """(median, MAD about it) (B,) float32 of the first ``counts[b]`` values of each row of a
     float32 (B, N) array, as ``np.median`` (an even count: the mean of the two middle values; no
-    value: NaN). Rows with all N values (N odd) are partitioned together (:func:`_mad`, in place)."""
+    value: NaN). Rows with all N values (N odd) are sorted together (:func:`_mad`, in place)."""
     batched = counts == values.shape[1] if values.shape[1] % 2 else np.zeros(len(values), bool)
     if batched.all():
         return _mad(values)
@@ -177,26 +173,6 @@ def noise_autocovariance(images, max_lag: int = NOISE_MAX_LAG) -> np.ndarray:
         metric_kernels.blank_sky_autocovariance(image, smooth[b], level[b], cut[b], SOURCE_GROW_PIX,
                                                 MIN_BLANK_PIXELS, max_lag, out[b])
     return out
-
-
-def aperture_pair_counts(aperture: np.ndarray, max_lag: int) -> np.ndarray:
-    """(B, 2L+1, 2L+1) N_A(dy, dx): the number of pixel pairs of each (B, H, W) bool aperture at
-    lag (dy, dx), |dy|, |dx| ≤ L = ``max_lag`` (centre = the pixel count)."""
-    n_lag = 2 * max_lag + 1
-    out = np.empty((len(aperture), n_lag, n_lag))
-    for b, a in enumerate(aperture):
-        metric_kernels.pair_counts(np.ascontiguousarray(a, dtype=np.uint8), max_lag, out[b])
-    return out
-
-
-def aperture_sigma(aperture: np.ndarray, noise_acov: np.ndarray) -> np.ndarray:
-    """(B,) σ [nmgy] of the noise summed over (B, H, W) bool apertures given its autocovariance
-    (B, 2L+1, 2L+1) [nmgy²] (:func:`noise_autocovariance`): √(Σ_lag C(lag) N_A(lag)), N_A the
-    :func:`aperture_pair_counts`; NaN where that variance is not positive or C is unknown."""
-    noise_acov = np.asarray(noise_acov, dtype=np.float64)
-    var = np.array([metric_kernels.aperture_variance(np.ascontiguousarray(a, dtype=np.uint8), c)
-                    for a, c in zip(aperture, noise_acov)], dtype=np.float64)
-    return _sigma_from_variance(var)
 
 
 def _sigma_from_variance(var: np.ndarray) -> np.ndarray:

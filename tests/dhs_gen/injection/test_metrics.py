@@ -3,9 +3,8 @@ import warnings
 import numpy as np
 import pytest
 
+from dhs_gen.injection import metric_kernels
 from dhs_gen.injection.metrics import (
-    aperture_pair_counts,
-    aperture_sigma,
     arc_metrics,
     count_images,
     half_light_radius,
@@ -69,6 +68,29 @@ def test_image_counts_match_lenstronomy():
         expected.append(len(x))
     assert set(expected) == {2, 4}
     assert np.array_equal(counts, expected)
+
+
+def _lag_slices(h, w, dy, dx):
+    """The two (rows, columns) slices of an (h, w) array whose pixels pair at lag (dy, dx)."""
+    a = (slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0)))
+    b = (slice(max(-dy, 0), h + min(-dy, 0)), slice(max(-dx, 0), w + min(-dx, 0)))
+    return a, b
+
+
+def _reference_pair_counts(aperture, max_lag):
+    """(B, 2L+1, 2L+1) N_A(dy, dx) = Σ a a' over the pixel pairs of (B, H, W) bool apertures at each lag."""
+    ap = np.asarray(aperture, dtype=np.int64)
+    out = np.empty((len(ap), 2 * max_lag + 1, 2 * max_lag + 1))
+    for dy in range(-max_lag, max_lag + 1):
+        for dx in range(-max_lag, max_lag + 1):
+            a, b = _lag_slices(*ap.shape[1:], dy, dx)
+            out[:, dy + max_lag, dx + max_lag] = (ap[(slice(None), *a)] * ap[(slice(None), *b)]).sum(axis=(1, 2))
+    return out
+
+
+def _reference_aperture_sigma(aperture, acov):
+    """(B,) √(Σ_lag C(lag) N_A(lag)) of (B, H, W) bool apertures and autocovariances (B, 2L+1, 2L+1)."""
+    return np.sqrt((_reference_pair_counts(aperture, acov.shape[-1] // 2) * acov).sum(axis=(1, 2)))
 
 
 def _reference_sigma(images):
@@ -214,10 +236,10 @@ def test_noise_autocovariance_of_known_correlated_noise():
     np.testing.assert_allclose(acov.mean(axis=0), np.outer(expected_1d, expected_1d), atol=0.03)
     box = np.zeros((1, 32, 32), bool)
     box[0, 10:15, 8:20] = True  # a 5 x 12 aperture
-    counts = aperture_pair_counts(box, 3)[0]
+    counts = _reference_pair_counts(box, 3)[0]
     assert counts[3, 3] == 60 and counts[3, 4] == 5 * 11 and counts[4, 4] == 4 * 11 and counts[0, 0] == 2 * 9
     sums = [w[r:r + 5, c:c + 12].sum() for w in noise for r in range(0, 80, 6) for c in range(0, 70, 13)]
-    predicted = aperture_sigma(box, acov[:1])[0]
+    predicted = _reference_aperture_sigma(box, acov[:1])[0]
     assert np.std(sums) == pytest.approx(predicted, rel=0.08)
     assert np.std(sums) > 1.5 * np.sqrt(acov[0, 3, 3] * 60)  # white noise would be far too small
 
@@ -243,7 +265,7 @@ def test_arc_snr_sum_uses_the_noise_correlation_of_real_dr10_cutouts(arcs, real_
         med = np.median(smooth)
         blank = ~ndimage.binary_dilation(smooth - med > 3 * 1.4826 * np.median(np.abs(smooth - med)), iterations=4)
         sky = np.where(blank, x - np.median(x[blank]), 0.0)
-        pred = aperture_sigma(apertures, np.repeat(acov[k:k + 1], len(apertures), axis=0))
+        pred = _reference_aperture_sigma(apertures, np.repeat(acov[k:k + 1], len(apertures), axis=0))
         for j, ap in enumerate(apertures):
             rows, cols = np.nonzero(ap)
             crop = ap[rows.min():rows.max() + 1, cols.min():cols.max() + 1].astype(np.float64)[::-1, ::-1]
@@ -267,7 +289,7 @@ def test_arc_snr_sum_uses_the_noise_correlation_of_real_dr10_cutouts(arcs, real_
         acov_r = np.repeat(acov[k:k + 1], len(arc), axis=0)
         sigma_r = np.full(len(arc), sigma_pix[k])
         m = arc_metrics(arc, sigma_r, np.ones(len(arc)), 0.262, noise_acov_r=acov_r)
-        np.testing.assert_allclose(m["arc_snr_sum"], signal / aperture_sigma(apertures, acov_r))
+        np.testing.assert_allclose(m["arc_snr_sum"], signal / _reference_aperture_sigma(apertures, acov_r))
         old = arc_metrics(arc, sigma_r, np.ones(len(arc)), 0.262)["arc_snr_sum"]
         overstated.append(np.median(old / m["arc_snr_sum"]))
     assert min(overstated) > 1.2 and np.median(overstated) > 1.4, overstated
@@ -283,15 +305,16 @@ def test_noise_autocovariance_ignores_bad_pixels_and_flags_empty_cutouts():
     np.testing.assert_allclose(acov[:2, 6, 6], 1e-4, rtol=0.05)
     assert np.all(np.abs(acov[:2, 6, 7]) < 5e-6)  # white noise: no lag-1 covariance
     assert np.isnan(acov[2]).all()
-    box = np.zeros((1, 16, 16), bool)
-    box[0, 4:8, 4:8] = True
-    assert np.isnan(aperture_sigma(box, acov[2:3]))[0]
+    arc = np.zeros((1, 3, 16, 16))
+    arc[0, :, 4:8, 4:8] = 1.0
+    m = arc_metrics(arc, np.array([0.01]), np.array([1.0]), 0.262, noise_acov_r=acov[2:3])
+    assert np.isnan(m["arc_snr_sum"][0]) and np.isfinite(m["arc_snr_max"][0])
 
 
 def test_noise_autocovariance_and_pair_counts_equal_their_lag_sums():
-    """The FFT shortcuts (one batched forward transform, the inverse evaluated at the kept lags
-    only; single-precision pair counts) equal the direct sums over pixel pairs at each lag:
-    C(dy, dx) = sum m x m' x' / sum m m' (x less its blank-sky mean) and N_A = sum a a'."""
+    """The compiled autocovariance and pair counts (metric_kernels.pair_counts) equal the direct
+    sums over pixel pairs at each lag: C(dy, dx) = sum m x m' x' / sum m m' (x less its blank-sky
+    mean) and N_A = sum a a'."""
     rng = np.random.default_rng(11)
     images = rng.normal(0.0, 0.02, (3, 31, 29)).astype(np.float32)  # < MIN_BLANK_PIXELS: every finite pixel
     images[1, 5:9, 10:20] = np.nan
@@ -299,21 +322,20 @@ def test_noise_autocovariance_and_pair_counts_equal_their_lag_sums():
     lag = 4
     acov = noise_autocovariance(images, max_lag=lag)
     apertures = rng.random((3, 40, 36)) < 0.4
-    counts = aperture_pair_counts(apertures, lag)
+    counts = np.empty((3, 2 * lag + 1, 2 * lag + 1))
+    for ap, out in zip(apertures, counts):
+        metric_kernels.pair_counts(ap.astype(np.uint8), lag, out)
     for i, img in enumerate(images):
         m = np.isfinite(img).astype(np.float64)
         x = np.where(m > 0, img, 0.0) - (np.where(m > 0, img, 0.0).sum() / m.sum())
         x *= m
         for dy in range(-lag, lag + 1):
             for dx in range(-lag, lag + 1):
-                a = (slice(max(dy, 0), img.shape[0] + min(dy, 0)), slice(max(dx, 0), img.shape[1] + min(dx, 0)))
-                b = (slice(max(-dy, 0), img.shape[0] + min(-dy, 0)), slice(max(-dx, 0), img.shape[1] + min(-dx, 0)))
+                a, b = _lag_slices(*img.shape, dy, dx)
                 expected = (x[a] * x[b]).sum() / (m[a] * m[b]).sum()
                 assert acov[i, dy + lag, dx + lag] == pytest.approx(expected, rel=1e-4, abs=1e-4 * acov[i, lag, lag])
                 ap = apertures[i].astype(np.int64)
-                h, w = ap.shape
-                a = (slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0)))
-                b = (slice(max(-dy, 0), h + min(-dy, 0)), slice(max(-dx, 0), w + min(-dx, 0)))
+                a, b = _lag_slices(*ap.shape, dy, dx)
                 assert counts[i, dy + lag, dx + lag] == (ap[a] * ap[b]).sum()
 
 
@@ -383,7 +405,6 @@ def test_source_smoothing_and_dilation_equal_scipy():
     double-precision sums rounded to float32) and the square dilation is scipy's maximum filter."""
     from scipy import ndimage
 
-    from dhs_gen.injection import metric_kernels
     from dhs_gen.injection.metrics import _source_smoothing_weights
 
     rng = np.random.default_rng(5)
@@ -395,7 +416,8 @@ def test_source_smoothing_and_dilation_equal_scipy():
         assert np.array_equal(smooth, ndimage.gaussian_filter(x, 1.5, truncate=3.0))
         mask = rng.random(shape) < 0.02
         mask[0, -1] = mask[-1, 0] = True
-        grown = metric_kernels.dilate_square(mask.astype(np.uint8), 3)
+        bits = metric_kernels.dilate_bits(metric_kernels.pack_rows(mask.astype(np.uint8)), shape[1], 3)
+        grown = np.unpackbits(bits.view(np.uint8), axis=1, count=shape[1], bitorder="little")
         assert np.array_equal(grown.astype(bool), ndimage.maximum_filter(mask, size=7))
 
 
@@ -405,7 +427,6 @@ def test_smooth_and_sample_with_and_without_bad_pixels_equal_scipy():
     row and column, in row order."""
     from scipy import ndimage
 
-    from dhs_gen.injection import metric_kernels
     from dhs_gen.injection.metrics import _source_smoothing_weights
 
     rng = np.random.default_rng(11)
@@ -424,13 +445,11 @@ def test_smooth_and_sample_with_and_without_bad_pixels_equal_scipy():
         assert n == keep.sum() and np.array_equal(sample[:n], want[::2, ::2][keep])
 
 
-def test_outer_sigma_of_a_list_of_cutouts_equals_the_stacked_array(real_hosts):
+def test_cutouts_of_the_wrong_shape_are_refused(real_hosts):
     _, blobs = real_hosts
     hosts = [decode_canonical_image(b) for b in blobs.values()]  # read-only views of the blobs
-    assert np.array_equal(outer_sigma(hosts), outer_sigma(np.stack(hosts)))
-    assert outer_sigma([]).shape == (0, 0)
-    with pytest.raises(ValueError, match="one shape"):
-        outer_sigma([hosts[0], hosts[1][:, :99, :99]])
+    with pytest.raises(ValueError, match="square"):
+        outer_sigma(np.stack(hosts)[:, :, :99])
     with pytest.raises(ValueError, match="one shape"):
         noise_autocovariance([hosts[0][1], hosts[1][1, :99, :99]])
 
@@ -450,7 +469,7 @@ def test_arc_metrics_equal_the_numpy_definition(arcs):
     a = arc.astype(np.float64)
     peak = a[:, 1].max(axis=(1, 2))
     aperture = (a[:, 1] >= 0.1 * peak[:, None, None]) & (peak[:, None, None] > 0)
-    var = (aperture_pair_counts(aperture, 3) * acov).sum(axis=(1, 2))
+    var = (_reference_pair_counts(aperture, 3) * acov).sum(axis=(1, 2))
     signal = np.where(aperture, a[:, 1], 0.0).sum(axis=(1, 2))
     with np.errstate(all="ignore"):
         snr = np.where(aperture.any(axis=(1, 2)), signal / np.sqrt(var), 0.0)
@@ -511,8 +530,6 @@ def test_lag_sums_equal_float64_sums_over_pixel_pairs_for_any_width_and_lag():
     """The blocked lag sums (strips of STRIP columns, LAG_ROWS row lags per pass) are the sums over
     pixel pairs at each lag, to float32 rounding, for images narrower and wider than one strip, row
     counts not a multiple of the blocking, and every lag up to MAX_SUM_LAG; a larger lag is refused."""
-    from dhs_gen.injection import metric_kernels
-
     rng = np.random.default_rng(3)
     for (h, w), lag in (((101, 101), 6), ((13, 20), 6), ((9, 9), 8), ((37, 129), 7), ((30, 300), 16),
                         ((101, 101), 0), ((20, 31), 3)):
@@ -547,8 +564,6 @@ def test_mad_equals_numpy_median_of_absolute_deviations_bit_for_bit():
 
 
 def test_pack_rows_equals_numpy_packbits():
-    from dhs_gen.injection import metric_kernels
-
     rng = np.random.default_rng(6)
     for shape in ((101, 101), (5, 64), (3, 1), (7, 130)):
         mask = (rng.random(shape) < 0.5).astype(np.uint8)
@@ -577,4 +592,3 @@ def test_outer_sigma_equals_the_numpy_definition_with_nan_and_inf_pixels():
         expected = 1.4826 * np.nanmedian(np.abs(p - np.nanmedian(p, axis=-1, keepdims=True)), axis=-1)
         sigma = outer_sigma(img)
     assert np.array_equal(sigma, expected, equal_nan=True) and np.isnan(sigma[4, 2]) and np.isfinite(sigma[:4]).all()
-    assert np.array_equal(outer_sigma(list(img[[0, 2]])), expected[[0, 2]])
