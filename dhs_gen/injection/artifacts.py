@@ -18,7 +18,6 @@ from functools import lru_cache
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
-from numba import typeof
 from numba.np.random._constants import fi_double, ki_double, wi_double, ziggurat_nor_inv_r, ziggurat_nor_r
 
 from dhs_gen.config import ConfigError
@@ -74,49 +73,16 @@ class ArtifactDraw:
     def kinds(self) -> int:
         return int(self.additive is not None) + len(self.dead) + int(np.any(self.psf_scale != 1.0))
 
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        """The (C, H, W) image with this realisation's artifacts (a new array)."""
-        out = np.array(image)
-        apply_draws([self], [out[None]])
-        return out
-
-
-def apply_draws(draws, products) -> None:
-    """Apply ``draws[r]`` (an :class:`ArtifactDraw`) to row r of every product (each an (N, C, H, W)
-    array, e.g. positive, control and hard negative), in place: image + additive (one float32
-    rounding), then the dead columns set to 0."""
-    compose_products(None, [None] * len(products), draws, products)
-
-
-def compose_products(host, layers, draws, products) -> None:
-    """Write ``products[k][r] = (host[r] + layers[k][r]) + additive_r`` (``layers[k]`` None: host[r] +
-    additive_r; ``host`` None: the product as it is + additive_r), then the dead columns of
-    ``draws[r]`` set to 0: every product of a row gets the same realisation. All (N, C, H, W)
-    float32 (products may be strided views); float32 sums in that order, one compiled pass over
-    each row's stamps (they stay in cache)."""
-    shape = products[0].shape
-    additive, index = _additives(draws, shape)
-    uses = [layer is not None for layer in layers]
-    layers = [np.zeros((1,) + shape[1:], np.float32) if layer is None else layer for layer in layers]
-    groups: Dict[tuple, list] = {}  # one compiled call per kind of (product, layer) arrays
-    for k, images in enumerate(products):
-        groups.setdefault((typeof(images), typeof(layers[k])), []).append(k)
-    for ks in groups.values():
-        _compose(products[ks[0]] if host is None else host, tuple(layers[k] for k in ks),
-                 tuple(uses[k] for k in ks), host is not None, additive, index,
-                 tuple(products[k] for k in ks))
-    _dead_columns(draws, products)
-
 
 def compose_injection(hosts, host_rows, arcs, arc_rows, centers, shuffle_plan, draws, products) -> None:
     """The three products of an injection, each row composed while its stamps are in cache:
     ``products`` = (positive, control, hard negative), (N, C, H, W) float32 (rows may be strided,
     e.g. stamp_array's blobs, each row contiguous), row r written as
     positive = (host + arc) + additive, control = host + additive and hard negative =
-    (host + shuffled arc) + additive (no additive where the draw has none), then ``draws[r]``'s
-    dead columns set to 0 — what :func:`compose_products` gives for the layers (arc, None,
-    :func:`dhs_gen.injection.hardneg.shuffle_deltas` of the arcs), bit for bit. Host and arc of row r
-    are ``hosts[host_rows[r]]``, ``arcs[arc_rows[r]]`` ((*, C, H, W) float32); the shuffle is
+    (host + shuffled arc) + additive (float32 sums in that order; no additive where the draw has
+    none), then ``draws[r]``'s dead columns set to 0: every product of a row gets the same
+    realisation. Host and arc of row r are ``hosts[host_rows[r]]``, ``arcs[arc_rows[r]]``
+    ((*, C, H, W) float32); the shuffle is
     :func:`dhs_gen.injection.hardneg.shuffle_row` about ``centers[r]`` ((N, 2) x, y [pixels]) with
     ``shuffle_plan`` = (ramps, n_sectors, perms) of :func:`dhs_gen.injection.hardneg.sector_plan` or
     :func:`~dhs_gen.injection.hardneg.seeded_sector_plan`."""
@@ -181,25 +147,6 @@ def _stacked(images: list) -> np.ndarray:
 
 
 @kernel_strict
-def _compose(host, layers, uses, has_host, additive, index, products):
-    """:func:`compose_products` for products of one array type, a row at a time."""
-    n_rows, n_bands, h, w = products[0].shape
-    for r in range(n_rows):
-        a = index[r]
-        for k in range(len(products)):
-            out, layer, use = products[k], layers[k], uses[k]
-            for c in range(n_bands):
-                for i in range(h):
-                    for j in range(w):
-                        v = host[r, c, i, j] if has_host else out[r, c, i, j]
-                        if use:
-                            v = v + layer[r, c, i, j]
-                        if a >= 0:
-                            v = v + additive[a, c, i, j]
-                        out[r, c, i, j] = v
-
-
-@kernel_strict
 def _compose_injection(hosts, host_rows, arcs, arc_rows, centers, ramps, n_sectors, perms, additive, index,
                        positive, positive_stride, control, control_stride, hard_negative, hard_negative_stride):
     """:func:`compose_injection` on the products' row spans (1-D float32, rows ``*_stride`` pixels
@@ -242,7 +189,7 @@ def draw_batch(profiles: Sequence[ArtifactProfile], rngs: Sequence[np.random.Gen
                shape: Tuple[int, int, int]) -> List[ArtifactDraw]:
     """``[draw_artifacts(profiles[r], rngs[r], sigma[r], shape) for r ...]`` (the same draws) for
     ``sigma`` (N, C) [nmgy/pixel], its checks done once for the batch; the additive images are
-    consecutive slots of one array (:func:`compose_products` reads them without a copy)."""
+    consecutive slots of one array (:func:`compose_injection` reads them without a copy)."""
     slots = _Slots(len(profiles), shape)
     return [_draw(profile, rng, row, shape, slots) for profile, rng, row in zip(profiles, rngs, _usable_sigma(sigma))]
 

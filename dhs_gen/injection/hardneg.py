@@ -19,14 +19,16 @@ The earlier rule (LEGACY_FORMATS.md) permuted single pixels in [θ_E − 1.5 FWH
 4–21% of the arc's flux lay outside and stayed coherent, and the pixel permutation added
 sub-PSF speckle (power at spatial frequencies no PSF-convolved image has) a network can learn.
 
-Computation: compiled kernels, one stamp at a time (:func:`annulus_radii`, then the shuffle
-itself, one pass per stamp: sector coordinate, cross-fade weights, rotated bilinear samples and
-the radial fade per pixel), in float32 like the pixels, with polynomial atan2/sin/cos (~1e-7) and
-fused multiply-adds: the pixels equal the numpy definition to float32 rounding (2e-6 of the peak,
-tests/dhs_gen/injection/test_hardneg.py), the annulus radii exactly. :func:`shuffle_row` does
-both for one stamp, for the products' composition (:func:`dhs_gen.injection.artifacts.compose_injection`),
-which shuffles each row while its stamps are in cache. The permutations are drawn in Python from
-each row's own generator (:func:`sector_plan`), so a row's output depends on its generator only.
+Computation: compiled kernels, one stamp at a time (:func:`shuffle_row`: the annulus radii, then
+the shuffle itself, one pass per stamp: sector coordinate, cross-fade weights, rotated bilinear
+samples and the radial fade per pixel), in float32 like the pixels, with polynomial atan2/sin/cos
+(~1e-7) and fused multiply-adds: the pixels equal the numpy definition to float32 rounding (2e-6
+of the peak, tests/dhs_gen/injection/test_hardneg.py), the annulus radii exactly. The products'
+composition (:func:`dhs_gen.injection.artifacts.compose_injection`) calls :func:`shuffle_row`
+for each row while its stamps are in cache; :func:`shuffle_delta` does it for one stamp. The
+permutations come from each row's own generator (:func:`sector_plan`; :func:`seeded_sector_plan`
+steps the rows' PCG64s in compiled code, the same permutations), so a row's output depends on its
+generator only.
 """
 from __future__ import annotations
 
@@ -54,27 +56,11 @@ def shuffle_annulus(delta: np.ndarray, center=(0.0, 0.0), flux_fraction: float =
     stamp centre that holds ``flux_fraction`` of the positive flux of ``delta`` (C, H, W) summed
     over bands (at least; radii in steps of ``RADIAL_BIN``): pixels with r_in ≤ r ≤ r_out. (0, 0)
     when there is no positive flux (or a non-finite one)."""
-    radii = annulus_radii(np.asarray(delta, np.float32)[None], np.asarray([center], np.float64), flux_fraction)
-    return float(radii[0, 0]), float(radii[0, 1])
-
-
-def annulus_radii(deltas: np.ndarray, centers: np.ndarray, flux_fraction: float = FLUX_FRACTION) -> np.ndarray:
-    """(B, 2) float64 (r_in, r_out) [pixels] of :func:`shuffle_annulus` for float32 ``deltas``
-    (B, C, H, W) about ``centers`` (B, 2) (x, y) offsets [pixels] from the stamp centre."""
-    deltas = np.ascontiguousarray(deltas, dtype=np.float32)
-    centers = np.ascontiguousarray(centers, dtype=np.float64).reshape(len(deltas), 2)
-    out = np.zeros((len(deltas), 2))
-    _annulus_kernel(deltas, centers, float(flux_fraction), out)
-    return out
-
-
-@kernel_strict
-def _annulus_kernel(deltas, centers, flux_fraction, out):
-    """:func:`_annulus_row` of each stamp, into ``out`` (B, 2)."""
-    n_rows, n_bands, h, w = deltas.shape
-    bins, fluxes = np.empty(h * w, np.int64), np.empty(h * w)
-    for b in range(n_rows):
-        out[b, 0], out[b, 1] = _annulus_row(deltas[b], centers[b, 0], centers[b, 1], flux_fraction, bins, fluxes)
+    delta = np.ascontiguousarray(delta, dtype=np.float32)
+    size = delta.shape[-2] * delta.shape[-1]
+    r_in, r_out = _annulus_row(delta, float(center[0]), float(center[1]), float(flux_fraction),
+                               np.empty(size, np.int64), np.empty(size))
+    return float(r_in), float(r_out)
 
 
 @kernel_strict
@@ -158,19 +144,13 @@ def shuffle_delta(delta: np.ndarray, theta_pix: float, fwhm_pix: float, rng: np.
     ``theta_pix``: θ_E [pixels] (sets the number of sectors); ``fwhm_pix``: the PSF FWHM [pixels]
     (the sector length and every cross-fade scale with it); ``rng`` draws the permutation (only
     when Δ has positive flux)."""
-    return shuffle_deltas(np.asarray(delta, np.float32)[None], [theta_pix], [fwhm_pix], [rng], [center])[0]
-
-
-def shuffle_deltas(deltas: np.ndarray, theta_pix: Sequence[float], fwhm_pix: Sequence[float],
-                   rngs: Sequence[np.random.Generator], centers) -> np.ndarray:
-    """:func:`shuffle_delta` of each of the B stamps of ``deltas`` (B, C, H, W) with its own θ_E and
-    PSF FWHM [pixels], generator and centre ((B, 2) x, y offsets [pixels]); a new float32 array."""
-    deltas = np.ascontiguousarray(deltas, dtype=np.float32)
-    centers = np.ascontiguousarray(centers, dtype=np.float64).reshape(len(deltas), 2)
-    radii = annulus_radii(deltas, centers)
-    ramps, n_sectors, perms = sector_plan(theta_pix, fwhm_pix, rngs, radii[:, 1] > 0)
-    out = np.empty_like(deltas)
-    _shuffle_kernel(deltas, centers, radii, ramps, n_sectors, perms, out)
+    delta = np.ascontiguousarray(delta, dtype=np.float32)
+    n_bands, h, w = delta.shape
+    _, r_out = shuffle_annulus(delta, center)
+    ramps, n_sectors, perms = sector_plan([theta_pix], [fwhm_pix], [rng], np.array([r_out > 0]))
+    out = np.empty_like(delta)
+    shuffle_row(delta.ravel(), out.ravel(), h, w, float(center[0]), float(center[1]), ramps[0], n_sectors[0],
+                perms[0], shuffle_scratch(n_bands, h, w))
     return out
 
 
@@ -284,16 +264,6 @@ def _pick(i, t0, t1, t2, t3, t4, t5, t6, t7):
     v = t5 if i == np.int32(5) else v
     v = t6 if i == np.int32(6) else v
     return t7 if i == np.int32(7) else v
-
-
-@kernel
-def _shuffle_kernel(deltas, centers, radii, ramps, n_sectors, perms, out):
-    """:func:`_shuffle_stamp` of each stamp (B, C, H, W) into ``out``."""
-    n_rows, n_bands, h, w = deltas.shape
-    scratch = shuffle_scratch(n_bands, h, w)
-    for b in range(n_rows):
-        _shuffle_stamp(deltas[b].ravel(), out[b].ravel(), h, w, centers[b, 0], centers[b, 1], radii[b, 0],
-                       radii[b, 1], ramps[b], n_sectors[b], perms[b], scratch)
 
 
 @kernel

@@ -8,9 +8,7 @@ from dhs_gen.injection.artifacts import (
     _stacked,
     _uniform,
     _unit_scale,
-    apply_draws,
     compose_injection,
-    compose_products,
     draw_artifacts,
     draw_batch,
     get_profile,
@@ -47,7 +45,25 @@ def test_profiles_and_draws():
     img = np.ones((3, 32, 32), np.float32)
     d = next(d for d in draws if d.dead)
     band, column = d.dead[0]
-    assert np.all(d.apply(img)[band, :, column] == 0)
+    assert np.all(_applied(img, d)[band, :, column] == 0)
+
+
+def _applied(image, draw):
+    """numpy reference of a draw on one (C, H, W) float32 image: image + additive (a float32 sum;
+    none without an additive), then the dead columns set to 0."""
+    out = np.array(image, np.float32)
+    if draw.additive is not None:
+        out = out + draw.additive
+    for band, column in draw.dead:
+        out[band, :, column] = 0.0
+    return out
+
+
+def _composed(hosts, layers, draws):
+    """numpy reference of the products of a batch: (N, C, H, W) host + layer (a float32 sum; the
+    host alone for a None layer), then each row's draw (:func:`_applied`), for each layer."""
+    return np.stack([[_applied(host if layer is None else host + layer[r], draw)
+                      for r, (host, draw) in enumerate(zip(hosts, draws))] for layer in layers])
 
 
 @pytest.fixture(scope="module")
@@ -167,37 +183,14 @@ def test_extra_noise_is_numpys_normals_for_any_bit_generator():
             assert ours.standard_normal(9).tobytes() == numpys.standard_normal(9).tobytes()
 
 
-def test_draws_applied_to_a_batch_are_each_applied():
-    """apply_draws on a batch of rows and several products (strided, as the blobs they are written
-    into) gives each image what the row's draw.apply gives it, bit for bit."""
-    every = ArtifactProfile(p_cosmic=1.0, p_trail=1.0, p_bad_column=1.0, p_gradient=1.0, p_noise=1.0)
-    rng = np.random.default_rng(3)
-    draws = [draw_artifacts(profile, rng, np.full(3, 0.01), (3, 16, 16)) for profile in
-             (every, PROFILES["none"], ArtifactProfile(p_bad_column=1.0), PROFILES["strong"], every)]
-    products = rng.normal(0, 0.05, (3, len(draws), 3, 16, 16)).astype(np.float32)
-    expected = np.stack([[draw.apply(image) for draw, image in zip(draws, images)] for images in products])
-    strided = np.zeros((len(draws), 2, 3, 16, 16), np.float32)[:, 1]
-    batch = [products[0].copy(), products[1].copy(), strided]
-    strided[...] = products[2]
-    apply_draws(draws, batch)
-    assert np.stack(batch).tobytes() == expected.tobytes()
-    assert any(d.dead for d in draws) and any(d.additive is None for d in draws)
-    host, arc, shuffled = rng.normal(0, 0.05, (3, len(draws), 3, 16, 16)).astype(np.float32)
-    blobs = np.zeros((3, len(draws), 2, 3, 16, 16), np.float32)[:, :, 1]  # strided, as stamp_array's
-    compose_products(host, [arc, None, shuffled], draws, list(blobs))
-    for r, draw in enumerate(draws):  # positive, control, hard negative: host + layer, then the draw
-        for k, layer in enumerate([arc, None, shuffled]):
-            expected = draw.apply(host[r] if layer is None else host[r] + layer[r])
-            assert blobs[k, r].tobytes() == expected.tobytes()
-
-
 def test_injection_products_are_the_composed_layers():
-    """compose_injection (each row's shuffle and composition in one compiled pass) gives what
-    compose_products gives for the layers (arc, None, shuffle_deltas of the arcs), bit for bit:
-    rows picked out of larger host and arc arrays, strided products, dead columns, rows without
-    light or without a FWHM, and permutations drawn for every row (shuffle_deltas draws only
-    where there is light: the rows' generators are their own, so the pixels are the same)."""
-    from dhs_gen.injection.hardneg import sector_plan, shuffle_deltas
+    """compose_injection (each row's shuffle and composition in one compiled pass) gives the numpy
+    composition (host + layer) + additive, dead columns 0, of the layers (arc, None, shuffle_delta
+    of each arc), bit for bit: rows picked out of larger host and arc arrays, strided products,
+    dead columns, rows without light or without a FWHM, and permutations drawn for every row
+    (shuffle_delta draws only where there is light: the rows' generators are their own, so the
+    pixels are the same)."""
+    from dhs_gen.injection.hardneg import sector_plan, shuffle_delta
     from dhs_gen.lensing import render_lensed_sersic
 
     rng = np.random.default_rng(9)
@@ -221,10 +214,9 @@ def test_injection_products_are_the_composed_layers():
     fwhm = np.full(len(rows), 1.3 / 0.262)
     fwhm[4] = np.nan  # no fades defined: Δ as it is
     centers = np.stack([lens["center_x"][rows], lens["center_y"][rows]], axis=1) / 0.262
-    shuffled = shuffle_deltas(arcs[rows], theta[rows] / 0.262, fwhm,
-                              [np.random.default_rng([r, 3]) for r in range(len(rows))], centers)
-    expected = np.zeros((3, len(rows)) + arcs.shape[1:], np.float32)
-    compose_products(hosts[rows], [arcs[rows], None, shuffled], draws, list(expected))
+    shuffled = np.stack([shuffle_delta(arcs[row], theta[row] / 0.262, fwhm[r], np.random.default_rng([r, 3]),
+                                       tuple(centers[r])) for r, row in enumerate(rows)])
+    expected = _composed(hosts[rows], [arcs[rows], None, shuffled], draws)
     got = np.full((3, len(rows), 2) + arcs.shape[1:], np.nan, np.float32)[:, :, 1]  # strided, as stamp_array's
     plan = sector_plan(theta[rows] / 0.262, fwhm, [np.random.default_rng([r, 3]) for r in range(len(rows))])
     compose_injection(hosts, rows, arcs, rows, centers, plan, draws, list(got))
@@ -237,8 +229,8 @@ def test_injection_products_are_the_composed_layers():
 
 def test_a_batch_of_draws_is_its_rows():
     """draw_batch gives each row what draw_artifacts gives it (σ checked once for the batch), its
-    additive images are consecutive slots of one array, and compose_products reads them in place
-    (no copy) with the same pixels as the rows' own arrays."""
+    additive images are consecutive slots of one array, and compose_injection reads them in place
+    (no copy) with the same pixels as the numpy composition."""
     every = ArtifactProfile(p_cosmic=1.0, p_trail=1.0, p_bad_column=1.0, p_gradient=1.0, p_noise=1.0)
     profiles = [PROFILES["mild"], every, PROFILES["none"], PROFILES["strong"], every] * 8
     sigma = np.random.default_rng(5).choice([0.002, 0.01, 0.0, -1.0, np.nan], (len(profiles), 3))
@@ -253,14 +245,35 @@ def test_a_batch_of_draws_is_its_rows():
         assert (draw.additive is None) == (row.additive is None)
         assert draw.additive is None or draw.additive.tobytes() == row.additive.tobytes()
     host, arc = np.random.default_rng(6).normal(0, 0.05, (2, len(draws), 3, 12, 10)).astype(np.float32)
-    from_batch, from_rows = np.zeros((2, 2, len(draws), 3, 12, 10), np.float32)
-    compose_products(host, [arc, None], draws, list(from_batch))
-    compose_products(host, [arc, None], rows, list(from_rows))
-    assert from_batch.tobytes() == from_rows.tobytes()
-    subset = [draws[r] for r in (0, 3, 4, 1)]  # slots out of order: stacked as a copy, same pixels
-    compose_products(host[:4], [arc[:4]], subset, [from_batch[0, :4]])
-    compose_products(host[:4], [arc[:4]], [rows[r] for r in (0, 3, 4, 1)], [from_rows[0, :4]])
-    assert from_batch.tobytes() == from_rows.tobytes()
+    n = len(draws)
+    unshuffled = (np.full(n, 2.0), np.zeros(n, np.int64), np.zeros((n, 8), np.int64))  # 0 sectors: Δ as it is
+    for picked in (np.arange(n), np.array([0, 3, 4, 1])):  # slots in order (a view), out of order (a copy)
+        got = np.zeros((3, len(picked), 3, 12, 10), np.float32)
+        compose_injection(host, picked, arc, picked, np.zeros((len(picked), 2)),
+                          [p[picked] for p in unshuffled], [draws[r] for r in picked], list(got))
+        expected = _composed(host[picked], [arc[picked], None, arc[picked]], [rows[r] for r in picked])
+        assert got.tobytes() == expected.tobytes()
+
+
+def test_a_batch_never_writes_into_slots_an_earlier_batch_still_holds():
+    """draw_batch reuses the previous batch's slot array only once no draw of it is referred to:
+    while the first batch's draws are held, the second batch's additive images lie elsewhere and
+    leave the first's pixels as they were; once they are gone, the array is reused."""
+    noise_only = ArtifactProfile(p_noise=1.0)
+    sigma = np.full((6, 3), 0.01)
+
+    def batch(stream):
+        return draw_batch([noise_only] * 6, [np.random.default_rng([r, stream]) for r in range(6)], sigma, (3, 8, 8))
+
+    first = batch(2)
+    kept = np.stack([d.additive for d in first]).copy()
+    second = batch(3)
+    assert not any(np.shares_memory(a.additive, b.additive) for a in first for b in second)
+    assert np.stack([d.additive for d in first]).tobytes() == kept.tobytes()
+    assert not np.array_equal(np.stack([d.additive for d in second]), kept)
+    address = second[0].additive.__array_interface__["data"][0]
+    del first, second
+    assert batch(4)[0].additive.__array_interface__["data"][0] == address  # no draw held: the spare reused
 
 
 def test_extra_noise_is_gaussian_with_the_asked_sigma_and_independent_rows():

@@ -12,7 +12,6 @@ from dhs_gen.injection.hardneg import (
     seeded_sector_plan,
     shuffle_annulus,
     shuffle_delta,
-    shuffle_deltas,
 )
 from dhs_gen.lensing import render_lensed_sersic
 
@@ -250,19 +249,16 @@ def test_kernels_equal_the_numpy_definition(arcs):
         assert np.array_equal(got[:, beyond], delta[:, beyond])  # pixels beyond the fades are Δ, bit for bit
 
 
-def test_a_batch_is_its_rows(arcs):
-    """shuffle_deltas of a batch gives each row what shuffle_delta gives it alone (one generator
-    per row, drawn only for rows with light)."""
+def test_no_light_leaves_delta_and_its_generator_alone(arcs):
+    """A Δ without positive flux comes back unchanged and its generator is not drawn from; a lit
+    one draws its permutation."""
     images, theta, centers = arcs
-    deltas = images[:12].copy()
-    deltas[3] = 0.0  # no light: unchanged, its generator untouched
-    rngs = [np.random.default_rng(100 + i) for i in range(12)]
-    batch = shuffle_deltas(deltas, theta[:12], np.full(12, FWHM_R / PIX), rngs, centers[:12])
-    for i in range(12):
-        alone = shuffle_delta(deltas[i], theta[i], FWHM_R / PIX, np.random.default_rng(100 + i), tuple(centers[i]))
-        assert np.array_equal(batch[i], alone)
-    assert np.array_equal(batch[3], deltas[3])
-    assert rngs[3].bit_generator.state == np.random.default_rng(103).bit_generator.state
+    rng = np.random.default_rng(103)
+    dark = np.zeros_like(images[3])
+    assert np.array_equal(shuffle_delta(dark, theta[3], FWHM_R / PIX, rng, tuple(centers[3])), dark)
+    assert rng.bit_generator.state == np.random.default_rng(103).bit_generator.state
+    shuffle_delta(images[3], theta[3], FWHM_R / PIX, rng, tuple(centers[3]))
+    assert rng.bit_generator.state != np.random.default_rng(103).bit_generator.state
 
 
 def test_non_finite_light_is_left_alone(arcs):
