@@ -198,7 +198,10 @@ def _render(lens: Dict[str, np.ndarray], source: Dict[str, np.ndarray], psf: np.
     """Render the arcs of ``rows`` into ``arcs`` (B, 3, H, W) and the COSMOS catalogue IDENT of
     each row's template into ``idents`` (B,) (other generators leave it), by source mode in
     fixed-size chunks; a chunk that fails is redone row by row, and a row that fails is zero with
-    status ``render_error: ...``. Chunks of consecutive rows are rendered in place."""
+    status ``render_error: ...``. ``rows`` must be ascending and distinct (np.flatnonzero's): then a
+    chunk whose first and last rows span its length is consecutive rows, rendered in place into
+    their slice of ``arcs``; a chunk that fails after writing there is redone row by row, each
+    row's render overwriting its whole stamp."""
     from dhs_gen.lensing import LensingInputError
     from dhs_gen.sources import SourceError, render_lensed_source
 

@@ -18,7 +18,7 @@ def test_hosts_in_chunks_equal_the_batch_measures_with_duplicates_and_bad_rows()
     images[5][1, :4, :] = np.nan  # outer NaNs: the NaN-aware σ path
     blobs = [encode_stamp(im) for im in images]
     ids = [f"h{i}" for i in range(n_hosts)]
-    order = list(range(n_hosts)) + [2, 9]  # two repeats
+    order = list(range(n_hosts)) + [3, 2, 9]  # repeats: the bad host 3 first (its status is copied)
     rows_ids, rows_blobs = [ids[i] for i in order] + ["gone", "junk"], [blobs[i] for i in order] + [None, b"DHSSTMP1xx"]
     status = np.array([STATUS_OK] * len(rows_ids), dtype=object)
     hosts = inject._Hosts(rows_ids, rows_blobs, 64, 0.05, status)
@@ -30,9 +30,9 @@ def test_hosts_in_chunks_equal_the_batch_measures_with_duplicates_and_bad_rows()
     np.testing.assert_array_equal(hosts.images[:len(order)], crops)
     bad = np.isnan(stack[:, :, 18:82, 18:82]).mean(axis=(1, 2, 3))
     np.testing.assert_array_equal(hosts.bad_frac[:len(order)], bad)
-    assert status[3] == status[order.index(3)] and status[3].startswith("bad_cutout: central")
-    assert list(status[[0, 1, 2, 5, n_hosts, n_hosts + 1]]) == [STATUS_OK] * 6
+    assert status[3].startswith("bad_cutout: central") and status[n_hosts] == status[3]
+    assert list(status[[0, 1, 2, 5, n_hosts + 1, n_hosts + 2]]) == [STATUS_OK] * 6
     assert status[-2] == "missing_cutout" and status[-1].startswith("bad_cutout")
-    assert not hosts.ok[3] and hosts.ok[[0, 1, 2, 5, n_hosts]].all()
+    assert not hosts.ok[3] and not hosts.ok[n_hosts] and hosts.ok[[0, 1, 2, 5, n_hosts + 1, n_hosts + 2]].all()
     assert np.isnan(hosts.sigma[-2:]).all() and np.isnan(hosts.acov_r[-2:]).all()
     assert not hosts.images[-2:].any()  # rows without a host: zeros (the array is not zeroed as a whole)

@@ -125,6 +125,41 @@ def test_bad_rows_get_a_status_and_good_rows_survive(real_hosts, with_cutouts):
     assert out.column("bad_pixel_frac")[1].as_py() == pytest.approx(3 * 400 / (3 * 64 * 64))
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")
+def test_a_chunk_that_fails_after_rendering_in_place_is_redone_row_by_row():
+    """Consecutive rows render into their slice of the output; one row whose flux overflows float32
+    (inf pixels, found after the whole chunk is written) fails the chunk: the other rows equal a
+    clean render of themselves, the bad row is zero with a render_error status."""
+    from dhs_gen.injection import inject
+    from dhs_gen.lensing import LensingInputError
+
+    rng = np.random.default_rng(21)
+    n, bad = 6, 3
+    lens = {"theta_E": rng.uniform(0.8, 2.0, n), "e1": rng.normal(0, 0.1, n), "e2": rng.normal(0, 0.1, n),
+            "center_x": rng.normal(0, 0.1, n), "center_y": rng.normal(0, 0.1, n),
+            "gamma1": rng.normal(0, 0.05, n), "gamma2": rng.normal(0, 0.05, n)}
+    source = {"R_sersic": rng.uniform(0.2, 0.5, n), "n_sersic": rng.uniform(1.0, 3.0, n),
+              "e1": rng.normal(0, 0.1, n), "e2": rng.normal(0, 0.1, n),
+              "center_x": lens["center_x"] + 0.2, "center_y": lens["center_y"] - 0.1,
+              **{f"flux_{b}": rng.uniform(1.0, 5.0, n) for b in "grz"}}
+    source["flux_r"][bad] = 1e300
+    psf = np.tile([1.4, 1.3, 1.2], (n, 1))
+    cfg = InjectConfig()
+    arcs = np.full((n, 3, cfg.stamp_size, cfg.stamp_size), 7.0, np.float32)
+    written = arcs.copy()
+    with pytest.raises(LensingInputError, match="non-finite"):  # the chunk fails after writing every row
+        render_lensed_sersic(lens, source, psf, out=written)
+    assert not (written == 7.0).all(axis=(1, 2, 3)).any()
+    status = np.array(["ok"] * n, dtype=object)
+    inject._render(lens, source, psf, cfg, status, np.arange(n), np.array(["sersic"] * n), np.arange(n), arcs,
+                   np.zeros(n, np.int64))
+    good = np.delete(np.arange(n), bad)
+    clean = render_lensed_sersic({k: v[good] for k, v in lens.items()}, {k: v[good] for k, v in source.items()},
+                                 psf[good])
+    assert np.array_equal(arcs[good], clean) and not arcs[bad].any()
+    assert status[bad].startswith("render_error") and list(status[good]) == ["ok"] * (n - 1)
+
+
 def test_arc_poisson_noise_has_the_gain_variance(real_hosts, with_cutouts):
     hosts, blobs = real_hosts
     m = build_manifest(hosts, ManifestConfig(injections_per_host=2, priors={"src_mag_r": (20.0, 20.5)}))
