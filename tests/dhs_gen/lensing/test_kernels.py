@@ -13,9 +13,12 @@ from dhs_gen.lensing.kernels import (
     N_SIE,
     atan2f,
     exp2f_normal,
+    lensed_sersic_block,
     log2_1pf,
     log2f_normal,
     prefer_512_bit_vectors,
+    sersic_row_coefficients,
+    sersic_unit,
     sie_row_coefficients,
     sie_source_position,
 )
@@ -201,6 +204,45 @@ def test_sie_source_position_catches_a_sign_error():
     _source_positions(good, x, y, out[0], out[1])
     _source_positions(bad, x, y, out[2], out[3])
     assert np.max(np.abs(out[0] - out[2])) > 1e-3
+
+
+@kernel(cache=False)
+def _unit_block_and_fused(lc, sc, xs, ys, dx, dy, block, fused):
+    ta, tb = np.empty_like(xs), np.empty_like(xs)
+    lensed_sersic_block(lc, sc, xs, ys, xs.size, dx, dy, block, ta, tb)
+    for t in range(xs.size):
+        bx, by = sie_source_position(lc, xs[t] + dx, ys[t] + dy)
+        fused[t] += sersic_unit(sc, bx, by)
+
+
+def test_lensed_sersic_block_is_sersic_unit_at_the_sie_source_position():
+    """The six-loop block equals the fused per-point expression it splits (to float32 rounding,
+    amplified by the exponent: the compiler may contract multiply-adds differently), and both are
+    lenstronomy's amp = 1 SERSIC_ELLIPSE at the lensed position (float64)."""
+    from lenstronomy.LensModel.lens_model import LensModel
+    from lenstronomy.LightModel.light_model import LightModel
+
+    lens = {k: v[1:] for k, v in _lenses(2, seed=11).items()}  # row 0 is round
+    source = dict(R_sersic=np.array([0.3]), n_sersic=np.array([2.5]), e1=np.array([0.2]), e2=np.array([-0.1]),
+                  center_x=np.array([0.15]), center_y=np.array([-0.05]))
+    rng = np.random.default_rng(12)
+    xs, ys = _f32(rng.uniform(-4, 4, 4099)), _f32(rng.uniform(-4, 4, 4099))
+    dx, dy = np.float32(0.0327), np.float32(-0.0655)
+    block, fused = np.zeros_like(xs), np.zeros_like(xs)
+    args = (sie_row_coefficients(lens)[0], sersic_row_coefficients(source)[0], xs, ys, dx, dy)
+    _unit_block_and_fused(*args, block, fused)
+    np.testing.assert_allclose(block, fused, rtol=2e-5, atol=0)
+    twice, fused = block.copy(), np.zeros_like(xs)
+    _unit_block_and_fused(*args, twice, fused)
+    np.testing.assert_array_equal(twice, 2 * block)  # it accumulates
+    kw = [{k: float(lens[k][0]) for k in ("theta_E", "e1", "e2", "center_x", "center_y")},
+          {"gamma1": float(lens["gamma1"][0]), "gamma2": float(lens["gamma2"][0]), "ra_0": 0.0, "dec_0": 0.0}]
+    x64, y64 = (xs + dx).astype(np.float64), (ys + dy).astype(np.float64)  # the float32 points the kernel sees
+    bx, by = LensModel(["SIE", "SHEAR"]).ray_shooting(x64, y64, kw)
+    ref = LightModel(["SERSIC_ELLIPSE"]).surface_brightness(
+        bx, by, [{"amp": 1.0, **{k: float(v[0]) for k, v in source.items()}}])
+    rel = np.abs(block - ref) / np.maximum(ref, 1e-3 * ref.max())
+    assert rel.max() < 1e-4  # float32 beta = x - alpha near the steep core of the n = 2.5 source: 7e-5
 
 
 @pytest.mark.parametrize("fn", [exp2f_normal, log2f_normal, log2_1pf, atan2f, sie_source_position])
