@@ -22,7 +22,7 @@ from numba.np.random._constants import fi_double, ki_double, wi_double, ziggurat
 
 from dhs_gen.config import ConfigError
 from dhs_gen.injection.hardneg import shuffle_row, shuffle_scratch
-from dhs_gen.injection.streams import pcg64_output, pcg64_step, pcg64_words, set_pcg64_state
+from dhs_gen.injection.streams import pcg64_double, pcg64_output, pcg64_step, pcg64_words, set_pcg64_state
 from dhs_gen.jit import kernel_strict
 
 
@@ -326,21 +326,24 @@ def _noise(add: np.ndarray, profile: ArtifactProfile, rng: np.random.Generator, 
     """Add Gaussian noise that turns the host noise σ into s·σ (s ≥ 1 drawn per row)."""
     scale = _uniform(rng, *profile.noise_scale_range)
     extra = sigma * np.sqrt(max(scale**2 - 1.0, 0.0))
-    if not isinstance(rng.bit_generator, np.random.PCG64):  # another bit generator: numba's port of numpy's ziggurat
-        _add_noise(add, rng, extra)
+    if not isinstance(rng.bit_generator, np.random.PCG64):  # another bit generator: numpy itself
+        add += rng.standard_normal(add.shape).astype(np.float32) * extra[:, None, None]
         return
-    words = pcg64_words(rng)
+    state = rng.bit_generator.state
+    words = pcg64_words(state)
     _add_noise_pcg64(add, words, extra)
-    set_pcg64_state(rng, words[0], words[1])
+    set_pcg64_state(rng, state, words[0], words[1])
 
 
 @kernel_strict
 def _add_noise_pcg64(add, words, extra):
-    """:func:`_add_noise` with the PCG64 inline: ``words`` = uint64 (state hi, state lo, increment
-    hi, increment lo) of the generator, the state advanced in place. The normals are numpy's
+    """add[c] += float32(n) * extra[c] (``extra`` float64: the product and the sum in float64,
+    rounded once, as ``add += normals.astype(float32) * extra``) for standard normals n drawn in C
+    order with the PCG64 inline: ``words`` = uint64 (state hi, state lo, increment hi, increment
+    lo) of the generator, the state advanced in place. The normals are numpy's
     ``random_standard_normal`` (the ziggurat; numba's port, line for line, with its tables), each
-    uint64 PCG64's next output and each double (output >> 11) / 2^53, as numpy's PCG64 gives them:
-    the values ``rng.standard_normal(add.shape)`` gives, bit for bit."""
+    uint64 PCG64's next output and each double :func:`~dhs_gen.injection.streams.pcg64_double`, as
+    numpy's PCG64 gives them: the values ``rng.standard_normal(add.shape)`` gives, bit for bit."""
     n_bands, h, w = add.shape
     hi, lo, inc_hi, inc_lo = words[0], words[1], words[2], words[3]
     for c in range(n_bands):
@@ -361,32 +364,19 @@ def _add_noise_pcg64(add, words, extra):
                     if idx == 0:
                         while True:
                             hi, lo = pcg64_step(hi, lo, inc_hi, inc_lo)
-                            u = (pcg64_output(hi, lo) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+                            u = pcg64_double(hi, lo)
                             xx = -ziggurat_nor_inv_r * np.log1p(-u)
                             hi, lo = pcg64_step(hi, lo, inc_hi, inc_lo)
-                            u = (pcg64_output(hi, lo) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+                            u = pcg64_double(hi, lo)
                             yy = -np.log1p(-u)
                             if (yy + yy > xx * xx):
                                 x = -(ziggurat_nor_r + xx) if ((rabs >> 8) & 0x1) else ziggurat_nor_r + xx
                                 break
                         break
                     hi, lo = pcg64_step(hi, lo, inc_hi, inc_lo)
-                    u = (pcg64_output(hi, lo) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+                    u = pcg64_double(hi, lo)
                     if ((fi_double[idx - 1] - fi_double[idx]) * u + fi_double[idx]) < np.exp(-0.5 * x * x):
                         break
                 add[c, i, j] += np.float32(x) * extra[c]
     words[0], words[1] = hi, lo
 
-
-@kernel_strict
-def _add_noise(add, rng, extra):
-    """add[c] += float32(n) * extra[c] for standard normals n drawn in C order from ``rng`` (numba's
-    port of numpy's ziggurat: the values ``rng.standard_normal(add.shape)`` gives, bit for bit, and
-    the generator left in the same state, without the float64 array), with ``extra`` float64 as
-    numpy gives it (float32 σ times a float64 scalar): the product and the sum in float64, rounded
-    once, as ``add += normals.astype(float32) * extra``."""
-    n_bands, h, w = add.shape
-    for c in range(n_bands):
-        for i in range(h):
-            for j in range(w):
-                add[c, i, j] += np.float32(rng.standard_normal()) * extra[c]

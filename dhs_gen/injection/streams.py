@@ -8,7 +8,7 @@ state words, so every generator is the one ``default_rng([seed, stream])`` gives
 (tests/dhs_gen/injection/test_streams.py checks it), in ~2 µs a row.
 
 Compiled code can also step a row's PCG64 itself (:func:`pcg64_step`, :func:`pcg64_output`,
-:func:`pcg64_seed`: numpy's pcg64.c, 128-bit arithmetic in LLVM), from the state of a Generator
+:func:`pcg64_seed`, :func:`pcg64_double`: numpy's pcg64.c, 128-bit arithmetic in LLVM), from the state of a Generator
 or straight from the state words, with no Generator built at all; the draws are numpy's bit for
 bit (tests/dhs_gen/injection/test_streams.py).
 """
@@ -153,6 +153,12 @@ def pcg64_output(hi, lo):
 
 
 @kernel(inline="always")
+def pcg64_double(hi, lo):
+    """The float64 in [0, 1) numpy's PCG64 makes of the output of a (new) state: (output >> 11) / 2^53."""
+    return (pcg64_output(hi, lo) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@kernel(inline="always")
 def pcg64_seed(words):
     """(state hi, state lo, increment hi, increment lo) of ``PCG64(seed sequence)`` for the
     sequence's uint64 state ``words`` (4,) (:func:`state_words`): pcg64_set_seed with state
@@ -165,16 +171,16 @@ def pcg64_seed(words):
     return hi, lo, inc_hi, inc_lo
 
 
-def pcg64_words(rng: np.random.Generator) -> np.ndarray:
-    """uint64 (state hi, state lo, increment hi, increment lo) of a PCG64 Generator."""
-    state = rng.bit_generator.state["state"]
-    return np.array([state["state"] >> 64, state["state"] & LOW64, state["inc"] >> 64, state["inc"] & LOW64],
+def pcg64_words(state: dict) -> np.ndarray:
+    """uint64 (state hi, state lo, increment hi, increment lo) of a PCG64 bit generator's ``state``
+    (the dict ``rng.bit_generator.state`` gives)."""
+    words = state["state"]
+    return np.array([words["state"] >> 64, words["state"] & LOW64, words["inc"] >> 64, words["inc"] & LOW64],
                     np.uint64)
 
 
-def set_pcg64_state(rng: np.random.Generator, hi: int, lo: int) -> None:
-    """Set a PCG64 Generator's 128-bit state to the (hi, lo) words (its increment and its pending
-    32-bit half are kept)."""
-    state = rng.bit_generator.state
+def set_pcg64_state(rng: np.random.Generator, state: dict, hi: int, lo: int) -> None:
+    """Set a PCG64 Generator's 128-bit state to the (hi, lo) words; the rest of ``state`` (its
+    ``bit_generator.state`` as read before: the increment and the pending 32-bit half) is kept."""
     state["state"]["state"] = (int(hi) << 64) | int(lo)
     rng.bit_generator.state = state
