@@ -141,7 +141,7 @@ def stamp_array(shape, bands: str, metas: list):
     headers = [(start + m + "}").encode("utf-8") for m in _metas_json([m for m in metas if m is not None])]
     lead = len(_prefix(max(headers, key=len))) if headers else 0
     pad = lead - len(CANONICAL_MAGIC) - _HEADER_LEN.size  # every header padded to the longest
-    prefixes = [CANONICAL_MAGIC + _HEADER_LEN.pack(pad) + h.ljust(pad) for h in headers]
+    prefixes = [_prefix(h, pad) for h in headers]
     pixels = int(np.prod(shape)) * 4
     blob = lead + pixels
     if blob * len(headers) >= 2**31:
@@ -174,7 +174,8 @@ def encode_stamp_npz(image: np.ndarray, bands: str = "grz", meta: dict | None = 
 
 
 def _canonical_header(blob) -> tuple[tuple, str, dict, int]:
-    """(shape, bands, meta, data offset) of a canonical blob, its length checked; StampDecodeError."""
+    """(shape, bands, meta, data offset) of a canonical blob, its length checked; StampDecodeError.
+    ``meta`` is the parse cache's own dict: callers that hand it out copy it."""
     if bytes(blob[:8]) != CANONICAL_MAGIC:
         raise StampDecodeError("not a canonical DHSSTMP1 stamp (bad magic)")
     if len(blob) < 12:
@@ -186,14 +187,14 @@ def _canonical_header(blob) -> tuple[tuple, str, dict, int]:
     need = math.prod(shape) * 4
     if len(blob) - 12 - hlen != need:
         raise StampDecodeError(f"canonical stamp truncated: {len(blob) - 12 - hlen} of {need} data bytes")
-    return shape, bands, copy.deepcopy(meta) if meta else {}, 12 + hlen
+    return shape, bands, meta, 12 + hlen
 
 
 @lru_cache(maxsize=1024)
 def _parse_canonical_header(text: bytes) -> tuple[tuple, str, dict]:
     """(shape, bands, meta) of a canonical blob's JSON header ``text``; StampDecodeError. Cached by
     the header bytes (a batch's hosts mostly share one header): the cached meta is never handed out,
-    only copies of it (:func:`_canonical_header`)."""
+    only copies of it (:func:`_decode_canonical`)."""
     try:
         header = json.loads(text)
         shape = tuple(int(s) for s in header["shape"])
@@ -396,7 +397,8 @@ def _decode_fits(data: bytes, bands: str | None) -> tuple[np.ndarray, str, dict,
 
 def _decode_canonical(data: bytes) -> tuple[np.ndarray, str, dict, str]:
     shape, bands, meta, offset = _canonical_header(data)
-    return np.frombuffer(data, dtype="<f4", offset=offset).reshape(shape), bands, meta, "canonical"
+    return (np.frombuffer(data, dtype="<f4", offset=offset).reshape(shape), bands,
+            copy.deepcopy(meta) if meta else {}, "canonical")
 
 
 def decode_stamp_npz(source: Source, bands: str | None = None, *, nan_policy: str = "raise",

@@ -276,3 +276,17 @@ def test_canonical_headers_parsed_once_hand_out_independent_meta():
     for _ in range(2):
         with pytest.raises(StampDecodeError, match="unreadable"):
             decode_stamp_npz(bad)
+
+
+def test_only_a_decode_that_hands_out_meta_copies_it(monkeypatch):
+    """decode_canonical_image (pixels only) copies no meta; decode_stamp_npz hands out its own copy."""
+    import copy
+
+    copies = []
+    deepcopy = copy.deepcopy
+    monkeypatch.setattr(copy, "deepcopy", lambda value, *args: copies.append(value) or deepcopy(value, *args))
+    img = np.arange(48, dtype=np.float32).reshape(3, 4, 4)
+    blob = encode_stamp(img, meta={"ra": 150.1, "tags": ["a"]})
+    np.testing.assert_array_equal(decode_canonical_image(blob), img)
+    assert copies == []
+    assert decode_stamp_npz(blob).meta == {"ra": 150.1, "tags": ["a"]} and len(copies) == 1
