@@ -354,19 +354,20 @@ def run(quick: bool = False) -> list:
         results.extend(_codec_costs(root, root / "stamps"))
         if not quick:
             spark = _spark_rates(root, root / "spark_stamps")
-            kernel = {"baseline_name": "lenstronomy kernel alone, used well (same stamps)", "baseline_value": ref,
-                      "target": ">= 5x"}
+            kernel = {"baseline_name": "lenstronomy kernel alone, used well (same stamps)", "baseline_value": ref}
             if "cpu" in spark:
                 results.append(entry("phase4c.spark_local1_stamps_per_cpu_s_steady", spark["cpu_steady"],
                                      "stamps/s/core",
                                      notes=f"jobs/phase4c_inject body under local[1] (warm session): extra rows / "
                                            f"extra CPU seconds (driver + JVM + Python workers) of a {n}-row pass "
-                                           f"over a {n // 3}-row pass (per-pass fixed costs excluded)", **kernel))
+                                           f"over a {n // 3}-row pass (per-pass fixed costs excluded); a difference "
+                                           "of two CPU totals whose JVM part varies by ~0.3 s from pass to pass, so "
+                                           "this row moves by tens of percent between runs of one tree (the per-core "
+                                           "row above is the target's measure)", **kernel))
                 results.append(entry("phase4c.spark_local1_stamps_per_cpu_s", spark["cpu"], "stamps/s/core",
-                                     baseline_name=kernel["baseline_name"], baseline_value=ref,
                                      notes=f"same job, whole {n}-row pass incl. its fixed query/JIT costs (~1.5 s "
                                            "of JVM compilation per pass whatever its size; the steady-state row is "
-                                           "the rate of a production pass)"))
+                                           "the rate of a production pass)", **kernel))
             results.append(entry("phase4c.spark_local1_stamps_per_wall_s", spark["wall"], "stamps/s",
                                  notes="same run, wall clock (depends on other load on the machine)"))
         return results
